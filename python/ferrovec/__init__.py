@@ -1,0 +1,42 @@
+"""ferrovec: an embedded, persistent vector store with a Rust core.
+
+>>> import ferrovec, numpy as np
+>>> db = ferrovec.open(":memory:")
+>>> col = db.create_collection("docs", dim=3)
+>>> col.upsert([1, 2], np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32), [{"t": "a"}, {"t": "b"}])
+>>> col.search([1, 0.1, 0], k=1)[0].id
+1
+"""
+
+from __future__ import annotations
+
+from ferrovec._native import Collection, Database, Hit, Record, __version__, open
+from ferrovec.errors import (
+    ClosedError,
+    CollectionExistsError,
+    CollectionNotFoundError,
+    CorruptionError,
+    FerrovecError,
+    InvalidInputError,
+    LogFailedError,
+    StorageError,
+    StoreLockedError,
+)
+
+__all__ = [
+    "ClosedError",
+    "Collection",
+    "CollectionExistsError",
+    "CollectionNotFoundError",
+    "CorruptionError",
+    "Database",
+    "FerrovecError",
+    "Hit",
+    "InvalidInputError",
+    "LogFailedError",
+    "Record",
+    "StorageError",
+    "StoreLockedError",
+    "__version__",
+    "open",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from ferrovec.cli import main
+
+sys.exit(main())

@@ -1,0 +1,70 @@
+"""The exception hierarchy of ferrovec.
+
+Every error ferrovec raises is a :class:`FerrovecError`. Some also derive from the built-in
+exception a Python caller would expect, so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+
+class FerrovecError(Exception):
+    """Base class of every ferrovec error."""
+
+
+class InvalidInputError(FerrovecError, ValueError):
+    """The arguments were rejected. Nothing was changed: a rejected batch is rejected whole."""
+
+
+class CollectionNotFoundError(FerrovecError, KeyError):
+    """The named collection does not exist (or was dropped)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class CollectionExistsError(FerrovecError):
+    """A collection of that name exists already (pass ``exist_ok=True`` to reuse it)."""
+
+
+class StoreLockedError(FerrovecError):
+    """Another process has the store open. ``path`` and ``pid`` say which store and process."""
+
+    path: Optional[str] = None
+    pid: Optional[Union[int, str]] = None
+
+
+class CorruptionError(FerrovecError):
+    """A file is damaged, truncated, foreign or of an unsupported format version. ``path`` names it."""
+
+    path: Optional[str] = None
+
+
+class StorageError(FerrovecError, OSError):
+    """An operating-system I/O call failed (disk full, permission, I/O error). ``path`` names the file."""
+
+    path: Optional[str] = None  # type: ignore[assignment]
+
+
+class LogFailedError(StorageError):
+    """An earlier write or fsync of the write-ahead log failed; the store refuses further writes
+    until it is reopened (which replays what is durable). Never retry an fsync as if it had
+    succeeded."""
+
+
+class ClosedError(FerrovecError):
+    """The handle was closed."""
+
+
+__all__ = [
+    "ClosedError",
+    "CollectionExistsError",
+    "CollectionNotFoundError",
+    "CorruptionError",
+    "FerrovecError",
+    "InvalidInputError",
+    "LogFailedError",
+    "StorageError",
+    "StoreLockedError",
+]

@@ -1,0 +1,79 @@
+//! The collection manifest: which segment files make up the collection and up to which log
+//! record they hold. It is the commit point of a checkpoint: written to `MANIFEST.tmp`, fsynced,
+//! renamed over `MANIFEST`, and the directory fsynced. Body: postcard, behind the common header.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::format::{FileKind, Header};
+use crate::io::FileSystem;
+use crate::segment;
+use crate::types::CollectionConfig;
+
+pub const MANIFEST: &str = "MANIFEST";
+pub const MANIFEST_TMP: &str = "MANIFEST.tmp";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub config: CollectionConfig,
+    /// Every log record up to this sequence number is in the segments below.
+    pub checkpoint_seq: u64,
+    /// Bumped at every checkpoint; names deletion-bitmap files.
+    pub generation: u64,
+    pub next_segment_id: u64,
+    pub segments: Vec<SegmentMeta>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentMeta {
+    pub id: u64,
+    pub rows: u64,
+    /// File name of the current deletion bitmap, if any row was deleted since sealing.
+    pub deleted: Option<String>,
+}
+
+impl Manifest {
+    pub fn new(config: CollectionConfig) -> Self {
+        Manifest {
+            config,
+            checkpoint_seq: 0,
+            generation: 0,
+            next_segment_id: 1,
+            segments: Vec::new(),
+        }
+    }
+
+    /// Every file name under `segments/` that this manifest refers to.
+    pub fn live_segment_files(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for s in &self.segments {
+            names.push(segment::vec_name(s.id));
+            names.push(segment::ids_name(s.id));
+            names.push(segment::pay_name(s.id));
+            if let Some(d) = &s.deleted {
+                names.push(d.clone());
+            }
+        }
+        names
+    }
+
+    pub fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST);
+        let bytes = fs.read(&path)?;
+        let (_, body) = Header::decode_whole(FileKind::Manifest, &bytes, &path, true)?;
+        postcard::from_bytes(body)
+            .map_err(|e| Error::corrupt(&path, format!("manifest does not decode: {e}")))
+    }
+
+    /// Atomically replace the manifest in `dir`.
+    pub fn write(&self, fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+        let body = postcard::to_stdvec(self)
+            .map_err(|e| Error::InvalidInput(format!("internal: manifest does not encode: {e}")))?;
+        let tmp = dir.join(MANIFEST_TMP);
+        segment::write_file(fs, &tmp, FileKind::Manifest, 0, self.config.dim, &[&body])?;
+        fs.rename(&tmp, &dir.join(MANIFEST))?;
+        fs.sync_dir(dir)
+    }
+}

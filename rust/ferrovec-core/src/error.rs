@@ -1,0 +1,76 @@
+//! The one error type of the core. The Python bindings map each variant to a class of the
+//! `ferrovec.errors` hierarchy, so keep the variants about *what the caller can do*, not where
+//! the failure happened.
+
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The caller passed something we refuse; nothing was changed.
+    #[error("{0}")]
+    InvalidInput(String),
+
+    #[error("collection {0:?} does not exist")]
+    CollectionNotFound(String),
+
+    #[error("collection {0:?} already exists")]
+    CollectionExists(String),
+
+    /// Another process holds the store's lock.
+    #[error("store {} is locked by another process (pid {pid})", path.display())]
+    StoreLocked { path: PathBuf, pid: String },
+
+    /// A file is damaged, truncated in the middle, foreign, or of a format we cannot read.
+    #[error("{}: {detail}", path.display())]
+    Corruption { path: PathBuf, detail: String },
+
+    /// An operating-system I/O call failed. `op` names the call (write, fsync, rename, ...).
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A previous fsync or write of the log failed; the log cannot promise anything any more, so
+    /// every later write is refused until the store is reopened (which replays what is on disk).
+    #[error("the write-ahead log in {} failed earlier ({reason}); reopen the store", path.display())]
+    LogFailed { reason: String, path: PathBuf },
+
+    /// The handle was closed, or the collection was dropped.
+    #[error("{0}")]
+    Closed(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
+        Error::Corruption {
+            path: path.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidInput(msg.into())
+    }
+}
+
+/// Attach the operation and path to an `io::Error`.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, op: &'static str, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, op: &'static str, path: &std::path::Path) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,227 @@
+//! Every file operation of the core goes through [`FileSystem`]. The real implementation is
+//! [`OsFs`]; tests can substitute one that injects faults or simulates power loss, so nothing
+//! else in the crate may touch `std::fs` directly.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+
+/// A file opened for writing. Methods take `&self` so that one thread can fsync while another
+/// appends (group commit).
+pub trait WriteFile: Send + Sync {
+    fn write_all(&self, buf: &[u8]) -> Result<()>;
+    /// Make everything written so far durable (fdatasync).
+    fn sync_data(&self) -> Result<()>;
+    fn path(&self) -> &Path;
+}
+
+/// Bytes of a file, mapped read-only or (for small or special files) read into memory.
+pub struct Mapped(MappedInner);
+
+enum MappedInner {
+    Map(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Mapped {
+    pub fn from_vec(v: Vec<u8>) -> Self {
+        Mapped(MappedInner::Owned(v))
+    }
+}
+
+impl Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            MappedInner::Map(m) => m,
+            MappedInner::Owned(v) => v,
+        }
+    }
+}
+
+impl fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Mapped({} bytes)", self.len())
+    }
+}
+
+/// The outcome of trying to take a store's lock.
+pub enum LockOutcome {
+    /// We hold the lock for as long as the guard lives.
+    Acquired(Box<dyn Send + Sync>),
+    /// Another process holds it; `holder` is what that process wrote into the lock file.
+    Held { holder: String },
+}
+
+pub trait FileSystem: Send + Sync + fmt::Debug {
+    fn create_dir_all(&self, path: &Path) -> Result<()>;
+    /// Names (not paths) of the entries of a directory, sorted.
+    fn list_dir(&self, path: &Path) -> Result<Vec<String>>;
+    fn exists(&self, path: &Path) -> Result<bool>;
+    fn is_dir(&self, path: &Path) -> Result<bool>;
+    fn file_len(&self, path: &Path) -> Result<u64>;
+    fn read(&self, path: &Path) -> Result<Vec<u8>>;
+    /// Create (or truncate) a file for writing.
+    fn create(&self, path: &Path) -> Result<Box<dyn WriteFile>>;
+    /// Map a file read-only. The caller promises the file is never modified while mapped.
+    fn map(&self, path: &Path) -> Result<Mapped>;
+    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+    fn remove_file(&self, path: &Path) -> Result<()>;
+    fn remove_dir_all(&self, path: &Path) -> Result<()>;
+    /// Cut a file to `len` bytes and make the new length durable.
+    fn truncate(&self, path: &Path, len: u64) -> Result<()>;
+    /// fsync a directory, making creates, renames and removes inside it durable.
+    fn sync_dir(&self, path: &Path) -> Result<()>;
+    /// Take an exclusive, non-blocking, process-wide lock on `path`, writing `holder` into it.
+    fn try_lock(&self, path: &Path, holder: &str) -> Result<LockOutcome>;
+}
+
+/// The operating system's file system.
+#[derive(Debug, Default)]
+pub struct OsFs;
+
+struct OsFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl WriteFile for OsFile {
+    fn write_all(&self, buf: &[u8]) -> Result<()> {
+        (&self.file).write_all(buf).ctx("write", &self.path)
+    }
+    fn sync_data(&self) -> Result<()> {
+        self.file.sync_data().ctx("fsync", &self.path)
+    }
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl FileSystem for OsFs {
+    fn create_dir_all(&self, path: &Path) -> Result<()> {
+        fs::create_dir_all(path).ctx("create directory", path)
+    }
+
+    fn list_dir(&self, path: &Path) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(path).ctx("list directory", path)? {
+            let entry = entry.ctx("list directory", path)?;
+            match entry.file_name().into_string() {
+                Ok(name) => names.push(name),
+                Err(name) => {
+                    return Err(Error::corrupt(
+                        path,
+                        format!("unexpected file with a non-UTF-8 name {name:?}"),
+                    ))
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool> {
+        path.try_exists().ctx("stat", path)
+    }
+
+    fn is_dir(&self, path: &Path) -> Result<bool> {
+        match fs::metadata(path) {
+            Ok(m) => Ok(m.is_dir()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e).ctx("stat", path),
+        }
+    }
+
+    fn file_len(&self, path: &Path) -> Result<u64> {
+        Ok(fs::metadata(path).ctx("stat", path)?.len())
+    }
+
+    fn read(&self, path: &Path) -> Result<Vec<u8>> {
+        fs::read(path).ctx("read", path)
+    }
+
+    fn create(&self, path: &Path) -> Result<Box<dyn WriteFile>> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .ctx("create", path)?;
+        Ok(Box::new(OsFile {
+            file,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    fn map(&self, path: &Path) -> Result<Mapped> {
+        let file = File::open(path).ctx("open", path)?;
+        let len = file.metadata().ctx("stat", path)?.len();
+        if len == 0 {
+            // mmap of an empty file fails on Linux.
+            return Ok(Mapped::from_vec(Vec::new()));
+        }
+        // SAFETY: ferrovec never modifies a file after it has been written, synced and named
+        // (segments and logs are immutable once published; a log tail is cut only before it is
+        // mapped for replay, by this process, under the store lock). Another program truncating
+        // the file under us is outside what we can defend against, as for every mmap-based store.
+        let map = unsafe { memmap2::Mmap::map(&file) }.ctx("mmap", path)?;
+        Ok(Mapped(MappedInner::Map(map)))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        fs::rename(from, to).ctx("rename", from)
+    }
+
+    fn remove_file(&self, path: &Path) -> Result<()> {
+        fs::remove_file(path).ctx("remove", path)
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> Result<()> {
+        fs::remove_dir_all(path).ctx("remove directory", path)
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> Result<()> {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .ctx("open", path)?;
+        file.set_len(len).ctx("truncate", path)?;
+        file.sync_all().ctx("fsync", path)
+    }
+
+    fn sync_dir(&self, path: &Path) -> Result<()> {
+        File::open(path)
+            .and_then(|d| d.sync_all())
+            .ctx("fsync directory", path)
+    }
+
+    fn try_lock(&self, path: &Path, holder: &str) -> Result<LockOutcome> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .ctx("open lock file", path)?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0).ctx("write lock file", path)?;
+                (&file)
+                    .write_all(holder.as_bytes())
+                    .ctx("write lock file", path)?;
+                Ok(LockOutcome::Acquired(Box::new(file)))
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(path).unwrap_or_default();
+                Ok(LockOutcome::Held {
+                    holder: holder.trim().to_string(),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => Err(e).ctx("lock", path),
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! ferrovec-core: the storage and search engine behind the `ferrovec` Python package.
+//!
+//! A [`Store`] is a directory of [`Collection`]s. Each collection keeps its points in immutable,
+//! memory-mapped segment files plus a write-ahead log of what came since the last checkpoint.
+//! Search is exact here (SIMD kernels from simsimd, blocked matrix products for batches, rayon
+//! for parallelism). Nothing in this crate knows about Python.
+//!
+//! ```
+//! use ferrovec_core::{CollectionConfig, Distance, PointId, SearchParams, StorageOptions, Store};
+//! let store = Store::in_memory(StorageOptions::default());
+//! let col = store
+//!     .create_collection("docs", CollectionConfig::new(2, Distance::Dot)?, false)?;
+//! col.upsert(&[PointId::Num(1), PointId::Num(2)], &[1.0, 0.0, 0.0, 1.0], None)?;
+//! let hits = col.search(&[1.0, 0.1], &SearchParams::default())?;
+//! assert_eq!(hits[0].id, PointId::Num(1));
+//! # Ok::<(), ferrovec_core::Error>(())
+//! ```
+
+#[cfg(target_endian = "big")]
+compile_error!(
+    "ferrovec maps its little-endian files directly and supports little-endian targets only"
+);
+
+pub mod collection;
+pub mod distance;
+pub mod error;
+pub mod format;
+pub mod io;
+pub mod segment;
+pub mod store;
+pub mod types;
+pub mod wal;
+
+pub use collection::{Collection, StorageOptions};
+pub use error::{Error, Result};
+pub use store::Store;
+pub use types::{
+    CollectionConfig, CollectionInfo, Distance, Durability, Payload, PayloadSelector, PointId,
+    Record, ScoredPoint, SearchParams,
+};

@@ -1,0 +1,206 @@
+//! Plain data types shared by the whole crate.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A JSON object; key order is preserved (serde_json's `preserve_order`).
+pub type Payload = serde_json::Map<String, serde_json::Value>;
+
+/// Longest string id we accept, in bytes.
+pub const MAX_STR_ID_BYTES: usize = 1024;
+/// Largest vector dimension we accept.
+pub const MAX_DIM: u32 = 65_536;
+
+/// A point id. The derived order (all numbers, ascending, then strings in byte order) is the
+/// order of `scroll`, as Qdrant orders integer ids before UUIDs.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PointId {
+    Num(u64),
+    Str(String),
+}
+
+impl PointId {
+    pub fn validate(&self) -> Result<()> {
+        if let PointId::Str(s) = self {
+            if s.is_empty() {
+                return Err(Error::invalid("string ids must not be empty"));
+            }
+            if s.len() > MAX_STR_ID_BYTES {
+                return Err(Error::invalid(format!(
+                    "string ids are at most {MAX_STR_ID_BYTES} bytes, got {}",
+                    s.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for PointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PointId::Num(n) => write!(f, "{n}"),
+            PointId::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+impl From<u64> for PointId {
+    fn from(v: u64) -> Self {
+        PointId::Num(v)
+    }
+}
+
+impl From<&str> for PointId {
+    fn from(v: &str) -> Self {
+        PointId::Str(v.to_string())
+    }
+}
+
+/// How scores are computed. Cosine and dot: similarity, higher is better. Euclid and manhattan:
+/// distance, lower is better (as in Qdrant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Distance {
+    Cosine,
+    Dot,
+    Euclid,
+    Manhattan,
+}
+
+impl Distance {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "cosine" => Ok(Distance::Cosine),
+            "dot" => Ok(Distance::Dot),
+            "euclid" | "euclidean" => Ok(Distance::Euclid),
+            "manhattan" => Ok(Distance::Manhattan),
+            _ => Err(Error::invalid(format!(
+                "unknown distance {s:?}; expected \"cosine\", \"dot\", \"euclid\" or \"manhattan\""
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Distance::Cosine => "cosine",
+            Distance::Dot => "dot",
+            Distance::Euclid => "euclid",
+            Distance::Manhattan => "manhattan",
+        }
+    }
+
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, Distance::Cosine | Distance::Dot)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionConfig {
+    pub dim: u32,
+    pub distance: Distance,
+}
+
+impl CollectionConfig {
+    pub fn new(dim: u32, distance: Distance) -> Result<Self> {
+        if dim == 0 || dim > MAX_DIM {
+            return Err(Error::invalid(format!(
+                "dim must be between 1 and {MAX_DIM}, got {dim}"
+            )));
+        }
+        Ok(CollectionConfig { dim, distance })
+    }
+}
+
+/// When an acknowledged write is durable. See `docs/DURABILITY.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// `upsert`/`delete` return after the log is fsynced (group commit across threads).
+    Fsync,
+    /// The log is fsynced in the background at this interval.
+    Interval(Duration),
+    /// Written to the OS page cache only: survives a crash of the process, not of the machine.
+    Off,
+}
+
+impl Durability {
+    pub fn parse(mode: &str, interval_ms: u64) -> Result<Self> {
+        match mode {
+            "fsync" => Ok(Durability::Fsync),
+            "interval" => {
+                if interval_ms == 0 {
+                    return Err(Error::invalid("fsync_interval_ms must be at least 1"));
+                }
+                Ok(Durability::Interval(Duration::from_millis(interval_ms)))
+            }
+            "off" => Ok(Durability::Off),
+            _ => Err(Error::invalid(format!(
+                "unknown durability {mode:?}; expected \"fsync\", \"interval\" or \"off\""
+            ))),
+        }
+    }
+}
+
+/// Which part of the payload to return.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PayloadSelector {
+    None,
+    All,
+    /// Only these top-level keys (in payload order); missing keys are left out.
+    Keys(Vec<String>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub id: PointId,
+    pub payload: Option<Payload>,
+    pub vector: Option<Vec<f32>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoredPoint {
+    pub id: PointId,
+    pub score: f32,
+    pub payload: Option<Payload>,
+    pub vector: Option<Vec<f32>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchParams {
+    pub k: usize,
+    pub offset: usize,
+    pub score_threshold: Option<f32>,
+    pub with_payload: PayloadSelector,
+    pub with_vector: bool,
+}
+
+impl Default for SearchParams {
+    fn default() -> Self {
+        SearchParams {
+            k: 10,
+            offset: 0,
+            score_threshold: None,
+            with_payload: PayloadSelector::All,
+            with_vector: false,
+        }
+    }
+}
+
+/// What `info` reports about a collection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CollectionInfo {
+    pub name: String,
+    pub dim: u32,
+    pub distance: Distance,
+    pub points: usize,
+    pub segments: usize,
+    /// Points written since the last checkpoint (held in memory and in the log).
+    pub unflushed_points: usize,
+    /// Bytes of segment files and the manifest.
+    pub disk_bytes: u64,
+    /// Bytes of write-ahead log files.
+    pub log_bytes: u64,
+}

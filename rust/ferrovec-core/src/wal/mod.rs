@@ -1,0 +1,463 @@
+//! The write-ahead log of one collection: framed, checksummed records in numbered files,
+//! group-committed fsyncs, background fsync for the interval mode, replay with torn-tail repair.
+//!
+//! Files are `wal/<first seq, 20 digits>.wal`; each starts with the common 64-byte header
+//! (`count` = sequence number of its first record) followed by frames (see [`record`]).
+//! Sequence numbers are consecutive across files. A new file is started lazily at the first
+//! append after open or after a checkpoint, and when the current one passes the size limit.
+
+pub mod record;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Weak};
+use std::thread;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, Result};
+use crate::format::{FileKind, Header, HEADER_LEN};
+use crate::io::{FileSystem, WriteFile};
+use crate::types::Durability;
+use record::{parse_frame, seal_frame, Op};
+
+/// How far past a damaged record we look for intact records that would prove the damage is not
+/// a torn tail. Sequence numbers in a frame must lie within this distance of the last good one.
+const SEQ_WINDOW: u64 = 1 << 32;
+
+pub struct Wal {
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    durability: Durability,
+    max_file_bytes: u64,
+    writer: Mutex<Writer>,
+    sync: Mutex<SyncState>,
+    synced_cv: Condvar,
+    stop_background: Mutex<Option<mpsc::Sender<()>>>,
+}
+
+struct Writer {
+    /// The file being appended to; `None` until the first append after open or a checkpoint.
+    file: Option<Arc<dyn WriteFile>>,
+    file_len: u64,
+    /// Every log file on disk, oldest first: (first seq, path, bytes).
+    files: Vec<(u64, PathBuf, u64)>,
+    next_seq: u64,
+}
+
+struct SyncState {
+    /// Every record with a sequence number up to this one is durable.
+    synced: u64,
+    in_progress: bool,
+    /// Set by the first failed write or fsync; the log refuses all later writes.
+    failed: Option<String>,
+}
+
+/// What replay found.
+pub struct ReplayStats {
+    pub records: u64,
+    pub applied: u64,
+    pub truncated_bytes: u64,
+}
+
+fn file_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.wal")
+}
+
+fn parse_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".wal")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+impl Wal {
+    /// Open the log in `dir`, replaying every record after `checkpoint_seq` through `apply`, in
+    /// order. A torn tail of the last file is cut off (and logged); damage anywhere else is a
+    /// `Corruption` error.
+    pub fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        durability: Durability,
+        max_file_bytes: u64,
+        checkpoint_seq: u64,
+        mut apply: impl FnMut(u64, Op) -> Result<()>,
+    ) -> Result<(Arc<Wal>, ReplayStats)> {
+        fs.create_dir_all(dir)?;
+        let mut numbered = Vec::new();
+        for name in fs.list_dir(dir)? {
+            match parse_file_name(&name) {
+                Some(seq) => numbered.push((seq, dir.join(&name))),
+                None => log::warn!("ignoring unexpected file {} in the log directory", name),
+            }
+        }
+        numbered.sort();
+
+        let mut stats = ReplayStats {
+            records: 0,
+            applied: 0,
+            truncated_bytes: 0,
+        };
+        let mut files = Vec::new();
+        // The sequence number the next record must carry; `None` until the first file fixes it.
+        let mut expected: Option<u64> = None;
+        let count = numbered.len();
+        for (i, (first_seq, path)) in numbered.into_iter().enumerate() {
+            let is_last = i + 1 == count;
+            let data = fs.map(&path)?;
+            let header = match Header::decode(FileKind::Log, &data, &path) {
+                Ok(h) => h,
+                // A crash while a new file's header was being written leaves a short or zeroed
+                // file with no records in it: nothing was acknowledged from it.
+                Err(_) if is_last && data.len() <= HEADER_LEN => {
+                    log::warn!(
+                        "removing log file {} with a torn header ({} bytes)",
+                        path.display(),
+                        data.len()
+                    );
+                    drop(data);
+                    fs.remove_file(&path)?;
+                    fs.sync_dir(dir)?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if header.count != first_seq {
+                return Err(Error::corrupt(
+                    &path,
+                    format!(
+                        "log file name says first record {first_seq}, header says {}",
+                        header.count
+                    ),
+                ));
+            }
+            match expected {
+                None if first_seq > checkpoint_seq + 1 => {
+                    return Err(Error::corrupt(
+                        &path,
+                        format!(
+                            "log records {} to {} are missing (checkpoint at {checkpoint_seq})",
+                            checkpoint_seq + 1,
+                            first_seq - 1
+                        ),
+                    ))
+                }
+                Some(e) if e != first_seq => {
+                    return Err(Error::corrupt(
+                        &path,
+                        format!("log file starts at record {first_seq}, expected {e}"),
+                    ))
+                }
+                _ => {}
+            }
+            let mut next = first_seq;
+            let mut pos = HEADER_LEN;
+            while pos < data.len() {
+                match parse_frame(&data[pos..]) {
+                    Ok(frame) if frame.seq == next => {
+                        if frame.seq > checkpoint_seq {
+                            let op: Op = postcard::from_bytes(frame.body).map_err(|e| {
+                                Error::corrupt(
+                                    &path,
+                                    format!(
+                                        "record {} at offset {pos} does not decode: {e}",
+                                        frame.seq
+                                    ),
+                                )
+                            })?;
+                            apply(frame.seq, op)?;
+                            stats.applied += 1;
+                        }
+                        stats.records += 1;
+                        next += 1;
+                        pos += frame.len;
+                    }
+                    Ok(frame) => {
+                        return Err(Error::corrupt(
+                            &path,
+                            format!(
+                                "record at offset {pos} has sequence number {}, expected {next}",
+                                frame.seq
+                            ),
+                        ))
+                    }
+                    Err(why) => {
+                        if !is_last || intact_record_follows(&data[pos + 1..], next) {
+                            return Err(Error::corrupt(
+                                &path,
+                                format!(
+                                    "record {next} at offset {pos} is damaged ({why}) and intact records follow it"
+                                ),
+                            ));
+                        }
+                        let cut = (data.len() - pos) as u64;
+                        log::warn!(
+                            "cutting a torn tail of {cut} bytes off {} at offset {pos} ({why}); records from {next} on were never acknowledged",
+                            path.display()
+                        );
+                        drop(data);
+                        fs.truncate(&path, pos as u64)?;
+                        stats.truncated_bytes = cut;
+                        break;
+                    }
+                }
+            }
+            let len = fs.file_len(&path)?;
+            files.push((first_seq, path, len));
+            expected = Some(next);
+        }
+        let next_seq = expected
+            .unwrap_or(checkpoint_seq + 1)
+            .max(checkpoint_seq + 1);
+        let wal = Arc::new(Wal {
+            dir: dir.to_path_buf(),
+            fs,
+            durability,
+            max_file_bytes,
+            writer: Mutex::new(Writer {
+                file: None,
+                file_len: 0,
+                files,
+                next_seq,
+            }),
+            sync: Mutex::new(SyncState {
+                synced: next_seq - 1,
+                in_progress: false,
+                failed: None,
+            }),
+            synced_cv: Condvar::new(),
+            stop_background: Mutex::new(None),
+        });
+        if let Durability::Interval(every) = durability {
+            let (tx, rx) = mpsc::channel::<()>();
+            *wal.stop_background.lock() = Some(tx);
+            let weak: Weak<Wal> = Arc::downgrade(&wal);
+            thread::Builder::new()
+                .name("ferrovec-wal-fsync".into())
+                .spawn(move || loop {
+                    match rx.recv_timeout(every) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    let Some(wal) = weak.upgrade() else { return };
+                    if let Err(e) = wal.sync_all() {
+                        log::error!("background fsync of the log failed: {e}");
+                    }
+                })
+                .map_err(|e| Error::Io {
+                    op: "spawn fsync thread",
+                    path: dir.to_path_buf(),
+                    source: e,
+                })?;
+        }
+        Ok((wal, stats))
+    }
+
+    fn fail(&self, err: &Error) -> Error {
+        let mut s = self.sync.lock();
+        if s.failed.is_none() {
+            s.failed = Some(err.to_string());
+        }
+        self.synced_cv.notify_all();
+        Error::LogFailed {
+            reason: err.to_string(),
+            path: self.dir.clone(),
+        }
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        match &self.sync.lock().failed {
+            Some(msg) => Err(Error::LogFailed {
+                reason: msg.clone(),
+                path: self.dir.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Append one frame (built by [`record::encode_frame`]); returns its sequence number. The
+    /// bytes are handed to the OS before this returns; durability is [`Wal::commit`]'s job.
+    pub fn append(&self, mut frame: Vec<u8>) -> Result<u64> {
+        let mut w = self.writer.lock();
+        self.check_failed()?;
+        let seq = w.next_seq;
+        seal_frame(&mut frame, seq);
+        let needs_new_file = match w.file {
+            None => true,
+            Some(_) => {
+                w.file_len > HEADER_LEN as u64
+                    && w.file_len + frame.len() as u64 > self.max_file_bytes
+            }
+        };
+        if needs_new_file {
+            self.start_file(&mut w, seq)?;
+        }
+        let Some(file) = w.file.clone() else {
+            return Err(Error::LogFailed {
+                reason: "no open log file".into(),
+                path: self.dir.clone(),
+            });
+        };
+        if let Err(e) = file.write_all(&frame) {
+            // Part of the frame may be in the file: nothing may be appended after it.
+            return Err(self.fail(&e));
+        }
+        w.file_len += frame.len() as u64;
+        let len = w.file_len;
+        if let Some(last) = w.files.last_mut() {
+            last.2 = len;
+        }
+        w.next_seq = seq + 1;
+        Ok(seq)
+    }
+
+    /// Seal the current file (fsync) and start a new one whose first record is `first_seq`.
+    fn start_file(&self, w: &mut Writer, first_seq: u64) -> Result<()> {
+        if let Some(old) = w.file.take() {
+            if let Err(e) = old.sync_data() {
+                return Err(self.fail(&e));
+            }
+            let mut s = self.sync.lock();
+            s.synced = s.synced.max(first_seq - 1);
+        }
+        let path = self.dir.join(file_name(first_seq));
+        let header = Header::new(FileKind::Log, first_seq, 0, &[]).encode();
+        let file: Arc<dyn WriteFile> = match self.fs.create(&path) {
+            Ok(f) => Arc::from(f),
+            Err(e) => return Err(self.fail(&e)),
+        };
+        let made = file
+            .write_all(&header)
+            .and_then(|()| file.sync_data())
+            .and_then(|()| self.fs.sync_dir(&self.dir));
+        if let Err(e) = made {
+            return Err(self.fail(&e));
+        }
+        w.files.push((first_seq, path, HEADER_LEN as u64));
+        w.file = Some(file);
+        w.file_len = HEADER_LEN as u64;
+        Ok(())
+    }
+
+    /// Wait until record `seq` is as durable as the durability mode promises at acknowledgement:
+    /// fsynced for `Fsync`; nothing more for `Interval` and `Off`.
+    pub fn commit(&self, seq: u64) -> Result<()> {
+        match self.durability {
+            Durability::Fsync => self.sync_to(seq),
+            Durability::Interval(_) | Durability::Off => self.check_failed(),
+        }
+    }
+
+    /// fsync everything appended so far.
+    pub fn sync_all(&self) -> Result<()> {
+        let last = self.writer.lock().next_seq - 1;
+        self.sync_to(last)
+    }
+
+    /// Group commit: one thread fsyncs on behalf of all that wait for records up to what had
+    /// been appended when it started.
+    fn sync_to(&self, target: u64) -> Result<()> {
+        let mut s = self.sync.lock();
+        loop {
+            if let Some(msg) = &s.failed {
+                return Err(Error::LogFailed {
+                    reason: msg.clone(),
+                    path: self.dir.clone(),
+                });
+            }
+            if s.synced >= target {
+                return Ok(());
+            }
+            if s.in_progress {
+                self.synced_cv.wait(&mut s);
+                continue;
+            }
+            s.in_progress = true;
+            drop(s);
+            let (file, upto) = {
+                let w = self.writer.lock();
+                (w.file.clone(), w.next_seq - 1)
+            };
+            let result = match file {
+                Some(f) => f.sync_data(),
+                None => Ok(()),
+            };
+            s = self.sync.lock();
+            s.in_progress = false;
+            match result {
+                Ok(()) => s.synced = s.synced.max(upto),
+                // fsyncgate: after a failed fsync the kernel may have dropped the dirty pages, so
+                // a retry that succeeds proves nothing. The log is dead for this process.
+                Err(e) => {
+                    if s.failed.is_none() {
+                        s.failed = Some(e.to_string());
+                    }
+                }
+            }
+            self.synced_cv.notify_all();
+        }
+    }
+
+    /// Sequence number of the last appended record (0 if none ever).
+    pub fn last_seq(&self) -> u64 {
+        self.writer.lock().next_seq - 1
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.writer.lock().files.iter().map(|f| f.2).sum()
+    }
+
+    /// After a checkpoint has made every record up to `seq` durable elsewhere, remove the log
+    /// files that hold nothing newer. The caller must stop appends while this runs.
+    pub fn remove_through(&self, seq: u64) -> Result<()> {
+        let mut w = self.writer.lock();
+        if w.next_seq - 1 > seq {
+            return Err(Error::InvalidInput(format!(
+                "internal: checkpoint at {seq} but the log holds records up to {}",
+                w.next_seq - 1
+            )));
+        }
+        w.file = None;
+        w.file_len = 0;
+        let files = std::mem::take(&mut w.files);
+        for (_, path, _) in &files {
+            self.fs.remove_file(path)?;
+        }
+        if !files.is_empty() {
+            self.fs.sync_dir(&self.dir)?;
+        }
+        let mut s = self.sync.lock();
+        s.synced = s.synced.max(seq);
+        Ok(())
+    }
+
+    /// Stop the background thread and make everything appended durable (interval mode), so a
+    /// clean close never loses the last interval's writes.
+    pub fn close(&self) -> Result<()> {
+        self.stop_background.lock().take();
+        match self.durability {
+            Durability::Off => self.check_failed(),
+            _ => self.sync_all(),
+        }
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        self.stop_background.lock().take();
+    }
+}
+
+/// Is there an intact frame anywhere in `rest` with a plausible sequence number? Used to tell a
+/// torn tail (nothing valid after the damage) from damage in the middle of the log.
+fn intact_record_follows(rest: &[u8], next: u64) -> bool {
+    if rest.len() < record::FRAME_HEADER_LEN {
+        return false;
+    }
+    (0..=rest.len() - record::FRAME_HEADER_LEN).any(|at| {
+        let seq = crate::format::read_u64(rest, at + 8);
+        // Cheap filter first: only a frame whose sequence number could follow is checked.
+        seq >= next && seq - next < SEQ_WINDOW && parse_frame(&rest[at..]).is_ok()
+    })
+}

@@ -1,0 +1,299 @@
+//! `ferrovec.Collection`: convert in → one core call without the GIL → convert out.
+
+use std::sync::Arc;
+
+use ferrovec_core::{Collection, PointId, SearchParams, Store};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use crate::convert::{
+    hit_to_py, id_from_py, id_to_py, ids_from_py, matrix_from_py, payloads_from_py, record_to_py,
+    selector_from_py, vector_from_py,
+};
+use crate::errors::invalid;
+use crate::gil::run_detached;
+
+/// A collection of points (id, vector, JSON payload) in a ferrovec store.
+#[pyclass(name = "Collection", module = "ferrovec", frozen)]
+pub struct PyCollection {
+    /// Keeps the store open for as long as this handle lives.
+    _store: Arc<Store>,
+    col: Arc<Collection>,
+}
+
+impl PyCollection {
+    pub fn new(store: Arc<Store>, col: Arc<Collection>) -> Self {
+        PyCollection { _store: store, col }
+    }
+}
+
+fn check_k(py: Python<'_>, k: usize) -> PyResult<()> {
+    if k == 0 {
+        return Err(invalid(py, "k must be at least 1"));
+    }
+    Ok(())
+}
+
+#[pymethods]
+impl PyCollection {
+    #[getter]
+    fn name(&self) -> &str {
+        self.col.name()
+    }
+
+    #[getter]
+    fn dim(&self) -> u32 {
+        self.col.config().dim
+    }
+
+    #[getter]
+    fn distance(&self) -> &'static str {
+        self.col.config().distance.name()
+    }
+
+    /// Insert or replace points. `vectors` is an (n, dim) array-like; float32 C-contiguous numpy
+    /// arrays are read in place. The batch is applied whole or not at all.
+    #[pyo3(signature = (ids, vectors, payloads = None))]
+    fn upsert(
+        &self,
+        py: Python<'_>,
+        ids: &Bound<'_, PyAny>,
+        vectors: &Bound<'_, PyAny>,
+        payloads: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let ids = ids_from_py(py, ids)?;
+        let payloads = payloads.map(|p| payloads_from_py(py, p)).transpose()?;
+        if ids.is_empty() && payloads.as_ref().is_none_or(Vec::is_empty) {
+            // Allow an empty batch in any shape numpy gives it ([] is 1-D).
+            let n: usize = vectors.len().unwrap_or(0);
+            if n == 0 {
+                return Ok(());
+            }
+        }
+        let m = matrix_from_py(py, vectors, "vectors")?;
+        if m.rows() != ids.len() {
+            return Err(invalid(
+                py,
+                format!("got {} ids but {} vectors", ids.len(), m.rows()),
+            ));
+        }
+        let dim = self.col.config().dim as usize;
+        if m.cols() != dim {
+            return Err(invalid(
+                py,
+                format!(
+                    "vectors have dimension {}, the collection {:?} has dimension {dim}",
+                    m.cols(),
+                    self.col.name()
+                ),
+            ));
+        }
+        let slice = m.as_slice();
+        let col = &self.col;
+        run_detached(py, || col.upsert(&ids, slice, payloads.as_deref()))
+    }
+
+    /// Points by id, in the order asked; ids that do not exist are left out.
+    #[pyo3(signature = (ids, *, with_payload = None, with_vectors = false))]
+    fn get(
+        &self,
+        py: Python<'_>,
+        ids: &Bound<'_, PyAny>,
+        with_payload: Option<&Bound<'_, PyAny>>,
+        with_vectors: bool,
+    ) -> PyResult<Py<PyList>> {
+        let ids = ids_from_py(py, ids)?;
+        let sel = match with_payload {
+            Some(s) => selector_from_py(py, s)?,
+            None => ferrovec_core::PayloadSelector::All,
+        };
+        let col = &self.col;
+        let records = run_detached(py, || col.get(&ids, &sel, with_vectors))?;
+        let out = PyList::empty(py);
+        for r in records {
+            out.append(record_to_py(py, r)?)?;
+        }
+        Ok(out.unbind())
+    }
+
+    /// Delete points by id; returns how many existed.
+    fn delete(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let ids = ids_from_py(py, ids)?;
+        let col = &self.col;
+        run_detached(py, || col.delete(&ids))
+    }
+
+    /// Number of points.
+    fn count(&self, py: Python<'_>) -> PyResult<usize> {
+        let col = &self.col;
+        run_detached(py, || col.count())
+    }
+
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        self.count(py)
+    }
+
+    /// The `k` best points for one query vector, best first.
+    #[pyo3(signature = (vector, k = 10, *, score_threshold = None, offset = 0, with_payload = None, with_vectors = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &self,
+        py: Python<'_>,
+        vector: &Bound<'_, PyAny>,
+        k: usize,
+        score_threshold: Option<f32>,
+        offset: usize,
+        with_payload: Option<&Bound<'_, PyAny>>,
+        with_vectors: bool,
+    ) -> PyResult<Py<PyList>> {
+        check_k(py, k)?;
+        let params = SearchParams {
+            k,
+            offset,
+            score_threshold,
+            with_payload: match with_payload {
+                Some(s) => selector_from_py(py, s)?,
+                None => ferrovec_core::PayloadSelector::All,
+            },
+            with_vector: with_vectors,
+        };
+        let q = vector_from_py(py, vector, "vector")?;
+        let qs = q.as_slice().map_err(|e| invalid(py, e.to_string()))?;
+        let col = &self.col;
+        let hits = run_detached(py, || col.search(qs, &params))?;
+        let out = PyList::empty(py);
+        for h in hits {
+            out.append(hit_to_py(py, h)?)?;
+        }
+        Ok(out.unbind())
+    }
+
+    /// The `k` best points for each row of an (n, dim) array of queries.
+    #[pyo3(signature = (vectors, k = 10, *, score_threshold = None, with_payload = None, with_vectors = false))]
+    fn search_batch(
+        &self,
+        py: Python<'_>,
+        vectors: &Bound<'_, PyAny>,
+        k: usize,
+        score_threshold: Option<f32>,
+        with_payload: Option<&Bound<'_, PyAny>>,
+        with_vectors: bool,
+    ) -> PyResult<Py<PyList>> {
+        check_k(py, k)?;
+        let params = SearchParams {
+            k,
+            offset: 0,
+            score_threshold,
+            with_payload: match with_payload {
+                Some(s) => selector_from_py(py, s)?,
+                None => ferrovec_core::PayloadSelector::All,
+            },
+            with_vector: with_vectors,
+        };
+        let m = matrix_from_py(py, vectors, "vectors")?;
+        let dim = self.col.config().dim as usize;
+        if m.cols() != dim && m.rows() > 0 {
+            return Err(invalid(
+                py,
+                format!(
+                    "queries have dimension {}, the collection has dimension {dim}",
+                    m.cols()
+                ),
+            ));
+        }
+        let slice = m.as_slice();
+        let col = &self.col;
+        let all = run_detached(py, || col.search_batch(slice, &params))?;
+        let out = PyList::empty(py);
+        for hits in all {
+            let inner = PyList::empty(py);
+            for h in hits {
+                inner.append(hit_to_py(py, h)?)?;
+            }
+            out.append(inner)?;
+        }
+        Ok(out.unbind())
+    }
+
+    /// Page through points in id order (ints ascending, then strs). Returns (records, next_offset);
+    /// pass next_offset back as `offset` for the next page; it is None after the last page.
+    #[pyo3(signature = (limit = 100, offset = None, *, with_payload = None, with_vectors = false))]
+    fn scroll(
+        &self,
+        py: Python<'_>,
+        limit: usize,
+        offset: Option<&Bound<'_, PyAny>>,
+        with_payload: Option<&Bound<'_, PyAny>>,
+        with_vectors: bool,
+    ) -> PyResult<Py<PyTuple>> {
+        let offset: Option<PointId> = offset.map(|o| id_from_py(py, o, 0)).transpose()?;
+        let sel = match with_payload {
+            Some(s) => selector_from_py(py, s)?,
+            None => ferrovec_core::PayloadSelector::All,
+        };
+        let col = &self.col;
+        let (records, next) = run_detached(py, || {
+            col.scroll(limit, offset.as_ref(), &sel, with_vectors)
+        })?;
+        let list = PyList::empty(py);
+        for r in records {
+            list.append(record_to_py(py, r)?)?;
+        }
+        let next = match next {
+            Some(id) => id_to_py(py, &id)?,
+            None => py.None(),
+        };
+        Ok(PyTuple::new(py, [list.into_any().unbind(), next])?.unbind())
+    }
+
+    /// Checkpoint: write everything logged so far into sealed segment files and trim the log.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let col = &self.col;
+        run_detached(py, || col.flush())
+    }
+
+    /// Check every checksum of the collection's sealed files; raises CorruptionError if any fails.
+    fn verify(&self, py: Python<'_>) -> PyResult<()> {
+        let col = &self.col;
+        run_detached(py, || col.verify())
+    }
+
+    /// A dict: name, dim, distance, points, segments, unflushed_points, disk_bytes, log_bytes.
+    fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let col = &self.col;
+        let info = run_detached(py, || col.info())?;
+        info_to_dict(py, &info)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Collection(name={:?}, dim={}, distance={:?})",
+            self.col.name(),
+            self.col.config().dim,
+            self.col.config().distance.name()
+        )
+    }
+}
+
+pub fn info_to_dict<'py>(
+    py: Python<'py>,
+    info: &ferrovec_core::CollectionInfo,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("name", &info.name)?;
+    d.set_item("dim", info.dim)?;
+    d.set_item("distance", info.distance.name())?;
+    d.set_item("points", info.points)?;
+    d.set_item("segments", info.segments)?;
+    d.set_item("unflushed_points", info.unflushed_points)?;
+    d.set_item("disk_bytes", info.disk_bytes)?;
+    d.set_item("log_bytes", info.log_bytes)?;
+    Ok(d)
+}
+
+/// For tests: the address of the float32 buffer the bindings would read for `vectors`.
+#[pyfunction]
+pub fn _matrix_address(py: Python<'_>, vectors: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let m = matrix_from_py(py, vectors, "vectors")?;
+    Ok(m.as_slice().as_ptr() as usize)
+}

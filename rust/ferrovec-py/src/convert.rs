@@ -1,0 +1,418 @@
+//! Python values ↔ core types: ids, payloads (JSON), vectors (numpy, without a copy when the
+//! caller hands us C-contiguous float32).
+
+use ferrovec_core::{Payload, PayloadSelector, PointId, Record, ScoredPoint};
+use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde_json::Value;
+
+use crate::errors::invalid;
+
+/// Deepest payload nesting we accept (and so the deepest recursion here).
+const MAX_PAYLOAD_DEPTH: usize = 64;
+
+pub fn id_from_py(py: Python<'_>, obj: &Bound<'_, PyAny>, at: usize) -> PyResult<PointId> {
+    if obj.is_instance_of::<PyBool>() {
+        return Err(invalid(
+            py,
+            format!("ids[{at}]: expected an int or str, got bool"),
+        ));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(PointId::Str(s.to_str()?.to_string()));
+    }
+    if obj.is_instance_of::<PyInt>() || obj.hasattr("__index__")? {
+        return match obj.extract::<u64>() {
+            Ok(n) => Ok(PointId::Num(n)),
+            Err(_) => Err(invalid(
+                py,
+                format!(
+                    "ids[{at}]: {} is not an unsigned 64-bit integer",
+                    obj.repr()
+                        .map_or_else(|_| "?".to_string(), |r| r.to_string())
+                ),
+            )),
+        };
+    }
+    Err(invalid(
+        py,
+        format!(
+            "ids[{at}]: expected an int or str, got {}",
+            obj.get_type()
+                .name()
+                .map_or_else(|_| "?".to_string(), |n| n.to_string())
+        ),
+    ))
+}
+
+/// A sequence of ids (list, tuple, numpy integer array, any iterable of int/str).
+pub fn ids_from_py(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<PointId>> {
+    if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyInt>() {
+        return Err(invalid(
+            py,
+            "ids must be a sequence of ids; wrap a single id in a list",
+        ));
+    }
+    if let Ok(arr) = obj.extract::<PyReadonlyArray1<'_, u64>>() {
+        return Ok(arr.as_array().iter().map(|&n| PointId::Num(n)).collect());
+    }
+    if let Ok(arr) = obj.extract::<PyReadonlyArray1<'_, i64>>() {
+        return arr
+            .as_array()
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                u64::try_from(n).map(PointId::Num).map_err(|_| {
+                    invalid(
+                        py,
+                        format!("ids[{i}]: {n} is not an unsigned 64-bit integer"),
+                    )
+                })
+            })
+            .collect();
+    }
+    let iter = obj
+        .try_iter()
+        .map_err(|_| invalid(py, "ids must be a sequence of ints or strs"))?;
+    let mut out = Vec::new();
+    for (i, item) in iter.enumerate() {
+        out.push(id_from_py(py, &item?, i)?);
+    }
+    Ok(out)
+}
+
+pub fn id_to_py(py: Python<'_>, id: &PointId) -> PyResult<Py<PyAny>> {
+    Ok(match id {
+        PointId::Num(n) => n.into_pyobject(py)?.into_any().unbind(),
+        PointId::Str(s) => s.into_pyobject(py)?.into_any().unbind(),
+    })
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "?".to_string(), |n| n.to_string())
+}
+
+fn json_from_py(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, String> {
+    if depth > MAX_PAYLOAD_DEPTH {
+        return Err(format!("nested deeper than {MAX_PAYLOAD_DEPTH} levels"));
+    }
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return s
+            .to_str()
+            .map(|s| Value::String(s.to_string()))
+            .map_err(|e| e.to_string());
+    }
+    if obj.is_instance_of::<PyInt>() {
+        if let Ok(n) = obj.extract::<i64>() {
+            return Ok(Value::from(n));
+        }
+        if let Ok(n) = obj.extract::<u64>() {
+            return Ok(Value::from(n));
+        }
+        return Err("integer outside the 64-bit range".into());
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return float_value(f.value());
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        return Ok(Value::Object(map_from_dict(d, depth)?));
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        let mut out = Vec::new();
+        for (i, item) in obj.try_iter().map_err(|e| e.to_string())?.enumerate() {
+            let item = item.map_err(|e| e.to_string())?;
+            out.push(json_from_py(&item, depth + 1).map_err(|e| format!("[{i}]: {e}"))?);
+        }
+        return Ok(Value::Array(out));
+    }
+    // numpy scalars and other number-likes.
+    if obj.hasattr("__index__").unwrap_or(false) {
+        if let Ok(n) = obj.extract::<i64>() {
+            return Ok(Value::from(n));
+        }
+    }
+    if obj.hasattr("__float__").unwrap_or(false) {
+        if let Ok(f) = obj.extract::<f64>() {
+            return float_value(f);
+        }
+    }
+    Err(format!("{} is not a JSON value", type_name(obj)))
+}
+
+fn float_value(f: f64) -> Result<Value, String> {
+    serde_json::Number::from_f64(f)
+        .map(Value::Number)
+        .ok_or_else(|| format!("{f} is not a finite number (JSON has no NaN or infinity)"))
+}
+
+fn map_from_dict(d: &Bound<'_, PyDict>, depth: usize) -> Result<Payload, String> {
+    let mut map = Payload::new();
+    for (k, v) in d.iter() {
+        let key = k
+            .cast::<PyString>()
+            .map_err(|_| format!("keys must be str, got {}", type_name(&k)))?
+            .to_str()
+            .map_err(|e| e.to_string())?
+            .to_string();
+        let value = json_from_py(&v, depth + 1).map_err(|e| format!("key {key:?}: {e}"))?;
+        map.insert(key, value);
+    }
+    Ok(map)
+}
+
+/// `payloads`: a sequence of dicts or None, one per point.
+pub fn payloads_from_py(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<Option<Payload>>> {
+    let iter = obj
+        .try_iter()
+        .map_err(|_| invalid(py, "payloads must be a sequence of dicts (or None)"))?;
+    let mut out = Vec::new();
+    for (i, item) in iter.enumerate() {
+        let item = item?;
+        if item.is_none() {
+            out.push(None);
+            continue;
+        }
+        let d = item.cast::<PyDict>().map_err(|_| {
+            invalid(
+                py,
+                format!(
+                    "payloads[{i}]: expected a dict (a JSON object) or None, got {}",
+                    type_name(&item)
+                ),
+            )
+        })?;
+        let map = map_from_dict(d, 0).map_err(|e| invalid(py, format!("payloads[{i}]: {e}")))?;
+        out.push(Some(map));
+    }
+    Ok(out)
+}
+
+pub fn json_to_py(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
+    Ok(match v {
+        Value::Null => py.None(),
+        Value::Bool(b) => b.into_pyobject(py)?.to_owned().into_any().unbind(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any().unbind()
+            } else if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any().unbind()
+            } else {
+                n.as_f64()
+                    .unwrap_or(f64::NAN)
+                    .into_pyobject(py)?
+                    .into_any()
+                    .unbind()
+            }
+        }
+        Value::String(s) => s.into_pyobject(py)?.into_any().unbind(),
+        Value::Array(a) => {
+            let list = PyList::empty(py);
+            for item in a {
+                list.append(json_to_py(py, item)?)?;
+            }
+            list.into_any().unbind()
+        }
+        Value::Object(m) => payload_to_py(py, m)?,
+    })
+}
+
+pub fn payload_to_py(py: Python<'_>, m: &Payload) -> PyResult<Py<PyAny>> {
+    let d = PyDict::new(py);
+    for (k, v) in m {
+        d.set_item(k, json_to_py(py, v)?)?;
+    }
+    Ok(d.into_any().unbind())
+}
+
+pub fn selector_from_py(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<PayloadSelector> {
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(if b.is_true() {
+            PayloadSelector::All
+        } else {
+            PayloadSelector::None
+        });
+    }
+    if obj.is_instance_of::<PyString>() {
+        return Err(invalid(py, "with_payload must be a bool or a list of keys"));
+    }
+    let keys: Vec<String> = obj
+        .extract()
+        .map_err(|_| invalid(py, "with_payload must be a bool or a list of keys"))?;
+    Ok(PayloadSelector::Keys(keys))
+}
+
+/// A float32 matrix borrowed from numpy, or converted (once) when it is not float32 C-order.
+pub struct Matrix<'py> {
+    array: PyReadonlyArray2<'py, f32>,
+}
+
+impl Matrix<'_> {
+    pub fn rows(&self) -> usize {
+        self.array.shape()[0]
+    }
+    pub fn cols(&self) -> usize {
+        self.array.shape()[1]
+    }
+    pub fn as_slice(&self) -> &[f32] {
+        // Contiguity was checked when the Matrix was made.
+        self.array.as_slice().unwrap_or(&[])
+    }
+}
+
+/// Coerce `obj` to a C-contiguous float32 array with numpy (a no-op, no copy, for one already).
+fn as_f32_array<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    what: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let np = py.import("numpy")?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("dtype", np.getattr("float32")?)?;
+    np.call_method("ascontiguousarray", (obj,), Some(&kwargs))
+        .map_err(|e| {
+            invalid(
+                py,
+                format!("{what} cannot be read as an array of numbers: {e}"),
+            )
+        })
+}
+
+pub fn matrix_from_py<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    what: &str,
+) -> PyResult<Matrix<'py>> {
+    let arr = as_f32_array(py, obj, what)?;
+    let ndim: usize = arr.getattr("ndim")?.extract()?;
+    if ndim != 2 {
+        return Err(invalid(
+            py,
+            format!("{what} must be a 2-D array of shape (n, dim), got {ndim} dimension(s)"),
+        ));
+    }
+    let array: PyReadonlyArray2<'py, f32> = arr.extract().map_err(PyErr::from)?;
+    if !array.is_c_contiguous() {
+        return Err(invalid(
+            py,
+            format!("{what} is not contiguous after conversion"),
+        ));
+    }
+    Ok(Matrix { array })
+}
+
+pub fn vector_from_py<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    what: &str,
+) -> PyResult<PyReadonlyArray1<'py, f32>> {
+    let arr = as_f32_array(py, obj, what)?;
+    let ndim: usize = arr.getattr("ndim")?.extract()?;
+    if ndim != 1 {
+        return Err(invalid(
+            py,
+            format!("{what} must be a 1-D array of shape (dim,), got {ndim} dimensions"),
+        ));
+    }
+    arr.extract::<PyReadonlyArray1<'py, f32>>()
+        .map_err(PyErr::from)
+}
+
+pub fn vector_to_py(py: Python<'_>, v: Option<Vec<f32>>) -> Py<PyAny> {
+    match v {
+        Some(v) => PyArray1::from_vec(py, v).into_any().unbind(),
+        None => py.None(),
+    }
+}
+
+#[pyclass(name = "Record", module = "ferrovec", frozen, get_all)]
+pub struct PyRecord {
+    /// The point id (int or str).
+    pub id: Py<PyAny>,
+    /// The payload dict (or None when not requested).
+    pub payload: Py<PyAny>,
+    /// The vector as a float32 numpy array (or None when not requested).
+    pub vector: Py<PyAny>,
+}
+
+#[pymethods]
+impl PyRecord {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Record(id={}, payload={}, vector={})",
+            self.id.bind(py).repr()?,
+            self.payload.bind(py).repr()?,
+            vector_repr(py, &self.vector)?
+        ))
+    }
+}
+
+#[pyclass(name = "Hit", module = "ferrovec", frozen, get_all)]
+pub struct PyHit {
+    /// The point id (int or str).
+    pub id: Py<PyAny>,
+    /// Similarity (cosine, dot: higher is better) or distance (euclid, manhattan: lower is better).
+    pub score: f64,
+    pub payload: Py<PyAny>,
+    pub vector: Py<PyAny>,
+}
+
+#[pymethods]
+impl PyHit {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Hit(id={}, score={}, payload={}, vector={})",
+            self.id.bind(py).repr()?,
+            self.score,
+            self.payload.bind(py).repr()?,
+            vector_repr(py, &self.vector)?
+        ))
+    }
+}
+
+fn vector_repr(py: Python<'_>, v: &Py<PyAny>) -> PyResult<String> {
+    let v = v.bind(py);
+    if v.is_none() {
+        return Ok("None".into());
+    }
+    let len = v.len()?;
+    Ok(format!("<float32 array of {len}>"))
+}
+
+fn payload_opt(py: Python<'_>, p: Option<Payload>) -> PyResult<Py<PyAny>> {
+    match p {
+        Some(p) => payload_to_py(py, &p),
+        None => Ok(py.None()),
+    }
+}
+
+pub fn record_to_py(py: Python<'_>, r: Record) -> PyResult<Py<PyRecord>> {
+    Py::new(
+        py,
+        PyRecord {
+            id: id_to_py(py, &r.id)?,
+            payload: payload_opt(py, r.payload)?,
+            vector: vector_to_py(py, r.vector),
+        },
+    )
+}
+
+pub fn hit_to_py(py: Python<'_>, h: ScoredPoint) -> PyResult<Py<PyHit>> {
+    Py::new(
+        py,
+        PyHit {
+            id: id_to_py(py, &h.id)?,
+            score: f64::from(h.score),
+            payload: payload_opt(py, h.payload)?,
+            vector: vector_to_py(py, h.vector),
+        },
+    )
+}
