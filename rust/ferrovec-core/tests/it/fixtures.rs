@@ -1,0 +1,143 @@
+//! Shared helpers: a file system that records what reaches the disk, and data generators.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrovec_core::io::{FileSystem, LockOutcome, Mapped, OsFs, WriteFile};
+use ferrovec_core::{PointId, Result};
+use parking_lot::Mutex;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Write(PathBuf),
+    Sync(PathBuf),
+}
+
+/// The real file system, recording every write and fsync; fsync can be made slow so that
+/// concurrent writers pile up behind it (group commit).
+#[derive(Debug, Default)]
+pub struct RecordingFs {
+    pub events: Arc<Mutex<Vec<Event>>>,
+    pub sync_delay: Duration,
+}
+
+struct RecordingFile {
+    inner: Box<dyn WriteFile>,
+    events: Arc<Mutex<Vec<Event>>>,
+    sync_delay: Duration,
+}
+
+impl WriteFile for RecordingFile {
+    fn write_all(&self, buf: &[u8]) -> Result<()> {
+        self.inner.write_all(buf)?;
+        self.events
+            .lock()
+            .push(Event::Write(self.inner.path().to_path_buf()));
+        Ok(())
+    }
+    fn sync_data(&self) -> Result<()> {
+        std::thread::sleep(self.sync_delay);
+        self.inner.sync_data()?;
+        self.events
+            .lock()
+            .push(Event::Sync(self.inner.path().to_path_buf()));
+        Ok(())
+    }
+    fn path(&self) -> &Path {
+        self.inner.path()
+    }
+}
+
+impl RecordingFs {
+    pub fn log_events(&self) -> Vec<Event> {
+        self.events
+            .lock()
+            .iter()
+            .filter(|e| match e {
+                Event::Write(p) | Event::Sync(p) => p.extension().is_some_and(|x| x == "wal"),
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+impl FileSystem for RecordingFs {
+    fn create_dir_all(&self, path: &Path) -> Result<()> {
+        OsFs.create_dir_all(path)
+    }
+    fn list_dir(&self, path: &Path) -> Result<Vec<String>> {
+        OsFs.list_dir(path)
+    }
+    fn exists(&self, path: &Path) -> Result<bool> {
+        OsFs.exists(path)
+    }
+    fn is_dir(&self, path: &Path) -> Result<bool> {
+        OsFs.is_dir(path)
+    }
+    fn file_len(&self, path: &Path) -> Result<u64> {
+        OsFs.file_len(path)
+    }
+    fn read(&self, path: &Path) -> Result<Vec<u8>> {
+        OsFs.read(path)
+    }
+    fn create(&self, path: &Path) -> Result<Box<dyn WriteFile>> {
+        Ok(Box::new(RecordingFile {
+            inner: OsFs.create(path)?,
+            events: self.events.clone(),
+            sync_delay: self.sync_delay,
+        }))
+    }
+    fn map(&self, path: &Path) -> Result<Mapped> {
+        OsFs.map(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        OsFs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> Result<()> {
+        OsFs.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> Result<()> {
+        OsFs.remove_dir_all(path)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> Result<()> {
+        OsFs.truncate(path, len)
+    }
+    fn sync_dir(&self, path: &Path) -> Result<()> {
+        OsFs.sync_dir(path)
+    }
+    fn try_lock(&self, path: &Path, holder: &str) -> Result<LockOutcome> {
+        OsFs.try_lock(path, holder)
+    }
+}
+
+/// A deterministic pseudo-random generator (xorshift), so tests need no extra crate.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    /// Uniform in [-1, 1).
+    pub fn f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    pub fn vectors(&mut self, n: usize, dim: usize) -> Vec<f32> {
+        (0..n * dim).map(|_| self.f32()).collect()
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+pub fn ids(range: std::ops::Range<u64>) -> Vec<PointId> {
+    range.map(PointId::Num).collect()
+}

@@ -1,0 +1,7 @@
+//! One integration-test binary, a module per promise.
+
+mod durability;
+mod fixtures;
+mod recovery;
+mod search;
+mod store;
