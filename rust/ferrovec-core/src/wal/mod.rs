@@ -334,6 +334,11 @@ impl Wal {
         if let Err(e) = made {
             return Err(self.fail(&e));
         }
+        // A file left with a header and no records (a crash right after it was started) has
+        // the same name: it was just truncated and re-created, so it is listed once.
+        if w.files.last().is_some_and(|f| f.0 == first_seq) {
+            w.files.pop();
+        }
         w.files.push((first_seq, path, HEADER_LEN as u64));
         w.file = Some(file);
         w.file_len = HEADER_LEN as u64;

@@ -243,6 +243,27 @@ fn checkpoint_then_crash_replays_only_newer_records() {
 }
 
 #[test]
+fn a_log_file_with_only_a_header_is_reused_then_checkpointed() {
+    // A crash between starting a log file and writing its first record.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("c");
+    create(&dir);
+    write_batches(&dir, 2);
+    open(&dir).expect("open").flush().expect("checkpoint");
+    write_batches(&dir, 1); // starts a new log file
+    let file = log_files(&dir).pop().expect("log");
+    let bytes = std::fs::read(&file).expect("read");
+    std::fs::write(&file, &bytes[..64]).expect("cut to the header");
+    let col = open(&dir).expect("reopen");
+    let mut rng = Rng::new(1);
+    col.upsert(&ids(500..510), &rng.vectors(10, DIM), None)
+        .expect("upsert");
+    col.flush().expect("checkpoint after reusing the file");
+    assert!(log_files(&dir).is_empty());
+    assert_eq!(col.count().expect("count"), 30);
+}
+
+#[test]
 fn log_rotates_and_replays_across_files() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("c");

@@ -1,0 +1,103 @@
+"""A child process upserts batches and prints each acknowledged batch number; we SIGKILL it at
+random moments. After reopening, every acknowledged batch is present and whole, and no batch is
+half applied. Every durability mode promises to survive a process crash (power loss is the
+fault-injection suite's job)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import ferrovec
+from tests.conftest import child
+
+BATCH = 10
+DIM = 16
+
+WRITER = """
+import sys, numpy as np, ferrovec
+path, mode, start = sys.argv[1], sys.argv[2], int(sys.argv[3])
+db = ferrovec.open(path, durability=mode, fsync_interval_ms=5)
+col = db.create_collection("c", dim=16, distance="dot", exist_ok=True)
+b = start
+while True:
+    rng = np.random.default_rng(b)
+    ids = list(range(b * 10, b * 10 + 10))
+    col.upsert(ids, rng.standard_normal((10, 16), dtype=np.float32), [{"batch": b, "i": i} for i in range(10)])
+    print(b, flush=True)
+    if b % 7 == 6:
+        col.flush()  # checkpoints happen inside the kill window too
+    b += 1
+"""
+
+
+def expected_vectors(b: int) -> np.ndarray:
+    return np.random.default_rng(b).standard_normal((BATCH, DIM), dtype=np.float32)
+
+
+def check_store(path, acknowledged: int) -> int:
+    """Assert every batch up to `acknowledged` is whole and no batch is partial; return the
+    highest batch present."""
+    with ferrovec.open(path) as db:
+        col = db.collection("c")
+        recs, _ = col.scroll(limit=1_000_000, with_vectors=True)
+        by_batch: dict[int, list] = {}
+        for r in recs:
+            by_batch.setdefault(r.payload["batch"], []).append(r)
+        for b, rs in by_batch.items():
+            assert len(rs) == BATCH, f"batch {b} half applied: {len(rs)} points"
+            want = expected_vectors(b)
+            for r in rs:
+                assert r.id == b * BATCH + r.payload["i"]
+                np.testing.assert_array_equal(r.vector, want[r.payload["i"]])
+        highest = max(by_batch, default=-1)
+        assert sorted(by_batch) == list(range(highest + 1)), "a gap in the batches"
+        assert highest >= acknowledged, f"acknowledged batch {acknowledged} lost (have {highest})"
+        del col
+    return highest
+
+
+@pytest.mark.parametrize(("mode", "cycles"), [("fsync", 20), ("interval", 8), ("off", 8)])
+def test_sigkill_loses_no_acknowledged_batch(tmp_path, mode, cycles):
+    path = str(tmp_path / "store")
+    rnd = random.Random(1234)
+    next_batch = 0
+    acknowledged = -1
+    for cycle in range(cycles):
+        p = child(WRITER, path, mode, str(next_batch))
+        lines: list[int] = []
+
+        def read(proc=p, out=lines):
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out.append(int(line))
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        # Wait for the first acknowledgement (the child is up), then kill at a random moment.
+        deadline = time.monotonic() + 60
+        while not lines and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if not lines:
+            p.kill()
+            _, err = p.communicate()
+            pytest.fail(f"child produced nothing: {err}")
+        time.sleep(rnd.uniform(0.0, 0.3))
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        reader.join()
+        err = p.stderr.read() if p.stderr else ""
+        for pipe in (p.stdout, p.stderr):
+            if pipe is not None:
+                pipe.close()
+        assert p.returncode == -signal.SIGKILL, f"child died by itself: {err}"
+        acknowledged = max(acknowledged, lines[-1])
+        highest = check_store(path, acknowledged)
+        next_batch = highest + 1
+    assert acknowledged > cycles  # the children made progress
