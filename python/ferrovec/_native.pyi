@@ -4,38 +4,43 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import final
 
 __version__: str
+__all__ = ["Collection", "Database", "Hit", "Record", "__version__", "_matrix_address", "open"]
 
-PointId = Union[int, str]
-Payload = dict[str, Any]
-Ids = Union[Sequence[PointId], npt.NDArray[np.integer[Any]], Iterable[PointId]]
-PayloadSelector = Union[bool, Sequence[str], None]
-Distance = Literal["cosine", "dot", "euclid", "manhattan"]
-Durability = Literal["fsync", "interval", "off"]
+_PointId = int | str
+_Payload = dict[str, Any]
+_Ids = Sequence[_PointId] | npt.NDArray[np.integer[Any]] | Iterable[_PointId]
+_PayloadSelector = bool | Sequence[str] | None
+_Distance = Literal["cosine", "dot", "euclid", "manhattan"]
+_Durability = Literal["fsync", "interval", "off"]
 
+@final
 class Record:
     @property
-    def id(self) -> PointId: ...
+    def id(self) -> _PointId: ...
     @property
-    def payload(self) -> Optional[Payload]: ...
+    def payload(self) -> _Payload | None: ...
     @property
-    def vector(self) -> Optional[npt.NDArray[np.float32]]: ...
+    def vector(self) -> npt.NDArray[np.float32] | None: ...
 
+@final
 class Hit:
     @property
-    def id(self) -> PointId: ...
+    def id(self) -> _PointId: ...
     @property
     def score(self) -> float: ...
     @property
-    def payload(self) -> Optional[Payload]: ...
+    def payload(self) -> _Payload | None: ...
     @property
-    def vector(self) -> Optional[npt.NDArray[np.float32]]: ...
+    def vector(self) -> npt.NDArray[np.float32] | None: ...
 
+@final
 class Collection:
     @property
     def name(self) -> str: ...
@@ -45,18 +50,18 @@ class Collection:
     def distance(self) -> str: ...
     def upsert(
         self,
-        ids: Ids,
+        ids: _Ids,
         vectors: npt.ArrayLike,
-        payloads: Optional[Sequence[Optional[Payload]]] = None,
+        payloads: Sequence[_Payload | None] | None = None,
     ) -> None: ...
     def get(
         self,
-        ids: Ids,
+        ids: _Ids,
         *,
-        with_payload: PayloadSelector = None,
+        with_payload: _PayloadSelector = None,
         with_vectors: bool = False,
     ) -> list[Record]: ...
-    def delete(self, ids: Ids) -> int: ...
+    def delete(self, ids: _Ids) -> int: ...
     def count(self) -> int: ...
     def __len__(self) -> int: ...
     def search(
@@ -64,9 +69,9 @@ class Collection:
         vector: npt.ArrayLike,
         k: int = 10,
         *,
-        score_threshold: Optional[float] = None,
+        score_threshold: float | None = None,
         offset: int = 0,
-        with_payload: PayloadSelector = None,
+        with_payload: _PayloadSelector = None,
         with_vectors: bool = False,
     ) -> list[Hit]: ...
     def search_batch(
@@ -74,29 +79,30 @@ class Collection:
         vectors: npt.ArrayLike,
         k: int = 10,
         *,
-        score_threshold: Optional[float] = None,
-        with_payload: PayloadSelector = None,
+        score_threshold: float | None = None,
+        with_payload: _PayloadSelector = None,
         with_vectors: bool = False,
     ) -> list[list[Hit]]: ...
     def scroll(
         self,
         limit: int = 100,
-        offset: Optional[PointId] = None,
+        offset: _PointId | None = None,
         *,
-        with_payload: PayloadSelector = None,
+        with_payload: _PayloadSelector = None,
         with_vectors: bool = False,
-    ) -> tuple[list[Record], Optional[PointId]]: ...
+    ) -> tuple[list[Record], _PointId | None]: ...
     def flush(self) -> None: ...
     def verify(self) -> None: ...
     def info(self) -> dict[str, Any]: ...
 
+@final
 class Database:
     @property
     def path(self) -> str: ...
     @property
     def closed(self) -> bool: ...
     def create_collection(
-        self, name: str, dim: int, distance: Distance = "cosine", exist_ok: bool = False
+        self, name: str, dim: int, distance: _Distance = "cosine", exist_ok: bool = False
     ) -> Collection: ...
     def collection(self, name: str) -> Collection: ...
     def list_collections(self) -> list[str]: ...
@@ -107,9 +113,9 @@ class Database:
     def __exit__(self, *args: object) -> bool: ...
 
 def open(
-    path: Union[str, os.PathLike[str]],
+    path: str | os.PathLike[str],
     *,
-    durability: Durability = "fsync",
+    durability: _Durability = "fsync",
     fsync_interval_ms: int = 100,
 ) -> Database: ...
 def _matrix_address(vectors: npt.ArrayLike) -> int: ...

@@ -8,7 +8,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
 
 import ferrovec
 
@@ -27,7 +26,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         if not infos:
             print(f"{args.path}: no collections")
             return 0
-        header = f"{'collection':<24} {'dim':>6} {'distance':<10} {'points':>10} {'disk':>10} {'log':>10}"
+        header = (
+            f"{'collection':<24} {'dim':>6} {'distance':<10} "
+            f"{'points':>10} {'disk':>10} {'log':>10}"
+        )
         print(header)
         print("-" * len(header))
         for i in infos:
@@ -56,14 +58,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import numpy as np
 
     n, dim, batch = args.points, 384, 1000
-    own_dir: Optional[str] = None
+    own_dir: str | None = None
     if args.path is None:
         own_dir = tempfile.mkdtemp(prefix="ferrovec-demo-")
         path = Path(own_dir) / "store"
     else:
         path = Path(args.path)
         if path.exists():
-            print(f"{path} exists; pass a new path (the demo creates its own store)", file=sys.stderr)
+            print(
+                f"{path} exists; pass a new path (the demo creates its own store)", file=sys.stderr
+            )
             return 2
     rng = np.random.default_rng(7)
     print(f"ferrovec {ferrovec.__version__} demo: {n:,} x {dim}-d vectors in {path}")
@@ -76,7 +80,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             m = min(batch, n - start)
             vecs = rng.standard_normal((m, dim), dtype=np.float32)
             ids = list(range(start, start + m))
-            payloads = [{"title": f"doc {i}", "group": f"g{i % 20}", "year": 2000 + i % 25} for i in ids]
+            payloads = [
+                {"title": f"doc {i}", "group": f"g{i % 20}", "year": 2000 + i % 25} for i in ids
+            ]
             col.upsert(ids, vecs, payloads)
             if (start // batch) % 10 == 9 or start + m == n:
                 _progress(start + m, n, started)
@@ -110,7 +116,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  after reopen: {count:,} points; same top-10 as before close: {before == after}")
         print(f"  point {rec.id}: {rec.payload}")
         info = col.info()
-        print(f"  disk: {_size(info['disk_bytes'])} in {info['segments']} segment(s); log {_size(info['log_bytes'])}")
+        print(
+            f"  disk: {_size(info['disk_bytes'])} in {info['segments']} segment(s); "
+            f"log {_size(info['log_bytes'])}"
+        )
         del col
         db.close()
         print(f"  total: {time.perf_counter() - t0:.2f} s -> {'OK' if ok else 'MISMATCH'}")
@@ -120,10 +129,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             shutil.rmtree(own_dir, ignore_errors=True)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ferrovec", description="ferrovec vector store tools")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("info", help="print each collection's dim, distance, points, disk and log bytes")
+    p = sub.add_parser(
+        "info", help="print each collection's dim, distance, points, disk and log bytes"
+    )
     p.add_argument("path")
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("verify", help="check every checksum of every collection's files")

@@ -6,8 +6,6 @@ exception a Python caller would expect, so ``except ValueError`` keeps working.
 
 from __future__ import annotations
 
-from typing import Optional, Union
-
 
 class FerrovecError(Exception):
     """Base class of every ferrovec error."""
@@ -31,20 +29,24 @@ class CollectionExistsError(FerrovecError):
 class StoreLockedError(FerrovecError):
     """Another process has the store open. ``path`` and ``pid`` say which store and process."""
 
-    path: Optional[str] = None
-    pid: Optional[Union[int, str]] = None
+    path: str | None = None
+    pid: int | str | None = None
 
 
 class CorruptionError(FerrovecError):
-    """A file is damaged, truncated, foreign or of an unsupported format version. ``path`` names it."""
+    """A file is damaged, truncated, foreign or of an unsupported format version.
 
-    path: Optional[str] = None
+    ``path`` names the file."""
+
+    path: str | None = None
 
 
 class StorageError(FerrovecError, OSError):
-    """An operating-system I/O call failed (disk full, permission, I/O error). ``path`` names the file."""
+    """An operating-system I/O call failed (disk full, permission, I/O error).
 
-    path: Optional[str] = None  # type: ignore[assignment]
+    ``path`` names the file."""
+
+    path: str | None = None
 
 
 class LogFailedError(StorageError):

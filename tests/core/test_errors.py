@@ -45,9 +45,17 @@ BAD_UPSERTS = [
     ("payload not a dict", dict(ids=[5, 6], vectors=GOOD, payloads=[{}, [1, 2]]), "payloads[1]"),
     ("payload str", dict(ids=[5, 6], vectors=GOOD, payloads=["{}", {}]), "payloads[0]"),
     ("non-str key", dict(ids=[5, 6], vectors=GOOD, payloads=[{}, {1: "a"}]), "payloads[1]"),
-    ("NaN in payload", dict(ids=[5, 6], vectors=GOOD, payloads=[{"x": float("nan")}, {}]), "payloads[0]"),
+    (
+        "NaN in payload",
+        dict(ids=[5, 6], vectors=GOOD, payloads=[{"x": float("nan")}, {}]),
+        "payloads[0]",
+    ),
     ("set in payload", dict(ids=[5, 6], vectors=GOOD, payloads=[{}, {"s": {1}}]), "payloads[1]"),
-    ("huge int in payload", dict(ids=[5, 6], vectors=GOOD, payloads=[{}, {"n": 2**70}]), "payloads[1]"),
+    (
+        "huge int in payload",
+        dict(ids=[5, 6], vectors=GOOD, payloads=[{}, {"n": 2**70}]),
+        "payloads[1]",
+    ),
 ]
 
 

@@ -8,7 +8,9 @@ import pytest
 import ferrovec
 
 
-def brute_force(metric: str, base: np.ndarray, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def brute_force(
+    metric: str, base: np.ndarray, q: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     b = base.astype(np.float64)
     qq = q.astype(np.float64)
     if metric == "cosine":

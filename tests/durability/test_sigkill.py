@@ -29,7 +29,8 @@ b = start
 while True:
     rng = np.random.default_rng(b)
     ids = list(range(b * 10, b * 10 + 10))
-    col.upsert(ids, rng.standard_normal((10, 16), dtype=np.float32), [{"batch": b, "i": i} for i in range(10)])
+    payloads = [{"batch": b, "i": i} for i in range(10)]
+    col.upsert(ids, rng.standard_normal((10, 16), dtype=np.float32), payloads)
     print(b, flush=True)
     if b % 7 == 6:
         col.flush()  # checkpoints happen inside the kill window too
@@ -69,7 +70,7 @@ def test_sigkill_loses_no_acknowledged_batch(tmp_path, mode, cycles):
     rnd = random.Random(1234)
     next_batch = 0
     acknowledged = -1
-    for cycle in range(cycles):
+    for _cycle in range(cycles):
         p = child(WRITER, path, mode, str(next_batch))
         lines: list[int] = []
 

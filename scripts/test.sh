@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Set up a virtualenv with the test tools, build ferrovec, and run every check and test:
+# Rust format + clippy + tests, Python lint + types + stub check + pytest.
+# Usage: bash scripts/test.sh        (the same script CI runs, via .ci/run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "python environment (.venv)"
+python3 -m venv .venv
+# shellcheck disable=SC1091
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+python -m pip install -q "maturin>=1.7,<2" "numpy>=1.21" "pytest>=8" pytest-timeout hypothesis ruff mypy
+
+step "rust: format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+if cargo tree -p ferrovec-core -e normal --locked | grep -qE '^.*(pyo3|numpy) v'; then
+  echo "ferrovec-core must not depend on pyo3 or numpy" >&2
+  exit 1
+fi
+
+step "build the python package (release)"
+maturin develop --release --locked -q
+
+step "python: lint, types, stubs"
+ruff check python tests benches
+ruff format --check python tests benches
+mypy
+python -m mypy.stubtest ferrovec._native
+
+step "rust tests"
+cargo test -p ferrovec-core --locked
+
+step "python tests"
+python -m pytest tests
