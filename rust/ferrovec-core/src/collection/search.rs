@@ -15,9 +15,9 @@ use crate::segment::Bitmap;
 use crate::types::Distance;
 
 /// Rows scanned by one parallel task.
-const CHUNK_ROWS: usize = 16 * 1024;
+const CHUNK_ROWS: usize = 8 * 1024;
 /// Below this many rows, one query is scanned on the calling thread.
-const PARALLEL_MIN_ROWS: usize = 32 * 1024;
+const PARALLEL_MIN_ROWS: usize = 8 * 1024;
 /// Queries handled together by one matrix product.
 const GEMM_QUERY_CHUNK: usize = 64;
 /// Rows per matrix product (the score tile is GEMM_QUERY_CHUNK × this).
