@@ -1,0 +1,3 @@
+//! Vector indexes. `hnsw` is the approximate graph index of sealed segments.
+
+pub mod hnsw;
