@@ -35,6 +35,7 @@ fn main() {
             ef_construct: efc,
         },
         1,
+        &std::sync::atomic::AtomicBool::new(false),
     );
     println!("build {:.2}s", t.elapsed().as_secs_f64());
     let nq = qs.len() / dim;

@@ -22,7 +22,7 @@ pub const HEADER_LEN: usize = 64;
 
 /// The one format version this build writes and reads. Bump it (and keep a reader for the old
 /// one, or an "upgrade required" error) whenever any layout below changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {
@@ -33,6 +33,7 @@ pub enum FileKind {
     Ids,
     Payloads,
     Deleted,
+    Graph,
 }
 
 impl FileKind {
@@ -45,6 +46,7 @@ impl FileKind {
             FileKind::Ids => b"FVIDMAP\x1a",
             FileKind::Payloads => b"FVPAYLD\x1a",
             FileKind::Deleted => b"FVDELET\x1a",
+            FileKind::Graph => b"FVHNSWG\x1a",
         }
     }
 
@@ -57,6 +59,7 @@ impl FileKind {
             FileKind::Ids => "id map",
             FileKind::Payloads => "payload file",
             FileKind::Deleted => "deletion bitmap",
+            FileKind::Graph => "HNSW graph",
         }
     }
 }
@@ -270,7 +273,7 @@ mod tests {
         assert!(Header::decode_whole(FileKind::Ids, &bytes[..bytes.len() - 1], p, false).is_err());
         // Newer version.
         let mut newer = bytes.clone();
-        newer[8..12].copy_from_slice(&2u32.to_le_bytes());
+        newer[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         let crc = crc32c::crc32c(&newer[0..60]);
         newer[60..64].copy_from_slice(&crc.to_le_bytes());
         let err = Header::decode(FileKind::Ids, &newer, p).expect_err("newer");

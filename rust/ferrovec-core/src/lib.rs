@@ -37,6 +37,6 @@ pub use collection::{Collection, StorageOptions};
 pub use error::{Error, Result};
 pub use store::Store;
 pub use types::{
-    CollectionConfig, CollectionInfo, Distance, Durability, Payload, PayloadSelector, PointId,
-    Record, ScoredPoint, SearchParams,
+    CollectionConfig, CollectionInfo, Distance, Durability, HnswConfig, OptimizerConfig, Payload,
+    PayloadSelector, PointId, Record, ScoredPoint, SearchParams, SegmentInfo,
 };

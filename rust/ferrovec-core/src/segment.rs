@@ -1,24 +1,30 @@
-//! Sealed segments: immutable files written once at a checkpoint and mapped read-only.
+//! Sealed segments: immutable files written once and mapped read-only.
 //!
-//! A segment `<id>` is four files in the collection's `segments/` directory, each with the common
-//! header (`format.rs`):
-//! - `<id>.vec`: `rows × dim` f32, little-endian, row-major, starting at byte 64 (so rows are
-//!   4-byte aligned in the page-aligned mapping);
-//! - `<id>.ids`: one entry per row: tag u8 (0 = number, 1 = string), then u64 LE, or u32 LE length
-//!   and UTF-8 bytes;
-//! - `<id>.pay`: `rows + 1` u64 LE offsets into the JSON bytes that follow them; an empty range is
-//!   a point without payload;
-//! - `<id>.del-<generation>`: a bitmap of deleted rows (bit `r % 8` of byte `r / 8`). Deletes after
-//!   the segment was sealed are written as a new generation at the next checkpoint; the manifest
-//!   names the current one.
+//! A segment `<id>` is these files in the collection's `segments/` directory, each with the
+//! common header (`format.rs`):
+//! - `<id>.vec`: `rows × dim` f32, little-endian, row-major, from byte 64 (rows 4-byte aligned in
+//!   the page-aligned mapping);
+//! - `<id>.ids`: a fixed 16-byte entry per row (tag u8: 0 number, 1 string; 3 zero bytes; string
+//!   length u32; the number, or the string's offset in the heap, u64), then `rows` u32 row numbers
+//!   in id order (numbers ascending, then strings bytewise: scroll order, binary-searchable),
+//!   then the string heap. Mapped, so opening costs nothing per row;
+//! - `<id>.pay`: `rows + 1` u64 offsets into the JSON bytes that follow them; an empty range is a
+//!   point without payload;
+//! - `<id>.hnsw` (optional): the HNSW graph (`index/hnsw.rs`), mapped on first search;
+//! - `<id>.del-<generation>`: a bitmap of rows deleted or replaced after sealing (bit `r % 8` of
+//!   byte `r / 8`), written at checkpoints; the manifest names the current one.
 
+use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::format::{FileKind, Header, Reader, HEADER_LEN};
+use crate::format::{read_u32, read_u64, FileKind, Header, HEADER_LEN};
+use crate::index::hnsw::Graph;
 use crate::io::{FileSystem, Mapped};
 use crate::types::PointId;
+
+const ID_ENTRY: usize = 16;
 
 pub fn vec_name(id: u64) -> String {
     format!("{id:016}.vec")
@@ -28,6 +34,9 @@ pub fn ids_name(id: u64) -> String {
 }
 pub fn pay_name(id: u64) -> String {
     format!("{id:016}.pay")
+}
+pub fn graph_name(id: u64) -> String {
+    format!("{id:016}.hnsw")
 }
 pub fn del_name(id: u64, generation: u64) -> String {
     format!("{id:016}.del-{generation:016}")
@@ -48,6 +57,7 @@ impl Bitmap {
         }
     }
 
+    #[inline]
     pub fn get(&self, i: usize) -> bool {
         self.bytes
             .get(i / 8)
@@ -79,6 +89,31 @@ impl Bitmap {
     fn from_bytes(bytes: Vec<u8>) -> Self {
         let ones = bytes.iter().map(|b| b.count_ones() as usize).sum();
         Bitmap { bytes, ones }
+    }
+}
+
+/// A point id borrowed from a segment; orders exactly as [`PointId`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IdRef<'a> {
+    Num(u64),
+    Str(&'a str),
+}
+
+impl IdRef<'_> {
+    pub fn to_owned(self) -> PointId {
+        match self {
+            IdRef::Num(n) => PointId::Num(n),
+            IdRef::Str(s) => PointId::Str(s.to_string()),
+        }
+    }
+
+    pub fn cmp_id(self, other: &PointId) -> Ordering {
+        match (self, other) {
+            (IdRef::Num(a), PointId::Num(b)) => a.cmp(b),
+            (IdRef::Num(_), PointId::Str(_)) => Ordering::Less,
+            (IdRef::Str(_), PointId::Num(_)) => Ordering::Greater,
+            (IdRef::Str(a), PointId::Str(b)) => a.cmp(&b.as_str()),
+        }
     }
 }
 
@@ -117,16 +152,17 @@ pub fn write_file(
 pub struct SegmentData<'a> {
     pub ids: &'a [PointId],
     pub vectors: &'a [f32],
-    pub payloads: &'a [Option<Box<[u8]>>],
+    pub payloads: &'a [Option<&'a [u8]>],
 }
 
-/// Write the three immutable files of segment `id`. Returns their total size.
+/// Write the immutable files of segment `id` (and its graph, if given). Returns their size.
 pub fn write_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     id: u64,
     dim: u32,
     data: &SegmentData<'_>,
+    graph: Option<&Graph>,
 ) -> Result<u64> {
     let rows = data.ids.len() as u64;
     let mut total = write_file(
@@ -138,21 +174,37 @@ pub fn write_segment(
         &[bytemuck::cast_slice(data.vectors)],
     )?;
 
-    let mut ids = Vec::with_capacity(data.ids.len() * 9);
+    let mut entries = Vec::with_capacity(data.ids.len() * ID_ENTRY);
+    let mut heap = Vec::new();
     for id in data.ids {
         match id {
             PointId::Num(n) => {
-                ids.push(0u8);
-                ids.extend_from_slice(&n.to_le_bytes());
+                entries.extend_from_slice(&[0u8; 8]);
+                entries.extend_from_slice(&n.to_le_bytes());
             }
             PointId::Str(s) => {
-                ids.push(1u8);
-                ids.extend_from_slice(&(s.len() as u32).to_le_bytes());
-                ids.extend_from_slice(s.as_bytes());
+                entries.extend_from_slice(&[1u8, 0, 0, 0]);
+                entries.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                entries.extend_from_slice(&(heap.len() as u64).to_le_bytes());
+                heap.extend_from_slice(s.as_bytes());
             }
         }
     }
-    total += write_file(fs, &dir.join(ids_name(id)), FileKind::Ids, rows, 0, &[&ids])?;
+    let mut order: Vec<u32> = (0..rows as u32).collect();
+    order.sort_by(|&a, &b| {
+        data.ids[a as usize]
+            .cmp(&data.ids[b as usize])
+            .then(a.cmp(&b))
+    });
+    let order_bytes: Vec<u8> = order.iter().flat_map(|r| r.to_le_bytes()).collect();
+    total += write_file(
+        fs,
+        &dir.join(ids_name(id)),
+        FileKind::Ids,
+        rows,
+        0,
+        &[&entries, &order_bytes, &heap],
+    )?;
 
     let mut offsets = Vec::with_capacity((data.payloads.len() + 1) * 8);
     let mut json = Vec::new();
@@ -171,6 +223,16 @@ pub fn write_segment(
         0,
         &[&offsets, &json],
     )?;
+    if let Some(g) = graph {
+        total += write_file(
+            fs,
+            &dir.join(graph_name(id)),
+            FileKind::Graph,
+            rows,
+            dim,
+            &[g.as_bytes()],
+        )?;
+    }
     Ok(total)
 }
 
@@ -192,27 +254,40 @@ pub fn write_deleted(
     )
 }
 
-/// An open sealed segment.
-#[derive(Debug)]
+/// An open sealed segment. Everything is mapped; nothing is read per row at open.
 pub struct Segment {
     pub id: u64,
     pub rows: usize,
     dim: usize,
+    dir: PathBuf,
     vectors: Mapped,
+    ids: Mapped,
     payloads: Mapped,
-    payload_path: PathBuf,
-    pub ids: Vec<PointId>,
+    has_graph: bool,
+    graph: OnceLock<std::result::Result<Arc<Graph>, String>>,
+    fs: Arc<dyn FileSystem>,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("id", &self.id)
+            .field("rows", &self.rows)
+            .field("has_graph", &self.has_graph)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Segment {
-    /// Map and check a segment's files. Headers and sizes are checked here; whole-file checksums
-    /// only by [`Segment::verify`].
+    /// Map a segment's files and check their headers and sizes. Whole-file checksums are checked
+    /// only by [`Segment::verify`]; the graph is mapped on first use.
     pub fn open(
-        fs: &dyn FileSystem,
+        fs: Arc<dyn FileSystem>,
         dir: &Path,
         id: u64,
         rows: usize,
         dim: u32,
+        has_graph: bool,
     ) -> Result<Arc<Self>> {
         let vec_path = dir.join(vec_name(id));
         let vectors = fs.map(&vec_path)?;
@@ -239,43 +314,24 @@ impl Segment {
         }
 
         let ids_path = dir.join(ids_name(id));
-        let ids_bytes = fs.read(&ids_path)?;
-        let (h, body) = Header::decode_whole(FileKind::Ids, &ids_bytes, &ids_path, false)?;
-        if h.count != rows as u64 {
+        let ids = fs.map(&ids_path)?;
+        let (h, body) = Header::decode_whole(FileKind::Ids, &ids, &ids_path, false)?;
+        if h.count != rows as u64 || (body.len() as u64) < rows as u64 * (ID_ENTRY as u64 + 4) {
             return Err(Error::corrupt(
                 &ids_path,
-                format!("id map holds {} rows, the manifest expects {rows}", h.count),
-            ));
-        }
-        let mut r = Reader::new(body, &ids_path);
-        let mut ids = Vec::with_capacity(rows.min(body.len() / 9));
-        for _ in 0..rows {
-            let id = match r.u8()? {
-                0 => PointId::Num(r.u64()?),
-                1 => {
-                    let n = r.u32()? as usize;
-                    let s = std::str::from_utf8(r.take(n)?)
-                        .map_err(|_| Error::corrupt(&ids_path, "string id is not UTF-8"))?;
-                    PointId::Str(s.to_string())
-                }
-                t => return Err(Error::corrupt(&ids_path, format!("unknown id tag {t}"))),
-            };
-            ids.push(id);
-        }
-        if !r.is_empty() {
-            return Err(Error::corrupt(
-                &ids_path,
-                "trailing bytes after the last id",
+                format!(
+                    "id map is too short for {rows} rows, or holds {} rows",
+                    h.count
+                ),
             ));
         }
 
-        let payload_path = dir.join(pay_name(id));
-        let payloads = fs.map(&payload_path)?;
-        let (h, body) = Header::decode_whole(FileKind::Payloads, &payloads, &payload_path, false)?;
-        let table = (rows as u64 + 1) * 8;
-        if h.count != rows as u64 || (body.len() as u64) < table {
+        let pay_path = dir.join(pay_name(id));
+        let payloads = fs.map(&pay_path)?;
+        let (h, body) = Header::decode_whole(FileKind::Payloads, &payloads, &pay_path, false)?;
+        if h.count != rows as u64 || (body.len() as u64) < (rows as u64 + 1) * 8 {
             return Err(Error::corrupt(
-                &payload_path,
+                &pay_path,
                 format!("payload file too short for {rows} rows"),
             ));
         }
@@ -283,10 +339,13 @@ impl Segment {
             id,
             rows,
             dim: dim as usize,
+            dir: dir.to_path_buf(),
             vectors,
-            payloads,
-            payload_path,
             ids,
+            payloads,
+            has_graph,
+            graph: OnceLock::new(),
+            fs,
         }))
     }
 
@@ -300,23 +359,141 @@ impl Segment {
         &self.vectors()[row * self.dim..(row + 1) * self.dim]
     }
 
+    pub fn has_graph(&self) -> bool {
+        self.has_graph
+    }
+
+    /// The segment's graph, mapped on first use.
+    pub fn graph(&self) -> Result<Option<Arc<Graph>>> {
+        if !self.has_graph {
+            return Ok(None);
+        }
+        let loaded = self.graph.get_or_init(|| {
+            let path = self.dir.join(graph_name(self.id));
+            let load = || -> Result<Arc<Graph>> {
+                let map = self.fs.map(&path)?;
+                let h = Header::decode(FileKind::Graph, &map, &path)?;
+                if h.count != self.rows as u64 || map.len() as u64 != HEADER_LEN as u64 + h.body_len
+                {
+                    return Err(Error::corrupt(
+                        &path,
+                        "graph file does not match its segment",
+                    ));
+                }
+                Ok(Arc::new(Graph::from_mapped(
+                    map, HEADER_LEN, self.rows, &path,
+                )?))
+            };
+            load().map_err(|e| e.to_string())
+        });
+        match loaded {
+            Ok(g) => Ok(Some(g.clone())),
+            Err(msg) => Err(Error::corrupt(
+                self.dir.join(graph_name(self.id)),
+                msg.clone(),
+            )),
+        }
+    }
+
+    fn ids_body(&self) -> &[u8] {
+        &self.ids[HEADER_LEN..]
+    }
+
+    fn corrupt_ids(&self, detail: impl Into<String>) -> Error {
+        Error::corrupt(self.dir.join(ids_name(self.id)), detail)
+    }
+
+    /// The id of `row`, borrowed from the mapping.
+    pub fn id_ref(&self, row: usize) -> Result<IdRef<'_>> {
+        let body = self.ids_body();
+        let e = &body[row * ID_ENTRY..(row + 1) * ID_ENTRY];
+        let value = read_u64(e, 8);
+        match e[0] {
+            0 => Ok(IdRef::Num(value)),
+            1 => {
+                let len = u64::from(read_u32(e, 4));
+                let heap_start = (self.rows * (ID_ENTRY + 4)) as u64;
+                let start = heap_start.checked_add(value);
+                let end = start.and_then(|s| s.checked_add(len));
+                let (Some(s), Some(end)) = (start, end) else {
+                    return Err(
+                        self.corrupt_ids(format!("string id of row {row} is outside the file"))
+                    );
+                };
+                if end > body.len() as u64 {
+                    return Err(
+                        self.corrupt_ids(format!("string id of row {row} is outside the file"))
+                    );
+                }
+                std::str::from_utf8(&body[s as usize..end as usize])
+                    .map(IdRef::Str)
+                    .map_err(|_| self.corrupt_ids(format!("string id of row {row} is not UTF-8")))
+            }
+            t => Err(self.corrupt_ids(format!("unknown id tag {t} in row {row}"))),
+        }
+    }
+
+    pub fn id(&self, row: usize) -> Result<PointId> {
+        Ok(self.id_ref(row)?.to_owned())
+    }
+
+    /// The row at position `i` of id order.
+    pub fn row_in_order(&self, i: usize) -> Result<usize> {
+        let at = self.rows * ID_ENTRY + i * 4;
+        let row = read_u32(self.ids_body(), at) as usize;
+        if row >= self.rows {
+            return Err(self.corrupt_ids(format!("row {row} in the order table is out of range")));
+        }
+        Ok(row)
+    }
+
+    /// Position in id order of the first id not less than `id`.
+    pub fn lower_bound(&self, id: &PointId) -> Result<usize> {
+        let (mut lo, mut hi) = (0, self.rows);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.id_ref(self.row_in_order(mid)?)?.cmp_id(id) == Ordering::Less {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Every row holding `id` (an id can appear more than once: replaced copies stay as
+    /// deleted rows until a vacuum).
+    pub fn find(&self, id: &PointId) -> Result<Vec<usize>> {
+        let mut out = Vec::new();
+        let mut i = self.lower_bound(id)?;
+        while i < self.rows {
+            let row = self.row_in_order(i)?;
+            if self.id_ref(row)?.cmp_id(id) != Ordering::Equal {
+                break;
+            }
+            out.push(row);
+            i += 1;
+        }
+        Ok(out)
+    }
+
     /// The JSON bytes of a row's payload, or `None` if the point has none.
     pub fn payload(&self, row: usize) -> Result<Option<&[u8]>> {
         let body = &self.payloads[HEADER_LEN..];
         let at = row * 8;
-        let start = crate::format::read_u64(body, at);
-        let end = crate::format::read_u64(body, at + 8);
+        let start = read_u64(body, at);
+        let end = read_u64(body, at + 8);
         let data_start = (self.rows as u64 + 1) * 8;
         let (Some(s), Some(e)) = (data_start.checked_add(start), data_start.checked_add(end))
         else {
             return Err(Error::corrupt(
-                &self.payload_path,
+                self.dir.join(pay_name(self.id)),
                 "payload offset overflows",
             ));
         };
         if s > e || e > body.len() as u64 {
             return Err(Error::corrupt(
-                &self.payload_path,
+                self.dir.join(pay_name(self.id)),
                 format!("payload of row {row} has offsets {start}..{end} outside the file"),
             ));
         }
@@ -324,18 +501,21 @@ impl Segment {
     }
 
     /// Check the whole-file checksums of the segment's files.
-    pub fn verify(fs: &dyn FileSystem, dir: &Path, id: u64, deleted: Option<&str>) -> Result<()> {
+    pub fn verify(&self, deleted: Option<&str>) -> Result<()> {
         let mut files = vec![
-            (FileKind::Vectors, vec_name(id)),
-            (FileKind::Ids, ids_name(id)),
-            (FileKind::Payloads, pay_name(id)),
+            (FileKind::Vectors, vec_name(self.id)),
+            (FileKind::Ids, ids_name(self.id)),
+            (FileKind::Payloads, pay_name(self.id)),
         ];
+        if self.has_graph {
+            files.push((FileKind::Graph, graph_name(self.id)));
+        }
         if let Some(d) = deleted {
             files.push((FileKind::Deleted, d.to_string()));
         }
         for (kind, name) in files {
-            let path = dir.join(name);
-            let bytes = fs.map(&path)?;
+            let path = self.dir.join(name);
+            let bytes = self.fs.map(&path)?;
             Header::decode_whole(kind, &bytes, &path, true)?;
         }
         Ok(())

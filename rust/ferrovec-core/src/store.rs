@@ -206,7 +206,8 @@ impl Store {
                 return Err(Error::CollectionExists(name.to_string()));
             }
             let existing = self.load(&mut slots, name)?;
-            if *existing.config() != config {
+            let have = existing.config();
+            if have.dim != config.dim || have.distance != config.distance {
                 return Err(Error::invalid(format!(
                     "collection {name:?} exists with dim {} and distance {}, not dim {} and distance {}",
                     existing.config().dim,
@@ -230,7 +231,10 @@ impl Store {
                 self.fs.sync_dir(&cdir)?;
                 Collection::open(self.fs.clone(), &dir, name, self.options)?
             }
-            _ => Collection::in_memory(name, config, self.options),
+            _ => {
+                config.validate()?;
+                Collection::in_memory(name, config, self.options)
+            }
         };
         slots.insert(name.to_string(), Some(col.clone()));
         Ok(col)

@@ -98,10 +98,56 @@ impl Distance {
     }
 }
 
+/// HNSW parameters of a collection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HnswConfig {
+    /// Links per node (twice as many on level 0).
+    pub m: usize,
+    /// Candidate list size while building.
+    pub ef_construct: usize,
+    /// A segment with fewer points than this is scanned exactly, without a graph. Counted in
+    /// points (Qdrant counts kilobytes; the compatibility layer converts).
+    pub full_scan_threshold: usize,
+}
+
+impl Default for HnswConfig {
+    fn default() -> Self {
+        HnswConfig {
+            m: 16,
+            ef_construct: 100,
+            full_scan_threshold: 10_000,
+        }
+    }
+}
+
+/// When the background optimizer indexes and merges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptimizerConfig {
+    /// Once this many points are not in any graph, they are indexed: after `idle_ms` without
+    /// writes, or at once when there are ten times as many.
+    pub indexing_threshold: usize,
+    /// The optimizer never builds a segment larger than this.
+    pub max_segment_points: usize,
+    /// How long writes must pause before the optimizer indexes.
+    pub idle_ms: u64,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig {
+            indexing_threshold: 20_000,
+            max_segment_points: 2_000_000,
+            idle_ms: 1_000,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CollectionConfig {
     pub dim: u32,
     pub distance: Distance,
+    pub hnsw: HnswConfig,
+    pub optimizer: OptimizerConfig,
 }
 
 impl CollectionConfig {
@@ -111,7 +157,31 @@ impl CollectionConfig {
                 "dim must be between 1 and {MAX_DIM}, got {dim}"
             )));
         }
-        Ok(CollectionConfig { dim, distance })
+        Ok(CollectionConfig {
+            dim,
+            distance,
+            hnsw: HnswConfig::default(),
+            optimizer: OptimizerConfig::default(),
+        })
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        Self::new(self.dim, self.distance)?;
+        crate::index::hnsw::HnswParams {
+            m: self.hnsw.m,
+            ef_construct: self.hnsw.ef_construct,
+        }
+        .validate()?;
+        let o = &self.optimizer;
+        if o.indexing_threshold == 0
+            || o.max_segment_points < 1000
+            || o.max_segment_points > (1 << 31)
+        {
+            return Err(Error::invalid(
+                "optimizer: indexing_threshold must be at least 1 and max_segment_points between 1,000 and 2^31",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -175,6 +245,10 @@ pub struct SearchParams {
     pub score_threshold: Option<f32>,
     pub with_payload: PayloadSelector,
     pub with_vector: bool,
+    /// Size of the graph search's candidate list; `None`: `max(ef_construct, k + offset)`.
+    pub ef: Option<usize>,
+    /// Scan every point exactly instead of using the graphs.
+    pub exact: bool,
 }
 
 impl Default for SearchParams {
@@ -185,20 +259,38 @@ impl Default for SearchParams {
             score_threshold: None,
             with_payload: PayloadSelector::All,
             with_vector: false,
+            ef: None,
+            exact: false,
         }
     }
+}
+
+/// One segment in [`CollectionInfo`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmentInfo {
+    pub rows: usize,
+    pub deleted: usize,
+    /// "appendable" (in memory and the log), "sealing" (being written), or "sealed".
+    pub kind: &'static str,
+    pub indexed: bool,
+    /// Recall@10 the graph's self-check measured after its build.
+    pub self_check_recall: Option<f32>,
 }
 
 /// What `info` reports about a collection.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CollectionInfo {
     pub name: String,
-    pub dim: u32,
-    pub distance: Distance,
+    pub config: CollectionConfig,
     pub points: usize,
-    pub segments: usize,
+    /// Live points in segments with a graph, and in segments searched exactly.
+    pub indexed_points: usize,
+    pub unindexed_points: usize,
+    pub segments: Vec<SegmentInfo>,
     /// Points written since the last checkpoint (held in memory and in the log).
     pub unflushed_points: usize,
+    /// "idle", "sealing", "indexing", "merging", or "failed: <error>".
+    pub optimizer_status: String,
     /// Bytes of segment files and the manifest.
     pub disk_bytes: u64,
     /// Bytes of write-ahead log files.

@@ -32,6 +32,16 @@ pub struct SegmentMeta {
     pub rows: u64,
     /// File name of the current deletion bitmap, if any row was deleted since sealing.
     pub deleted: Option<String>,
+    /// The segment's HNSW graph (file `<id>.hnsw`), if it has one.
+    pub graph: Option<GraphMeta>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GraphMeta {
+    pub m: u32,
+    pub ef_construct: u32,
+    /// Recall@10 measured by the self-check after the build.
+    pub self_check_recall: f32,
 }
 
 impl Manifest {
@@ -52,6 +62,9 @@ impl Manifest {
             names.push(segment::vec_name(s.id));
             names.push(segment::ids_name(s.id));
             names.push(segment::pay_name(s.id));
+            if s.graph.is_some() {
+                names.push(segment::graph_name(s.id));
+            }
             if let Some(d) = &s.deleted {
                 names.push(d.clone());
             }

@@ -1,17 +1,22 @@
-//! A collection: points in sealed segments plus recent writes held in memory and in the log.
+//! A collection: sealed, memory-mapped segments plus recent writes held in memory and in the log.
 //!
-//! Write path: validate the whole batch (nothing changes if any row is bad) → append one log
-//! record → apply it in memory → wait for the log's durability promise. Writers are serialised
-//! by `writer`; readers only take `state` for reading, so searches run alongside each other.
-//! A checkpoint turns the in-memory rows into a new sealed segment and starts the log afresh.
+//! Write path: validate the whole batch (nothing changes if any row is bad) → look up its ids →
+//! append one log record → apply it in memory → wait for the log's durability promise. Writers
+//! are serialised by `writer`; readers only take `state` for reading.
+//!
+//! Structural changes (`optimize.rs`) — sealing the appendable rows into a segment, merging and
+//! indexing segments — run one at a time under `structure`, build their files without holding
+//! `writer` or `state`, and take both only to switch the manifest and swap the new segment in.
 
 mod manifest;
+mod optimize;
 pub mod search;
+mod state;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -19,31 +24,30 @@ use parking_lot::{Mutex, RwLock};
 use crate::distance;
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
-use crate::segment::{self, Bitmap, Segment, SegmentData};
+use crate::segment::{self, Bitmap, Segment};
 use crate::types::{
     CollectionConfig, CollectionInfo, Distance, Durability, Payload, PayloadSelector, PointId,
-    Record, ScoredPoint, SearchParams,
+    Record, ScoredPoint, SearchParams, SegmentInfo,
 };
 use crate::wal::record::{encode_frame, Op, OpRef};
 use crate::wal::Wal;
 pub use manifest::Manifest;
-use manifest::SegmentMeta;
-use search::{Block, Cand};
+use optimize::Optimizer;
+use state::{Source, SourceKind, State};
 
 const SEGMENTS_DIR: &str = "segments";
 const WAL_DIR: &str = "wal";
 
-/// Source number of the in-memory rows in a [`Loc`].
-const MEM: u32 = u32::MAX;
-
-/// Tunables of the storage layer.
+/// Tunables of the storage layer, for every collection of a store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StorageOptions {
     pub durability: Durability,
     /// A log file is sealed and a new one started past this size.
     pub wal_file_bytes: u64,
-    /// A checkpoint runs after a write once the log holds more than this.
+    /// The appendable rows are sealed into a segment once the log holds more than this.
     pub checkpoint_log_bytes: u64,
+    /// Run the background optimizer (indexing, merging). Off, only `optimize()` indexes.
+    pub background_optimizer: bool,
 }
 
 impl Default for StorageOptions {
@@ -52,37 +56,9 @@ impl Default for StorageOptions {
             durability: Durability::Fsync,
             wal_file_bytes: 64 << 20,
             checkpoint_log_bytes: 128 << 20,
+            background_optimizer: true,
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Loc {
-    source: u32,
-    row: u32,
-}
-
-/// Rows written since the last checkpoint. Kept dense: a delete moves the last row into the hole.
-#[derive(Default)]
-struct MemRows {
-    ids: Vec<PointId>,
-    vectors: Vec<f32>,
-    payloads: Vec<Option<Box<[u8]>>>,
-}
-
-struct Sealed {
-    seg: Arc<Segment>,
-    deleted: Bitmap,
-    /// Deletes happened since the bitmap was last written.
-    dirty: bool,
-}
-
-#[derive(Default)]
-struct State {
-    segments: Vec<Sealed>,
-    mem: MemRows,
-    /// Every live point, in scroll order.
-    index: BTreeMap<PointId, Loc>,
 }
 
 const OPEN: u8 = 0;
@@ -97,10 +73,16 @@ pub struct Collection {
     fs: Arc<dyn FileSystem>,
     wal: Option<Arc<Wal>>,
     options: StorageOptions,
-    /// Serialises writes and checkpoints; holds the manifest as last written.
+    /// Serialises writes and manifest switches; holds the manifest as last written.
     writer: Mutex<Manifest>,
     state: RwLock<State>,
+    /// Held by whoever seals, merges or indexes: one structural change at a time.
+    structure: Mutex<()>,
     status: AtomicU8,
+    optimizer: Optimizer,
+    /// Milliseconds since the collection was opened, at the last write (for the idle trigger).
+    last_write_ms: AtomicU64,
+    opened: std::time::Instant,
 }
 
 impl std::fmt::Debug for Collection {
@@ -130,28 +112,62 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 impl Collection {
-    pub fn in_memory(name: &str, config: CollectionConfig, options: StorageOptions) -> Arc<Self> {
-        Arc::new(Collection {
+    fn assemble(
+        name: &str,
+        config: CollectionConfig,
+        dir: Option<PathBuf>,
+        fs: Arc<dyn FileSystem>,
+        wal: Option<Arc<Wal>>,
+        options: StorageOptions,
+        manifest: Manifest,
+        state: State,
+    ) -> Arc<Self> {
+        let col = Arc::new(Collection {
             name: name.to_string(),
-            config: config.clone(),
-            dir: None,
-            fs: Arc::new(crate::io::OsFs),
-            wal: None,
+            config,
+            dir,
+            fs,
+            wal,
             options,
-            writer: Mutex::new(Manifest::new(config)),
-            state: RwLock::new(State::default()),
+            writer: Mutex::new(manifest),
+            state: RwLock::new(state),
+            structure: Mutex::new(()),
             status: AtomicU8::new(OPEN),
-        })
+            optimizer: Optimizer::default(),
+            last_write_ms: AtomicU64::new(0),
+            opened: std::time::Instant::now(),
+        });
+        if col.dir.is_some() && options.background_optimizer {
+            optimize::start(&col);
+        }
+        col
+    }
+
+    /// An in-memory collection: nothing is written, and search is always exact.
+    pub fn in_memory(name: &str, config: CollectionConfig, options: StorageOptions) -> Arc<Self> {
+        let manifest = Manifest::new(config.clone());
+        Self::assemble(
+            name,
+            config,
+            None,
+            Arc::new(crate::io::OsFs),
+            None,
+            options,
+            manifest,
+            State::default(),
+        )
     }
 
     /// Write the files of a new, empty collection into `dir` (which must not exist yet).
     pub fn create_files(fs: &dyn FileSystem, dir: &Path, config: &CollectionConfig) -> Result<()> {
+        config.validate()?;
         fs.create_dir_all(&dir.join(SEGMENTS_DIR))?;
         fs.create_dir_all(&dir.join(WAL_DIR))?;
         Manifest::new(config.clone()).write(fs, dir)
     }
 
-    /// Open a collection directory: map its segments, then replay the log.
+    /// Open a collection directory: map its segments (nothing is read per point), then replay
+    /// the log.
     pub fn open(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
@@ -165,44 +181,39 @@ impl Collection {
 
         let dim = manifest.config.dim;
         let mut state = State::default();
-        let mut entries = Vec::new();
         for meta in &manifest.segments {
             let rows = usize::try_from(meta.rows)
                 .map_err(|_| Error::corrupt(dir.join(manifest::MANIFEST), "row count too large"))?;
-            let seg = Segment::open(fs.as_ref(), &seg_dir, meta.id, rows, dim)?;
+            let seg = Segment::open(
+                fs.clone(),
+                &seg_dir,
+                meta.id,
+                rows,
+                dim,
+                meta.graph.is_some(),
+            )?;
             let deleted = match &meta.deleted {
                 Some(name) => segment::read_deleted(fs.as_ref(), &seg_dir, name, rows)?,
                 None => Bitmap::new(rows),
             };
-            let source = state.segments.len() as u32;
-            for (row, id) in seg.ids.iter().enumerate() {
-                if !deleted.get(row) {
-                    entries.push((
-                        id.clone(),
-                        Loc {
-                            source,
-                            row: row as u32,
-                        },
-                    ));
-                }
-            }
-            state.segments.push(Sealed {
-                seg,
+            state.live += rows - deleted.count_ones();
+            state.sources.push(Source {
+                kind: SourceKind::Sealed(seg),
                 deleted,
                 dirty: false,
             });
         }
-        state.index = entries.into_iter().collect();
 
         let config = manifest.config.clone();
         let dim = config.dim as usize;
+        let log_dir = dir.join(WAL_DIR);
         let (wal, stats) = Wal::open(
             fs.clone(),
-            &dir.join(WAL_DIR),
+            &log_dir,
             options.durability,
             options.wal_file_bytes,
             manifest.checkpoint_seq,
-            |seq, op| state.apply_logged(seq, op, dim, &dir.join(WAL_DIR)),
+            |seq, op| apply_logged(&mut state, seq, op, dim, &log_dir),
         )?;
         if stats.applied > 0 {
             log::info!(
@@ -211,17 +222,16 @@ impl Collection {
                 stats.truncated_bytes
             );
         }
-        Ok(Arc::new(Collection {
-            name: name.to_string(),
+        Ok(Self::assemble(
+            name,
             config,
-            dir: Some(dir.to_path_buf()),
+            Some(dir.to_path_buf()),
             fs,
-            wal: Some(wal),
+            Some(wal),
             options,
-            writer: Mutex::new(manifest),
-            state: RwLock::new(state),
-            status: AtomicU8::new(OPEN),
-        }))
+            manifest,
+            state,
+        ))
     }
 
     pub fn name(&self) -> &str {
@@ -230,6 +240,10 @@ impl Collection {
 
     pub fn config(&self) -> &CollectionConfig {
         &self.config
+    }
+
+    fn dim(&self) -> usize {
+        self.config.dim as usize
     }
 
     fn check_open(&self) -> Result<()> {
@@ -241,6 +255,11 @@ impl Collection {
                 self.name
             ))),
         }
+    }
+
+    fn note_write(&self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        self.last_write_ms.store(ms, Ordering::Relaxed);
     }
 
     // ----- writes -------------------------------------------------------------------------
@@ -255,7 +274,7 @@ impl Collection {
     ) -> Result<()> {
         self.check_open()?;
         let n = ids.len();
-        let dim = self.config.dim as usize;
+        let dim = self.dim();
         if vectors.len() != n * dim {
             return Err(Error::invalid(format!(
                 "got {n} ids but {} vector values; expected {n} vectors of dimension {dim} ({} values)",
@@ -291,6 +310,7 @@ impl Collection {
 
         let guard = self.writer.lock();
         self.check_open()?;
+        let found = self.state.read().locate_all(ids)?;
         let seq = match &self.wal {
             Some(wal) => {
                 let refs: Vec<Option<&serde_bytes::Bytes>> = payload_bytes
@@ -316,7 +336,7 @@ impl Collection {
         };
         self.state
             .write()
-            .apply_upsert(ids, &vectors, payload_bytes, dim);
+            .apply_upsert(ids, &vectors, payload_bytes, &found, dim);
         drop(guard);
         self.after_write(seq)
     }
@@ -327,13 +347,21 @@ impl Collection {
         validate_ids(ids, false)?;
         let guard = self.writer.lock();
         self.check_open()?;
-        let existing: Vec<PointId> = {
+        let (existing, found) = {
             let st = self.state.read();
             let mut seen = std::collections::HashSet::new();
-            ids.iter()
-                .filter(|id| st.index.contains_key(*id) && seen.insert(*id))
-                .cloned()
-                .collect()
+            let mut existing = Vec::new();
+            let mut found = Vec::new();
+            for id in ids {
+                if !seen.insert(id) {
+                    continue;
+                }
+                if let Some(loc) = st.locate(id)? {
+                    existing.push(id.clone());
+                    found.push(Some(loc));
+                }
+            }
+            (existing, found)
         };
         if existing.is_empty() {
             return Ok(0);
@@ -349,21 +377,24 @@ impl Collection {
         let removed = self
             .state
             .write()
-            .apply_delete(&existing, self.config.dim as usize);
+            .apply_delete(&existing, &found, self.dim());
         drop(guard);
         self.after_write(seq)?;
         Ok(removed)
     }
 
     fn after_write(&self, seq: Option<u64>) -> Result<()> {
+        self.note_write();
         let (Some(wal), Some(seq)) = (&self.wal, seq) else {
             return Ok(());
         };
         wal.commit(seq)?;
         if wal.bytes() > self.options.checkpoint_log_bytes {
-            let mut m = self.writer.lock();
-            if wal.bytes() > self.options.checkpoint_log_bytes {
-                self.checkpoint_locked(&mut m)?;
+            if self.options.background_optimizer {
+                self.optimizer.wake();
+            } else {
+                let _s = self.structure.lock();
+                optimize::seal(self)?;
             }
         }
         Ok(())
@@ -371,7 +402,7 @@ impl Collection {
 
     /// Check a batch of vectors; under cosine, return them unit-normalised.
     fn prepare_vectors<'a>(&self, vectors: &'a [f32], what: &str) -> Result<Cow<'a, [f32]>> {
-        let dim = self.config.dim as usize;
+        let dim = self.dim();
         for (row, v) in vectors.chunks_exact(dim).enumerate() {
             if let Some(col) = v.iter().position(|x| !x.is_finite()) {
                 return Err(Error::invalid(format!(
@@ -399,7 +430,7 @@ impl Collection {
 
     pub fn count(&self) -> Result<usize> {
         self.check_open()?;
-        Ok(self.state.read().index.len())
+        Ok(self.state.read().live)
     }
 
     /// Points by id, in the order asked; missing ids are left out.
@@ -414,8 +445,8 @@ impl Collection {
         let st = self.state.read();
         let mut out = Vec::new();
         for id in ids {
-            if let Some(&loc) = st.index.get(id) {
-                out.push(st.record(loc, with_payload, with_vector, self.config.dim as usize)?);
+            if let Some(loc) = st.locate(id)? {
+                out.push(st.record(loc, with_payload, with_vector, self.dim())?);
             }
         }
         Ok(out)
@@ -431,180 +462,100 @@ impl Collection {
         with_vector: bool,
     ) -> Result<(Vec<Record>, Option<PointId>)> {
         self.check_open()?;
-        let st = self.state.read();
-        let mut iter: Box<dyn Iterator<Item = (&PointId, &Loc)>> = match offset {
-            Some(o) => Box::new(st.index.range(o.clone()..)),
-            None => Box::new(st.index.iter()),
-        };
-        let mut out = Vec::with_capacity(limit.min(st.index.len()));
-        for (_, &loc) in iter.by_ref().take(limit) {
-            out.push(st.record(loc, with_payload, with_vector, self.config.dim as usize)?);
-        }
-        let next = iter.next().map(|(id, _)| id.clone());
-        Ok((out, next))
+        self.state
+            .read()
+            .scroll(limit, offset, with_payload, with_vector, self.dim())
     }
 
-    /// Exact top-k search for one query of `dim` values.
+    /// Top-k search for one query of `dim` values: through the segments' graphs, exactly where
+    /// a segment has none (or `params.exact`).
     pub fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<ScoredPoint>> {
         self.check_open()?;
-        let dim = self.config.dim as usize;
+        let dim = self.dim();
         if query.len() != dim {
             return Err(Error::invalid(format!(
                 "query has dimension {}, the collection has dimension {dim}",
                 query.len()
             )));
         }
-        let q = self.prepare_vectors(query, "query")?;
-        let metric = self.config.distance;
-        let st = self.state.read();
-        let blocks = st.blocks(dim);
-        let cands = search::search_one(
-            metric,
-            &q,
-            dim,
-            &blocks,
-            params.offset.saturating_add(params.k),
-            search::min_key_for(metric, params.score_threshold),
-        );
-        st.scored(metric, &cands, params, dim)
+        let mut all = self.search_many(query, params)?;
+        Ok(all.pop().unwrap_or_default())
     }
 
-    /// Exact top-k search for several queries (`queries.len() / dim` of them).
+    /// Top-k search for several queries (`queries.len() / dim` of them).
     pub fn search_batch(
         &self,
         queries: &[f32],
         params: &SearchParams,
     ) -> Result<Vec<Vec<ScoredPoint>>> {
         self.check_open()?;
-        let dim = self.config.dim as usize;
+        let dim = self.dim();
         if !queries.len().is_multiple_of(dim) {
             return Err(Error::invalid(format!(
                 "queries hold {} values, not a whole number of vectors of dimension {dim}",
                 queries.len()
             )));
         }
-        let q = self.prepare_vectors(queries, "queries")?;
+        self.search_many(queries, params)
+    }
+
+    fn search_many(&self, queries: &[f32], params: &SearchParams) -> Result<Vec<Vec<ScoredPoint>>> {
+        if params.ef == Some(0) {
+            return Err(Error::invalid("ef must be at least 1"));
+        }
+        let dim = self.dim();
+        let q = self.prepare_vectors(queries, "query")?;
         let metric = self.config.distance;
         let st = self.state.read();
-        let blocks = st.blocks(dim);
-        let all = search::search_many(
+        let n = params.offset.saturating_add(params.k);
+        let cands = st.search(
             metric,
             &q,
             dim,
-            &blocks,
-            params.offset.saturating_add(params.k),
+            n,
             search::min_key_for(metric, params.score_threshold),
-        );
-        all.iter()
+            params,
+            self.config.hnsw.ef_construct,
+            self.config.hnsw.full_scan_threshold,
+        )?;
+        cands
+            .iter()
             .map(|c| st.scored(metric, c, params, dim))
             .collect()
     }
 
-    // ----- checkpoints --------------------------------------------------------------------
+    // ----- structure ----------------------------------------------------------------------
 
-    /// Write everything logged so far into sealed segment files and empty the log.
+    /// Checkpoint: seal everything logged so far into a segment file and trim the log.
     pub fn flush(&self) -> Result<()> {
         self.check_open()?;
-        let mut m = self.writer.lock();
-        self.checkpoint_locked(&mut m)
+        let _s = self.structure.lock();
+        optimize::seal(self)
     }
 
-    fn checkpoint_locked(&self, current: &mut Manifest) -> Result<()> {
-        let (Some(dir), Some(wal)) = (&self.dir, &self.wal) else {
-            return Ok(());
-        };
-        let seq = wal.last_seq();
-        let seg_dir = dir.join(SEGMENTS_DIR);
-        let dim = self.config.dim;
-        let mut next = current.clone();
-        next.generation += 1;
-        next.checkpoint_seq = seq;
-
-        // Write the new files while readers go on; writers wait on `writer`, which we hold.
-        let new_segment = {
-            let st = self.state.read();
-            let any_dirty = st.segments.iter().any(|s| s.dirty);
-            if seq == current.checkpoint_seq && !any_dirty && st.mem.ids.is_empty() {
-                return Ok(());
-            }
-            let mut kept = Vec::new();
-            for (s, meta) in st.segments.iter().zip(&current.segments) {
-                let mut meta = meta.clone();
-                if s.deleted.count_ones() == s.seg.rows {
-                    continue; // every row deleted: the segment goes away
-                }
-                if s.dirty {
-                    segment::write_deleted(
-                        self.fs.as_ref(),
-                        &seg_dir,
-                        meta.id,
-                        next.generation,
-                        s.seg.rows,
-                        &s.deleted,
-                    )?;
-                    meta.deleted = Some(segment::del_name(meta.id, next.generation));
-                }
-                kept.push(meta);
-            }
-            next.segments = kept;
-            if st.mem.ids.is_empty() {
-                None
-            } else {
-                let id = next.next_segment_id;
-                next.next_segment_id += 1;
-                segment::write_segment(
-                    self.fs.as_ref(),
-                    &seg_dir,
-                    id,
-                    dim,
-                    &SegmentData {
-                        ids: &st.mem.ids,
-                        vectors: &st.mem.vectors,
-                        payloads: &st.mem.payloads,
-                    },
-                )?;
-                let rows = st.mem.ids.len();
-                next.segments.push(SegmentMeta {
-                    id,
-                    rows: rows as u64,
-                    deleted: None,
-                });
-                Some(Segment::open(self.fs.as_ref(), &seg_dir, id, rows, dim)?)
-            }
-        };
-        // New files' names must be durable before the manifest that names them.
-        self.fs.sync_dir(&seg_dir)?;
-        next.write(self.fs.as_ref(), dir)?;
-
-        {
-            let mut st = self.state.write();
-            st.seal(new_segment);
-        }
-        let obsolete: Vec<String> = {
-            let live = next.live_segment_files();
-            current
-                .live_segment_files()
-                .into_iter()
-                .filter(|f| !live.contains(f))
-                .collect()
-        };
-        *current = next;
-        for name in &obsolete {
-            self.fs.remove_file(&seg_dir.join(name))?;
-        }
-        if !obsolete.is_empty() {
-            self.fs.sync_dir(&seg_dir)?;
-        }
-        wal.remove_through(seq)
+    /// Seal, index and merge now: afterwards a collection smaller than `max_segment_points`
+    /// is one segment with a graph (if it has at least `full_scan_threshold` points).
+    pub fn optimize(&self) -> Result<()> {
+        self.check_open()?;
+        let _s = self.structure.lock();
+        optimize::optimize_all(self)
     }
 
-    /// Checkpoint and stop the log. Later calls on this collection fail with `Closed`.
+    /// Ask the background optimizer to run a full optimization soon; returns at once.
+    pub fn optimize_in_background(&self) -> Result<()> {
+        self.check_open()?;
+        self.optimizer.request_full();
+        Ok(())
+    }
+
+    /// Stop the optimizer, checkpoint and stop the log. Later calls fail with `Closed`.
     pub fn close(&self) -> Result<()> {
-        let mut m = self.writer.lock();
+        optimize::stop(self);
+        let _s = self.structure.lock();
         if self.status.load(Ordering::Acquire) != OPEN {
             return Ok(());
         }
-        let result = self.checkpoint_locked(&mut m);
+        let result = optimize::seal(self);
         self.status.store(CLOSED, Ordering::Release);
         let closed = self.wal.as_ref().map_or(Ok(()), |w| w.close());
         result.and(closed)
@@ -612,6 +563,8 @@ impl Collection {
 
     /// Mark the collection dropped: every later call on a handle fails with `CollectionNotFound`.
     pub fn mark_dropped(&self) {
+        optimize::stop(self);
+        let _s = self.structure.lock();
         let _m = self.writer.lock();
         self.status.store(DROPPED, Ordering::Release);
         if let Some(w) = &self.wal {
@@ -622,13 +575,47 @@ impl Collection {
 
     pub fn info(&self) -> Result<CollectionInfo> {
         self.check_open()?;
-        let (points, segments, unflushed) = {
-            let st = self.state.read();
-            (st.index.len(), st.segments.len(), st.mem.ids.len())
-        };
+        let m = self.writer.lock(); // no checkpoint removes files while we count
+        let recalls: HashMap<u64, f32> = m
+            .segments
+            .iter()
+            .filter_map(|s| s.graph.as_ref().map(|g| (s.id, g.self_check_recall)))
+            .collect();
+        let st = self.state.read();
+        let mut segments = Vec::new();
+        let (mut indexed, mut unindexed) = (0, 0);
+        for s in &st.sources {
+            let (kind, recall) = match &s.kind {
+                SourceKind::Sealed(seg) => ("sealed", recalls.get(&seg.id).copied()),
+                SourceKind::Frozen(_) => ("sealing", None),
+            };
+            if s.has_graph() {
+                indexed += s.live();
+            } else {
+                unindexed += s.live();
+            }
+            segments.push(SegmentInfo {
+                rows: s.rows(),
+                deleted: s.deleted.count_ones(),
+                kind,
+                indexed: s.has_graph(),
+                self_check_recall: recall,
+            });
+        }
+        if !st.mem.is_empty() {
+            unindexed += st.mem.len();
+            segments.push(SegmentInfo {
+                rows: st.mem.len(),
+                deleted: 0,
+                kind: "appendable",
+                indexed: false,
+                self_check_recall: None,
+            });
+        }
+        let (points, unflushed) = (st.live, st.mem.len());
+        drop(st);
         let (mut disk_bytes, mut log_bytes) = (0, 0);
         if let Some(dir) = &self.dir {
-            let _m = self.writer.lock(); // no checkpoint removes files while we count
             disk_bytes += self.fs.file_len(&dir.join(manifest::MANIFEST))?;
             let seg_dir = dir.join(SEGMENTS_DIR);
             for name in self.fs.list_dir(&seg_dir)? {
@@ -636,13 +623,16 @@ impl Collection {
             }
             log_bytes = self.wal.as_ref().map_or(0, |w| w.bytes());
         }
+        drop(m);
         Ok(CollectionInfo {
             name: self.name.clone(),
-            dim: self.config.dim,
-            distance: self.config.distance,
+            config: self.config.clone(),
             points,
+            indexed_points: indexed,
+            unindexed_points: unindexed,
             segments,
             unflushed_points: unflushed,
+            optimizer_status: self.optimizer.status(),
             disk_bytes,
             log_bytes,
         })
@@ -653,13 +643,48 @@ impl Collection {
         self.check_open()?;
         let Some(dir) = &self.dir else { return Ok(()) };
         let m = self.writer.lock();
-        let seg_dir = dir.join(SEGMENTS_DIR);
         Manifest::read(self.fs.as_ref(), dir)?;
-        for s in &m.segments {
-            Segment::verify(self.fs.as_ref(), &seg_dir, s.id, s.deleted.as_deref())?;
+        let st = self.state.read();
+        for (s, meta) in st
+            .sources
+            .iter()
+            .filter_map(|s| s.segment())
+            .zip(&m.segments)
+        {
+            s.verify(meta.deleted.as_deref())?;
         }
         Ok(())
     }
+}
+
+/// Apply a record read back from the log.
+fn apply_logged(st: &mut State, seq: u64, op: Op, dim: usize, log_dir: &Path) -> Result<()> {
+    match op {
+        Op::Upsert {
+            ids,
+            vectors,
+            payloads,
+        } => {
+            if vectors.len() != ids.len() * dim * 4 || payloads.len() != ids.len() {
+                return Err(Error::corrupt(
+                    log_dir,
+                    format!("log record {seq} has inconsistent lengths"),
+                ));
+            }
+            let vectors: Vec<f32> = bytemuck::pod_collect_to_vec(&vectors);
+            let payloads = payloads
+                .into_iter()
+                .map(|p| p.map(|b| b.into_vec().into_boxed_slice()))
+                .collect();
+            let found = st.locate_all(&ids)?;
+            st.apply_upsert(&ids, &vectors, payloads, &found, dim);
+        }
+        Op::Delete { ids } => {
+            let found = st.locate_all(&ids)?;
+            st.apply_delete(&ids, &found, dim);
+        }
+    }
+    Ok(())
 }
 
 /// Remove files a crash left behind: segment files no manifest names, a half-written manifest.
@@ -703,238 +728,4 @@ fn validate_ids(ids: &[PointId], unique: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-impl State {
-    fn blocks(&self, dim: usize) -> Vec<Block<'_>> {
-        let mut blocks: Vec<Block<'_>> = self
-            .segments
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Block {
-                source: i as u32,
-                first_row: 0,
-                vectors: s.seg.vectors(),
-                deleted: Some(&s.deleted),
-            })
-            .collect();
-        if !self.mem.ids.is_empty() {
-            blocks.push(Block {
-                source: MEM,
-                first_row: 0,
-                vectors: &self.mem.vectors[..self.mem.ids.len() * dim],
-                deleted: None,
-            });
-        }
-        blocks
-    }
-
-    fn apply_upsert(
-        &mut self,
-        ids: &[PointId],
-        vectors: &[f32],
-        payloads: Vec<Option<Box<[u8]>>>,
-        dim: usize,
-    ) {
-        for ((id, v), p) in ids.iter().zip(vectors.chunks_exact(dim)).zip(payloads) {
-            match self.index.get(id).copied() {
-                Some(Loc { source: MEM, row }) => {
-                    let r = row as usize;
-                    self.mem.vectors[r * dim..(r + 1) * dim].copy_from_slice(v);
-                    self.mem.payloads[r] = p;
-                }
-                existing => {
-                    if let Some(loc) = existing {
-                        let s = &mut self.segments[loc.source as usize];
-                        s.deleted.set(loc.row as usize);
-                        s.dirty = true;
-                    }
-                    let row = self.mem.ids.len() as u32;
-                    self.mem.ids.push(id.clone());
-                    self.mem.vectors.extend_from_slice(v);
-                    self.mem.payloads.push(p);
-                    self.index.insert(id.clone(), Loc { source: MEM, row });
-                }
-            }
-        }
-    }
-
-    fn apply_delete(&mut self, ids: &[PointId], dim: usize) -> usize {
-        let mut removed = 0;
-        for id in ids {
-            let Some(loc) = self.index.remove(id) else {
-                continue;
-            };
-            removed += 1;
-            if loc.source == MEM {
-                let r = loc.row as usize;
-                let last = self.mem.ids.len() - 1;
-                if r != last {
-                    self.mem.ids.swap(r, last);
-                    self.mem.payloads.swap(r, last);
-                    let (head, tail) = self.mem.vectors.split_at_mut(last * dim);
-                    head[r * dim..(r + 1) * dim].copy_from_slice(&tail[..dim]);
-                    let moved = self.mem.ids[r].clone();
-                    self.index.insert(
-                        moved,
-                        Loc {
-                            source: MEM,
-                            row: loc.row,
-                        },
-                    );
-                }
-                self.mem.ids.pop();
-                self.mem.payloads.pop();
-                self.mem.vectors.truncate(last * dim);
-            } else {
-                let s = &mut self.segments[loc.source as usize];
-                s.deleted.set(loc.row as usize);
-                s.dirty = true;
-            }
-        }
-        removed
-    }
-
-    /// Apply a record read back from the log.
-    fn apply_logged(&mut self, seq: u64, op: Op, dim: usize, log_dir: &Path) -> Result<()> {
-        match op {
-            Op::Upsert {
-                ids,
-                vectors,
-                payloads,
-            } => {
-                if vectors.len() != ids.len() * dim * 4 || payloads.len() != ids.len() {
-                    return Err(Error::corrupt(
-                        log_dir,
-                        format!("log record {seq} has inconsistent lengths"),
-                    ));
-                }
-                let vectors: Vec<f32> = bytemuck::pod_collect_to_vec(&vectors);
-                let payloads = payloads
-                    .into_iter()
-                    .map(|p| p.map(|b| b.into_vec().into_boxed_slice()))
-                    .collect();
-                self.apply_upsert(&ids, &vectors, payloads, dim);
-            }
-            Op::Delete { ids } => {
-                self.apply_delete(&ids, dim);
-            }
-        }
-        Ok(())
-    }
-
-    /// After a checkpoint: the in-memory rows became `new_segment`; fully deleted segments are
-    /// gone from the manifest, so renumber the sources the index points at.
-    fn seal(&mut self, new_segment: Option<Arc<Segment>>) {
-        let old = std::mem::take(&mut self.segments);
-        let mut renumber = vec![u32::MAX; old.len()];
-        for (i, mut s) in old.into_iter().enumerate() {
-            if s.deleted.count_ones() == s.seg.rows {
-                continue;
-            }
-            renumber[i] = self.segments.len() as u32;
-            s.dirty = false;
-            self.segments.push(s);
-        }
-        let new_source = self.segments.len() as u32;
-        if let Some(seg) = new_segment {
-            self.segments.push(Sealed {
-                deleted: Bitmap::new(seg.rows),
-                seg,
-                dirty: false,
-            });
-        }
-        for loc in self.index.values_mut() {
-            loc.source = if loc.source == MEM {
-                new_source
-            } else {
-                renumber[loc.source as usize]
-            };
-        }
-        self.mem = MemRows::default();
-    }
-
-    fn vector(&self, loc: Loc, dim: usize) -> &[f32] {
-        if loc.source == MEM {
-            let r = loc.row as usize;
-            &self.mem.vectors[r * dim..(r + 1) * dim]
-        } else {
-            self.segments[loc.source as usize]
-                .seg
-                .vector(loc.row as usize)
-        }
-    }
-
-    fn id(&self, loc: Loc) -> &PointId {
-        if loc.source == MEM {
-            &self.mem.ids[loc.row as usize]
-        } else {
-            &self.segments[loc.source as usize].seg.ids[loc.row as usize]
-        }
-    }
-
-    fn payload(&self, loc: Loc, sel: &PayloadSelector) -> Result<Option<Payload>> {
-        if *sel == PayloadSelector::None {
-            return Ok(None);
-        }
-        let bytes = if loc.source == MEM {
-            self.mem.payloads[loc.row as usize].as_deref()
-        } else {
-            self.segments[loc.source as usize]
-                .seg
-                .payload(loc.row as usize)?
-        };
-        let Some(bytes) = bytes else {
-            return Ok(Some(Payload::new()));
-        };
-        let mut p: Payload = serde_json::from_slice(bytes).map_err(|e| {
-            Error::corrupt(
-                PathBuf::from(SEGMENTS_DIR),
-                format!("stored payload is not valid JSON: {e}"),
-            )
-        })?;
-        if let PayloadSelector::Keys(keys) = sel {
-            p.retain(|k, _| keys.iter().any(|want| want == k));
-        }
-        Ok(Some(p))
-    }
-
-    fn record(
-        &self,
-        loc: Loc,
-        sel: &PayloadSelector,
-        with_vector: bool,
-        dim: usize,
-    ) -> Result<Record> {
-        Ok(Record {
-            id: self.id(loc).clone(),
-            payload: self.payload(loc, sel)?,
-            vector: with_vector.then(|| self.vector(loc, dim).to_vec()),
-        })
-    }
-
-    fn scored(
-        &self,
-        metric: Distance,
-        cands: &[Cand],
-        params: &SearchParams,
-        dim: usize,
-    ) -> Result<Vec<ScoredPoint>> {
-        cands
-            .iter()
-            .skip(params.offset)
-            .map(|c| {
-                let loc = Loc {
-                    source: c.source,
-                    row: c.row,
-                };
-                Ok(ScoredPoint {
-                    id: self.id(loc).clone(),
-                    score: search::score_of(metric, c.key),
-                    payload: self.payload(loc, &params.with_payload)?,
-                    vector: params.with_vector.then(|| self.vector(loc, dim).to_vec()),
-                })
-            })
-            .collect()
-    }
 }

@@ -193,7 +193,7 @@ pub fn search_one(
     min_key: f32,
 ) -> Vec<Cand> {
     let total: usize = blocks.iter().map(|b| b.rows(dim)).sum();
-    if total < PARALLEL_MIN_ROWS || rayon::current_num_threads() == 1 {
+    if total < PARALLEL_MIN_ROWS || crate::pool::num_threads() == 1 {
         let mut top = TopK::new(n, min_key);
         for b in blocks {
             scan(metric, q, dim, *b, &mut top);
@@ -204,15 +204,17 @@ pub fn search_one(
         .iter()
         .flat_map(|b| b.split(dim, CHUNK_ROWS))
         .collect();
-    pieces
-        .par_iter()
-        .map(|b| {
-            let mut top = TopK::new(n, min_key);
-            scan(metric, q, dim, *b, &mut top);
-            top
-        })
-        .reduce(|| TopK::new(n, min_key), TopK::merge)
-        .into_sorted()
+    crate::pool::install(|| {
+        pieces
+            .par_iter()
+            .map(|b| {
+                let mut top = TopK::new(n, min_key);
+                scan(metric, q, dim, *b, &mut top);
+                top
+            })
+            .reduce(|| TopK::new(n, min_key), TopK::merge)
+            .into_sorted()
+    })
 }
 
 /// Top `n` rows for each of `queries.len() / dim` queries.
@@ -225,22 +227,24 @@ pub fn search_many(
     min_key: f32,
 ) -> Vec<Vec<Cand>> {
     let nq = queries.len() / dim;
-    if matches!(metric, Distance::Cosine | Distance::Dot) && nq >= 4 {
-        return queries
-            .par_chunks(GEMM_QUERY_CHUNK * dim)
-            .flat_map_iter(|qs| gemm_chunk(qs, dim, blocks, n, min_key))
-            .collect();
-    }
-    queries
-        .par_chunks(dim)
-        .map(|q| {
-            let mut top = TopK::new(n, min_key);
-            for b in blocks {
-                scan(metric, q, dim, *b, &mut top);
-            }
-            top.into_sorted()
-        })
-        .collect()
+    crate::pool::install(|| {
+        if matches!(metric, Distance::Cosine | Distance::Dot) && nq >= 4 {
+            return queries
+                .par_chunks(GEMM_QUERY_CHUNK * dim)
+                .flat_map_iter(|qs| gemm_chunk(qs, dim, blocks, n, min_key))
+                .collect();
+        }
+        queries
+            .par_chunks(dim)
+            .map(|q| {
+                let mut top = TopK::new(n, min_key);
+                for b in blocks {
+                    scan(metric, q, dim, *b, &mut top);
+                }
+                top.into_sorted()
+            })
+            .collect()
+    })
 }
 
 /// Dot-product top-k of a few queries against all blocks, tile by tile.

@@ -12,6 +12,7 @@
 use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 use parking_lot::{Mutex, RwLock};
 use rayon::prelude::*;
@@ -377,6 +378,17 @@ impl<'a> Builder<'a> {
         b
     }
 
+    fn insert_all(&self, start: u32, cancel: &AtomicBool) {
+        let n = self.rows.len() as u32;
+        crate::pool::install(|| {
+            (start..n).into_par_iter().for_each(|i| {
+                if !cancel.load(AtomicOrdering::Relaxed) {
+                    self.insert(i);
+                }
+            })
+        });
+    }
+
     fn insert(&self, q: u32) {
         let level = self.levels[q as usize] as usize;
         let raise_guard = self.raising.lock();
@@ -514,22 +526,32 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// Build a graph over all rows, in parallel on the core's thread pool.
-pub fn build(rows: Rows<'_>, metric: Distance, params: HnswParams, seed: u64) -> Graph {
+/// Build a graph over all rows, in parallel on the core's thread pool. Setting `cancel` makes
+/// the remaining insertions return at once (the caller then discards the graph).
+pub fn build(
+    rows: Rows<'_>,
+    metric: Distance,
+    params: HnswParams,
+    seed: u64,
+    cancel: &AtomicBool,
+) -> Graph {
     let levels = random_levels(rows.len(), params.m, seed);
     let b = Builder::new(rows, metric, params, levels);
-    let n = rows.len() as u32;
-    crate::pool::install(|| (0..n).into_par_iter().for_each(|i| b.insert(i)));
+    b.insert_all(0, cancel);
     b.finish()
 }
 
 /// A graph over `rows` whose first `base.n` rows are `base`'s nodes: `base`'s links are kept
 /// and the new rows inserted.
-pub fn extend(rows: Rows<'_>, metric: Distance, base: &Graph, seed: u64) -> Graph {
-    let start = base.n as u32;
+pub fn extend(
+    rows: Rows<'_>,
+    metric: Distance,
+    base: &Graph,
+    seed: u64,
+    cancel: &AtomicBool,
+) -> Graph {
     let b = Builder::extend(rows, metric, base, seed);
-    let n = rows.len() as u32;
-    crate::pool::install(|| (start..n).into_par_iter().for_each(|i| b.insert(i)));
+    b.insert_all(base.n as u32, cancel);
     b.finish()
 }
 
@@ -666,6 +688,7 @@ impl Graph {
     }
 
     /// The `ef`-best accepted nodes for `q`, nearest first (then cut to `k`).
+    #[allow(clippy::too_many_arguments)]
     pub fn search<F: Fn(u32) -> bool>(
         &self,
         rows: Rows<'_>,
@@ -788,11 +811,12 @@ mod tests {
                 ef_construct: 100,
             },
             1,
+            &std::sync::atomic::AtomicBool::new(false),
         );
         let recall = g.self_check(rows, Distance::Cosine, 64, 100, 3);
         assert!(recall >= 0.95, "recall {recall}");
         let q = rows.get(17);
-        let even = |i: u32| i % 2 == 0;
+        let even = |i: u32| i.is_multiple_of(2);
         let got = g.search(rows, Distance::Cosine, q, 10, 64, &even, true);
         assert_eq!(got.len(), 10);
         assert!(got.iter().all(|i| i.id % 2 == 0));
@@ -827,8 +851,9 @@ mod tests {
                 ef_construct: 80,
             },
             1,
+            &std::sync::atomic::AtomicBool::new(false),
         );
-        let g = extend(all, Distance::Dot, &base, 2);
+        let g = extend(all, Distance::Dot, &base, 2, &AtomicBool::new(false));
         assert_eq!(g.n, 4000);
         let recall = g.self_check(all, Distance::Dot, 64, 100, 5);
         assert!(recall >= 0.95, "recall {recall}");
@@ -847,6 +872,7 @@ mod tests {
                 ef_construct: 40,
             },
             1,
+            &std::sync::atomic::AtomicBool::new(false),
         );
         let mut file = vec![0u8; 64];
         file.extend_from_slice(g.as_bytes());

@@ -413,27 +413,49 @@ impl Wal {
         self.writer.lock().files.iter().map(|f| f.2).sum()
     }
 
+    /// Seal the current file (fsync) so that the next append starts a new one. A checkpoint
+    /// rotates when it freezes the rows it will write, so that afterwards the files holding only
+    /// what it wrote can be removed while new records go on being appended.
+    pub fn rotate(&self) -> Result<()> {
+        let mut w = self.writer.lock();
+        self.check_failed()?;
+        if let Some(old) = w.file.take() {
+            if let Err(e) = old.sync_data() {
+                return Err(self.fail(&e));
+            }
+            let last = w.next_seq - 1;
+            let mut s = self.sync.lock();
+            s.synced = s.synced.max(last);
+        }
+        w.file_len = 0;
+        Ok(())
+    }
+
     /// After a checkpoint has made every record up to `seq` durable elsewhere, remove the log
-    /// files that hold nothing newer. The caller must stop appends while this runs.
+    /// files that hold nothing newer.
     pub fn remove_through(&self, seq: u64) -> Result<()> {
         let mut w = self.writer.lock();
-        if w.next_seq - 1 > seq {
-            return Err(Error::InvalidInput(format!(
-                "internal: checkpoint at {seq} but the log holds records up to {}",
-                w.next_seq - 1
-            )));
+        let next_seq = w.next_seq;
+        let ends: Vec<u64> = (0..w.files.len())
+            .map(|i| w.files.get(i + 1).map_or(next_seq - 1, |f| f.0 - 1))
+            .collect();
+        let mut removed = 0;
+        for end in ends {
+            if end > seq {
+                break;
+            }
+            let (_, path, _) = w.files.remove(0);
+            if w.files.is_empty() {
+                // That was the file being appended to: the next append starts a new one.
+                w.file = None;
+                w.file_len = 0;
+            }
+            self.fs.remove_file(&path)?;
+            removed += 1;
         }
-        w.file = None;
-        w.file_len = 0;
-        let files = std::mem::take(&mut w.files);
-        for (_, path, _) in &files {
-            self.fs.remove_file(path)?;
-        }
-        if !files.is_empty() {
+        if removed > 0 {
             self.fs.sync_dir(&self.dir)?;
         }
-        let mut s = self.sync.lock();
-        s.synced = s.synced.max(seq);
         Ok(())
     }
 

@@ -20,6 +20,7 @@ fn options(wal_file_bytes: u64) -> StorageOptions {
         durability: Durability::Off,
         wal_file_bytes,
         checkpoint_log_bytes: u64::MAX,
+        background_optimizer: false,
     }
 }
 

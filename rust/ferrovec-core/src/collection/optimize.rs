@@ -1,0 +1,670 @@
+//! Structural changes of a collection, and the background thread that makes them.
+//!
+//! - **seal** (a checkpoint): freeze the appendable rows under the writer lock (they stay
+//!   searchable as a frozen source, and the log is rotated), write them as a segment with no lock
+//!   held, then switch the manifest and swap the segment in under the writer lock. Writers wait
+//!   only for the freeze and the switch.
+//! - **merge**: build one segment (with an HNSW graph once it is large enough) from several,
+//!   keeping the largest input's graph and inserting the other rows into it; deletions made
+//!   meanwhile are carried over at the switch through the row mapping. Also vacuums: a segment
+//!   with many deleted rows is rebuilt without them.
+//! - The **background optimizer** seals when the log grows, indexes unindexed points once there
+//!   are `indexing_threshold` of them and writes have paused for `idle_ms` (or at once at ten
+//!   times the threshold), and merges small indexed segments when writes pause.
+//!
+//! All of these hold `Collection::structure`, so they never overlap.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::manifest::{GraphMeta, Manifest, SegmentMeta};
+use super::state::{MemRows, Source, SourceKind};
+use super::{Collection, OPEN, SEGMENTS_DIR};
+use crate::error::{Error, Result};
+use crate::index::hnsw::{self, HnswParams, Rows};
+use crate::segment::{self, Bitmap, Segment, SegmentData};
+
+/// A segment with more than this fraction of deleted rows is rebuilt without them.
+const VACUUM_FRACTION: f64 = 0.2;
+/// Merge indexed segments once there are more than this many.
+const MAX_INDEXED_SEGMENTS: usize = 4;
+
+#[derive(Default)]
+pub struct Optimizer {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct Shared {
+    flags: Mutex<Flags>,
+    cv: Condvar,
+    /// Set when the collection closes: long builds stop early.
+    cancel: AtomicBool,
+}
+
+#[derive(Default)]
+struct Flags {
+    wake: bool,
+    full: bool,
+    stop: bool,
+    status: Option<String>,
+}
+
+impl Optimizer {
+    pub fn wake(&self) {
+        self.shared.flags.lock().wake = true;
+        self.shared.cv.notify_all();
+    }
+
+    pub fn request_full(&self) {
+        self.shared.flags.lock().full = true;
+        self.wake();
+    }
+
+    pub fn status(&self) -> String {
+        self.shared
+            .flags
+            .lock()
+            .status
+            .clone()
+            .unwrap_or_else(|| "idle".into())
+    }
+
+    fn set_status(&self, s: Option<String>) {
+        self.shared.flags.lock().status = s;
+    }
+
+    fn cancelled(&self) -> bool {
+        self.shared.cancel.load(Ordering::Relaxed)
+    }
+}
+
+fn cancelled_error() -> Error {
+    Error::Closed("optimization cancelled: the collection is closing".into())
+}
+
+/// Start the background thread of `col`.
+pub fn start(col: &Arc<Collection>) {
+    let weak: Weak<Collection> = Arc::downgrade(col);
+    let shared = col.optimizer.shared.clone();
+    let spawned = thread::Builder::new()
+        .name("ferrovec-optimizer".into())
+        .spawn(move || run(weak, shared));
+    match spawned {
+        Ok(h) => *col.optimizer.thread.lock() = Some(h),
+        Err(e) => {
+            log::error!("cannot start the optimizer thread ({e}); only optimize() will index")
+        }
+    }
+}
+
+fn run(weak: Weak<Collection>, shared: Arc<Shared>) {
+    loop {
+        let full = {
+            let mut f = shared.flags.lock();
+            if !f.stop && !f.wake && !f.full {
+                shared.cv.wait_for(&mut f, Duration::from_millis(200));
+            }
+            if f.stop {
+                return;
+            }
+            f.wake = false;
+            std::mem::take(&mut f.full)
+        };
+        let Some(col) = weak.upgrade() else { return };
+        if col.status.load(Ordering::Acquire) != OPEN {
+            return;
+        }
+        let result = match col.structure.try_lock() {
+            Some(_s) if full => optimize_all(&col),
+            Some(_s) => background_step(&col),
+            None => Ok(()),
+        };
+        match result {
+            Ok(()) => col.optimizer.set_status(None),
+            Err(_) if col.optimizer.cancelled() => return,
+            Err(e) => {
+                log::error!(
+                    "collection {}: background optimization failed: {e}",
+                    col.name
+                );
+                col.optimizer.set_status(Some(format!("failed: {e}")));
+                drop(col);
+                // Do not spin on a persistent failure (a full disk, say).
+                thread::sleep(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Stop the background thread (cancelling a build in progress) and wait for it.
+pub fn stop(col: &Collection) {
+    {
+        let mut f = col.optimizer.shared.flags.lock();
+        f.stop = true;
+    }
+    col.optimizer.shared.cancel.store(true, Ordering::Relaxed);
+    col.optimizer.shared.cv.notify_all();
+    let handle = col.optimizer.thread.lock().take();
+    if let Some(h) = handle {
+        if h.thread().id() != thread::current().id() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// What the background thread does when it wakes.
+fn background_step(col: &Collection) -> Result<()> {
+    if let Some(wal) = &col.wal {
+        if wal.bytes() > col.options.checkpoint_log_bytes {
+            col.optimizer.set_status(Some("sealing".into()));
+            seal(col)?;
+        }
+    }
+    let cfg = col.config.optimizer;
+    let now = col.opened.elapsed().as_millis() as u64;
+    let idle = now.saturating_sub(col.last_write_ms.load(Ordering::Relaxed)) >= cfg.idle_ms;
+    let (unindexed, vacuum, indexed_segments) = {
+        let st = col.state.read();
+        let unindexed: usize = st.mem.len()
+            + st.sources
+                .iter()
+                .filter(|s| !s.has_graph())
+                .map(Source::live)
+                .sum::<usize>();
+        let vacuum = st.sources.iter().position(|s| {
+            s.has_graph() && s.deleted.count_ones() as f64 > VACUUM_FRACTION * s.rows() as f64
+        });
+        let indexed: Vec<(usize, usize)> = st
+            .sources
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.has_graph())
+            .map(|(i, s)| (s.live(), i))
+            .collect();
+        (unindexed, vacuum, indexed)
+    };
+    let threshold = cfg
+        .indexing_threshold
+        .max(col.config.hnsw.full_scan_threshold);
+    if unindexed >= threshold && (idle || unindexed >= 10 * threshold) {
+        col.optimizer.set_status(Some("indexing".into()));
+        return index_unindexed(col);
+    }
+    if !idle {
+        return Ok(());
+    }
+    if let Some(i) = vacuum {
+        col.optimizer.set_status(Some("merging".into()));
+        return merge(col, &[i]);
+    }
+    if indexed_segments.len() > MAX_INDEXED_SEGMENTS {
+        let mut by_size = indexed_segments;
+        by_size.sort_unstable();
+        let (a, b) = (by_size[0], by_size[1]);
+        if a.0 + b.0 <= cfg.max_segment_points {
+            col.optimizer.set_status(Some("merging".into()));
+            return merge(col, &[a.1, b.1]);
+        }
+    }
+    Ok(())
+}
+
+/// Seal the appendable rows, then index every unindexed segment (with the largest indexed
+/// segment, when that one is not much larger than what it would absorb).
+fn index_unindexed(col: &Collection) -> Result<()> {
+    seal(col)?;
+    let max = col.config.optimizer.max_segment_points;
+    let inputs: Vec<usize> = {
+        let st = col.state.read();
+        let mut unindexed: Vec<(usize, usize)> = st
+            .sources
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.has_graph() && s.segment().is_some())
+            .map(|(i, s)| (s.live(), i))
+            .collect();
+        unindexed.sort_unstable();
+        let mut inputs = Vec::new();
+        let mut total = 0;
+        for (live, i) in unindexed {
+            if total + live > max && !inputs.is_empty() {
+                break;
+            }
+            total += live;
+            inputs.push(i);
+        }
+        let largest = st
+            .sources
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.has_graph())
+            .max_by_key(|(_, s)| s.live());
+        if let Some((i, s)) = largest {
+            if s.live() <= 2 * total && s.live() + total <= max {
+                inputs.push(i);
+            }
+        }
+        inputs
+    };
+    if inputs.is_empty() {
+        return Ok(());
+    }
+    merge(col, &inputs)
+}
+
+/// Seal, then merge all segments into as few indexed ones as `max_segment_points` allows.
+pub fn optimize_all(col: &Collection) -> Result<()> {
+    if col.dir.is_none() {
+        return Ok(());
+    }
+    col.optimizer.set_status(Some("sealing".into()));
+    seal(col)?;
+    let max = col.config.optimizer.max_segment_points;
+    let threshold = col.config.hnsw.full_scan_threshold;
+    let groups: Vec<Vec<usize>> = {
+        let st = col.state.read();
+        let mut by_size: Vec<(usize, usize)> = st
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.live(), i))
+            .collect();
+        by_size.sort_unstable_by(|a, b| b.cmp(a));
+        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (live, i) in by_size {
+            match groups.iter_mut().find(|g| g.0 + live <= max) {
+                Some(g) => {
+                    g.0 += live;
+                    g.1.push(i);
+                }
+                None => groups.push((live, vec![i])),
+            }
+        }
+        groups
+            .into_iter()
+            .filter(|(live, members)| {
+                let s = &st.sources[members[0]];
+                let needs_graph = *live >= threshold && !s.has_graph();
+                let has_deleted = members
+                    .iter()
+                    .any(|&i| st.sources[i].deleted.count_ones() > 0);
+                members.len() > 1 || needs_graph || has_deleted
+            })
+            .map(|(_, m)| m)
+            .collect()
+    };
+    col.optimizer.set_status(Some("merging".into()));
+    // Merging renumbers sources: merge the group whose members are highest first, and map
+    // the later groups' indices through each merge.
+    let mut groups = groups;
+    while let Some(group) = groups.pop() {
+        let removed: Vec<usize> = group.clone();
+        merge(col, &group)?;
+        for g in &mut groups {
+            for i in g.iter_mut() {
+                *i -= removed.iter().filter(|&&r| r < *i).count();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checkpoint: turn the appendable rows into a sealed segment (no graph) and trim the log.
+/// The caller holds `structure`.
+pub fn seal(col: &Collection) -> Result<()> {
+    let (Some(dir), Some(wal)) = (&col.dir, &col.wal) else {
+        return Ok(());
+    };
+    let seg_dir = dir.join(SEGMENTS_DIR);
+    let dim = col.config.dim;
+
+    // Freeze.
+    let (frozen, seq, idx, id) = {
+        let mut m = col.writer.lock();
+        let mut st = col.state.write();
+        let seq = wal.last_seq();
+        if st.mem.is_empty() {
+            drop(st);
+            if seq > m.checkpoint_seq || col.state.read().sources.iter().any(|s| s.dirty) {
+                install(col, &mut m, seq, None)?;
+                drop(m);
+                wal.rotate()?;
+                wal.remove_through(seq)?;
+            }
+            return Ok(());
+        }
+        wal.rotate()?;
+        let id = m.next_segment_id;
+        m.next_segment_id += 1;
+        let rows = Arc::new(std::mem::take(&mut st.mem));
+        let n = rows.len();
+        st.sources.push(Source {
+            kind: SourceKind::Frozen(rows.clone()),
+            deleted: Bitmap::new(n),
+            dirty: false,
+        });
+        (rows, seq, st.sources.len() - 1, id)
+    };
+
+    // Write, with no lock held.
+    let seg = write_frozen(col, &seg_dir, id, dim, &frozen)?;
+
+    // Switch.
+    let mut m = col.writer.lock();
+    install(col, &mut m, seq, Some((idx, seg)))?;
+    drop(m);
+    wal.remove_through(seq)
+}
+
+fn write_frozen(
+    col: &Collection,
+    seg_dir: &Path,
+    id: u64,
+    dim: u32,
+    rows: &MemRows,
+) -> Result<Arc<Segment>> {
+    let payloads: Vec<Option<&[u8]>> = rows.payloads.iter().map(|p| p.as_deref()).collect();
+    segment::write_segment(
+        col.fs.as_ref(),
+        seg_dir,
+        id,
+        dim,
+        &SegmentData {
+            ids: &rows.ids,
+            vectors: &rows.vectors,
+            payloads: &payloads,
+        },
+        None,
+    )?;
+    col.fs.sync_dir(seg_dir)?;
+    Segment::open(col.fs.clone(), seg_dir, id, rows.len(), dim, false)
+}
+
+/// Write the deletion bitmaps that changed and a manifest with `checkpoint_seq = seq` in
+/// which the frozen source `sealed.0` (if any) is the new segment `sealed.1`; then swap it in.
+/// The caller holds the writer lock (so no deletion happens meanwhile).
+fn install(
+    col: &Collection,
+    current: &mut Manifest,
+    seq: u64,
+    sealed: Option<(usize, Arc<Segment>)>,
+) -> Result<()> {
+    let Some(dir) = &col.dir else { return Ok(()) };
+    let seg_dir = dir.join(SEGMENTS_DIR);
+    let mut next = current.clone();
+    next.generation += 1;
+    next.checkpoint_seq = seq;
+    {
+        let st = col.state.read();
+        for (i, s) in st.sources.iter().enumerate() {
+            if let Some((idx, seg)) = &sealed {
+                if i == *idx {
+                    let deleted = if s.deleted.count_ones() > 0 {
+                        segment::write_deleted(
+                            col.fs.as_ref(),
+                            &seg_dir,
+                            seg.id,
+                            next.generation,
+                            seg.rows,
+                            &s.deleted,
+                        )?;
+                        Some(segment::del_name(seg.id, next.generation))
+                    } else {
+                        None
+                    };
+                    next.segments.push(SegmentMeta {
+                        id: seg.id,
+                        rows: seg.rows as u64,
+                        deleted,
+                        graph: None,
+                    });
+                    continue;
+                }
+            }
+            if let (Some(seg), true) = (s.segment(), s.dirty) {
+                segment::write_deleted(
+                    col.fs.as_ref(),
+                    &seg_dir,
+                    seg.id,
+                    next.generation,
+                    seg.rows,
+                    &s.deleted,
+                )?;
+                if let Some(meta) = next.segments.iter_mut().find(|m| m.id == seg.id) {
+                    meta.deleted = Some(segment::del_name(seg.id, next.generation));
+                }
+            }
+        }
+    }
+    col.fs.sync_dir(&seg_dir)?;
+    next.write(col.fs.as_ref(), dir)?;
+    {
+        let mut st = col.state.write();
+        if let Some((idx, seg)) = sealed {
+            st.sources[idx].kind = SourceKind::Sealed(seg);
+        }
+        for s in &mut st.sources {
+            s.dirty = false;
+        }
+    }
+    remove_obsolete(col, current, &next)?;
+    *current = next;
+    Ok(())
+}
+
+fn remove_obsolete(col: &Collection, old: &Manifest, new: &Manifest) -> Result<()> {
+    let Some(dir) = &col.dir else { return Ok(()) };
+    let seg_dir = dir.join(SEGMENTS_DIR);
+    let live = new.live_segment_files();
+    let mut removed = false;
+    for name in old.live_segment_files() {
+        if !live.contains(&name) {
+            col.fs.remove_file(&seg_dir.join(&name))?;
+            removed = true;
+        }
+    }
+    if removed {
+        col.fs.sync_dir(&seg_dir)?;
+    }
+    Ok(())
+}
+
+/// Merge the sealed segments at `inputs` (source indices) into one new segment, indexed if it
+/// is at least `full_scan_threshold` rows. The caller holds `structure`.
+fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
+    let Some(dir) = &col.dir else { return Ok(()) };
+    let seg_dir = dir.join(SEGMENTS_DIR);
+    let dim = col.config.dim as usize;
+    let metric = col.config.distance;
+    let hcfg = col.config.hnsw;
+
+    // Snapshot the inputs and their deletions now; later deletions are carried over at the end.
+    let snap: Vec<(Arc<Segment>, Bitmap)> = {
+        let st = col.state.read();
+        inputs
+            .iter()
+            .filter_map(|&i| {
+                st.sources[i]
+                    .segment()
+                    .map(|s| (s.clone(), st.sources[i].deleted.clone()))
+            })
+            .collect()
+    };
+    if snap.len() != inputs.len() {
+        return Err(Error::invalid(
+            "internal: merge inputs must be sealed segments",
+        ));
+    }
+
+    // Keep the largest clean graph and insert the rest into it; otherwise build afresh.
+    let base = snap
+        .iter()
+        .enumerate()
+        .filter(|(_, (s, d))| {
+            s.has_graph() && (d.count_ones() as f64) <= VACUUM_FRACTION * s.rows as f64
+        })
+        .max_by_key(|(_, (s, _))| s.rows)
+        .map(|(i, _)| i);
+    let base_graph = match base {
+        Some(b) => snap[b].0.graph()?,
+        None => None,
+    };
+    let mut order: Vec<usize> = (0..snap.len()).collect();
+    if let Some(b) = base {
+        order.retain(|&i| i != b);
+        order.insert(0, b);
+    }
+
+    let mut ids = Vec::new();
+    let mut vectors = Vec::new();
+    let mut payloads: Vec<Option<&[u8]>> = Vec::new();
+    // mapping[k][old row] = new row (u32::MAX: not copied, it was deleted).
+    let mut mapping: Vec<Vec<u32>> = vec![Vec::new(); snap.len()];
+    for &k in &order {
+        let (seg, deleted) = &snap[k];
+        let keep_all = Some(k) == base && base_graph.is_some();
+        let mut map = vec![u32::MAX; seg.rows];
+        for (row, slot) in map.iter_mut().enumerate() {
+            if !keep_all && deleted.get(row) {
+                continue;
+            }
+            *slot = ids.len() as u32;
+            ids.push(seg.id(row)?);
+            vectors.extend_from_slice(seg.vector(row));
+            payloads.push(seg.payload(row)?);
+        }
+        mapping[k] = map;
+        if col.optimizer.cancelled() {
+            return Err(cancelled_error());
+        }
+    }
+    let rows_total = ids.len();
+    let rows = Rows {
+        data: &vectors,
+        dim,
+    };
+    let params = HnswParams {
+        m: hcfg.m,
+        ef_construct: hcfg.ef_construct,
+    };
+    let id = {
+        let mut m = col.writer.lock();
+        let id = m.next_segment_id;
+        m.next_segment_id += 1;
+        id
+    };
+    let cancel = &col.optimizer.shared.cancel;
+    let graph = if rows_total >= hcfg.full_scan_threshold {
+        let g = match &base_graph {
+            Some(bg) => hnsw::extend(rows, metric, bg, id, cancel),
+            None => hnsw::build(rows, metric, params, id, cancel),
+        };
+        if col.optimizer.cancelled() {
+            return Err(cancelled_error());
+        }
+        Some(g)
+    } else {
+        None
+    };
+    let graph_meta = graph.as_ref().map(|g| {
+        let samples = if rows_total > 200_000 { 50 } else { 100 };
+        let recall = g.self_check(rows, metric, hcfg.ef_construct, samples, id);
+        log::info!(
+            "collection {}: built a graph over {rows_total} points; self-check recall@10 {recall:.3} at ef {}",
+            col.name,
+            hcfg.ef_construct
+        );
+        GraphMeta {
+            m: hcfg.m as u32,
+            ef_construct: hcfg.ef_construct as u32,
+            self_check_recall: recall,
+        }
+    });
+    segment::write_segment(
+        col.fs.as_ref(),
+        &seg_dir,
+        id,
+        dim as u32,
+        &SegmentData {
+            ids: &ids,
+            vectors: &vectors,
+            payloads: &payloads,
+        },
+        graph.as_ref(),
+    )?;
+    drop(graph);
+    drop(payloads);
+    drop(vectors);
+    col.fs.sync_dir(&seg_dir)?;
+    let seg = Segment::open(
+        col.fs.clone(),
+        &seg_dir,
+        id,
+        rows_total,
+        dim as u32,
+        graph_meta.is_some(),
+    )?;
+
+    // Switch: carry over deletions made since the snapshot, then swap.
+    let mut m = col.writer.lock();
+    let mut deleted = Bitmap::new(rows_total);
+    {
+        let st = col.state.read();
+        for (k, &i) in inputs.iter().enumerate() {
+            let now = &st.sources[i].deleted;
+            for (row, &new_row) in mapping[k].iter().enumerate() {
+                if new_row != u32::MAX && now.get(row) {
+                    deleted.set(new_row as usize);
+                }
+            }
+        }
+    }
+    let mut next = m.clone();
+    next.generation += 1;
+    let input_ids: Vec<u64> = snap.iter().map(|(s, _)| s.id).collect();
+    next.segments.retain(|s| !input_ids.contains(&s.id));
+    let deleted_name = if deleted.count_ones() > 0 {
+        segment::write_deleted(
+            col.fs.as_ref(),
+            &seg_dir,
+            id,
+            next.generation,
+            rows_total,
+            &deleted,
+        )?;
+        col.fs.sync_dir(&seg_dir)?;
+        Some(segment::del_name(id, next.generation))
+    } else {
+        None
+    };
+    next.segments.push(SegmentMeta {
+        id,
+        rows: rows_total as u64,
+        deleted: deleted_name,
+        graph: graph_meta,
+    });
+    next.write(col.fs.as_ref(), dir)?;
+    {
+        let mut st = col.state.write();
+        let mut remove: Vec<usize> = inputs.to_vec();
+        remove.sort_unstable();
+        for &i in remove.iter().rev() {
+            st.sources.remove(i);
+        }
+        st.sources.push(Source {
+            kind: SourceKind::Sealed(seg),
+            deleted,
+            dirty: false,
+        });
+    }
+    remove_obsolete(col, &m, &next)?;
+    *m = next;
+    Ok(())
+}

@@ -1,0 +1,494 @@
+//! The in-memory view of a collection: sources (sealed segments, and in-memory batches frozen
+//! for sealing) plus the appendable rows. There is no global id index: an id is found in the
+//! appendable rows' map, else by binary search in each source's id order, newest first. At most
+//! one live copy of an id exists; replaced and deleted rows are marked in the source's bitmap.
+
+use std::collections::{BTreeMap, BinaryHeap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::search::{self, Block, Cand, TopK};
+use crate::error::{Error, Result};
+use crate::index::hnsw::{self, Rows};
+use crate::segment::{Bitmap, Segment};
+use crate::types::{
+    Distance, Payload, PayloadSelector, PointId, Record, ScoredPoint, SearchParams,
+};
+
+/// Source number of the appendable rows in a [`Loc`].
+pub const MEM: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loc {
+    pub source: u32,
+    pub row: u32,
+}
+
+/// Rows written since the last freeze. Kept dense: a delete moves the last row into the hole.
+#[derive(Default)]
+pub struct MemRows {
+    pub ids: Vec<PointId>,
+    pub vectors: Vec<f32>,
+    pub payloads: Vec<Option<Box<[u8]>>>,
+    pub index: BTreeMap<PointId, u32>,
+}
+
+impl MemRows {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+pub enum SourceKind {
+    Sealed(Arc<Segment>),
+    /// Appendable rows frozen by a checkpoint, searchable until their segment is installed.
+    Frozen(Arc<MemRows>),
+}
+
+pub struct Source {
+    pub kind: SourceKind,
+    pub deleted: Bitmap,
+    /// Rows were deleted since the bitmap was last written.
+    pub dirty: bool,
+}
+
+impl Source {
+    pub fn rows(&self) -> usize {
+        match &self.kind {
+            SourceKind::Sealed(s) => s.rows,
+            SourceKind::Frozen(m) => m.len(),
+        }
+    }
+
+    pub fn live(&self) -> usize {
+        self.rows() - self.deleted.count_ones()
+    }
+
+    pub fn vectors(&self) -> &[f32] {
+        match &self.kind {
+            SourceKind::Sealed(s) => s.vectors(),
+            SourceKind::Frozen(m) => &m.vectors,
+        }
+    }
+
+    pub fn segment(&self) -> Option<&Arc<Segment>> {
+        match &self.kind {
+            SourceKind::Sealed(s) => Some(s),
+            SourceKind::Frozen(_) => None,
+        }
+    }
+
+    pub fn has_graph(&self) -> bool {
+        self.segment().is_some_and(|s| s.has_graph())
+    }
+
+    fn id(&self, row: usize) -> Result<PointId> {
+        match &self.kind {
+            SourceKind::Sealed(s) => s.id(row),
+            SourceKind::Frozen(m) => Ok(m.ids[row].clone()),
+        }
+    }
+
+    fn payload(&self, row: usize) -> Result<Option<&[u8]>> {
+        match &self.kind {
+            SourceKind::Sealed(s) => s.payload(row),
+            SourceKind::Frozen(m) => Ok(m.payloads[row].as_deref()),
+        }
+    }
+
+    /// The live row holding `id` here, if any.
+    fn find_live(&self, id: &PointId) -> Result<Option<usize>> {
+        match &self.kind {
+            SourceKind::Sealed(s) => Ok(s.find(id)?.into_iter().find(|&r| !self.deleted.get(r))),
+            SourceKind::Frozen(m) => Ok(m
+                .index
+                .get(id)
+                .map(|&r| r as usize)
+                .filter(|&r| !self.deleted.get(r))),
+        }
+    }
+
+    /// Live (id, row) pairs in id order, from `start` on, at most `limit` of them.
+    fn ordered(&self, start: Option<&PointId>, limit: usize) -> Result<Vec<(PointId, usize)>> {
+        let mut out = Vec::new();
+        match &self.kind {
+            SourceKind::Sealed(s) => {
+                let mut i = match start {
+                    Some(id) => s.lower_bound(id)?,
+                    None => 0,
+                };
+                while i < s.rows && out.len() < limit {
+                    let row = s.row_in_order(i)?;
+                    if !self.deleted.get(row) {
+                        out.push((s.id(row)?, row));
+                    }
+                    i += 1;
+                }
+            }
+            SourceKind::Frozen(m) => {
+                let iter: Box<dyn Iterator<Item = (&PointId, &u32)>> = match start {
+                    Some(id) => Box::new(m.index.range(id.clone()..)),
+                    None => Box::new(m.index.iter()),
+                };
+                for (id, &row) in iter {
+                    if out.len() >= limit {
+                        break;
+                    }
+                    if !self.deleted.get(row as usize) {
+                        out.push((id.clone(), row as usize));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Default)]
+pub struct State {
+    pub sources: Vec<Source>,
+    pub mem: MemRows,
+    /// Live points.
+    pub live: usize,
+}
+
+impl State {
+    /// Where `id` lives now, if anywhere.
+    pub fn locate(&self, id: &PointId) -> Result<Option<Loc>> {
+        if let Some(&row) = self.mem.index.get(id) {
+            return Ok(Some(Loc { source: MEM, row }));
+        }
+        for (i, s) in self.sources.iter().enumerate().rev() {
+            if let Some(row) = s.find_live(id)? {
+                return Ok(Some(Loc {
+                    source: i as u32,
+                    row: row as u32,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    fn mark_deleted(&mut self, loc: Loc) {
+        let s = &mut self.sources[loc.source as usize];
+        if s.deleted.set(loc.row as usize) {
+            s.dirty = true;
+        }
+    }
+
+    /// Apply an upsert whose ids' current locations in the sources are `found` (looked up
+    /// beforehand, so that this step cannot fail half-way).
+    pub fn apply_upsert(
+        &mut self,
+        ids: &[PointId],
+        vectors: &[f32],
+        payloads: Vec<Option<Box<[u8]>>>,
+        found: &[Option<Loc>],
+        dim: usize,
+    ) {
+        for (((id, v), p), loc) in ids
+            .iter()
+            .zip(vectors.chunks_exact(dim))
+            .zip(payloads)
+            .zip(found)
+        {
+            if let Some(&row) = self.mem.index.get(id) {
+                let r = row as usize;
+                self.mem.vectors[r * dim..(r + 1) * dim].copy_from_slice(v);
+                self.mem.payloads[r] = p;
+                continue;
+            }
+            match loc {
+                Some(l) if l.source != MEM => self.mark_deleted(*l),
+                _ => self.live += 1,
+            }
+            let row = self.mem.ids.len() as u32;
+            self.mem.ids.push(id.clone());
+            self.mem.vectors.extend_from_slice(v);
+            self.mem.payloads.push(p);
+            self.mem.index.insert(id.clone(), row);
+        }
+    }
+
+    /// Apply a delete of ids whose locations in the sources are `found` (as for upserts).
+    pub fn apply_delete(&mut self, ids: &[PointId], found: &[Option<Loc>], dim: usize) -> usize {
+        let mut removed = 0;
+        for (id, loc) in ids.iter().zip(found) {
+            if let Some(row) = self.mem.index.remove(id) {
+                let r = row as usize;
+                let last = self.mem.ids.len() - 1;
+                if r != last {
+                    self.mem.ids.swap(r, last);
+                    self.mem.payloads.swap(r, last);
+                    let (head, tail) = self.mem.vectors.split_at_mut(last * dim);
+                    head[r * dim..(r + 1) * dim].copy_from_slice(&tail[..dim]);
+                    self.mem.index.insert(self.mem.ids[r].clone(), row);
+                }
+                self.mem.ids.pop();
+                self.mem.payloads.pop();
+                self.mem.vectors.truncate(last * dim);
+            } else if let Some(l) = loc.filter(|l| l.source != MEM) {
+                self.mark_deleted(l);
+            } else {
+                continue;
+            }
+            self.live -= 1;
+            removed += 1;
+        }
+        removed
+    }
+
+    /// Look up every id in the sources (not the appendable rows, which apply re-checks).
+    pub fn locate_all(&self, ids: &[PointId]) -> Result<Vec<Option<Loc>>> {
+        ids.iter()
+            .map(|id| {
+                if self.mem.index.contains_key(id) {
+                    return Ok(None);
+                }
+                self.locate(id)
+            })
+            .collect()
+    }
+
+    pub fn vector(&self, loc: Loc, dim: usize) -> &[f32] {
+        let r = loc.row as usize;
+        if loc.source == MEM {
+            &self.mem.vectors[r * dim..(r + 1) * dim]
+        } else {
+            &self.sources[loc.source as usize].vectors()[r * dim..(r + 1) * dim]
+        }
+    }
+
+    pub fn id(&self, loc: Loc) -> Result<PointId> {
+        if loc.source == MEM {
+            Ok(self.mem.ids[loc.row as usize].clone())
+        } else {
+            self.sources[loc.source as usize].id(loc.row as usize)
+        }
+    }
+
+    pub fn payload(&self, loc: Loc, sel: &PayloadSelector) -> Result<Option<Payload>> {
+        if *sel == PayloadSelector::None {
+            return Ok(None);
+        }
+        let bytes = if loc.source == MEM {
+            self.mem.payloads[loc.row as usize].as_deref()
+        } else {
+            self.sources[loc.source as usize].payload(loc.row as usize)?
+        };
+        let Some(bytes) = bytes else {
+            return Ok(Some(Payload::new()));
+        };
+        let mut p: Payload = serde_json::from_slice(bytes).map_err(|e| {
+            Error::corrupt(
+                PathBuf::from("segments"),
+                format!("stored payload is not valid JSON: {e}"),
+            )
+        })?;
+        if let PayloadSelector::Keys(keys) = sel {
+            p.retain(|k, _| keys.iter().any(|want| want == k));
+        }
+        Ok(Some(p))
+    }
+
+    pub fn record(
+        &self,
+        loc: Loc,
+        sel: &PayloadSelector,
+        with_vector: bool,
+        dim: usize,
+    ) -> Result<Record> {
+        Ok(Record {
+            id: self.id(loc)?,
+            payload: self.payload(loc, sel)?,
+            vector: with_vector.then(|| self.vector(loc, dim).to_vec()),
+        })
+    }
+
+    /// Up to `limit` live points in id order from `offset`, and the next page's first id.
+    pub fn scroll(
+        &self,
+        limit: usize,
+        offset: Option<&PointId>,
+        sel: &PayloadSelector,
+        with_vector: bool,
+        dim: usize,
+    ) -> Result<(Vec<Record>, Option<PointId>)> {
+        // Each source yields its first limit+1 live ids from `offset`; merging them gives the
+        // first limit+1 overall (ids are unique among live points).
+        let want = limit.saturating_add(1);
+        let mut merged: BinaryHeap<std::cmp::Reverse<(PointId, u32, u32)>> = BinaryHeap::new();
+        let mem_iter: Box<dyn Iterator<Item = (&PointId, &u32)>> = match offset {
+            Some(o) => Box::new(self.mem.index.range(o.clone()..)),
+            None => Box::new(self.mem.index.iter()),
+        };
+        for (id, &row) in mem_iter.take(want) {
+            merged.push(std::cmp::Reverse((id.clone(), MEM, row)));
+        }
+        for (i, s) in self.sources.iter().enumerate() {
+            for (id, row) in s.ordered(offset, want)? {
+                merged.push(std::cmp::Reverse((id, i as u32, row as u32)));
+            }
+        }
+        let mut out = Vec::with_capacity(limit.min(merged.len()));
+        while out.len() < limit {
+            let Some(std::cmp::Reverse((_, source, row))) = merged.pop() else {
+                break;
+            };
+            out.push(self.record(Loc { source, row }, sel, with_vector, dim)?);
+        }
+        let next = merged.pop().map(|r| r.0 .0);
+        Ok((out, next))
+    }
+
+    /// Exactly-scanned blocks: every source without a usable graph (all of them when `exact`),
+    /// and the appendable rows.
+    fn exact_blocks(&self, dim: usize, graphs_used: &[bool]) -> Vec<Block<'_>> {
+        let mut blocks: Vec<Block<'_>> = self
+            .sources
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !graphs_used[*i])
+            .map(|(i, s)| Block {
+                source: i as u32,
+                first_row: 0,
+                vectors: s.vectors(),
+                deleted: Some(&s.deleted),
+            })
+            .collect();
+        if !self.mem.is_empty() {
+            blocks.push(Block {
+                source: MEM,
+                first_row: 0,
+                vectors: &self.mem.vectors[..self.mem.len() * dim],
+                deleted: None,
+            });
+        }
+        blocks
+    }
+
+    /// Which sources to search through their graph.
+    fn graph_plan(
+        &self,
+        exact: bool,
+        full_scan_threshold: usize,
+    ) -> Result<Vec<Option<Arc<hnsw::Graph>>>> {
+        self.sources
+            .iter()
+            .map(|s| match s.segment() {
+                Some(seg) if !exact && s.rows() >= full_scan_threshold => seg.graph(),
+                _ => Ok(None),
+            })
+            .collect()
+    }
+
+    /// The best `n` candidates for each query (`queries` holds whole vectors).
+    #[allow(clippy::too_many_arguments)]
+    pub fn search(
+        &self,
+        metric: Distance,
+        queries: &[f32],
+        dim: usize,
+        n: usize,
+        min_key: f32,
+        params: &SearchParams,
+        ef_construct: usize,
+        full_scan_threshold: usize,
+    ) -> Result<Vec<Vec<Cand>>> {
+        let graphs = self.graph_plan(params.exact, full_scan_threshold)?;
+        let used: Vec<bool> = graphs.iter().map(Option::is_some).collect();
+        let blocks = self.exact_blocks(dim, &used);
+        let nq = queries.len() / dim;
+        let mut results = if blocks.is_empty() {
+            vec![Vec::new(); nq]
+        } else if nq == 1 {
+            vec![search::search_one(
+                metric, queries, dim, &blocks, n, min_key,
+            )]
+        } else {
+            search::search_many(metric, queries, dim, &blocks, n, min_key)
+        };
+        if !used.iter().any(|&u| u) {
+            return Ok(results);
+        }
+        let ef = params.ef.unwrap_or(ef_construct).max(n);
+        let graph_sources: Vec<(usize, &Arc<hnsw::Graph>)> = graphs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, g)| g.as_ref().map(|g| (i, g)))
+            .collect();
+        let one_query = |q: &[f32]| -> Vec<Cand> {
+            let mut top = TopK::new(n, min_key);
+            for &(i, g) in &graph_sources {
+                let s = &self.sources[i];
+                let rows = Rows {
+                    data: s.vectors(),
+                    dim,
+                };
+                let deleted = &s.deleted;
+                let rejecting = deleted.count_ones() > 0;
+                for item in g.search(
+                    rows,
+                    metric,
+                    q,
+                    n,
+                    ef,
+                    &|r| !deleted.get(r as usize),
+                    rejecting,
+                ) {
+                    top.push(Cand {
+                        key: -item.d,
+                        source: i as u32,
+                        row: item.id,
+                    });
+                }
+            }
+            top.into_sorted()
+        };
+        let graph_results: Vec<Vec<Cand>> = if nq == 1 {
+            // One query on the calling thread: no hand-off, no parallel overhead.
+            vec![one_query(queries)]
+        } else {
+            crate::pool::install(|| queries.par_chunks(dim).map(one_query).collect())
+        };
+        for (res, g) in results.iter_mut().zip(graph_results) {
+            let mut top = TopK::new(n, min_key);
+            for c in res.drain(..).chain(g) {
+                top.push(c);
+            }
+            *res = top.into_sorted();
+        }
+        Ok(results)
+    }
+
+    pub fn scored(
+        &self,
+        metric: Distance,
+        cands: &[Cand],
+        params: &SearchParams,
+        dim: usize,
+    ) -> Result<Vec<ScoredPoint>> {
+        cands
+            .iter()
+            .skip(params.offset)
+            .map(|c| {
+                let loc = Loc {
+                    source: c.source,
+                    row: c.row,
+                };
+                Ok(ScoredPoint {
+                    id: self.id(loc)?,
+                    score: search::score_of(metric, c.key),
+                    payload: self.payload(loc, &params.with_payload)?,
+                    vector: params.with_vector.then(|| self.vector(loc, dim).to_vec()),
+                })
+            })
+            .collect()
+    }
+}
