@@ -10,7 +10,16 @@
 
 from __future__ import annotations
 
-from ferrovec._native import Collection, Database, Hit, Record, __version__, open
+from ferrovec._native import (
+    Collection,
+    Database,
+    Hit,
+    Record,
+    __version__,
+    get_num_threads,
+    open,
+    set_num_threads,
+)
 from ferrovec.errors import (
     ClosedError,
     CollectionExistsError,
@@ -38,5 +47,7 @@ __all__ = [
     "StorageError",
     "StoreLockedError",
     "__version__",
+    "get_num_threads",
     "open",
+    "set_num_threads",
 ]

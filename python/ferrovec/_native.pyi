@@ -11,7 +11,17 @@ import numpy.typing as npt
 from typing_extensions import final
 
 __version__: str
-__all__ = ["Collection", "Database", "Hit", "Record", "__version__", "_matrix_address", "open"]
+__all__ = [
+    "Collection",
+    "Database",
+    "Hit",
+    "Record",
+    "__version__",
+    "_matrix_address",
+    "get_num_threads",
+    "open",
+    "set_num_threads",
+]
 
 _PointId = int | str
 _Payload = dict[str, Any]
@@ -73,6 +83,8 @@ class Collection:
         offset: int = 0,
         with_payload: _PayloadSelector = None,
         with_vectors: bool = False,
+        ef: int | None = None,
+        exact: bool = False,
     ) -> list[Hit]: ...
     def search_batch(
         self,
@@ -82,6 +94,8 @@ class Collection:
         score_threshold: float | None = None,
         with_payload: _PayloadSelector = None,
         with_vectors: bool = False,
+        ef: int | None = None,
+        exact: bool = False,
     ) -> list[list[Hit]]: ...
     def scroll(
         self,
@@ -92,6 +106,7 @@ class Collection:
         with_vectors: bool = False,
     ) -> tuple[list[Record], _PointId | None]: ...
     def flush(self) -> None: ...
+    def optimize(self, wait: bool = True) -> None: ...
     def verify(self) -> None: ...
     def info(self) -> dict[str, Any]: ...
 
@@ -102,7 +117,14 @@ class Database:
     @property
     def closed(self) -> bool: ...
     def create_collection(
-        self, name: str, dim: int, distance: _Distance = "cosine", exist_ok: bool = False
+        self,
+        name: str,
+        dim: int,
+        distance: _Distance = "cosine",
+        exist_ok: bool = False,
+        *,
+        hnsw: dict[str, int] | None = None,
+        optimizer: dict[str, int] | None = None,
     ) -> Collection: ...
     def collection(self, name: str) -> Collection: ...
     def list_collections(self) -> list[str]: ...
@@ -118,4 +140,6 @@ def open(
     durability: _Durability = "fsync",
     fsync_interval_ms: int = 100,
 ) -> Database: ...
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
 def _matrix_address(vectors: npt.ArrayLike) -> int: ...

@@ -22,11 +22,18 @@ DIM = 16
 
 WRITER = """
 import sys, numpy as np, ferrovec
-path, mode, start = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path, mode, start, busy = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
 db = ferrovec.open(path, durability=mode, fsync_interval_ms=5)
-col = db.create_collection("c", dim=16, distance="dot", exist_ok=True)
+# With busy, tiny thresholds keep the optimizer sealing, indexing and merging all the time.
+col = db.create_collection(
+    "c", dim=16, distance="dot", exist_ok=True,
+    hnsw={"m": 8, "ef_construct": 32, "full_scan_threshold": 50} if busy else None,
+    optimizer={"indexing_threshold": 60, "idle_ms": 1} if busy else None,
+)
 b = start
 while True:
+    if busy and b % 5 == 4:
+        col.optimize(wait=False)
     rng = np.random.default_rng(b)
     ids = list(range(b * 10, b * 10 + 10))
     payloads = [{"batch": b, "i": i} for i in range(10)]
@@ -64,14 +71,18 @@ def check_store(path, acknowledged: int) -> int:
     return highest
 
 
-@pytest.mark.parametrize(("mode", "cycles"), [("fsync", 20), ("interval", 8), ("off", 8)])
-def test_sigkill_loses_no_acknowledged_batch(tmp_path, mode, cycles):
+@pytest.mark.parametrize(
+    ("mode", "cycles", "busy"),
+    [("fsync", 20, False), ("interval", 8, False), ("off", 8, False), ("fsync", 20, True)],
+    ids=["fsync", "interval", "off", "fsync-while-optimizing"],
+)
+def test_sigkill_loses_no_acknowledged_batch(tmp_path, mode, cycles, busy):
     path = str(tmp_path / "store")
     rnd = random.Random(1234)
     next_batch = 0
     acknowledged = -1
     for _cycle in range(cycles):
-        p = child(WRITER, path, mode, str(next_batch))
+        p = child(WRITER, path, mode, str(next_batch), "1" if busy else "0")
         lines: list[int] = []
 
         def read(proc=p, out=lines):
@@ -89,7 +100,7 @@ def test_sigkill_loses_no_acknowledged_batch(tmp_path, mode, cycles):
             p.kill()
             _, err = p.communicate()
             pytest.fail(f"child produced nothing: {err}")
-        time.sleep(rnd.uniform(0.0, 0.3))
+        time.sleep(rnd.uniform(0.0, 0.6 if busy else 0.3))
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
         reader.join()
@@ -102,3 +113,7 @@ def test_sigkill_loses_no_acknowledged_batch(tmp_path, mode, cycles):
         highest = check_store(path, acknowledged)
         next_batch = highest + 1
     assert acknowledged > cycles  # the children made progress
+    if busy:
+        with ferrovec.open(path) as db:
+            info = db.collection("c").info()
+            assert any(seg["indexed"] for seg in info["segments"]), info

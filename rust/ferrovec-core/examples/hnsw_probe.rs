@@ -1,6 +1,8 @@
 //! Build and sweep our HNSW on raw f32 files (a development probe; the real benchmark is
 //! benches/bench_ann.py). Usage: hnsw_probe BASE.f32 QUERIES.f32 GT.i32 DIM M EF_CONSTRUCT
 
+#![allow(clippy::print_stdout)] // a command-line probe: printing is its job
+
 use std::time::Instant;
 
 use ferrovec_core::index::hnsw::{self, HnswParams, Rows};

@@ -112,7 +112,7 @@ impl IdRef<'_> {
             (IdRef::Num(a), PointId::Num(b)) => a.cmp(b),
             (IdRef::Num(_), PointId::Str(_)) => Ordering::Less,
             (IdRef::Str(_), PointId::Num(_)) => Ordering::Greater,
-            (IdRef::Str(a), PointId::Str(b)) => a.cmp(&b.as_str()),
+            (IdRef::Str(a), PointId::Str(b)) => a.cmp(b.as_str()),
         }
     }
 }

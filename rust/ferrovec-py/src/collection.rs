@@ -133,8 +133,9 @@ impl PyCollection {
         self.count(py)
     }
 
-    /// The `k` best points for one query vector, best first.
-    #[pyo3(signature = (vector, k = 10, *, score_threshold = None, offset = 0, with_payload = None, with_vectors = false))]
+    /// The `k` best points for one query vector, best first. ef: the graph search's candidate
+    /// list (default max(ef_construct, k + offset)); exact=True scans every point instead.
+    #[pyo3(signature = (vector, k = 10, *, score_threshold = None, offset = 0, with_payload = None, with_vectors = false, ef = None, exact = false))]
     #[allow(clippy::too_many_arguments)]
     fn search(
         &self,
@@ -145,6 +146,8 @@ impl PyCollection {
         offset: usize,
         with_payload: Option<&Bound<'_, PyAny>>,
         with_vectors: bool,
+        ef: Option<usize>,
+        exact: bool,
     ) -> PyResult<Py<PyList>> {
         check_k(py, k)?;
         let params = SearchParams {
@@ -156,6 +159,8 @@ impl PyCollection {
                 None => ferrovec_core::PayloadSelector::All,
             },
             with_vector: with_vectors,
+            ef,
+            exact,
         };
         let q = vector_from_py(py, vector, "vector")?;
         let qs = q.as_slice().map_err(|e| invalid(py, e.to_string()))?;
@@ -168,8 +173,9 @@ impl PyCollection {
         Ok(out.unbind())
     }
 
-    /// The `k` best points for each row of an (n, dim) array of queries.
-    #[pyo3(signature = (vectors, k = 10, *, score_threshold = None, with_payload = None, with_vectors = false))]
+    /// The `k` best points for each row of an (n, dim) array of queries (spread over threads).
+    #[pyo3(signature = (vectors, k = 10, *, score_threshold = None, with_payload = None, with_vectors = false, ef = None, exact = false))]
+    #[allow(clippy::too_many_arguments)]
     fn search_batch(
         &self,
         py: Python<'_>,
@@ -178,6 +184,8 @@ impl PyCollection {
         score_threshold: Option<f32>,
         with_payload: Option<&Bound<'_, PyAny>>,
         with_vectors: bool,
+        ef: Option<usize>,
+        exact: bool,
     ) -> PyResult<Py<PyList>> {
         check_k(py, k)?;
         let params = SearchParams {
@@ -189,6 +197,8 @@ impl PyCollection {
                 None => ferrovec_core::PayloadSelector::All,
             },
             with_vector: with_vectors,
+            ef,
+            exact,
         };
         let m = matrix_from_py(py, vectors, "vectors")?;
         let dim = self.col.config().dim as usize;
@@ -252,13 +262,28 @@ impl PyCollection {
         run_detached(py, || col.flush())
     }
 
+    /// Seal, index and merge. With wait=True (the default) this returns when done, leaving a
+    /// collection smaller than max_segment_points as one indexed segment; with wait=False it
+    /// asks the background optimizer and returns at once.
+    #[pyo3(signature = (wait = true))]
+    fn optimize(&self, py: Python<'_>, wait: bool) -> PyResult<()> {
+        let col = &self.col;
+        if wait {
+            run_detached(py, || col.optimize())
+        } else {
+            run_detached(py, || col.optimize_in_background())
+        }
+    }
+
     /// Check every checksum of the collection's sealed files; raises CorruptionError if any fails.
     fn verify(&self, py: Python<'_>) -> PyResult<()> {
         let col = &self.col;
         run_detached(py, || col.verify())
     }
 
-    /// A dict: name, dim, distance, points, segments, unflushed_points, disk_bytes, log_bytes.
+    /// A dict: name, dim, distance, points, indexed_points, unindexed_points, segments (a list of
+    /// dicts: rows, deleted, kind, indexed, self_check_recall), unflushed_points,
+    /// optimizer_status, hnsw, optimizer, disk_bytes, log_bytes.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let col = &self.col;
         let info = run_detached(py, || col.info())?;
@@ -281,11 +306,40 @@ pub fn info_to_dict<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("name", &info.name)?;
-    d.set_item("dim", info.dim)?;
-    d.set_item("distance", info.distance.name())?;
+    d.set_item("dim", info.config.dim)?;
+    d.set_item("distance", info.config.distance.name())?;
     d.set_item("points", info.points)?;
-    d.set_item("segments", info.segments)?;
+    d.set_item("indexed_points", info.indexed_points)?;
+    d.set_item("unindexed_points", info.unindexed_points)?;
+    let segments = PyList::empty(py);
+    for s in &info.segments {
+        let sd = PyDict::new(py);
+        sd.set_item("rows", s.rows)?;
+        sd.set_item("deleted", s.deleted)?;
+        sd.set_item("kind", s.kind)?;
+        sd.set_item("indexed", s.indexed)?;
+        sd.set_item("self_check_recall", s.self_check_recall)?;
+        segments.append(sd)?;
+    }
+    d.set_item("segments", segments)?;
     d.set_item("unflushed_points", info.unflushed_points)?;
+    d.set_item("optimizer_status", &info.optimizer_status)?;
+    let h = PyDict::new(py);
+    h.set_item("m", info.config.hnsw.m)?;
+    h.set_item("ef_construct", info.config.hnsw.ef_construct)?;
+    h.set_item("full_scan_threshold", info.config.hnsw.full_scan_threshold)?;
+    d.set_item("hnsw", h)?;
+    let o = PyDict::new(py);
+    o.set_item(
+        "indexing_threshold",
+        info.config.optimizer.indexing_threshold,
+    )?;
+    o.set_item(
+        "max_segment_points",
+        info.config.optimizer.max_segment_points,
+    )?;
+    o.set_item("idle_ms", info.config.optimizer.idle_ms)?;
+    d.set_item("optimizer", o)?;
     d.set_item("disk_bytes", info.disk_bytes)?;
     d.set_item("log_bytes", info.log_bytes)?;
     Ok(d)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ferrovec_core::{CollectionConfig, Distance, Durability, StorageOptions, Store};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyDict, PyList};
 
 use crate::collection::{info_to_dict, PyCollection};
 use crate::errors::to_py;
@@ -59,6 +59,48 @@ pub fn open(
     })
 }
 
+/// Read a dict of non-negative integer settings, refusing unknown keys.
+fn dict_ints(
+    py: Python<'_>,
+    d: &Bound<'_, PyDict>,
+    what: &str,
+    allowed: &[&str],
+) -> PyResult<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    for (k, v) in d.iter() {
+        let key: String = k
+            .extract()
+            .map_err(|_| crate::errors::invalid(py, format!("{what} keys must be str")))?;
+        if !allowed.contains(&key.as_str()) {
+            return Err(crate::errors::invalid(
+                py,
+                format!(
+                    "unknown {what} setting {key:?}; expected one of {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        let value: u64 = v.extract().map_err(|_| {
+            crate::errors::invalid(py, format!("{what}[{key:?}] must be a non-negative int"))
+        })?;
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+/// Use `n` threads for the core's parallel work (0: one per CPU). The environment variable
+/// FERROVEC_NUM_THREADS sets the starting value.
+#[pyfunction]
+pub fn set_num_threads(py: Python<'_>, n: usize) -> PyResult<()> {
+    ferrovec_core::pool::set_num_threads(n).map_err(|e| to_py(py, e))
+}
+
+/// The number of threads the core uses for parallel work.
+#[pyfunction]
+pub fn get_num_threads() -> usize {
+    ferrovec_core::pool::num_threads()
+}
+
 #[pymethods]
 impl PyDatabase {
     /// The path the store was opened with (":memory:" for an in-memory store).
@@ -68,8 +110,11 @@ impl PyDatabase {
     }
 
     /// Create a collection. distance: "cosine" (default), "dot", "euclid" or "manhattan".
+    /// hnsw: {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000} (any subset).
+    /// optimizer: {"indexing_threshold": 20000, "max_segment_points": 2000000, "idle_ms": 1000}.
     /// With exist_ok=True an existing collection of the same dim and distance is returned.
-    #[pyo3(signature = (name, dim, distance = "cosine", exist_ok = false))]
+    #[pyo3(signature = (name, dim, distance = "cosine", exist_ok = false, *, hnsw = None, optimizer = None))]
+    #[allow(clippy::too_many_arguments)]
     fn create_collection(
         &self,
         py: Python<'_>,
@@ -77,14 +122,36 @@ impl PyDatabase {
         dim: i64,
         distance: &str,
         exist_ok: bool,
+        hnsw: Option<&Bound<'_, PyDict>>,
+        optimizer: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyCollection> {
         let store = self.store(py)?;
         let dim = u32::try_from(dim).map_err(|_| {
             crate::errors::invalid(py, format!("dim must be between 1 and 65536, got {dim}"))
         })?;
-        let config = Distance::parse(distance)
+        let mut config = Distance::parse(distance)
             .and_then(|d| CollectionConfig::new(dim, d))
             .map_err(|e| to_py(py, e))?;
+        if let Some(h) = hnsw {
+            for (k, v) in dict_ints(py, h, "hnsw", &["m", "ef_construct", "full_scan_threshold"])? {
+                match k.as_str() {
+                    "m" => config.hnsw.m = v as usize,
+                    "ef_construct" => config.hnsw.ef_construct = v as usize,
+                    _ => config.hnsw.full_scan_threshold = v as usize,
+                }
+            }
+        }
+        if let Some(o) = optimizer {
+            let keys = ["indexing_threshold", "max_segment_points", "idle_ms"];
+            for (k, v) in dict_ints(py, o, "optimizer", &keys)? {
+                match k.as_str() {
+                    "indexing_threshold" => config.optimizer.indexing_threshold = v as usize,
+                    "max_segment_points" => config.optimizer.max_segment_points = v as usize,
+                    _ => config.optimizer.idle_ms = v,
+                }
+            }
+        }
+        config.validate().map_err(|e| to_py(py, e))?;
         let col = run_detached(py, || store.create_collection(name, config, exist_ok))?;
         Ok(PyCollection::new(store, col))
     }

@@ -14,6 +14,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let _ = pyo3_log::try_init();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(database::open, m)?)?;
+    m.add_function(wrap_pyfunction!(database::set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(database::get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(collection::_matrix_address, m)?)?;
     m.add_class::<database::PyDatabase>()?;
     m.add_class::<collection::PyCollection>()?;

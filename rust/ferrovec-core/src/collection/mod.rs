@@ -112,6 +112,7 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 impl Collection {
+    #[allow(clippy::too_many_arguments)]
     fn assemble(
         name: &str,
         config: CollectionConfig,
