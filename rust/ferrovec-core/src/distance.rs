@@ -15,17 +15,13 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[inline]
 pub fn dot_fast(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    {
-        if a.len() == b.len() && std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above) and the lengths are equal.
-            return unsafe { x86::dot_avx512(a, b) };
-        }
-        if a.len() == b.len()
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above); the lengths are equal.
-            return unsafe { x86::dot_avx2(a, b) };
+    if a.len() == b.len() {
+        match *x86::LEVEL {
+            // SAFETY: LEVEL says the CPU supports AVX-512F; the lengths are equal.
+            x86::Level::Avx512 => return unsafe { x86::dot_avx512(a, b) },
+            // SAFETY: LEVEL says the CPU supports AVX2 and FMA; the lengths are equal.
+            x86::Level::Avx2 => return unsafe { x86::dot_avx2(a, b) },
+            x86::Level::Baseline => {}
         }
     }
     dot(a, b)
@@ -34,6 +30,26 @@ pub fn dot_fast(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+    use std::sync::LazyLock;
+
+    pub enum Level {
+        Avx512,
+        Avx2,
+        Baseline,
+    }
+
+    /// The best kernel this CPU runs, detected once.
+    pub static LEVEL: LazyLock<Level> = LazyLock::new(|| {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            Level::Avx512
+        } else if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            Level::Avx2
+        } else {
+            Level::Baseline
+        }
+    });
 
     /// # Safety
     /// The CPU must support AVX-512F and `a.len() == b.len()`.

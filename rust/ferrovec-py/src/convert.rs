@@ -2,7 +2,9 @@
 //! caller hands us C-contiguous float32).
 
 use ferrovec_core::{Payload, PayloadSelector, PointId, Record, ScoredPoint};
-use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{
+    PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::Value;
@@ -291,6 +293,14 @@ pub fn matrix_from_py<'py>(
     obj: &Bound<'py, PyAny>,
     what: &str,
 ) -> PyResult<Matrix<'py>> {
+    // Fast path: already a C-contiguous float32 matrix, borrowed as it is.
+    if let Ok(a) = obj.cast::<PyArray2<f32>>() {
+        if a.is_c_contiguous() {
+            return Ok(Matrix {
+                array: a.readonly(),
+            });
+        }
+    }
     let arr = as_f32_array(py, obj, what)?;
     let ndim: usize = arr.getattr("ndim")?.extract()?;
     if ndim != 2 {
@@ -314,6 +324,11 @@ pub fn vector_from_py<'py>(
     obj: &Bound<'py, PyAny>,
     what: &str,
 ) -> PyResult<PyReadonlyArray1<'py, f32>> {
+    if let Ok(a) = obj.cast::<PyArray1<f32>>() {
+        if a.is_c_contiguous() {
+            return Ok(a.readonly());
+        }
+    }
     let arr = as_f32_array(py, obj, what)?;
     let ndim: usize = arr.getattr("ndim")?.extract()?;
     if ndim != 1 {

@@ -1,0 +1,474 @@
+"""ANN benchmark: ferrovec and its peers, side by side in one run, on the same data.
+
+    python benches/bench_ann.py                      # 100,000 points, every installed peer
+    python benches/bench_ann.py --n 1000000 --systems ferrovec,hnswlib,faiss-hnsw   # long
+
+Workload (benches/workload.py): 384-d unit vectors from a 1,000-centre Gaussian mixture, 1,000
+held-out queries, exact top-10 by brute force. HNSW settings everywhere: M=16, ef_construct=100.
+Every system builds in one fresh process (ingest in batches of 1,000, then whatever makes the
+data durable and indexed) and is queried in another (open, first query, then a sweep of ef: one
+thread query by query, and a two-thread batch). Writes benches/results/ann-<n>.{md,json,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from workload import ground_truth, mixture  # noqa: E402
+
+DIM, K, M, EF_CONSTRUCT, BATCH = 384, 10, 16, 100, 1000
+EFS = [16, 24, 32, 48, 64, 96, 128, 192, 256]
+TIME_LIMIT_S = 60.0  # per timed loop; slow systems are cut short and marked (n=...)
+
+
+# ----- measurement helpers --------------------------------------------------------------------
+
+
+def rss_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def disk_mib(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def groups(ids: np.ndarray) -> list[dict]:
+    return [{"doc": int(i), "group": f"g{int(i) % 20}"} for i in ids]
+
+
+def sweep_single(search, queries: np.ndarray, gt: np.ndarray) -> dict:
+    """Query by query on one thread: QPS, p50 latency, recall@10."""
+    for q in queries[:50]:
+        search(q)
+    lat, hits, done = [], 0, 0
+    start = time.perf_counter()
+    for q, t in zip(queries, gt):
+        t0 = time.perf_counter()
+        got = search(q)
+        lat.append(time.perf_counter() - t0)
+        hits += len(set(int(x) for x in got) & set(t.tolist()))
+        done += 1
+        if time.perf_counter() - start > TIME_LIMIT_S:
+            break
+    total = time.perf_counter() - start
+    return {"qps": done / total, "p50_ms": statistics.median(lat) * 1e3, "recall": hits / (K * done), "n": done}
+
+
+def timed_batch(batch, queries: np.ndarray, gt: np.ndarray) -> dict:
+    batch(queries[:50])
+    t0 = time.perf_counter()
+    got = batch(queries)
+    dt = time.perf_counter() - t0
+    hits = sum(len(set(int(x) for x in g) & set(t.tolist())) for g, t in zip(got, gt))
+    return {"qps": len(queries) / dt, "recall": hits / (K * len(queries))}
+
+
+# ----- systems: build(path, base) and query(path, queries, gt) run in fresh processes -----------
+
+
+class Ferrovec:
+    name = "ferrovec"
+
+    def build(self, path: Path, base: np.ndarray) -> dict:
+        import ferrovec
+
+        db = ferrovec.open(path / "store", durability="fsync")
+        col = db.create_collection(
+            "bench", dim=DIM, distance="cosine", hnsw={"m": M, "ef_construct": EF_CONSTRUCT}
+        )
+        t0 = time.perf_counter()
+        for s in range(0, len(base), BATCH):
+            ids = np.arange(s, min(s + BATCH, len(base)), dtype=np.uint64)
+            col.upsert(ids, base[s : s + BATCH], groups(ids))
+        t_ingest = time.perf_counter() - t0
+        col.optimize(wait=True)
+        t_total = time.perf_counter() - t0
+        info = col.info()
+        del col
+        db.close()
+        return {
+            "ingest_s": t_total,
+            "upsert_s": t_ingest,
+            "index_s": t_total - t_ingest,
+            "self_check": info["segments"][0]["self_check_recall"],
+        }
+
+    def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
+        t0 = time.perf_counter()
+        import ferrovec
+
+        t_import = time.perf_counter() - t0
+        ferrovec.set_num_threads(1)
+        t0 = time.perf_counter()
+        db = ferrovec.open(path / "store")
+        col = db.collection("bench")
+        t_open = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        col.search(queries[0], k=K, with_payload=False)
+        t_first = time.perf_counter() - t0
+        rows = []
+        for ef in EFS:
+            r = sweep_single(lambda q, ef=ef: [h.id for h in col.search(q, k=K, ef=ef, with_payload=False)], queries, gt)
+            ferrovec.set_num_threads(2)
+            b = timed_batch(
+                lambda qs, ef=ef: [[h.id for h in hs] for hs in col.search_batch(qs, k=K, ef=ef, with_payload=False)],
+                queries,
+                gt,
+            )
+            ferrovec.set_num_threads(1)
+            rows.append({"ef": ef, **r, "batch2_qps": b["qps"]})
+        return {"import_s": t_import, "open_s": t_open, "first_query_s": t_first, "sweep": rows}
+
+
+class Hnswlib:
+    name = "hnswlib"
+
+    def build(self, path: Path, base: np.ndarray) -> dict:
+        import hnswlib
+
+        idx = hnswlib.Index(space="ip", dim=DIM)
+        idx.init_index(max_elements=len(base), M=M, ef_construction=EF_CONSTRUCT)
+        t0 = time.perf_counter()
+        for s in range(0, len(base), BATCH):
+            idx.add_items(base[s : s + BATCH], np.arange(s, min(s + BATCH, len(base))), num_threads=2)
+        idx.save_index(str(path / "index.bin"))
+        return {"ingest_s": time.perf_counter() - t0}
+
+    def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
+        t0 = time.perf_counter()
+        import hnswlib
+
+        t_import = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        idx = hnswlib.Index(space="ip", dim=DIM)
+        idx.load_index(str(path / "index.bin"))
+        idx.set_num_threads(1)
+        t_open = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        idx.knn_query(queries[0], k=K)
+        t_first = time.perf_counter() - t0
+        rows = []
+        for ef in EFS:
+            idx.set_ef(ef)
+            idx.set_num_threads(1)
+            r = sweep_single(lambda q: idx.knn_query(q, k=K)[0][0], queries, gt)
+            idx.set_num_threads(2)
+            b = timed_batch(lambda qs: idx.knn_query(qs, k=K)[0], queries, gt)
+            rows.append({"ef": ef, **r, "batch2_qps": b["qps"]})
+        return {"import_s": t_import, "open_s": t_open, "first_query_s": t_first, "sweep": rows}
+
+
+class FaissHnsw:
+    name = "faiss-hnsw"
+
+    def build(self, path: Path, base: np.ndarray) -> dict:
+        import faiss
+
+        faiss.omp_set_num_threads(2)
+        idx = faiss.IndexHNSWFlat(DIM, M, faiss.METRIC_INNER_PRODUCT)
+        idx.hnsw.efConstruction = EF_CONSTRUCT
+        t0 = time.perf_counter()
+        for s in range(0, len(base), BATCH):
+            idx.add(base[s : s + BATCH])
+        faiss.write_index(idx, str(path / "index.faiss"))
+        return {"ingest_s": time.perf_counter() - t0}
+
+    def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
+        t0 = time.perf_counter()
+        import faiss
+
+        t_import = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        idx = faiss.read_index(str(path / "index.faiss"))
+        t_open = time.perf_counter() - t0
+        faiss.omp_set_num_threads(1)
+        t0 = time.perf_counter()
+        idx.search(queries[:1], K)
+        t_first = time.perf_counter() - t0
+        rows = []
+        for ef in EFS:
+            idx.hnsw.efSearch = ef
+            faiss.omp_set_num_threads(1)
+            r = sweep_single(lambda q: idx.search(q[None, :], K)[1][0], queries, gt)
+            faiss.omp_set_num_threads(2)
+            b = timed_batch(lambda qs: idx.search(qs, K)[1], queries, gt)
+            rows.append({"ef": ef, **r, "batch2_qps": b["qps"]})
+        return {"import_s": t_import, "open_s": t_open, "first_query_s": t_first, "sweep": rows}
+
+
+class FaissFlat:
+    name = "faiss-flat"
+
+    def build(self, path: Path, base: np.ndarray) -> dict:
+        import faiss
+
+        idx = faiss.IndexFlatIP(DIM)
+        t0 = time.perf_counter()
+        for s in range(0, len(base), BATCH):
+            idx.add(base[s : s + BATCH])
+        faiss.write_index(idx, str(path / "index.faiss"))
+        return {"ingest_s": time.perf_counter() - t0}
+
+    def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
+        t0 = time.perf_counter()
+        import faiss
+
+        t_import = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        idx = faiss.read_index(str(path / "index.faiss"))
+        t_open = time.perf_counter() - t0
+        faiss.omp_set_num_threads(1)
+        t0 = time.perf_counter()
+        idx.search(queries[:1], K)
+        t_first = time.perf_counter() - t0
+        r = sweep_single(lambda q: idx.search(q[None, :], K)[1][0], queries, gt)
+        faiss.omp_set_num_threads(2)
+        b = timed_batch(lambda qs: idx.search(qs, K)[1], queries, gt)
+        return {
+            "import_s": t_import,
+            "open_s": t_open,
+            "first_query_s": t_first,
+            "sweep": [{"ef": "exact", **r, "batch2_qps": b["qps"]}],
+        }
+
+
+class Usearch:
+    name = "usearch"
+
+    def build(self, path: Path, base: np.ndarray) -> dict:
+        from usearch.index import Index
+
+        idx = Index(ndim=DIM, metric="ip", dtype="f32", connectivity=M, expansion_add=EF_CONSTRUCT)
+        t0 = time.perf_counter()
+        for s in range(0, len(base), BATCH):
+            idx.add(np.arange(s, min(s + BATCH, len(base))), base[s : s + BATCH], threads=2)
+        idx.save(str(path / "index.usearch"))
+        return {"ingest_s": time.perf_counter() - t0}
+
+    def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
+        t0 = time.perf_counter()
+        from usearch.index import Index
+
+        t_import = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        idx = Index.restore(str(path / "index.usearch"))
+        t_open = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        idx.search(queries[0], K, threads=1)
+        t_first = time.perf_counter() - t0
+        rows = []
+        for ef in EFS:
+            idx.expansion_search = ef
+            r = sweep_single(lambda q: idx.search(q, K, threads=1).keys, queries, gt)
+            b = timed_batch(lambda qs: idx.search(qs, K, threads=2).keys, queries, gt)
+            rows.append({"ef": ef, **r, "batch2_qps": b["qps"]})
+        return {"import_s": t_import, "open_s": t_open, "first_query_s": t_first, "sweep": rows}
+
+
+SYSTEMS = {s.name: s for s in (Ferrovec(), Hnswlib(), FaissHnsw(), FaissFlat(), Usearch())}
+
+try:  # the peers with their own storage layers live in a second file
+    from bench_ann_stores import STORE_SYSTEMS
+
+    SYSTEMS.update({s.name: s for s in STORE_SYSTEMS})
+except ImportError:
+    pass
+
+
+# ----- orchestration --------------------------------------------------------------------------
+
+
+def cached_data(n: int) -> tuple[Path, Path, Path]:
+    cache = HERE / ".cache"
+    cache.mkdir(exist_ok=True)
+    b, q, g = (cache / f"base-{n}.npy", cache / f"queries-{n}.npy", cache / f"gt-{n}.npy")
+    if not (b.exists() and q.exists() and g.exists()):
+        print(f"generating {n:,} points and ground truth ...", flush=True)
+        base, queries = mixture(n)
+        np.save(b, base)
+        np.save(q, queries)
+        np.save(g, ground_truth(base, queries, K))
+    return b, q, g
+
+
+def child(role: str, system: str, path: str, n: int) -> None:
+    b, q, g = cached_data(n)
+    sys_ = SYSTEMS[system]
+    out: dict
+    try:
+        if role == "build":
+            base = np.load(b)
+            reset_peak()
+            before = rss_mib("VmRSS")
+            out = sys_.build(Path(path), base)
+            out["peak_rss_mib"] = rss_mib("VmHWM") - before
+            out["disk_mib"] = disk_mib(Path(path))
+        else:
+            queries, gt = np.load(q), np.load(g)
+            reset_peak()
+            out = sys_.query(Path(path), queries, gt)
+            out["peak_rss_mib"] = rss_mib("VmHWM")
+    except Exception:
+        out = {"error": traceback.format_exc(limit=3)}
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def run_child(role: str, system: str, path: Path, n: int, timeout: float) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
+    try:
+        p = subprocess.run(
+            [sys.executable, __file__, "--child", role, system, str(path), "--n", str(n)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    return {"error": (p.stderr or p.stdout)[-800:]}
+
+
+def best_qps(sweep: list[dict], recall: float) -> float | None:
+    ok = [r["qps"] for r in sweep if r["recall"] >= recall]
+    return max(ok) if ok else None
+
+
+def write_report(n: int, results: dict, out_dir: Path) -> str:
+    lines = [
+        f"# ANN benchmark: {n:,} x {DIM} (cosine), k = {K}, M = {M}, ef_construct = {EF_CONSTRUCT}",
+        "",
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, one run, systems side by side. "
+        "Build: ingest in batches of 1,000 plus what makes the data durable and indexed, in a "
+        "fresh process. Query: a fresh process; open = opening the store or loading the index; "
+        "QPS on one thread query by query from Python, and a two-thread batch.",
+        "",
+        "## Build and open",
+        "",
+        "| system | build s | build peak RSS MiB (above data) | disk MiB | open s | first query s | query peak RSS MiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        b, q = r.get("build", {}), r.get("query", {})
+        if "error" in b or "error" in q:
+            err = (b.get("error") or q.get("error") or "").strip().splitlines()
+            lines.append(f"| {name} | failed: {err[-1][:120] if err else '?'} | | | | | |")
+            continue
+        lines.append(
+            f"| {name} | {b['ingest_s']:.1f} | {b['peak_rss_mib']:.0f} | {b['disk_mib']:.0f} | "
+            f"{q['open_s']:.4f} | {q['first_query_s']:.4f} | {q['peak_rss_mib']:.0f} |"
+        )
+    lines += ["", "## Recall against QPS", "", "| system | ef | recall@10 | QPS (1 thread) | p50 ms | QPS (2-thread batch) |", "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        for row in r.get("query", {}).get("sweep", []):
+            cut = f" (n={row['n']})" if row.get("n", 1000) < 1000 else ""
+            lines.append(
+                f"| {name} | {row['ef']} | {row['recall']:.4f} | {row['qps']:,.0f}{cut} | "
+                f"{row['p50_ms']:.3f} | {row['batch2_qps']:,.0f} |"
+            )
+    fv = results.get("ferrovec", {}).get("query", {}).get("sweep")
+    summary = ["", "## Ratios", ""]
+    if fv:
+        for peer, level in (("hnswlib", 0.95), ("hnswlib", 0.99), ("faiss-hnsw", 0.95), ("usearch", 0.95), ("qdrant-edge", 0.99)):
+            ps = results.get(peer, {}).get("query", {}).get("sweep")
+            a, b = best_qps(fv, level), best_qps(ps, level) if ps else None
+            if a and b:
+                summary.append(f"- QPS at recall@10 >= {level}: ferrovec / {peer} = {a / b:.2f} ({a:,.0f} vs {b:,.0f})")
+        fb = results.get("ferrovec", {}).get("build", {}).get("ingest_s")
+        hb = results.get("hnswlib", {}).get("build", {}).get("ingest_s")
+        if fb and hb:
+            summary.append(f"- build (ingest + index, 2 threads, log durable): ferrovec / hnswlib = {fb / hb:.2f} ({fb:.1f} s vs {hb:.1f} s)")
+    lines += summary + [""]
+    text = "\n".join(lines)
+    (out_dir / f"ann-{n}.md").write_text(text)
+    (out_dir / f"ann-{n}.json").write_text(json.dumps(results, indent=1))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for name, r in results.items():
+            sw = r.get("query", {}).get("sweep")
+            if sw:
+                ax.plot([x["recall"] for x in sw], [x["qps"] for x in sw], marker="o", label=name)
+        ax.set_xlabel("recall@10")
+        ax.set_ylabel("queries per second (1 thread)")
+        ax.set_yscale("log")
+        ax.set_title(f"{n:,} x {DIM}, M={M}, ef_construct={EF_CONSTRUCT}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out_dir / f"ann-{n}.png", dpi=110)
+    except ImportError:
+        pass
+    return text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--systems", default="all")
+    ap.add_argument("--child", nargs=3, metavar=("ROLE", "SYSTEM", "PATH"))
+    ap.add_argument("--timeout", type=float, default=3600)
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child, n=args.n)
+        return
+    cached_data(args.n)
+    names = list(SYSTEMS) if args.systems == "all" else args.systems.split(",")
+    results: dict = {}
+    out_dir = HERE / "results"
+    out_dir.mkdir(exist_ok=True)
+    for name in names:
+        if name not in SYSTEMS:
+            print(f"unknown system {name}; known: {', '.join(SYSTEMS)}")
+            continue
+        if getattr(SYSTEMS[name], "max_n", None) and args.n > SYSTEMS[name].max_n:
+            print(f"{name}: skipped above {SYSTEMS[name].max_n:,} points (too slow)")
+            continue
+        tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+        try:
+            print(f"{name}: build ...", flush=True)
+            r = {"build": run_child("build", name, tmp, args.n, args.timeout)}
+            if "error" not in r["build"]:
+                print(f"{name}: built in {r['build']['ingest_s']:.1f} s; query ...", flush=True)
+                r["query"] = run_child("query", name, tmp, args.n, args.timeout)
+            if "error" in r["build"] or "error" in r.get("query", {}):
+                print(f"{name}: FAILED: {r['build'].get('error') or r['query'].get('error')}", flush=True)
+            results[name] = r
+            write_report(args.n, results, out_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(write_report(args.n, results, out_dir))
+
+
+if __name__ == "__main__":
+    main()
