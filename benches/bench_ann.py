@@ -444,9 +444,13 @@ def main() -> None:
         return
     cached_data(args.n)
     names = list(SYSTEMS) if args.systems == "all" else args.systems.split(",")
-    results: dict = {}
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
+    results: dict = {}
+    previous = out_dir / f"ann-{args.n}.json"
+    if args.systems != "all" and previous.exists():
+        # A run of some systems updates their rows and keeps the others' from the last run.
+        results = json.loads(previous.read_text())
     for name in names:
         if name not in SYSTEMS:
             print(f"unknown system {name}; known: {', '.join(SYSTEMS)}")

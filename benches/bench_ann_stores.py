@@ -132,7 +132,10 @@ class Lance:
             ids = np.arange(s, min(s + BATCH, len(base)))
             vec = pa.FixedSizeListArray.from_arrays(pa.array(base[s : s + BATCH].ravel()), DIM)
             t = pa.table({"id": ids, "vector": vec, "group": [f"g{i % 20}" for i in ids]})
-            tbl = db.create_table("bench", data=t) if tbl is None else tbl.add(t) or tbl
+            if tbl is None:
+                tbl = db.create_table("bench", data=t)
+            else:
+                tbl.add(t)
         t_ingest = time.perf_counter() - t0
         tbl = db.open_table("bench")
         tbl.create_index(metric="cosine", vector_column_name="vector", index_type="IVF_HNSW_SQ", m=M, ef_construction=EF_CONSTRUCT)

@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering as AtomicOrdering};
 
 use parking_lot::{Mutex, RwLock};
 use rayon::prelude::*;
@@ -305,8 +305,12 @@ struct Builder<'a> {
     m0: usize,
     ef_construct: usize,
     levels: Vec<u8>,
-    /// Per node, its link list at each of its levels.
-    nodes: Vec<Mutex<Vec<Vec<u32>>>>,
+    /// Level-0 links of every node in one flat array, `1 + m0` slots per node (count, ids), as in
+    /// the final layout; atomics so that a node's slots can be read and written under its lock
+    /// without `unsafe` (relaxed atomic loads and stores are plain moves on x86 and ARM).
+    links0: Vec<AtomicU32>,
+    /// Per node: its lock, and its links on levels 1 and up.
+    upper: Vec<Mutex<Vec<Vec<u32>>>>,
     /// (entry point, its level); entry is NONE while the graph is empty.
     top: RwLock<(u32, usize)>,
     /// Held by an insertion that will raise the top level, for its whole duration.
@@ -315,9 +319,54 @@ struct Builder<'a> {
 
 impl Links for Builder<'_> {
     #[inline]
-    fn for_each_neighbor(&self, node: u32, level: usize, f: impl FnMut(u32)) {
-        if let Some(l) = self.nodes[node as usize].lock().get(level) {
+    fn for_each_neighbor(&self, node: u32, level: usize, mut f: impl FnMut(u32)) {
+        let guard = self.upper[node as usize].lock();
+        if level == 0 {
+            let base = node as usize * (1 + self.m0);
+            let count = (self.links0[base].load(AtomicOrdering::Relaxed) as usize).min(self.m0);
+            for slot in &self.links0[base + 1..base + 1 + count] {
+                f(slot.load(AtomicOrdering::Relaxed));
+            }
+        } else if let Some(l) = guard.get(level) {
             l.iter().copied().for_each(f);
+        }
+    }
+}
+
+impl Builder<'_> {
+    /// Replace `node`'s links at `level`. The caller holds the node's lock.
+    fn set_links(
+        &self,
+        node: u32,
+        level: usize,
+        upper: &mut [Vec<u32>],
+        ids: impl Iterator<Item = u32>,
+    ) {
+        if level == 0 {
+            let base = node as usize * (1 + self.m0);
+            let mut count = 0;
+            for id in ids.take(self.m0) {
+                self.links0[base + 1 + count].store(id, AtomicOrdering::Relaxed);
+                count += 1;
+            }
+            self.links0[base].store(count as u32, AtomicOrdering::Relaxed);
+        } else if let Some(l) = upper.get_mut(level) {
+            l.clear();
+            l.extend(ids);
+        }
+    }
+
+    /// `node`'s links at `level`, copied. The caller holds the node's lock.
+    fn links_of(&self, node: u32, level: usize, upper: &[Vec<u32>]) -> Vec<u32> {
+        if level == 0 {
+            let base = node as usize * (1 + self.m0);
+            let count = (self.links0[base].load(AtomicOrdering::Relaxed) as usize).min(self.m0);
+            self.links0[base + 1..base + 1 + count]
+                .iter()
+                .map(|a| a.load(AtomicOrdering::Relaxed))
+                .collect()
+        } else {
+            upper.get(level).cloned().unwrap_or_default()
         }
     }
 }
@@ -339,18 +388,23 @@ fn random_levels(n: usize, m: usize, seed: u64) -> Vec<u8> {
 
 impl<'a> Builder<'a> {
     fn new(rows: Rows<'a>, metric: Distance, params: HnswParams, levels: Vec<u8>) -> Self {
-        let nodes = levels
+        let m0 = params.m * 2;
+        let upper = levels
             .iter()
             .map(|&l| Mutex::new(vec![Vec::new(); l as usize + 1]))
+            .collect();
+        let links0 = (0..levels.len() * (1 + m0))
+            .map(|_| AtomicU32::new(0))
             .collect();
         Builder {
             rows,
             metric,
             m: params.m,
-            m0: params.m * 2,
+            m0,
             ef_construct: params.ef_construct,
             levels,
-            nodes,
+            links0,
+            upper,
             top: RwLock::new((NONE, 0)),
             raising: Mutex::new(()),
         }
@@ -368,10 +422,10 @@ impl<'a> Builder<'a> {
         let b = Builder::new(rows, metric, params, levels);
         let mut buf = Vec::new();
         for i in 0..base.n {
-            let mut node = b.nodes[i].lock();
-            for (level, links) in node.iter_mut().enumerate() {
+            let mut upper = b.upper[i].lock();
+            for level in 0..upper.len() {
                 base.copy_neighbors(i as u32, level, &mut buf);
-                links.extend_from_slice(&buf);
+                b.set_links(i as u32, level, &mut upper, buf.iter().copied());
             }
         }
         *b.top.write() = (base.entry, base.max_level);
@@ -425,7 +479,10 @@ impl<'a> Builder<'a> {
                 false,
             );
             let chosen = select_heuristic(self.rows, self.metric, &found, self.m);
-            self.nodes[q as usize].lock()[l] = chosen.iter().map(|c| c.id).collect();
+            {
+                let mut upper = self.upper[q as usize].lock();
+                self.set_links(q, l, &mut upper, chosen.iter().map(|c| c.id));
+            }
             for c in &chosen {
                 self.connect(c.id, q, c.d, l);
             }
@@ -439,15 +496,16 @@ impl<'a> Builder<'a> {
     /// Add `q` to `node`'s links at `level`, pruning with the heuristic when the list is full.
     fn connect(&self, node: u32, q: u32, d: f32, level: usize) {
         let cap = if level == 0 { self.m0 } else { self.m };
-        let mut links = self.nodes[node as usize].lock();
-        let Some(list) = links.get_mut(level) else {
+        let mut upper = self.upper[node as usize].lock();
+        if level >= upper.len() {
             return;
-        };
+        }
+        let list = self.links_of(node, level, &upper);
         if list.contains(&q) {
             return;
         }
         if list.len() < cap {
-            list.push(q);
+            self.set_links(node, level, &mut upper, list.into_iter().chain([q]));
             return;
         }
         let nv = self.rows.get(node);
@@ -460,10 +518,8 @@ impl<'a> Builder<'a> {
             .collect();
         cands.push(Item { d, id: q });
         cands.sort_unstable();
-        *list = select_heuristic(self.rows, self.metric, &cands, cap)
-            .iter()
-            .map(|c| c.id)
-            .collect();
+        let kept = select_heuristic(self.rows, self.metric, &cands, cap);
+        self.set_links(node, level, &mut upper, kept.iter().map(|c| c.id));
     }
 
     fn finish(self) -> Graph {
@@ -489,14 +545,16 @@ impl<'a> Builder<'a> {
         ];
         words[..PARAM_WORDS].copy_from_slice(&header);
         let mut next_block = 0u32;
-        for (i, node) in self.nodes.into_iter().enumerate() {
+        for (w, a) in words[off_level0..off_level0 + n * stride0]
+            .iter_mut()
+            .zip(&self.links0)
+        {
+            *w = a.load(AtomicOrdering::Relaxed);
+        }
+        for (i, node) in self.upper.into_iter().enumerate() {
             let node = node.into_inner();
             let level = self.levels[i] as usize;
             words[off_levels + i / 4] |= (level as u32) << (8 * (i % 4));
-            let l0 = &node[0];
-            let base = off_level0 + i * stride0;
-            words[base] = l0.len() as u32;
-            words[base + 1..base + 1 + l0.len()].copy_from_slice(l0);
             if level == 0 {
                 words[off_index + i] = NONE;
                 continue;
