@@ -75,7 +75,12 @@ def sweep_single(search, queries: np.ndarray, gt: np.ndarray) -> dict:
         if time.perf_counter() - start > TIME_LIMIT_S:
             break
     total = time.perf_counter() - start
-    return {"qps": done / total, "p50_ms": statistics.median(lat) * 1e3, "recall": hits / (K * done), "n": done}
+    return {
+        "qps": done / total,
+        "p50_ms": statistics.median(lat) * 1e3,
+        "recall": hits / (K * done),
+        "n": done,
+    }
 
 
 def timed_batch(batch, queries: np.ndarray, gt: np.ndarray) -> dict:
@@ -132,10 +137,17 @@ class Ferrovec:
         t_first = time.perf_counter() - t0
         rows = []
         for ef in EFS:
-            r = sweep_single(lambda q, ef=ef: [h.id for h in col.search(q, k=K, ef=ef, with_payload=False)], queries, gt)
+            r = sweep_single(
+                lambda q, ef=ef: [h.id for h in col.search(q, k=K, ef=ef, with_payload=False)],
+                queries,
+                gt,
+            )
             ferrovec.set_num_threads(2)
             b = timed_batch(
-                lambda qs, ef=ef: [[h.id for h in hs] for hs in col.search_batch(qs, k=K, ef=ef, with_payload=False)],
+                lambda qs, ef=ef: [
+                    [h.id for h in hs]
+                    for hs in col.search_batch(qs, k=K, ef=ef, with_payload=False)
+                ],
                 queries,
                 gt,
             )
@@ -154,7 +166,9 @@ class Hnswlib:
         idx.init_index(max_elements=len(base), M=M, ef_construction=EF_CONSTRUCT)
         t0 = time.perf_counter()
         for s in range(0, len(base), BATCH):
-            idx.add_items(base[s : s + BATCH], np.arange(s, min(s + BATCH, len(base))), num_threads=2)
+            idx.add_items(
+                base[s : s + BATCH], np.arange(s, min(s + BATCH, len(base))), num_threads=2
+            )
         idx.save_index(str(path / "index.bin"))
         return {"ingest_s": time.perf_counter() - t0}
 
@@ -355,6 +369,27 @@ def run_child(role: str, system: str, path: Path, n: int, timeout: float) -> dic
     return {"error": (p.stderr or p.stdout)[-800:]}
 
 
+def median_rounds(rounds: list[dict]) -> dict:
+    """Median of each timing over query rounds (recall is the same in every round)."""
+    med = {
+        k: statistics.median(r[k] for r in rounds)
+        for k in ("import_s", "open_s", "first_query_s", "peak_rss_mib")
+    }
+    sweep = []
+    for i, row in enumerate(rounds[0]["sweep"]):
+        rows = [r["sweep"][i] for r in rounds]
+        sweep.append(
+            {
+                **row,
+                "qps": statistics.median(x["qps"] for x in rows),
+                "p50_ms": statistics.median(x["p50_ms"] for x in rows),
+                "batch2_qps": statistics.median(x["batch2_qps"] for x in rows),
+                "rounds": len(rows),
+            }
+        )
+    return {**med, "sweep": sweep}
+
+
 def best_qps(sweep: list[dict], recall: float) -> float | None:
     ok = [r["qps"] for r in sweep if r["recall"] >= recall]
     return max(ok) if ok else None
@@ -366,12 +401,14 @@ def write_report(n: int, results: dict, out_dir: Path) -> str:
         "",
         f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, one run, systems side by side. "
         "Build: ingest in batches of 1,000 plus what makes the data durable and indexed, in a "
-        "fresh process. Query: a fresh process; open = opening the store or loading the index; "
+        "fresh process. Query: a fresh process per round, rounds interleaved across systems, "
+        "figures are medians over the rounds; open = opening the store or loading the index; "
         "QPS on one thread query by query from Python, and a two-thread batch.",
         "",
         "## Build and open",
         "",
-        "| system | build s | build peak RSS MiB (above data) | disk MiB | open s | first query s | query peak RSS MiB |",
+        "| system | build s | build peak RSS MiB (above data) | disk MiB | open s "
+        "| first query s | query peak RSS MiB |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
@@ -384,7 +421,13 @@ def write_report(n: int, results: dict, out_dir: Path) -> str:
             f"| {name} | {b['ingest_s']:.1f} | {b['peak_rss_mib']:.0f} | {b['disk_mib']:.0f} | "
             f"{q['open_s']:.4f} | {q['first_query_s']:.4f} | {q['peak_rss_mib']:.0f} |"
         )
-    lines += ["", "## Recall against QPS", "", "| system | ef | recall@10 | QPS (1 thread) | p50 ms | QPS (2-thread batch) |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Recall against QPS",
+        "",
+        "| system | ef | recall@10 | QPS (1 thread) | p50 ms | QPS (2-thread batch) |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, r in results.items():
         for row in r.get("query", {}).get("sweep", []):
             cut = f" (n={row['n']})" if row.get("n", 1000) < 1000 else ""
@@ -395,16 +438,32 @@ def write_report(n: int, results: dict, out_dir: Path) -> str:
     fv = results.get("ferrovec", {}).get("query", {}).get("sweep")
     summary = ["", "## Ratios", ""]
     if fv:
-        for peer, level in (("hnswlib", 0.95), ("hnswlib", 0.99), ("faiss-hnsw", 0.95), ("usearch", 0.95), ("qdrant-edge", 0.99)):
+        for peer, level in (
+            ("hnswlib", 0.95),
+            ("hnswlib", 0.99),
+            ("faiss-hnsw", 0.95),
+            ("usearch", 0.95),
+            ("qdrant-edge", 0.99),
+        ):
             ps = results.get(peer, {}).get("query", {}).get("sweep")
             a, b = best_qps(fv, level), best_qps(ps, level) if ps else None
             if a and b:
-                summary.append(f"- QPS at recall@10 >= {level}: ferrovec / {peer} = {a / b:.2f} ({a:,.0f} vs {b:,.0f})")
+                summary.append(
+                    f"- QPS at recall@10 >= {level}: ferrovec / {peer} = {a / b:.2f} "
+                    f"({a:,.0f} vs {b:,.0f})"
+                )
         fb = results.get("ferrovec", {}).get("build", {}).get("ingest_s")
         hb = results.get("hnswlib", {}).get("build", {}).get("ingest_s")
         if fb and hb:
-            summary.append(f"- build (ingest + index, 2 threads, log durable): ferrovec / hnswlib = {fb / hb:.2f} ({fb:.1f} s vs {hb:.1f} s)")
-    lines += summary + [""]
+            summary.append(
+                f"- build (ingest + index, 2 threads, log durable): ferrovec / hnswlib = "
+                f"{fb / hb:.2f} ({fb:.1f} s vs {hb:.1f} s)"
+            )
+        o, f1 = results["ferrovec"].get("query", {}), None
+        if "open_s" in o:
+            f1 = (o["open_s"] + o["first_query_s"]) * 1e3
+            summary.append(f"- ferrovec open + first query in a fresh process: {f1:.1f} ms")
+    lines += [*summary, ""]
     text = "\n".join(lines)
     (out_dir / f"ann-{n}.md").write_text(text)
     (out_dir / f"ann-{n}.json").write_text(json.dumps(results, indent=1))
@@ -438,6 +497,7 @@ def main() -> None:
     ap.add_argument("--systems", default="all")
     ap.add_argument("--child", nargs=3, metavar=("ROLE", "SYSTEM", "PATH"))
     ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--repeat", type=int, default=3, help="query rounds per system (medians)")
     args = ap.parse_args()
     if args.child:
         child(*args.child, n=args.n)
@@ -451,26 +511,47 @@ def main() -> None:
     if args.systems != "all" and previous.exists():
         # A run of some systems updates their rows and keeps the others' from the last run.
         results = json.loads(previous.read_text())
+    runnable = []
     for name in names:
         if name not in SYSTEMS:
             print(f"unknown system {name}; known: {', '.join(SYSTEMS)}")
-            continue
-        if getattr(SYSTEMS[name], "max_n", None) and args.n > SYSTEMS[name].max_n:
+        elif getattr(SYSTEMS[name], "max_n", None) and args.n > SYSTEMS[name].max_n:
             print(f"{name}: skipped above {SYSTEMS[name].max_n:,} points (too slow)")
-            continue
-        tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-        try:
+        else:
+            runnable.append(name)
+    dirs = {name: Path(tempfile.mkdtemp(prefix=f"bench-{name}-")) for name in runnable}
+    try:
+        for name in runnable:
             print(f"{name}: build ...", flush=True)
-            r = {"build": run_child("build", name, tmp, args.n, args.timeout)}
-            if "error" not in r["build"]:
-                print(f"{name}: built in {r['build']['ingest_s']:.1f} s; query ...", flush=True)
-                r["query"] = run_child("query", name, tmp, args.n, args.timeout)
-            if "error" in r["build"] or "error" in r.get("query", {}):
-                print(f"{name}: FAILED: {r['build'].get('error') or r['query'].get('error')}", flush=True)
-            results[name] = r
-            write_report(args.n, results, out_dir)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            results[name] = {"build": run_child("build", name, dirs[name], args.n, args.timeout)}
+            if "error" in results[name]["build"]:
+                print(f"{name}: build FAILED: {results[name]['build']['error']}", flush=True)
+            else:
+                print(f"{name}: built in {results[name]['build']['ingest_s']:.1f} s", flush=True)
+        # Query rounds interleave the systems (and rotate their order), so that the machine's
+        # drift falls on all of them alike; each figure is the median over the rounds.
+        rounds: dict[str, list[dict]] = {
+            n: [] for n in runnable if "error" not in results[n]["build"]
+        }
+        for rep in range(args.repeat):
+            order = [n for n in rounds if rep < getattr(SYSTEMS[n], "rounds", args.repeat)]
+            order = order[rep % len(order) :] + order[: rep % len(order)] if order else order
+            for name in order:
+                print(f"{name}: query round {rep + 1}/{args.repeat} ...", flush=True)
+                q = run_child("query", name, dirs[name], args.n, args.timeout)
+                if "error" in q:
+                    print(f"{name}: query FAILED: {q['error']}", flush=True)
+                    results[name]["query"] = q
+                    rounds.pop(name)
+                    continue
+                rounds[name].append(q)
+        for name, qs in rounds.items():
+            if qs:
+                results[name]["query"] = median_rounds(qs)
+        write_report(args.n, results, out_dir)
+    finally:
+        for d in dirs.values():
+            shutil.rmtree(d, ignore_errors=True)
     print(write_report(args.n, results, out_dir))
 
 

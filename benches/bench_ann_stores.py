@@ -40,13 +40,18 @@ class QdrantEdge:
 
         cfg = qe.EdgeConfig(
             vectors=qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine),
-            hnsw_config=qe.HnswIndexConfig(m=M, ef_construct=EF_CONSTRUCT, full_scan_threshold=10_000),
+            hnsw_config=qe.HnswIndexConfig(
+                m=M, ef_construct=EF_CONSTRUCT, full_scan_threshold=10_000
+            ),
         )
         shard = qe.EdgeShard.create(str(path / "shard"), cfg)
         t0 = time.perf_counter()
         for s in range(0, len(base), BATCH):
             ids = np.arange(s, min(s + BATCH, len(base)))
-            pts = [qe.Point(id=int(i), vector=base[i].tolist(), payload=p) for i, p in zip(ids, groups(ids))]
+            pts = [
+                qe.Point(id=int(i), vector=base[i].tolist(), payload=p)
+                for i, p in zip(ids, groups(ids))
+            ]
             shard.update(qe.UpdateOperation.upsert_points(pts))
         t_ingest = time.perf_counter() - t0
         shard.optimize()
@@ -67,7 +72,9 @@ class QdrantEdge:
 
         def one(q):
             params = qe.SearchParams(hnsw_ef=ef_box["ef"]) if ef_box["ef"] else None
-            req = qe.SearchRequest(query=qe.Query.Nearest(q.tolist()), limit=K, params=params, with_payload=False)
+            req = qe.SearchRequest(
+                query=qe.Query.Nearest(q.tolist()), limit=K, params=params, with_payload=False
+            )
             return [p.id for p in shard.search(req)]
 
         t0 = time.perf_counter()
@@ -79,18 +86,22 @@ class QdrantEdge:
 
 class Chroma:
     name = "chromadb"
+    rounds = 1
 
     def build(self, path: Path, base: np.ndarray) -> dict:
         import chromadb
 
         client = chromadb.PersistentClient(path=str(path / "chroma"))
         col = client.create_collection(
-            "bench", metadata={"hnsw:space": "cosine", "hnsw:M": M, "hnsw:construction_ef": EF_CONSTRUCT}
+            "bench",
+            metadata={"hnsw:space": "cosine", "hnsw:M": M, "hnsw:construction_ef": EF_CONSTRUCT},
         )
         t0 = time.perf_counter()
         for s in range(0, len(base), BATCH):
             ids = np.arange(s, min(s + BATCH, len(base)))
-            col.add(ids=[str(i) for i in ids], embeddings=base[s : s + BATCH], metadatas=groups(ids))
+            col.add(
+                ids=[str(i) for i in ids], embeddings=base[s : s + BATCH], metadatas=groups(ids)
+            )
         return {"ingest_s": time.perf_counter() - t0}
 
     def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
@@ -104,7 +115,9 @@ class Chroma:
         t_open = time.perf_counter() - t0
 
         def one(q):
-            return [int(i) for i in col.query(query_embeddings=[q], n_results=K, include=[])["ids"][0]]
+            return [
+                int(i) for i in col.query(query_embeddings=[q], n_results=K, include=[])["ids"][0]
+            ]
 
         def set_ef(ef):
             col.modify(configuration={"hnsw": {"ef_search": ef}})
@@ -120,6 +133,7 @@ class Chroma:
 
 class Lance:
     name = "lancedb"
+    rounds = 1
 
     def build(self, path: Path, base: np.ndarray) -> dict:
         import lancedb
@@ -138,7 +152,13 @@ class Lance:
                 tbl.add(t)
         t_ingest = time.perf_counter() - t0
         tbl = db.open_table("bench")
-        tbl.create_index(metric="cosine", vector_column_name="vector", index_type="IVF_HNSW_SQ", m=M, ef_construction=EF_CONSTRUCT)
+        tbl.create_index(
+            metric="cosine",
+            vector_column_name="vector",
+            index_type="IVF_HNSW_SQ",
+            m=M,
+            ef_construction=EF_CONSTRUCT,
+        )
         total = time.perf_counter() - t0
         return {"ingest_s": total, "upsert_s": t_ingest, "index_s": total - t_ingest}
 
@@ -167,6 +187,8 @@ class Lance:
 
 class Milvus:
     name = "milvus-lite"
+    rounds = 1  # about 100 queries per second: one round, three ef values
+    efs = (16, 64, 256)
 
     def build(self, path: Path, base: np.ndarray) -> dict:
         from pymilvus import MilvusClient
@@ -176,7 +198,9 @@ class Milvus:
         t0 = time.perf_counter()
         for s in range(0, len(base), BATCH):
             ids = np.arange(s, min(s + BATCH, len(base)))
-            client.insert("bench", [{"id": int(i), "vector": base[i], "group": f"g{i % 20}"} for i in ids])
+            client.insert(
+                "bench", [{"id": int(i), "vector": base[i], "group": f"g{i % 20}"} for i in ids]
+            )
         client.flush("bench")
         client.close()
         return {"ingest_s": time.perf_counter() - t0}
@@ -200,12 +224,13 @@ class Milvus:
         t0 = time.perf_counter()
         one(queries[0])
         t_first = time.perf_counter() - t0
-        rows = sweep(lambda ef: ef_box.update(ef=ef), one, threaded(one), queries, gt, EFS)
+        rows = sweep(lambda ef: ef_box.update(ef=ef), one, threaded(one), queries, gt, self.efs)
         return {"import_s": t_import, "open_s": t_open, "first_query_s": t_first, "sweep": rows}
 
 
 class QdrantLocal:
     name = "qdrant-client-local"
+    rounds = 1
     max_n = 20_000  # it needs about 15 minutes to ingest 100,000
 
     def build(self, path: Path, base: np.ndarray) -> dict:
@@ -220,7 +245,11 @@ class QdrantLocal:
             ids = np.arange(s, min(s + BATCH, len(base)))
             client.upsert(
                 "bench",
-                points=models.Batch(ids=[int(i) for i in ids], vectors=base[s : s + BATCH].tolist(), payloads=groups(ids)),
+                points=models.Batch(
+                    ids=[int(i) for i in ids],
+                    vectors=base[s : s + BATCH].tolist(),
+                    payloads=groups(ids),
+                ),
             )
         client.close()
         return {"ingest_s": time.perf_counter() - t0}

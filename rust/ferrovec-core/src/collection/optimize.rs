@@ -31,6 +31,8 @@ use crate::segment::{self, Bitmap, Segment, SegmentData};
 
 /// A segment with more than this fraction of deleted rows is rebuilt without them.
 const VACUUM_FRACTION: f64 = 0.2;
+/// Leave-one-out queries of the self-check after a graph build.
+const SELF_CHECK_SAMPLES: usize = 50;
 /// Merge indexed segments once there are more than this many.
 const MAX_INDEXED_SEGMENTS: usize = 4;
 
@@ -522,6 +524,7 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
         order.insert(0, b);
     }
 
+    let started = std::time::Instant::now();
     let mut ids = Vec::new();
     let mut vectors = Vec::new();
     let mut payloads: Vec<Option<&[u8]>> = Vec::new();
@@ -546,6 +549,13 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
         }
     }
     let rows_total = ids.len();
+    let gathered = started.elapsed();
+    log::info!(
+        "collection {}: merging {} segment(s) into one of {rows_total} points{}",
+        col.name,
+        snap.len(),
+        if base_graph.is_some() { ", extending the largest graph" } else { "" }
+    );
     let rows = Rows {
         data: &vectors,
         dim,
@@ -573,13 +583,17 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
     } else {
         None
     };
+    let built = started.elapsed();
     let graph_meta = graph.as_ref().map(|g| {
-        let samples = if rows_total > 200_000 { 50 } else { 100 };
-        let recall = g.self_check(rows, metric, hcfg.ef_construct, samples, id);
+        let recall = g.self_check(rows, metric, hcfg.ef_construct, SELF_CHECK_SAMPLES, id);
         log::info!(
-            "collection {}: built a graph over {rows_total} points; self-check recall@10 {recall:.3} at ef {}",
+            "collection {}: graph over {rows_total} points built in {:.1} s (rows gathered in {:.1} s); \
+             self-check recall@10 {recall:.3} at ef {} ({:.1} s)",
             col.name,
-            hcfg.ef_construct
+            (built - gathered).as_secs_f64(),
+            gathered.as_secs_f64(),
+            hcfg.ef_construct,
+            (started.elapsed() - built).as_secs_f64()
         );
         GraphMeta {
             m: hcfg.m as u32,
@@ -603,6 +617,7 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
     drop(payloads);
     drop(vectors);
     col.fs.sync_dir(&seg_dir)?;
+    log::info!("collection {}: merged segment written after {:.1} s", col.name, started.elapsed().as_secs_f64());
     let seg = Segment::open(
         col.fs.clone(),
         &seg_dir,
