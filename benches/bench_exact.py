@@ -103,7 +103,7 @@ def role_open(path: str) -> dict:
     col = db.collection("bench")
     t_open = time.perf_counter() - t
     t = time.perf_counter()
-    col.search(q, k=K)
+    col.search(q, k=K, exact=True)
     t_first = time.perf_counter() - t
     return {"import_s": t_import, "open_s": t_open, "first_query_s": t_first}
 
@@ -118,8 +118,8 @@ def role_serve(path: str) -> dict:
     db = ferrovec.open(path)
     col = db.collection("bench")
     for q in qs[:100]:
-        col.search(q, k=K)
-    col.search_batch(qs, k=K)
+        col.search(q, k=K, exact=True)
+    col.search_batch(qs, k=K, exact=True)
     return {"peak_rss_mib": peak_rss_mib(), "before_open_mib": before, "points": col.count()}
 
 
@@ -166,12 +166,12 @@ def search_timings(store: str, n: int) -> tuple[float, float, float, float]:
         col = db.collection("bench")
         # Same answers first, then timings.
         for q in qs[:20]:
-            assert [h.id for h in col.search(q, k=K)] == numpy_top_k(base, q).tolist()
+            assert [h.id for h in col.search(q, k=K, exact=True)] == numpy_top_k(base, q).tolist()
         it = iter(list(qs[:200]) * 10)
-        fv_one = median_time(lambda: col.search(next(it), k=K, with_payload=False), 200)
+        fv_one = median_time(lambda: col.search(next(it), k=K, with_payload=False, exact=True), 200)
         it2 = iter(list(qs[:200]) * 10)
         np_one = median_time(lambda: numpy_top_k(base, next(it2)), 200)
-        fv_batch = median_time(lambda: col.search_batch(qs, k=K, with_payload=False), 5)
+        fv_batch = median_time(lambda: col.search_batch(qs, k=K, with_payload=False, exact=True), 5)
         np_batch = median_time(lambda: numpy_top_k_batch(base, qs), 5)
     return fv_one, np_one, fv_batch, np_batch
 
