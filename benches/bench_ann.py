@@ -56,6 +56,16 @@ def disk_mib(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
+def warm_page_cache(path: Path) -> None:
+    """Read every file of a store once, so that open and first-query figures are warm-cache ones
+    for every system alike (other runs in between may have evicted them)."""
+    for f in path.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                while fh.read(16 << 20):
+                    pass
+
+
 def groups(ids: np.ndarray) -> list[dict]:
     return [{"doc": int(i), "group": f"g{int(i) % 20}"} for i in ids]
 
@@ -343,6 +353,7 @@ def child(role: str, system: str, path: str, n: int) -> None:
             out["disk_mib"] = disk_mib(Path(path))
         else:
             queries, gt = np.load(q), np.load(g)
+            warm_page_cache(Path(path))
             reset_peak()
             out = sys_.query(Path(path), queries, gt)
             out["peak_rss_mib"] = rss_mib("VmHWM")
@@ -401,7 +412,8 @@ def write_report(n: int, results: dict, out_dir: Path) -> str:
         "",
         f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, one run, systems side by side. "
         "Build: ingest in batches of 1,000 plus what makes the data durable and indexed, in a "
-        "fresh process. Query: a fresh process per round, rounds interleaved across systems, "
+        "fresh process. Query: a fresh process per round (store files read once first, so the "
+        "page cache is warm for every system alike), rounds interleaved across systems, "
         "figures are medians over the rounds; open = opening the store or loading the index; "
         "QPS on one thread query by query from Python, and a two-thread batch.",
         "",
