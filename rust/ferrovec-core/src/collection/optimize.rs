@@ -554,7 +554,11 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
         "collection {}: merging {} segment(s) into one of {rows_total} points{}",
         col.name,
         snap.len(),
-        if base_graph.is_some() { ", extending the largest graph" } else { "" }
+        if base_graph.is_some() {
+            ", extending the largest graph"
+        } else {
+            ""
+        }
     );
     let rows = Rows {
         data: &vectors,
@@ -617,7 +621,11 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
     drop(payloads);
     drop(vectors);
     col.fs.sync_dir(&seg_dir)?;
-    log::info!("collection {}: merged segment written after {:.1} s", col.name, started.elapsed().as_secs_f64());
+    log::info!(
+        "collection {}: merged segment written after {:.1} s",
+        col.name,
+        started.elapsed().as_secs_f64()
+    );
     let seg = Segment::open(
         col.fs.clone(),
         &seg_dir,

@@ -90,8 +90,9 @@ impl Ord for Item {
 /// Per-thread visited marks: a node is visited in this search iff its mark equals the epoch, so
 /// starting a search costs nothing but an increment.
 struct Visited {
-    marks: Vec<u32>,
-    epoch: u32,
+    /// 16-bit marks, as hnswlib: half the cache footprint; cleared every 65,535 searches.
+    marks: Vec<u16>,
+    epoch: u16,
 }
 
 impl Visited {
@@ -132,6 +133,23 @@ trait Links: Sync {
         out.clear();
         self.for_each_neighbor(node, level, |nb| out.push(nb));
     }
+
+    /// Start loading `node`'s level-0 link list (a hint; default: nothing).
+    fn prefetch_links(&self, _node: u32) {}
+}
+
+/// A prefetch hint for the cache line holding `p`.
+#[inline]
+fn prefetch_ptr<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch is only a hint: it reads
+        // nothing architecturally and never faults. `p` is a valid reference anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((p as *const T).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Vectors of the graph's nodes: row `i` of a row-major slice.
@@ -217,6 +235,10 @@ fn search_level<L: Links, F: Fn(u32) -> bool>(
         while let Some(Reverse(c)) = cand.pop() {
             if c.d > bound {
                 break;
+            }
+            // The next candidate's links are the next cache miss: start loading them now.
+            if let Some(Reverse(next)) = cand.peek() {
+                links.prefetch_links(next.id);
             }
             // Filter first and prefetch every unvisited neighbour: their vectors are the cache
             // misses this loop waits on.
@@ -649,6 +671,16 @@ impl Links for Graph {
     #[inline]
     fn for_each_neighbor(&self, node: u32, level: usize, f: impl FnMut(u32)) {
         self.neighbors(node, level).iter().copied().for_each(f);
+    }
+
+    #[inline]
+    fn prefetch_links(&self, node: u32) {
+        if let Some(w) = self
+            .words()
+            .get(self.off_level0 + node as usize * (1 + self.m0))
+        {
+            prefetch_ptr(w);
+        }
     }
 }
 
