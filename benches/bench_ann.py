@@ -31,7 +31,8 @@ sys.path.insert(0, str(HERE))
 from workload import ground_truth, mixture  # noqa: E402
 
 DIM, K, M, EF_CONSTRUCT, BATCH = 384, 10, 16, 100, 1000
-EFS = [16, 24, 32, 48, 64, 96, 128, 192, 256]
+_DEFAULT_EFS = "16,24,32,48,64,96,128,192,256"
+EFS = [int(x) for x in os.environ.get("FERROVEC_BENCH_EFS", _DEFAULT_EFS).split(",")]
 TIME_LIMIT_S = 60.0  # per timed loop; slow systems are cut short and marked (n=...)
 
 
@@ -510,7 +511,11 @@ def main() -> None:
     ap.add_argument("--child", nargs=3, metavar=("ROLE", "SYSTEM", "PATH"))
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--repeat", type=int, default=3, help="query rounds per system (medians)")
+    ap.add_argument("--efs", help="comma-separated ef values to sweep (default: 16 to 256)")
     args = ap.parse_args()
+    if args.efs:
+        # Children (and bench_ann_stores, which imports EFS) read it from the environment.
+        os.environ["FERROVEC_BENCH_EFS"] = args.efs
     if args.child:
         child(*args.child, n=args.n)
         return

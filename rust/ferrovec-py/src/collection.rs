@@ -27,11 +27,33 @@ impl PyCollection {
     }
 }
 
-fn check_k(py: Python<'_>, k: usize) -> PyResult<()> {
+/// The search options shared by `search` and `search_batch`.
+#[allow(clippy::too_many_arguments)]
+fn search_params(
+    py: Python<'_>,
+    k: usize,
+    offset: usize,
+    score_threshold: Option<f32>,
+    with_payload: Option<&Bound<'_, PyAny>>,
+    with_vectors: bool,
+    ef: Option<usize>,
+    exact: bool,
+) -> PyResult<SearchParams> {
     if k == 0 {
         return Err(invalid(py, "k must be at least 1"));
     }
-    Ok(())
+    Ok(SearchParams {
+        k,
+        offset,
+        score_threshold,
+        with_payload: match with_payload {
+            Some(s) => selector_from_py(py, s)?,
+            None => ferrovec_core::PayloadSelector::All,
+        },
+        with_vector: with_vectors,
+        ef,
+        exact,
+    })
 }
 
 #[pymethods]
@@ -149,19 +171,16 @@ impl PyCollection {
         ef: Option<usize>,
         exact: bool,
     ) -> PyResult<Py<PyList>> {
-        check_k(py, k)?;
-        let params = SearchParams {
+        let params = search_params(
+            py,
             k,
             offset,
             score_threshold,
-            with_payload: match with_payload {
-                Some(s) => selector_from_py(py, s)?,
-                None => ferrovec_core::PayloadSelector::All,
-            },
-            with_vector: with_vectors,
+            with_payload,
+            with_vectors,
             ef,
             exact,
-        };
+        )?;
         let q = vector_from_py(py, vector, "vector")?;
         let qs = q.as_slice().map_err(|e| invalid(py, e.to_string()))?;
         let col = &self.col;
@@ -187,19 +206,16 @@ impl PyCollection {
         ef: Option<usize>,
         exact: bool,
     ) -> PyResult<Py<PyList>> {
-        check_k(py, k)?;
-        let params = SearchParams {
+        let params = search_params(
+            py,
             k,
-            offset: 0,
+            0,
             score_threshold,
-            with_payload: match with_payload {
-                Some(s) => selector_from_py(py, s)?,
-                None => ferrovec_core::PayloadSelector::All,
-            },
-            with_vector: with_vectors,
+            with_payload,
+            with_vectors,
             ef,
             exact,
-        };
+        )?;
         let m = matrix_from_py(py, vectors, "vectors")?;
         let dim = self.col.config().dim as usize;
         if m.cols() != dim && m.rows() > 0 {

@@ -405,45 +405,42 @@ fn install(
     next.checkpoint_seq = seq;
     {
         let st = col.state.read();
+        // Write a source's bitmap as of this generation; returns the file's name.
+        let write_bitmap = |seg: &Segment, deleted: &Bitmap| -> Result<String> {
+            segment::write_deleted(
+                col.fs.as_ref(),
+                &seg_dir,
+                seg.id,
+                next.generation,
+                seg.rows,
+                deleted,
+            )?;
+            Ok(segment::del_name(seg.id, next.generation))
+        };
+        let mut written = Vec::new();
         for (i, s) in st.sources.iter().enumerate() {
-            if let Some((idx, seg)) = &sealed {
-                if i == *idx {
-                    let deleted = if s.deleted.count_ones() > 0 {
-                        segment::write_deleted(
-                            col.fs.as_ref(),
-                            &seg_dir,
-                            seg.id,
-                            next.generation,
-                            seg.rows,
-                            &s.deleted,
-                        )?;
-                        Some(segment::del_name(seg.id, next.generation))
-                    } else {
-                        None
-                    };
-                    next.segments.push(SegmentMeta {
+            match (&sealed, s.segment()) {
+                (Some((idx, seg)), _) if i == *idx => {
+                    let deleted = (s.deleted.count_ones() > 0)
+                        .then(|| write_bitmap(seg, &s.deleted))
+                        .transpose()?;
+                    written.push(SegmentMeta {
                         id: seg.id,
                         rows: seg.rows as u64,
                         deleted,
                         graph: None,
                     });
-                    continue;
                 }
-            }
-            if let (Some(seg), true) = (s.segment(), s.dirty) {
-                segment::write_deleted(
-                    col.fs.as_ref(),
-                    &seg_dir,
-                    seg.id,
-                    next.generation,
-                    seg.rows,
-                    &s.deleted,
-                )?;
-                if let Some(meta) = next.segments.iter_mut().find(|m| m.id == seg.id) {
-                    meta.deleted = Some(segment::del_name(seg.id, next.generation));
+                (_, Some(seg)) if s.dirty => {
+                    let name = write_bitmap(seg, &s.deleted)?;
+                    if let Some(meta) = next.segments.iter_mut().find(|m| m.id == seg.id) {
+                        meta.deleted = Some(name);
+                    }
                 }
+                _ => {}
             }
         }
+        next.segments.extend(written);
     }
     col.fs.sync_dir(&seg_dir)?;
     next.write(col.fs.as_ref(), dir)?;
