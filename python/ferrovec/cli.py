@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import ferrovec
 
@@ -70,6 +71,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
             )
             return 2
     rng = np.random.default_rng(7)
+    # Embedding-like data: a mixture of 1,000 clusters (isotropic noise alone has no neighbours
+    # worth the name, and no approximate index does well on it).
+    centres = rng.standard_normal((1000, dim), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+
+    def draw(m: int) -> Any:
+        noise = rng.standard_normal((m, dim), dtype=np.float32)
+        noise *= 0.9 / np.linalg.norm(noise, axis=1, keepdims=True)
+        return centres[rng.integers(1000, size=m)] + noise
+
     print(f"ferrovec {ferrovec.__version__} demo: {n:,} x {dim}-d vectors in {path}")
     try:
         t0 = time.perf_counter()
@@ -78,7 +89,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         for start in range(0, n, batch):
             m = min(batch, n - start)
-            vecs = rng.standard_normal((m, dim), dtype=np.float32)
+            vecs = draw(m)
             ids = list(range(start, start + m))
             payloads = [
                 {"title": f"doc {i}", "group": f"g{i % 20}", "year": 2000 + i % 25} for i in ids
@@ -90,7 +101,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sys.stderr.write("\n")
         print(f"  ingest: {ingest:.2f} s ({n / ingest:,.0f} points/s, every batch fsynced)")
 
-        queries = rng.standard_normal((1000, dim), dtype=np.float32)
+        queries = draw(1000)
         t = time.perf_counter()
         col.search(queries[0], k=10, exact=True)
         one = time.perf_counter() - t
