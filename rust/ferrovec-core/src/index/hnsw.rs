@@ -82,8 +82,14 @@ impl PartialOrd for Item {
     }
 }
 impl Ord for Item {
+    /// Distances are finite (inputs are checked), so a plain float comparison orders them; a NaN
+    /// from a damaged file compares equal, which misorders but never breaks the heaps.
+    #[inline]
     fn cmp(&self, o: &Self) -> Ordering {
-        self.d.total_cmp(&o.d).then(self.id.cmp(&o.id))
+        self.d
+            .partial_cmp(&o.d)
+            .unwrap_or(Ordering::Equal)
+            .then(self.id.cmp(&o.id))
     }
 }
 
@@ -251,7 +257,8 @@ fn search_level<L: Links, F: Fn(u32) -> bool>(
             });
             for &nb in &fresh {
                 let d = dist(metric, q, rows.get(nb));
-                if top.len() < ef || d < top.peek().map_or(f32::INFINITY, |t| t.d) {
+                // `bound` is the worst kept distance once `top` is full, infinity before.
+                if d < bound {
                     cand.push(Reverse(Item { d, id: nb }));
                     if !rejecting || accept(nb) {
                         top.push(Item { d, id: nb });
