@@ -55,6 +55,14 @@ impl Manifest {
         }
     }
 
+    /// A fresh segment id. Only the in-memory copy advances; the manifest that names the new
+    /// segment persists it (after a crash the id is simply reused; its leftovers are removed).
+    pub fn take_segment_id(&mut self) -> u64 {
+        let id = self.next_segment_id;
+        self.next_segment_id += 1;
+        id
+    }
+
     /// Every file name under `segments/` that this manifest refers to.
     pub fn live_segment_files(&self) -> Vec<String> {
         let mut names = Vec::new();

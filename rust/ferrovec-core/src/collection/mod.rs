@@ -646,13 +646,9 @@ impl Collection {
         let m = self.writer.lock();
         Manifest::read(self.fs.as_ref(), dir)?;
         let st = self.state.read();
-        for (s, meta) in st
-            .sources
-            .iter()
-            .filter_map(|s| s.segment())
-            .zip(&m.segments)
-        {
-            s.verify(meta.deleted.as_deref())?;
+        for seg in st.sources.iter().filter_map(Source::segment) {
+            let deleted = m.segments.iter().find(|meta| meta.id == seg.id);
+            seg.verify(deleted.and_then(|meta| meta.deleted.as_deref()))?;
         }
         Ok(())
     }

@@ -161,6 +161,11 @@ pub fn stop(col: &Collection) {
     }
 }
 
+/// Too many deleted rows: rebuild the segment without them.
+fn needs_vacuum(s: &Source) -> bool {
+    s.deleted.count_ones() as f64 > VACUUM_FRACTION * s.rows() as f64
+}
+
 /// What the background thread does when it wakes.
 fn background_step(col: &Collection) -> Result<()> {
     if let Some(wal) = &col.wal {
@@ -180,9 +185,10 @@ fn background_step(col: &Collection) -> Result<()> {
                 .filter(|s| !s.has_graph())
                 .map(Source::live)
                 .sum::<usize>();
-        let vacuum = st.sources.iter().position(|s| {
-            s.has_graph() && s.deleted.count_ones() as f64 > VACUUM_FRACTION * s.rows() as f64
-        });
+        let vacuum = st
+            .sources
+            .iter()
+            .position(|s| s.has_graph() && needs_vacuum(s));
         let indexed: Vec<(usize, usize)> = st
             .sources
             .iter()
@@ -292,26 +298,25 @@ pub fn optimize_all(col: &Collection) -> Result<()> {
         groups
             .into_iter()
             .filter(|(live, members)| {
-                let s = &st.sources[members[0]];
-                let needs_graph = *live >= threshold && !s.has_graph();
-                let has_deleted = members
-                    .iter()
-                    .any(|&i| st.sources[i].deleted.count_ones() > 0);
-                members.len() > 1 || needs_graph || has_deleted
+                // A lone segment is rewritten only if it needs a graph or a vacuum; otherwise
+                // a merge would copy it unchanged (its deletions are already in its bitmap).
+                members.len() > 1 || {
+                    let s = &st.sources[members[0]];
+                    (*live >= threshold && !s.has_graph()) || needs_vacuum(s)
+                }
             })
             .map(|(_, m)| m)
             .collect()
     };
     col.optimizer.set_status(Some("merging".into()));
-    // Merging renumbers sources: merge the group whose members are highest first, and map
-    // the later groups' indices through each merge.
+    // Each merge removes its inputs and appends the new segment at the end: shift the indices
+    // of the groups still to merge past the removed ones.
     let mut groups = groups;
     while let Some(group) = groups.pop() {
-        let removed: Vec<usize> = group.clone();
         merge(col, &group)?;
         for g in &mut groups {
             for i in g.iter_mut() {
-                *i -= removed.iter().filter(|&&r| r < *i).count();
+                *i -= group.iter().filter(|&&r| r < *i).count();
             }
         }
     }
@@ -343,8 +348,7 @@ pub fn seal(col: &Collection) -> Result<()> {
             return Ok(());
         }
         wal.rotate()?;
-        let id = m.next_segment_id;
-        m.next_segment_id += 1;
+        let id = m.take_segment_id();
         let rows = Arc::new(std::mem::take(&mut st.mem));
         let n = rows.len();
         st.sources.push(Source {
@@ -565,12 +569,7 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
         m: hcfg.m,
         ef_construct: hcfg.ef_construct,
     };
-    let id = {
-        let mut m = col.writer.lock();
-        let id = m.next_segment_id;
-        m.next_segment_id += 1;
-        id
-    };
+    let id = col.writer.lock().take_segment_id();
     let cancel = &col.optimizer.shared.cancel;
     let graph = if rows_total >= hcfg.full_scan_threshold {
         let g = match &base_graph {

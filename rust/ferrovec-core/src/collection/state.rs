@@ -405,24 +405,26 @@ impl State {
         let used: Vec<bool> = graphs.iter().map(Option::is_some).collect();
         let blocks = self.exact_blocks(dim, &used);
         let nq = queries.len() / dim;
-        let mut results = if blocks.is_empty() {
-            vec![Vec::new(); nq]
+        let exact = if blocks.is_empty() {
+            None
         } else if nq == 1 {
-            vec![search::search_one(
+            Some(vec![search::search_one(
                 metric, queries, dim, &blocks, n, min_key,
-            )]
+            )])
         } else {
-            search::search_many(metric, queries, dim, &blocks, n, min_key)
+            Some(search::search_many(
+                metric, queries, dim, &blocks, n, min_key,
+            ))
         };
-        if !used.iter().any(|&u| u) {
-            return Ok(results);
-        }
-        let ef = params.ef.unwrap_or(ef_construct).max(n);
         let graph_sources: Vec<(usize, &Arc<hnsw::Graph>)> = graphs
             .iter()
             .enumerate()
             .filter_map(|(i, g)| g.as_ref().map(|g| (i, g)))
             .collect();
+        if graph_sources.is_empty() {
+            return Ok(exact.unwrap_or_else(|| vec![Vec::new(); nq]));
+        }
+        let ef = params.ef.unwrap_or(ef_construct).max(n);
         let one_query = |q: &[f32]| -> Vec<Cand> {
             let mut top = TopK::new(n, min_key);
             for &(i, g) in &graph_sources {
@@ -457,14 +459,21 @@ impl State {
         } else {
             crate::pool::install(|| queries.par_chunks(dim).map(one_query).collect())
         };
-        for (res, g) in results.iter_mut().zip(graph_results) {
-            let mut top = TopK::new(n, min_key);
-            for c in res.drain(..).chain(g) {
-                top.push(c);
-            }
-            *res = top.into_sorted();
-        }
-        Ok(results)
+        // Merge only when both the graphs and the exact scan produced candidates.
+        let Some(exact) = exact else {
+            return Ok(graph_results);
+        };
+        Ok(exact
+            .into_iter()
+            .zip(graph_results)
+            .map(|(e, g)| {
+                let mut top = TopK::new(n, min_key);
+                for c in e.into_iter().chain(g) {
+                    top.push(c);
+                }
+                top.into_sorted()
+            })
+            .collect())
     }
 
     pub fn scored(
