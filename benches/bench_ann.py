@@ -13,6 +13,7 @@ thread query by query, and a two-thread batch). Writes benches/results/ann-<n>.{
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from measure import disk_mib, reset_peak, rss_mib, timed, warm_page_cache  # noqa: E402
 from workload import ground_truth, mixture  # noqa: E402
 
 DIM, K, M, EF_CONSTRUCT, BATCH = 384, 10, 16, 100, 1000
@@ -37,34 +39,6 @@ TIME_LIMIT_S = 60.0  # per timed loop; slow systems are cut short and marked (n=
 
 
 # ----- measurement helpers --------------------------------------------------------------------
-
-
-def rss_mib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def reset_peak() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def disk_mib(path: Path) -> float:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
-
-
-def warm_page_cache(path: Path) -> None:
-    """Read every file of a store once, so that open and first-query figures are warm-cache ones
-    for every system alike (other runs in between may have evicted them)."""
-    for f in path.rglob("*"):
-        if f.is_file():
-            with open(f, "rb") as fh:
-                while fh.read(16 << 20):
-                    pass
 
 
 def groups(ids: np.ndarray) -> list[dict]:
@@ -92,6 +66,19 @@ def sweep_single(search, queries: np.ndarray, gt: np.ndarray) -> dict:
         "recall": hits / (K * done),
         "n": done,
     }
+
+
+def query_result(t_import, t_open, one, batch, set_ef, queries, gt, efs=None) -> dict:
+    """Time the first query, then sweep ef (`set_ef(ef)` before each step): query by query on
+    one thread with `one(q)`, and a two-thread batch with `batch(qs)`; both return ids."""
+    _, t_first = timed(lambda: one(queries[0]))
+    rows = []
+    for ef in EFS if efs is None else efs:
+        set_ef(ef)
+        r = sweep_single(one, queries, gt)
+        b = timed_batch(batch, queries, gt)
+        rows.append({"ef": "default" if ef is None else ef, **r, "batch2_qps": b["qps"]})
+    return {"import_s": t_import, "open_s": t_open, "first_query_s": t_first, "sweep": rows}
 
 
 def timed_batch(batch, queries: np.ndarray, gt: np.ndarray) -> dict:
@@ -134,37 +121,25 @@ class Ferrovec:
         }
 
     def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
-        t0 = time.perf_counter()
-        import ferrovec
-
-        t_import = time.perf_counter() - t0
+        ferrovec, t_import = timed(lambda: importlib.import_module("ferrovec"))
         ferrovec.set_num_threads(1)
-        t0 = time.perf_counter()
-        db = ferrovec.open(path / "store")
-        col = db.collection("bench")
-        t_open = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        col.search(queries[0], k=K, with_payload=False)
-        t_first = time.perf_counter() - t0
-        rows = []
-        for ef in EFS:
-            r = sweep_single(
-                lambda q, ef=ef: [h.id for h in col.search(q, k=K, ef=ef, with_payload=False)],
-                queries,
-                gt,
-            )
+        col, t_open = timed(lambda: ferrovec.open(path / "store").collection("bench"))
+        ef_box = {"ef": None}
+
+        def one(q):
+            return [h.id for h in col.search(q, k=K, ef=ef_box["ef"], with_payload=False)]
+
+        def batch(qs):
             ferrovec.set_num_threads(2)
-            b = timed_batch(
-                lambda qs, ef=ef: [
-                    [h.id for h in hs]
-                    for hs in col.search_batch(qs, k=K, ef=ef, with_payload=False)
-                ],
-                queries,
-                gt,
-            )
-            ferrovec.set_num_threads(1)
-            rows.append({"ef": ef, **r, "batch2_qps": b["qps"]})
-        return {"import_s": t_import, "open_s": t_open, "first_query_s": t_first, "sweep": rows}
+            try:
+                hits = col.search_batch(qs, k=K, ef=ef_box["ef"], with_payload=False)
+            finally:
+                ferrovec.set_num_threads(1)
+            return [[h.id for h in hs] for hs in hits]
+
+        return query_result(
+            t_import, t_open, one, batch, lambda ef: ef_box.update(ef=ef), queries, gt
+        )
 
 
 class Hnswlib:
@@ -184,27 +159,21 @@ class Hnswlib:
         return {"ingest_s": time.perf_counter() - t0}
 
     def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
-        t0 = time.perf_counter()
-        import hnswlib
-
-        t_import = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        hnswlib, t_import = timed(lambda: importlib.import_module("hnswlib"))
         idx = hnswlib.Index(space="ip", dim=DIM)
-        idx.load_index(str(path / "index.bin"))
+        _, t_open = timed(lambda: idx.load_index(str(path / "index.bin")))
         idx.set_num_threads(1)
-        t_open = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        idx.knn_query(queries[0], k=K)
-        t_first = time.perf_counter() - t0
-        rows = []
-        for ef in EFS:
-            idx.set_ef(ef)
-            idx.set_num_threads(1)
-            r = sweep_single(lambda q: idx.knn_query(q, k=K)[0][0], queries, gt)
+
+        def batch(qs):
             idx.set_num_threads(2)
-            b = timed_batch(lambda qs: idx.knn_query(qs, k=K)[0], queries, gt)
-            rows.append({"ef": ef, **r, "batch2_qps": b["qps"]})
-        return {"import_s": t_import, "open_s": t_open, "first_query_s": t_first, "sweep": rows}
+            try:
+                return idx.knn_query(qs, k=K)[0]
+            finally:
+                idx.set_num_threads(1)
+
+        return query_result(
+            t_import, t_open, lambda q: idx.knn_query(q, k=K)[0][0], batch, idx.set_ef, queries, gt
+        )
 
 
 class FaissHnsw:
@@ -223,26 +192,24 @@ class FaissHnsw:
         return {"ingest_s": time.perf_counter() - t0}
 
     def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
-        t0 = time.perf_counter()
-        import faiss
-
-        t_import = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        idx = faiss.read_index(str(path / "index.faiss"))
-        t_open = time.perf_counter() - t0
+        faiss, t_import = timed(lambda: importlib.import_module("faiss"))
+        idx, t_open = timed(lambda: faiss.read_index(str(path / "index.faiss")))
         faiss.omp_set_num_threads(1)
-        t0 = time.perf_counter()
-        idx.search(queries[:1], K)
-        t_first = time.perf_counter() - t0
-        rows = []
-        for ef in EFS:
-            idx.hnsw.efSearch = ef
-            faiss.omp_set_num_threads(1)
-            r = sweep_single(lambda q: idx.search(q[None, :], K)[1][0], queries, gt)
+
+        def batch(qs):
             faiss.omp_set_num_threads(2)
-            b = timed_batch(lambda qs: idx.search(qs, K)[1], queries, gt)
-            rows.append({"ef": ef, **r, "batch2_qps": b["qps"]})
-        return {"import_s": t_import, "open_s": t_open, "first_query_s": t_first, "sweep": rows}
+            try:
+                return idx.search(qs, K)[1]
+            finally:
+                faiss.omp_set_num_threads(1)
+
+        def one(q):
+            return idx.search(q[None, :], K)[1][0]
+
+        def set_ef(ef):
+            idx.hnsw.efSearch = ef
+
+        return query_result(t_import, t_open, one, batch, set_ef, queries, gt)
 
 
 class FaissFlat:
@@ -259,26 +226,21 @@ class FaissFlat:
         return {"ingest_s": time.perf_counter() - t0}
 
     def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
-        t0 = time.perf_counter()
-        import faiss
-
-        t_import = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        idx = faiss.read_index(str(path / "index.faiss"))
-        t_open = time.perf_counter() - t0
+        faiss, t_import = timed(lambda: importlib.import_module("faiss"))
+        idx, t_open = timed(lambda: faiss.read_index(str(path / "index.faiss")))
         faiss.omp_set_num_threads(1)
-        t0 = time.perf_counter()
-        idx.search(queries[:1], K)
-        t_first = time.perf_counter() - t0
-        r = sweep_single(lambda q: idx.search(q[None, :], K)[1][0], queries, gt)
-        faiss.omp_set_num_threads(2)
-        b = timed_batch(lambda qs: idx.search(qs, K)[1], queries, gt)
-        return {
-            "import_s": t_import,
-            "open_s": t_open,
-            "first_query_s": t_first,
-            "sweep": [{"ef": "exact", **r, "batch2_qps": b["qps"]}],
-        }
+
+        def batch(qs):
+            faiss.omp_set_num_threads(2)
+            try:
+                return idx.search(qs, K)[1]
+            finally:
+                faiss.omp_set_num_threads(1)
+
+        def one(q):
+            return idx.search(q[None, :], K)[1][0]
+
+        return query_result(t_import, t_open, one, batch, lambda ef: None, queries, gt, ["exact"])
 
 
 class Usearch:
@@ -295,23 +257,21 @@ class Usearch:
         return {"ingest_s": time.perf_counter() - t0}
 
     def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
-        t0 = time.perf_counter()
-        from usearch.index import Index
+        usearch_index, t_import = timed(lambda: importlib.import_module("usearch.index"))
+        idx, t_open = timed(lambda: usearch_index.Index.restore(str(path / "index.usearch")))
 
-        t_import = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        idx = Index.restore(str(path / "index.usearch"))
-        t_open = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        idx.search(queries[0], K, threads=1)
-        t_first = time.perf_counter() - t0
-        rows = []
-        for ef in EFS:
+        def set_ef(ef):
             idx.expansion_search = ef
-            r = sweep_single(lambda q: idx.search(q, K, threads=1).keys, queries, gt)
-            b = timed_batch(lambda qs: idx.search(qs, K, threads=2).keys, queries, gt)
-            rows.append({"ef": ef, **r, "batch2_qps": b["qps"]})
-        return {"import_s": t_import, "open_s": t_open, "first_query_s": t_first, "sweep": rows}
+
+        return query_result(
+            t_import,
+            t_open,
+            lambda q: idx.search(q, K, threads=1).keys,
+            lambda qs: idx.search(qs, K, threads=2).keys,
+            set_ef,
+            queries,
+            gt,
+        )
 
 
 SYSTEMS = {s.name: s for s in (Ferrovec(), Hnswlib(), FaissHnsw(), FaissFlat(), Usearch())}
@@ -348,7 +308,7 @@ def child(role: str, system: str, path: str, n: int) -> None:
         if role == "build":
             base = np.load(b)
             reset_peak()
-            before = rss_mib("VmRSS")
+            before = rss_mib()
             out = sys_.build(Path(path), base)
             out["peak_rss_mib"] = rss_mib("VmHWM") - before
             out["disk_mib"] = disk_mib(Path(path))

@@ -3,12 +3,14 @@ driven through its documented Python API with M=16 and ef_construct=100 where it
 
 from __future__ import annotations
 
+import importlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from bench_ann import BATCH, DIM, EF_CONSTRUCT, EFS, K, M, groups, sweep_single, timed_batch
+from bench_ann import BATCH, DIM, EF_CONSTRUCT, K, M, groups, query_result
+from measure import timed
 
 
 def threaded(search_one, threads: int = 2):
@@ -19,17 +21,6 @@ def threaded(search_one, threads: int = 2):
             return list(ex.map(search_one, qs))
 
     return run
-
-
-def sweep(set_ef, search_one, batch, queries, gt, efs) -> list[dict]:
-    rows = []
-    for ef in efs:
-        if ef is not None:
-            set_ef(ef)
-        r = sweep_single(search_one, queries, gt)
-        b = timed_batch(batch, queries, gt)
-        rows.append({"ef": ef if ef is not None else "default", **r, "batch2_qps": b["qps"]})
-    return rows
 
 
 class QdrantEdge:
@@ -61,13 +52,8 @@ class QdrantEdge:
         return {"ingest_s": total, "upsert_s": t_ingest, "index_s": total - t_ingest}
 
     def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
-        t0 = time.perf_counter()
-        import qdrant_edge as qe
-
-        t_import = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        shard = qe.EdgeShard.load(str(path / "shard"))
-        t_open = time.perf_counter() - t0
+        qe, t_import = timed(lambda: importlib.import_module("qdrant_edge"))
+        shard, t_open = timed(lambda: qe.EdgeShard.load(str(path / "shard")))
         ef_box = {"ef": None}
 
         def one(q):
@@ -77,11 +63,8 @@ class QdrantEdge:
             )
             return [p.id for p in shard.search(req)]
 
-        t0 = time.perf_counter()
-        one(queries[0])
-        t_first = time.perf_counter() - t0
-        rows = sweep(lambda ef: ef_box.update(ef=ef), one, threaded(one), queries, gt, EFS)
-        return {"import_s": t_import, "open_s": t_open, "first_query_s": t_first, "sweep": rows}
+        set_ef = lambda ef: ef_box.update(ef=ef)  # noqa: E731
+        return query_result(t_import, t_open, one, threaded(one), set_ef, queries, gt)
 
 
 class Chroma:
@@ -105,30 +88,20 @@ class Chroma:
         return {"ingest_s": time.perf_counter() - t0}
 
     def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
-        t0 = time.perf_counter()
-        import chromadb
-
-        t_import = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        client = chromadb.PersistentClient(path=str(path / "chroma"))
-        col = client.get_collection("bench")
-        t_open = time.perf_counter() - t0
+        chromadb, t_import = timed(lambda: importlib.import_module("chromadb"))
+        col, t_open = timed(
+            lambda: chromadb.PersistentClient(path=str(path / "chroma")).get_collection("bench")
+        )
 
         def one(q):
-            return [
-                int(i) for i in col.query(query_embeddings=[q], n_results=K, include=[])["ids"][0]
-            ]
+            hits = col.query(query_embeddings=[q], n_results=K, include=[])
+            return [int(i) for i in hits["ids"][0]]
 
-        def set_ef(ef):
-            col.modify(configuration={"hnsw": {"ef_search": ef}})
-
-        t0 = time.perf_counter()
-        one(queries[0])
-        t_first = time.perf_counter() - t0
         # Chroma 1.5 accepts modify(configuration={"hnsw": {"ef_search": ...}}) but recall did
         # not move with it in this process, so only its default is reported.
-        rows = sweep(set_ef, one, threaded(one), queries, gt, [None])
-        return {"import_s": t_import, "open_s": t_open, "first_query_s": t_first, "sweep": rows}
+        return query_result(
+            t_import, t_open, one, threaded(one), lambda ef: None, queries, gt, [None]
+        )
 
 
 class Lance:
@@ -163,13 +136,8 @@ class Lance:
         return {"ingest_s": total, "upsert_s": t_ingest, "index_s": total - t_ingest}
 
     def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
-        t0 = time.perf_counter()
-        import lancedb
-
-        t_import = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        tbl = lancedb.connect(str(path / "lance")).open_table("bench")
-        t_open = time.perf_counter() - t0
+        lancedb, t_import = timed(lambda: importlib.import_module("lancedb"))
+        tbl, t_open = timed(lambda: lancedb.connect(str(path / "lance")).open_table("bench"))
         ef_box = {"ef": None}
 
         def one(q):
@@ -178,11 +146,8 @@ class Lance:
                 qb = qb.ef(ef_box["ef"])
             return qb.to_arrow()["id"].to_pylist()
 
-        t0 = time.perf_counter()
-        one(queries[0])
-        t_first = time.perf_counter() - t0
-        rows = sweep(lambda ef: ef_box.update(ef=ef), one, threaded(one), queries, gt, EFS)
-        return {"import_s": t_import, "open_s": t_open, "first_query_s": t_first, "sweep": rows}
+        set_ef = lambda ef: ef_box.update(ef=ef)  # noqa: E731
+        return query_result(t_import, t_open, one, threaded(one), set_ef, queries, gt)
 
 
 class Milvus:
@@ -206,14 +171,14 @@ class Milvus:
         return {"ingest_s": time.perf_counter() - t0}
 
     def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
-        t0 = time.perf_counter()
-        from pymilvus import MilvusClient
+        pymilvus, t_import = timed(lambda: importlib.import_module("pymilvus"))
 
-        t_import = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        client = MilvusClient(str(path / "milvus.db"))
-        client.load_collection("bench")
-        t_open = time.perf_counter() - t0
+        def connect():
+            client = pymilvus.MilvusClient(str(path / "milvus.db"))
+            client.load_collection("bench")
+            return client
+
+        client, t_open = timed(connect)
         ef_box = {"ef": None}
 
         def one(q):
@@ -221,11 +186,8 @@ class Milvus:
             res = client.search("bench", data=[q.tolist()], limit=K, search_params=params)
             return [hit["id"] for hit in res[0]]
 
-        t0 = time.perf_counter()
-        one(queries[0])
-        t_first = time.perf_counter() - t0
-        rows = sweep(lambda ef: ef_box.update(ef=ef), one, threaded(one), queries, gt, self.efs)
-        return {"import_s": t_import, "open_s": t_open, "first_query_s": t_first, "sweep": rows}
+        set_ef = lambda ef: ef_box.update(ef=ef)  # noqa: E731
+        return query_result(t_import, t_open, one, threaded(one), set_ef, queries, gt, self.efs)
 
 
 class QdrantLocal:
@@ -255,22 +217,15 @@ class QdrantLocal:
         return {"ingest_s": time.perf_counter() - t0}
 
     def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
-        t0 = time.perf_counter()
-        from qdrant_client import QdrantClient
-
-        t_import = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        client = QdrantClient(path=str(path / "q"))
-        t_open = time.perf_counter() - t0
+        qdrant_client, t_import = timed(lambda: importlib.import_module("qdrant_client"))
+        client, t_open = timed(lambda: qdrant_client.QdrantClient(path=str(path / "q")))
 
         def one(q):
             return [p.id for p in client.query_points("bench", query=q.tolist(), limit=K).points]
 
-        t0 = time.perf_counter()
-        one(queries[0])
-        t_first = time.perf_counter() - t0
-        rows = sweep(lambda ef: None, one, threaded(one), queries, gt, [None])
-        return {"import_s": t_import, "open_s": t_open, "first_query_s": t_first, "sweep": rows}
+        return query_result(
+            t_import, t_open, one, threaded(one), lambda ef: None, queries, gt, [None]
+        )
 
 
 STORE_SYSTEMS = [QdrantEdge(), Chroma(), Lance(), Milvus(), QdrantLocal()]

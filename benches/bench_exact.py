@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from measure import reset_peak, rss_mib
 
 DIM = 384
 BATCH = 1000
@@ -39,31 +39,6 @@ def queries(m: int) -> np.ndarray:
     return data(m, seed=2)
 
 
-def peak_rss_mib() -> float:
-    """Peak resident set size since start, or since the last reset_peak_rss()."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def current_rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def reset_peak_rss() -> None:
-    """Linux: writing 5 to clear_refs resets the peak (VmHWM) to the current RSS."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
 # ---- child roles: each runs in a fresh process and prints one JSON line ---------------------
 
 
@@ -71,8 +46,8 @@ def role_ingest(path: str, mode: str, n: int) -> dict:
     import ferrovec
 
     base = data(n)
-    reset_peak_rss()
-    baseline = current_rss_mib()
+    reset_peak()
+    baseline = rss_mib()
     db = ferrovec.open(path, durability=mode, fsync_interval_ms=100)
     col = db.create_collection("bench", dim=DIM, distance="cosine")
     t = time.perf_counter()
@@ -87,7 +62,7 @@ def role_ingest(path: str, mode: str, n: int) -> dict:
     return {
         "upsert_s": upsert_s,
         "close_s": close_s,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": rss_mib("VmHWM"),
         "baseline_mib": baseline,
     }
 
@@ -113,14 +88,14 @@ def role_serve(path: str) -> dict:
     import ferrovec
 
     qs = queries(1000)
-    reset_peak_rss()
-    before = current_rss_mib()
+    reset_peak()
+    before = rss_mib()
     db = ferrovec.open(path)
     col = db.collection("bench")
     for q in qs[:100]:
         col.search(q, k=K, exact=True)
     col.search_batch(qs, k=K, exact=True)
-    return {"peak_rss_mib": peak_rss_mib(), "before_open_mib": before, "points": col.count()}
+    return {"peak_rss_mib": rss_mib("VmHWM"), "before_open_mib": before, "points": col.count()}
 
 
 def run_child(*args: str) -> dict:
