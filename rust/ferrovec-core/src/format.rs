@@ -22,7 +22,7 @@ pub const HEADER_LEN: usize = 64;
 
 /// The one format version this build writes and reads. Bump it (and keep a reader for the old
 /// one, or an "upgrade required" error) whenever any layout below changes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {
@@ -34,6 +34,7 @@ pub enum FileKind {
     Payloads,
     Deleted,
     Graph,
+    PayloadIndex,
 }
 
 impl FileKind {
@@ -47,6 +48,7 @@ impl FileKind {
             FileKind::Payloads => b"FVPAYLD\x1a",
             FileKind::Deleted => b"FVDELET\x1a",
             FileKind::Graph => b"FVHNSWG\x1a",
+            FileKind::PayloadIndex => b"FVPINDX\x1a",
         }
     }
 
@@ -60,6 +62,7 @@ impl FileKind {
             FileKind::Payloads => "payload file",
             FileKind::Deleted => "deletion bitmap",
             FileKind::Graph => "HNSW graph",
+            FileKind::PayloadIndex => "payload index",
         }
     }
 }

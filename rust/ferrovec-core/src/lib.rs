@@ -24,6 +24,7 @@ compile_error!(
 pub mod collection;
 pub mod distance;
 pub mod error;
+pub mod filter;
 pub mod format;
 pub mod index;
 pub mod io;
@@ -33,10 +34,13 @@ pub mod store;
 pub mod types;
 pub mod wal;
 
-pub use collection::{Collection, StorageOptions};
+pub use collection::{Collection, Direction, StorageOptions};
 pub use error::{Error, Result};
+pub use filter::index::IndexKind;
+pub use filter::Filter;
 pub use store::Store;
 pub use types::{
     CollectionConfig, CollectionInfo, Distance, Durability, HnswConfig, OptimizerConfig, Payload,
-    PayloadSelector, PointId, Record, ScoredPoint, SearchParams, SegmentInfo,
+    PayloadIndexInfo, PayloadOp, PayloadSelector, PointId, Record, ScoredPoint, SearchParams,
+    SegmentInfo, Selector,
 };

@@ -12,13 +12,19 @@
 //!   point without payload;
 //! - `<id>.hnsw` (optional): the HNSW graph (`index/hnsw.rs`), mapped on first search;
 //! - `<id>.del-<generation>`: a bitmap of rows deleted or replaced after sealing (bit `r % 8` of
-//!   byte `r / 8`), written at checkpoints; the manifest names the current one.
+//!   byte `r / 8`), written at checkpoints; the manifest names the current one;
+//! - `<id>.pidx-<n>`: the segment's payload index for the collection's index definition `n`
+//!   (`filter/index.rs`), read whole on first use.
 
 use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use parking_lot::Mutex;
+
 use crate::error::{Error, Result};
+use crate::filter::index::FieldIndex;
 use crate::format::{read_u32, read_u64, FileKind, Header, HEADER_LEN};
 use crate::index::hnsw::Graph;
 use crate::io::{FileSystem, Mapped};
@@ -37,6 +43,9 @@ pub fn pay_name(id: u64) -> String {
 }
 pub fn graph_name(id: u64) -> String {
     format!("{id:016}.hnsw")
+}
+pub fn pidx_name(id: u64, number: u32) -> String {
+    format!("{id:016}.pidx-{number}")
 }
 pub fn del_name(id: u64, generation: u64) -> String {
     format!("{id:016}.del-{generation:016}")
@@ -265,6 +274,10 @@ pub struct Segment {
     payloads: Mapped,
     has_graph: bool,
     graph: OnceLock<std::result::Result<Arc<Graph>, String>>,
+    /// Payload indexes of this segment: numbers (of the collection's index definitions) whose
+    /// file exists, and those loaded so far (read on first use).
+    index_files: Mutex<BTreeSet<u32>>,
+    index_cache: Mutex<HashMap<u32, Arc<FieldIndex>>>,
     fs: Arc<dyn FileSystem>,
 }
 
@@ -345,6 +358,8 @@ impl Segment {
             payloads,
             has_graph,
             graph: OnceLock::new(),
+            index_files: Mutex::new(BTreeSet::new()),
+            index_cache: Mutex::new(HashMap::new()),
             fs,
         }))
     }
@@ -392,6 +407,54 @@ impl Segment {
                 self.dir.join(graph_name(self.id)),
                 msg.clone(),
             )),
+        }
+    }
+
+    /// Declare the payload index files this segment has (from the manifest).
+    pub fn set_index_files(&self, numbers: &[u32]) {
+        *self.index_files.lock() = numbers.iter().copied().collect();
+    }
+
+    pub fn index_numbers(&self) -> Vec<u32> {
+        self.index_files.lock().iter().copied().collect()
+    }
+
+    /// Install an index just built (its file written) for definition `number`.
+    pub fn add_index(&self, number: u32, index: Arc<FieldIndex>) {
+        self.index_files.lock().insert(number);
+        self.index_cache.lock().insert(number, index);
+    }
+
+    pub fn remove_index(&self, number: u32) {
+        self.index_files.lock().remove(&number);
+        self.index_cache.lock().remove(&number);
+    }
+
+    /// The payload index for definition `number`, read from its file on first use.
+    pub fn payload_index(&self, number: u32) -> Result<Option<Arc<FieldIndex>>> {
+        if let Some(i) = self.index_cache.lock().get(&number) {
+            return Ok(Some(i.clone()));
+        }
+        if !self.index_files.lock().contains(&number) {
+            return Ok(None);
+        }
+        let path = self.dir.join(pidx_name(self.id, number));
+        let bytes = self.fs.read(&path)?;
+        let idx = Arc::new(FieldIndex::decode_file(&bytes, &path, self.rows)?);
+        self.index_cache.lock().insert(number, idx.clone());
+        Ok(Some(idx))
+    }
+
+    /// Payload of `row`, parsed (an absent payload is an empty object).
+    pub fn payload_map(&self, row: usize) -> Result<serde_json::Map<String, serde_json::Value>> {
+        match self.payload(row)? {
+            None => Ok(serde_json::Map::new()),
+            Some(b) => serde_json::from_slice(b).map_err(|e| {
+                Error::corrupt(
+                    self.dir.join(pay_name(self.id)),
+                    format!("payload of row {row} is not a JSON object: {e}"),
+                )
+            }),
         }
     }
 
@@ -512,6 +575,9 @@ impl Segment {
         }
         if let Some(d) = deleted {
             files.push((FileKind::Deleted, d.to_string()));
+        }
+        for n in self.index_numbers() {
+            files.push((FileKind::PayloadIndex, pidx_name(self.id, n)));
         }
         for (kind, name) in files {
             let path = self.dir.join(name);

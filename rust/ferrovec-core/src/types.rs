@@ -249,6 +249,8 @@ pub struct SearchParams {
     pub ef: Option<usize>,
     /// Scan every point exactly instead of using the graphs.
     pub exact: bool,
+    /// Only points matching this filter.
+    pub filter: Option<crate::filter::Filter>,
 }
 
 impl Default for SearchParams {
@@ -261,6 +263,7 @@ impl Default for SearchParams {
             with_vector: false,
             ef: None,
             exact: false,
+            filter: None,
         }
     }
 }
@@ -295,4 +298,57 @@ pub struct CollectionInfo {
     pub disk_bytes: u64,
     /// Bytes of write-ahead log files.
     pub log_bytes: u64,
+    pub payload_indexes: Vec<PayloadIndexInfo>,
+}
+
+/// One payload index in [`CollectionInfo`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PayloadIndexInfo {
+    pub key: String,
+    pub kind: &'static str,
+    /// Sealed points covered (newer points are checked one by one until sealed).
+    pub points: usize,
+    pub disk_bytes: u64,
+}
+
+/// A payload operation (`set_payload` and friends).
+#[derive(Clone, Debug, PartialEq)]
+pub enum PayloadOp {
+    /// Set these top-level keys, keeping the others.
+    Set(Payload),
+    /// Replace the whole payload.
+    Overwrite(Payload),
+    /// Remove these top-level keys.
+    DeleteKeys(Vec<String>),
+    /// Remove every key.
+    Clear,
+}
+
+impl PayloadOp {
+    /// Apply to a point's current payload.
+    pub fn apply(&self, mut current: Payload) -> Payload {
+        match self {
+            PayloadOp::Set(p) => {
+                for (k, v) in p {
+                    current.insert(k.clone(), v.clone());
+                }
+                current
+            }
+            PayloadOp::Overwrite(p) => p.clone(),
+            PayloadOp::DeleteKeys(keys) => {
+                for k in keys {
+                    current.shift_remove(k);
+                }
+                current
+            }
+            PayloadOp::Clear => Payload::new(),
+        }
+    }
+}
+
+/// Which points an operation applies to.
+#[derive(Clone, Copy, Debug)]
+pub enum Selector<'a> {
+    Ids(&'a [PointId]),
+    Filter(&'a crate::filter::Filter),
 }

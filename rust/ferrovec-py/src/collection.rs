@@ -7,9 +7,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::convert::{
-    hit_to_py, id_from_py, id_to_py, ids_from_py, matrix_from_py, payloads_from_py, record_to_py,
-    selector_from_py, vector_from_py,
+    filter_from_py, hit_to_py, id_from_py, id_to_py, ids_from_py, json_value_from_py,
+    matrix_from_py, payload_from_py, payloads_from_py, record_to_py, selector_from_py,
+    vector_from_py,
 };
+use ferrovec_core::{Direction, Filter, IndexKind, PayloadOp, Selector};
 use crate::errors::invalid;
 use crate::gil::run_detached;
 
@@ -25,6 +27,18 @@ impl PyCollection {
     pub fn new(store: Arc<Store>, col: Arc<Collection>) -> Self {
         PyCollection { _store: store, col }
     }
+
+    fn payload_op(
+        &self,
+        py: Python<'_>,
+        op: PayloadOp,
+        ids: Option<&Bound<'_, PyAny>>,
+        filter: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        let points = Points::from_py(py, ids, filter)?;
+        let col = &self.col;
+        run_detached(py, || col.update_payload(points.selector(), &op))
+    }
 }
 
 /// The search options shared by `search` and `search_batch`.
@@ -38,6 +52,7 @@ fn search_params(
     with_vectors: bool,
     ef: Option<usize>,
     exact: bool,
+    filter: Option<Filter>,
 ) -> PyResult<SearchParams> {
     if k == 0 {
         return Err(invalid(py, "k must be at least 1"));
@@ -53,7 +68,37 @@ fn search_params(
         with_vector: with_vectors,
         ef,
         exact,
+        filter,
     })
+}
+
+/// Which points a payload operation or delete applies to: ids, or a filter.
+enum Points {
+    Ids(Vec<PointId>),
+    Filter(Filter),
+}
+
+impl Points {
+    fn from_py(
+        py: Python<'_>,
+        ids: Option<&Bound<'_, PyAny>>,
+        filter: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let ids = ids.filter(|o| !o.is_none());
+        match (ids, filter_from_py(py, filter)?) {
+            (Some(ids), None) => Ok(Points::Ids(ids_from_py(py, ids)?)),
+            (None, Some(f)) => Ok(Points::Filter(f)),
+            (Some(_), Some(_)) => Err(invalid(py, "pass either ids or filter, not both")),
+            (None, None) => Err(invalid(py, "pass the points as ids or as a filter")),
+        }
+    }
+
+    fn selector(&self) -> Selector<'_> {
+        match self {
+            Points::Ids(ids) => Selector::Ids(ids),
+            Points::Filter(f) => Selector::Filter(f),
+        }
+    }
 }
 
 #[pymethods]
@@ -138,32 +183,128 @@ impl PyCollection {
         Ok(out.unbind())
     }
 
-    /// Delete points by id; returns how many existed.
-    fn delete(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let ids = ids_from_py(py, ids)?;
+    /// Delete points by id, or every point matching `filter`; returns how many existed.
+    #[pyo3(signature = (ids = None, *, filter = None))]
+    fn delete(
+        &self,
+        py: Python<'_>,
+        ids: Option<&Bound<'_, PyAny>>,
+        filter: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        let points = Points::from_py(py, ids, filter)?;
         let col = &self.col;
-        run_detached(py, || col.delete(&ids))
+        run_detached(py, || match &points {
+            Points::Ids(ids) => col.delete(ids),
+            Points::Filter(f) => col.delete_filter(f),
+        })
     }
 
-    /// Number of points.
-    fn count(&self, py: Python<'_>) -> PyResult<usize> {
+    /// Number of points (matching `filter`, if given).
+    #[pyo3(signature = (*, filter = None))]
+    fn count(&self, py: Python<'_>, filter: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+        let filter = filter_from_py(py, filter)?;
+        let col = &self.col;
+        run_detached(py, || match &filter {
+            Some(f) => col.count_filtered(f),
+            None => col.count(),
+        })
+    }
+
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
         let col = &self.col;
         run_detached(py, || col.count())
     }
 
-    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        self.count(py)
+    /// Set these top-level payload keys (keeping the others) on the points given by `ids` or
+    /// `filter`; returns how many points changed. Logged and durable like an upsert.
+    #[pyo3(signature = (payload, ids = None, *, filter = None))]
+    fn set_payload(
+        &self,
+        py: Python<'_>,
+        payload: &Bound<'_, PyAny>,
+        ids: Option<&Bound<'_, PyAny>>,
+        filter: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        let op = PayloadOp::Set(payload_from_py(py, payload)?);
+        self.payload_op(py, op, ids, filter)
+    }
+
+    /// Replace the whole payload of the points given by `ids` or `filter`.
+    #[pyo3(signature = (payload, ids = None, *, filter = None))]
+    fn overwrite_payload(
+        &self,
+        py: Python<'_>,
+        payload: &Bound<'_, PyAny>,
+        ids: Option<&Bound<'_, PyAny>>,
+        filter: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        let op = PayloadOp::Overwrite(payload_from_py(py, payload)?);
+        self.payload_op(py, op, ids, filter)
+    }
+
+    /// Remove these top-level keys from the payload of the points given by `ids` or `filter`.
+    #[pyo3(signature = (keys, ids = None, *, filter = None))]
+    fn delete_payload(
+        &self,
+        py: Python<'_>,
+        keys: Vec<String>,
+        ids: Option<&Bound<'_, PyAny>>,
+        filter: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        self.payload_op(py, PayloadOp::DeleteKeys(keys), ids, filter)
+    }
+
+    /// Remove the whole payload of the points given by `ids` or `filter`.
+    #[pyo3(signature = (ids = None, *, filter = None))]
+    fn clear_payload(
+        &self,
+        py: Python<'_>,
+        ids: Option<&Bound<'_, PyAny>>,
+        filter: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        self.payload_op(py, PayloadOp::Clear, ids, filter)
+    }
+
+    /// Index the payload values at `key` (a path such as "meta.source" or "tags[]") as one of
+    /// keyword, integer, float, bool, datetime, uuid, geo, text. Filters use it at once.
+    #[pyo3(signature = (key, r#type))]
+    fn create_payload_index(&self, py: Python<'_>, key: &str, r#type: &str) -> PyResult<()> {
+        let kind = IndexKind::parse(r#type).map_err(|e| crate::errors::to_py(py, e))?;
+        let col = &self.col;
+        run_detached(py, || col.create_payload_index(key, kind))
+    }
+
+    /// Remove the payload index on `key`.
+    fn drop_payload_index(&self, py: Python<'_>, key: &str) -> PyResult<()> {
+        let col = &self.col;
+        run_detached(py, || col.drop_payload_index(key))
+    }
+
+    /// Counts of points per value of the string field `key` (among those matching `filter`),
+    /// most frequent first: a list of (value, count).
+    #[pyo3(signature = (key, *, filter = None, limit = 10))]
+    fn facet(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        filter: Option<&Bound<'_, PyAny>>,
+        limit: usize,
+    ) -> PyResult<Vec<(String, usize)>> {
+        let filter = filter_from_py(py, filter)?.unwrap_or_default();
+        let col = &self.col;
+        run_detached(py, || col.facet(key, &filter, limit))
     }
 
     /// The `k` best points for one query vector, best first. ef: the graph search's candidate
     /// list (default max(ef_construct, k + offset)); exact=True scans every point instead.
-    #[pyo3(signature = (vector, k = 10, *, score_threshold = None, offset = 0, with_payload = None, with_vectors = false, ef = None, exact = false))]
+    #[pyo3(signature = (vector, k = 10, *, filter = None, score_threshold = None, offset = 0, with_payload = None, with_vectors = false, ef = None, exact = false))]
     #[allow(clippy::too_many_arguments)]
     fn search(
         &self,
         py: Python<'_>,
         vector: &Bound<'_, PyAny>,
         k: usize,
+        filter: Option<&Bound<'_, PyAny>>,
         score_threshold: Option<f32>,
         offset: usize,
         with_payload: Option<&Bound<'_, PyAny>>,
@@ -180,6 +321,7 @@ impl PyCollection {
             with_vectors,
             ef,
             exact,
+            filter_from_py(py, filter)?,
         )?;
         let q = vector_from_py(py, vector, "vector")?;
         let qs = q.as_slice().map_err(|e| invalid(py, e.to_string()))?;
@@ -193,13 +335,14 @@ impl PyCollection {
     }
 
     /// The `k` best points for each row of an (n, dim) array of queries (spread over threads).
-    #[pyo3(signature = (vectors, k = 10, *, score_threshold = None, with_payload = None, with_vectors = false, ef = None, exact = false))]
+    #[pyo3(signature = (vectors, k = 10, *, filter = None, score_threshold = None, with_payload = None, with_vectors = false, ef = None, exact = false))]
     #[allow(clippy::too_many_arguments)]
     fn search_batch(
         &self,
         py: Python<'_>,
         vectors: &Bound<'_, PyAny>,
         k: usize,
+        filter: Option<&Bound<'_, PyAny>>,
         score_threshold: Option<f32>,
         with_payload: Option<&Bound<'_, PyAny>>,
         with_vectors: bool,
@@ -215,6 +358,7 @@ impl PyCollection {
             with_vectors,
             ef,
             exact,
+            filter_from_py(py, filter)?,
         )?;
         let m = matrix_from_py(py, vectors, "vectors")?;
         let dim = self.col.config().dim as usize;
@@ -241,25 +385,73 @@ impl PyCollection {
         Ok(out.unbind())
     }
 
-    /// Page through points in id order (ints ascending, then strs). Returns (records, next_offset);
-    /// pass next_offset back as `offset` for the next page; it is None after the last page.
-    #[pyo3(signature = (limit = 100, offset = None, *, with_payload = None, with_vectors = false))]
+    /// Page through points (matching `filter`) in id order (ints ascending, then strs). Returns
+    /// (records, next_offset); pass next_offset back as `offset` for the next page; it is None
+    /// after the last page. `order_by` (a key, or a dict with key, direction "asc"/"desc" and
+    /// start_from) orders by an indexed numeric or datetime field instead; then next_offset is
+    /// None and paging continues with start_from.
+    #[pyo3(signature = (limit = 100, offset = None, *, filter = None, order_by = None, with_payload = None, with_vectors = false))]
+    #[allow(clippy::too_many_arguments)]
     fn scroll(
         &self,
         py: Python<'_>,
         limit: usize,
         offset: Option<&Bound<'_, PyAny>>,
+        filter: Option<&Bound<'_, PyAny>>,
+        order_by: Option<&Bound<'_, PyAny>>,
         with_payload: Option<&Bound<'_, PyAny>>,
         with_vectors: bool,
     ) -> PyResult<Py<PyTuple>> {
-        let offset: Option<PointId> = offset.map(|o| id_from_py(py, o, 0)).transpose()?;
+        let offset: Option<PointId> = offset
+            .filter(|o| !o.is_none())
+            .map(|o| id_from_py(py, o, 0))
+            .transpose()?;
         let sel = match with_payload {
             Some(s) => selector_from_py(py, s)?,
             None => ferrovec_core::PayloadSelector::All,
         };
+        let filter = filter_from_py(py, filter)?;
         let col = &self.col;
+        if let Some(order) = order_by.filter(|o| !o.is_none()) {
+            if offset.is_some() {
+                return Err(invalid(
+                    py,
+                    "offset cannot be combined with order_by; page with order_by's start_from",
+                ));
+            }
+            let spec = json_value_from_py(py, order, "order_by")?;
+            let (key, direction, start) = match &spec {
+                serde_json::Value::String(k) => (k.clone(), Direction::Asc, None),
+                serde_json::Value::Object(m) => {
+                    let key = m.get("key").and_then(|k| k.as_str()).ok_or_else(|| {
+                        invalid(py, "order_by: expected {\"key\": ..., \"direction\": ..., \"start_from\": ...}")
+                    })?;
+                    let direction = match m.get("direction").and_then(|d| d.as_str()) {
+                        None | Some("asc") => Direction::Asc,
+                        Some("desc") => Direction::Desc,
+                        Some(d) => {
+                            return Err(invalid(
+                                py,
+                                format!("order_by.direction: {d:?} (use \"asc\" or \"desc\")"),
+                            ))
+                        }
+                    };
+                    (key.to_string(), direction, m.get("start_from").cloned())
+                }
+                _ => return Err(invalid(py, "order_by: expected a key or a dict")),
+            };
+            let filter = filter.unwrap_or_default();
+            let records = run_detached(py, || {
+                col.scroll_ordered(&key, direction, start.as_ref(), &filter, limit, &sel, with_vectors)
+            })?;
+            let list = PyList::empty(py);
+            for r in records {
+                list.append(record_to_py(py, r)?)?;
+            }
+            return Ok(PyTuple::new(py, [list.into_any().unbind(), py.None()])?.unbind());
+        }
         let (records, next) = run_detached(py, || {
-            col.scroll(limit, offset.as_ref(), &sel, with_vectors)
+            col.scroll(limit, offset.as_ref(), &sel, with_vectors, filter.as_ref())
         })?;
         let list = PyList::empty(py);
         for r in records {
@@ -358,6 +550,16 @@ pub fn info_to_dict<'py>(
     d.set_item("optimizer", o)?;
     d.set_item("disk_bytes", info.disk_bytes)?;
     d.set_item("log_bytes", info.log_bytes)?;
+    let indexes = PyList::empty(py);
+    for i in &info.payload_indexes {
+        let id = PyDict::new(py);
+        id.set_item("key", &i.key)?;
+        id.set_item("type", i.kind)?;
+        id.set_item("points", i.points)?;
+        id.set_item("disk_bytes", i.disk_bytes)?;
+        indexes.append(id)?;
+    }
+    d.set_item("payload_indexes", indexes)?;
     Ok(d)
 }
 

@@ -431,3 +431,45 @@ pub fn hit_to_py(py: Python<'_>, h: ScoredPoint) -> PyResult<Py<PyHit>> {
         },
     )
 }
+
+/// A JSON value from a plain Python value, or from a pydantic model (qdrant-client's models)
+/// through its JSON dump.
+pub fn json_value_from_py(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
+    let plain;
+    let obj = if obj.hasattr("model_dump")? {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("by_alias", true)?;
+        kwargs.set_item("exclude_none", true)?;
+        kwargs.set_item("mode", "json")?;
+        plain = obj.call_method("model_dump", (), Some(&kwargs))?;
+        &plain
+    } else {
+        obj
+    };
+    json_from_py(obj, 0).map_err(|e| invalid(py, format!("{what}: {e}")))
+}
+
+/// `filter=`: None, a dict in Qdrant's JSON filter shape, or a `qdrant_client.models.Filter`.
+pub fn filter_from_py(
+    py: Python<'_>,
+    obj: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<ferrovec_core::Filter>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    let v = json_value_from_py(py, obj, "filter")?;
+    ferrovec_core::Filter::parse(&v)
+        .map(Some)
+        .map_err(|e| crate::errors::to_py(py, e))
+}
+
+/// A payload dict (for `set_payload` and `overwrite_payload`).
+pub fn payload_from_py(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Payload> {
+    let d = obj.cast::<PyDict>().map_err(|_| {
+        invalid(
+            py,
+            format!("payload: expected a dict (a JSON object), got {}", type_name(obj)),
+        )
+    })?;
+    map_from_dict(d, 0).map_err(|e| invalid(py, format!("payload: {e}")))
+}

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::format::{FileKind, Header};
 use crate::io::FileSystem;
 use crate::segment;
+use crate::filter::index::IndexKind;
 use crate::types::CollectionConfig;
 
 pub const MANIFEST: &str = "MANIFEST";
@@ -24,6 +25,17 @@ pub struct Manifest {
     pub generation: u64,
     pub next_segment_id: u64,
     pub segments: Vec<SegmentMeta>,
+    /// Payload indexes: every segment sealed after a definition was made has its file.
+    pub payload_indexes: Vec<PayloadIndexDef>,
+    pub next_index_number: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayloadIndexDef {
+    pub key: String,
+    pub kind: IndexKind,
+    /// Names the per-segment files (`<segment>.pidx-<number>`); never reused.
+    pub number: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,6 +46,8 @@ pub struct SegmentMeta {
     pub deleted: Option<String>,
     /// The segment's HNSW graph (file `<id>.hnsw`), if it has one.
     pub graph: Option<GraphMeta>,
+    /// Numbers of the payload index definitions this segment has a file for.
+    pub indexes: Vec<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,6 +66,8 @@ impl Manifest {
             generation: 0,
             next_segment_id: 1,
             segments: Vec::new(),
+            payload_indexes: Vec::new(),
+            next_index_number: 1,
         }
     }
 
@@ -75,6 +91,9 @@ impl Manifest {
             }
             if let Some(d) = &s.deleted {
                 names.push(d.clone());
+            }
+            for &n in &s.indexes {
+                names.push(segment::pidx_name(s.id, n));
             }
         }
         names

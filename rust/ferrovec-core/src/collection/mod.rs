@@ -8,6 +8,7 @@
 //! indexing segments — run one at a time under `structure`, build their files without holding
 //! `writer` or `state`, and take both only to switch the manifest and swap the new segment in.
 
+mod filtered;
 mod manifest;
 mod optimize;
 pub mod search;
@@ -23,15 +24,18 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::distance;
 use crate::error::{Error, Result};
+use crate::filter::index::IndexKind;
+use crate::filter::{parse_datetime, Filter, Path as KeyPath};
 use crate::io::FileSystem;
 use crate::segment::{self, Bitmap, Segment};
 use crate::types::{
-    CollectionConfig, CollectionInfo, Distance, Durability, Payload, PayloadSelector, PointId,
-    Record, ScoredPoint, SearchParams, SegmentInfo,
+    CollectionConfig, CollectionInfo, Distance, Durability, Payload, PayloadIndexInfo, PayloadOp,
+    PayloadSelector, PointId, Record, ScoredPoint, SearchParams, SegmentInfo, Selector,
 };
 use crate::wal::record::{encode_frame, Op, OpRef};
 use crate::wal::Wal;
-pub use manifest::Manifest;
+pub use filtered::Direction;
+pub use manifest::{Manifest, PayloadIndexDef};
 use optimize::Optimizer;
 use state::{Source, SourceKind, State};
 
@@ -181,7 +185,10 @@ impl Collection {
         remove_unreferenced(fs.as_ref(), dir, &seg_dir, &manifest)?;
 
         let dim = manifest.config.dim;
-        let mut state = State::default();
+        let mut state = State {
+            index_defs: manifest.payload_indexes.clone(),
+            ..State::default()
+        };
         for meta in &manifest.segments {
             let rows = usize::try_from(meta.rows)
                 .map_err(|_| Error::corrupt(dir.join(manifest::MANIFEST), "row count too large"))?;
@@ -193,6 +200,7 @@ impl Collection {
                 dim,
                 meta.graph.is_some(),
             )?;
+            seg.set_index_files(&meta.indexes);
             let deleted = match &meta.deleted {
                 Some(name) => segment::read_deleted(fs.as_ref(), &seg_dir, name, rows)?,
                 None => Bitmap::new(rows),
@@ -348,6 +356,23 @@ impl Collection {
         validate_ids(ids, false)?;
         let guard = self.writer.lock();
         self.check_open()?;
+        self.delete_locked(guard, ids)
+    }
+
+    /// Delete every point matching `filter` (resolved to ids, which are what is logged).
+    pub fn delete_filter(&self, filter: &Filter) -> Result<usize> {
+        self.check_open()?;
+        let guard = self.writer.lock();
+        self.check_open()?;
+        let ids = self.state.read().ids_matching(filter)?;
+        self.delete_locked(guard, &ids)
+    }
+
+    fn delete_locked(
+        &self,
+        guard: parking_lot::MutexGuard<'_, Manifest>,
+        ids: &[PointId],
+    ) -> Result<usize> {
         let (existing, found) = {
             let st = self.state.read();
             let mut seen = std::collections::HashSet::new();
@@ -382,6 +407,54 @@ impl Collection {
         drop(guard);
         self.after_write(seq)?;
         Ok(removed)
+    }
+
+    /// Apply a payload operation to the points `sel` picks. Returns how many points changed.
+    ///
+    /// The operation is resolved (filter to ids, then each point's new payload) under the writer
+    /// lock and logged as an upsert of the resulting points. A log record that only said "set
+    /// key k on ids" would not be replayable: a checkpoint running meanwhile may already have
+    /// persisted the old copies' deletion, so replay could no longer find them.
+    pub fn update_payload(&self, sel: Selector<'_>, op: &PayloadOp) -> Result<usize> {
+        self.check_open()?;
+        if let Selector::Ids(ids) = sel {
+            validate_ids(ids, false)?;
+        }
+        let dim = self.dim();
+        let guard = self.writer.lock();
+        self.check_open()?;
+        let plan = {
+            let st = self.state.read();
+            let ids = match sel {
+                Selector::Ids(ids) => Cow::Borrowed(ids),
+                Selector::Filter(f) => Cow::Owned(st.ids_matching(f)?),
+            };
+            st.plan_payload_op(&ids, op, dim)?
+        };
+        if plan.ids.is_empty() {
+            return Ok(0);
+        }
+        let seq = match &self.wal {
+            Some(wal) => {
+                let refs: Vec<Option<&serde_bytes::Bytes>> = plan
+                    .payloads
+                    .iter()
+                    .map(|p| p.as_deref().map(serde_bytes::Bytes::new))
+                    .collect();
+                let frame = encode_frame(&OpRef::Upsert {
+                    ids: &plan.ids,
+                    vectors: bytemuck::cast_slice(&plan.vectors),
+                    payloads: &refs,
+                })
+                .map_err(|e| Error::invalid(format!("operation does not encode: {e}")))?;
+                Some(wal.append(frame)?)
+            }
+            None => None,
+        };
+        let n = self.state.write().apply_payload_plan(plan, dim);
+        drop(guard);
+        self.after_write(seq)?;
+        Ok(n)
     }
 
     fn after_write(&self, seq: Option<u64>) -> Result<()> {
@@ -434,6 +507,54 @@ impl Collection {
         Ok(self.state.read().live)
     }
 
+    /// Points matching `filter`.
+    pub fn count_filtered(&self, filter: &Filter) -> Result<usize> {
+        self.check_open()?;
+        self.state.read().count_matching(filter)
+    }
+
+    /// Points per value of the string field `key` among those matching `filter`, most
+    /// frequent first (ties by value), at most `limit` values.
+    pub fn facet(&self, key: &str, filter: &Filter, limit: usize) -> Result<Vec<(String, usize)>> {
+        self.check_open()?;
+        self.state.read().facet(key, filter, limit)
+    }
+
+    /// Up to `limit` points matching `filter` ordered by the indexed numeric or datetime field
+    /// `key`, from `start` (a number, or an RFC 3339 string for datetimes) on.
+    #[allow(clippy::too_many_arguments)]
+    pub fn scroll_ordered(
+        &self,
+        key: &str,
+        direction: Direction,
+        start: Option<&serde_json::Value>,
+        filter: &Filter,
+        limit: usize,
+        with_payload: &PayloadSelector,
+        with_vector: bool,
+    ) -> Result<Vec<Record>> {
+        self.check_open()?;
+        let start = match start {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(parse_datetime(s).ok_or_else(|| {
+                Error::invalid(format!("order_by start_from {s:?} is not an RFC 3339 datetime"))
+            })?),
+            Some(v) => Some(v.as_f64().ok_or_else(|| {
+                Error::invalid(format!("order_by start_from must be a number or a datetime, got {v}"))
+            })?),
+        };
+        self.state.read().scroll_ordered(
+            key,
+            direction,
+            start,
+            filter,
+            limit,
+            with_payload,
+            with_vector,
+            self.dim(),
+        )
+    }
+
     /// Points by id, in the order asked; missing ids are left out.
     pub fn get(
         &self,
@@ -461,11 +582,12 @@ impl Collection {
         offset: Option<&PointId>,
         with_payload: &PayloadSelector,
         with_vector: bool,
+        filter: Option<&Filter>,
     ) -> Result<(Vec<Record>, Option<PointId>)> {
         self.check_open()?;
         self.state
             .read()
-            .scroll(limit, offset, with_payload, with_vector, self.dim())
+            .scroll(limit, offset, with_payload, with_vector, self.dim(), filter)
     }
 
     /// Top-k search for one query of `dim` values: through the segments' graphs, exactly where
@@ -509,16 +631,29 @@ impl Collection {
         let metric = self.config.distance;
         let st = self.state.read();
         let n = params.offset.saturating_add(params.k);
-        let cands = st.search(
+        let cands = match params.filter.as_ref().filter(|f| !f.is_empty()) {
+            Some(f) => st.search_filtered(
+                metric,
+                &q,
+                dim,
+                n,
+                search::min_key_for(metric, params.score_threshold),
+                params,
+                self.config.hnsw.ef_construct,
+                self.config.hnsw.full_scan_threshold,
+                f,
+            )?,
+            None => st.search(
             metric,
             &q,
             dim,
             n,
             search::min_key_for(metric, params.score_threshold),
             params,
-            self.config.hnsw.ef_construct,
-            self.config.hnsw.full_scan_threshold,
-        )?;
+                self.config.hnsw.ef_construct,
+                self.config.hnsw.full_scan_threshold,
+            )?,
+        };
         cands
             .iter()
             .map(|c| st.scored(metric, c, params, dim))
@@ -574,6 +709,101 @@ impl Collection {
         }
     }
 
+    /// Index the payload values at `key` (a path) as `kind`, in every sealed segment now and
+    /// in every segment sealed from now on. Re-creating an index of the same kind does nothing;
+    /// another kind replaces it.
+    pub fn create_payload_index(&self, key: &str, kind: IndexKind) -> Result<()> {
+        self.check_open()?;
+        KeyPath::parse(key, "key")?;
+        let _s = self.structure.lock();
+        self.check_open()?;
+        let existing = self.state.read().index_def(key).cloned();
+        match existing {
+            Some(d) if d.kind == kind => return Ok(()),
+            Some(_) => self.drop_index_locked(key)?,
+            None => {}
+        }
+        let number = {
+            let mut m = self.writer.lock();
+            let n = m.next_index_number;
+            m.next_index_number += 1;
+            n
+        };
+        let def = PayloadIndexDef {
+            key: key.to_string(),
+            kind,
+            number,
+        };
+        // No segment comes or goes while we hold `structure`; writes meanwhile land in the
+        // appendable rows, which filters check one by one.
+        let segs: Vec<Arc<Segment>> = self
+            .state
+            .read()
+            .sources
+            .iter()
+            .filter_map(|s| s.segment().cloned())
+            .collect();
+        let mut built = Vec::new();
+        for seg in segs {
+            let idx = optimize::build_index(&def, &seg)?;
+            if let Some(dir) = &self.dir {
+                optimize::write_index_file(self, &dir.join(SEGMENTS_DIR), seg.id, number, &idx)?;
+            }
+            built.push((seg, Arc::new(idx)));
+        }
+        let mut m = self.writer.lock();
+        let mut next = m.clone();
+        next.payload_indexes.push(def.clone());
+        for meta in &mut next.segments {
+            if built.iter().any(|(s, _)| s.id == meta.id) {
+                meta.indexes.push(number);
+            }
+        }
+        if let Some(dir) = &self.dir {
+            self.fs.sync_dir(&dir.join(SEGMENTS_DIR))?;
+            next.write(self.fs.as_ref(), dir)?;
+        }
+        for (seg, idx) in built {
+            seg.add_index(number, idx);
+        }
+        self.state.write().index_defs.push(def);
+        *m = next;
+        Ok(())
+    }
+
+    /// Remove the payload index on `key` (its files go once the manifest no longer names them).
+    pub fn drop_payload_index(&self, key: &str) -> Result<()> {
+        self.check_open()?;
+        let _s = self.structure.lock();
+        self.check_open()?;
+        self.drop_index_locked(key)
+    }
+
+    fn drop_index_locked(&self, key: &str) -> Result<()> {
+        let mut m = self.writer.lock();
+        let Some(def) = m.payload_indexes.iter().find(|d| d.key == key).cloned() else {
+            return Err(Error::invalid(format!("there is no payload index on {key:?}")));
+        };
+        let mut next = m.clone();
+        next.payload_indexes.retain(|d| d.number != def.number);
+        for meta in &mut next.segments {
+            meta.indexes.retain(|&n| n != def.number);
+        }
+        if let Some(dir) = &self.dir {
+            next.write(self.fs.as_ref(), dir)?;
+        }
+        {
+            let mut st = self.state.write();
+            st.index_defs.retain(|d| d.number != def.number);
+            for seg in st.sources.iter().filter_map(Source::segment) {
+                seg.remove_index(def.number);
+            }
+        }
+        optimize::remove_obsolete(self, &m, &next)?;
+        *m = next;
+        Ok(())
+    }
+
     pub fn info(&self) -> Result<CollectionInfo> {
         self.check_open()?;
         let m = self.writer.lock(); // no checkpoint removes files while we count
@@ -624,8 +854,27 @@ impl Collection {
             }
             log_bytes = self.wal.as_ref().map_or(0, |w| w.bytes());
         }
+        let mut payload_indexes = Vec::new();
+        for def in &m.payload_indexes {
+            let mut info = PayloadIndexInfo {
+                key: def.key.clone(),
+                kind: def.kind.name(),
+                points: 0,
+                disk_bytes: 0,
+            };
+            for meta in m.segments.iter().filter(|s| s.indexes.contains(&def.number)) {
+                info.points += meta.rows as usize;
+                if let Some(dir) = &self.dir {
+                    info.disk_bytes += self.fs.file_len(
+                        &dir.join(SEGMENTS_DIR).join(segment::pidx_name(meta.id, def.number)),
+                    )?;
+                }
+            }
+            payload_indexes.push(info);
+        }
         drop(m);
         Ok(CollectionInfo {
+            payload_indexes,
             name: self.name.clone(),
             config: self.config.clone(),
             points,

@@ -22,10 +22,13 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::manifest::{GraphMeta, Manifest, SegmentMeta};
+use super::manifest::{GraphMeta, Manifest, PayloadIndexDef, SegmentMeta};
 use super::state::{MemRows, Source, SourceKind};
 use super::{Collection, OPEN, SEGMENTS_DIR};
 use crate::error::{Error, Result};
+use crate::filter::index::FieldIndex;
+use crate::filter::Path as KeyPath;
+use crate::format::FileKind;
 use crate::index::hnsw::{self, HnswParams, Rows};
 use crate::segment::{self, Bitmap, Segment, SegmentData};
 
@@ -389,8 +392,46 @@ fn write_frozen(
         },
         None,
     )?;
+    let seg = Segment::open(col.fs.clone(), seg_dir, id, rows.len(), dim, false)?;
+    write_payload_indexes(col, seg_dir, &seg)?;
     col.fs.sync_dir(seg_dir)?;
-    Segment::open(col.fs.clone(), seg_dir, id, rows.len(), dim, false)
+    Ok(seg)
+}
+
+/// Build and write the new segment `seg`'s payload indexes, one per definition, and install
+/// them in it. The caller holds `structure`, so the definitions cannot change meanwhile.
+pub(super) fn write_payload_indexes(col: &Collection, seg_dir: &Path, seg: &Segment) -> Result<()> {
+    let defs = col.writer.lock().payload_indexes.clone();
+    for def in defs {
+        let idx = build_index(&def, seg)?;
+        write_index_file(col, seg_dir, seg.id, def.number, &idx)?;
+        seg.add_index(def.number, Arc::new(idx));
+    }
+    Ok(())
+}
+
+pub(super) fn build_index(def: &PayloadIndexDef, seg: &Segment) -> Result<FieldIndex> {
+    let path = KeyPath::parse(&def.key, "index key")?;
+    FieldIndex::build(def.kind, &path, seg.rows, |r| seg.payload_map(r).map(Some))
+}
+
+pub(super) fn write_index_file(
+    col: &Collection,
+    seg_dir: &Path,
+    seg_id: u64,
+    number: u32,
+    idx: &FieldIndex,
+) -> Result<()> {
+    let body = idx.encode()?;
+    segment::write_file(
+        col.fs.as_ref(),
+        &seg_dir.join(segment::pidx_name(seg_id, number)),
+        FileKind::PayloadIndex,
+        u64::from(idx.rows),
+        0,
+        &[&body],
+    )?;
+    Ok(())
 }
 
 /// Write the deletion bitmaps that changed and a manifest with `checkpoint_seq = seq` in
@@ -433,6 +474,7 @@ fn install(
                         rows: seg.rows as u64,
                         deleted,
                         graph: None,
+                        indexes: seg.index_numbers(),
                     });
                 }
                 (_, Some(seg)) if s.dirty => {
@@ -462,7 +504,7 @@ fn install(
     Ok(())
 }
 
-fn remove_obsolete(col: &Collection, old: &Manifest, new: &Manifest) -> Result<()> {
+pub(super) fn remove_obsolete(col: &Collection, old: &Manifest, new: &Manifest) -> Result<()> {
     let Some(dir) = &col.dir else { return Ok(()) };
     let seg_dir = dir.join(SEGMENTS_DIR);
     let live = new.live_segment_files();
@@ -630,6 +672,8 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
         dim as u32,
         graph_meta.is_some(),
     )?;
+    write_payload_indexes(col, &seg_dir, &seg)?;
+    col.fs.sync_dir(&seg_dir)?;
 
     // Switch: carry over deletions made since the snapshot, then swap.
     let mut m = col.writer.lock();
@@ -668,6 +712,7 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
         rows: rows_total as u64,
         deleted: deleted_name,
         graph: graph_meta,
+        indexes: seg.index_numbers(),
     });
     next.write(col.fs.as_ref(), dir)?;
     {

@@ -9,12 +9,17 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use serde_json::{Map, Value};
+
+use super::manifest::PayloadIndexDef;
 use super::search::{self, Block, Cand, TopK};
 use crate::error::{Error, Result};
+use crate::filter::rowset::RowSet;
+use crate::filter::Filter;
 use crate::index::hnsw::{self, Rows};
 use crate::segment::{Bitmap, Segment};
 use crate::types::{
-    Distance, Payload, PayloadSelector, PointId, Record, ScoredPoint, SearchParams,
+    Distance, Payload, PayloadOp, PayloadSelector, PointId, Record, ScoredPoint, SearchParams,
 };
 
 /// Source number of the appendable rows in a [`Loc`].
@@ -103,7 +108,7 @@ impl Source {
     }
 
     /// The live row holding `id` here, if any.
-    fn find_live(&self, id: &PointId) -> Result<Option<usize>> {
+    pub(super) fn find_live(&self, id: &PointId) -> Result<Option<usize>> {
         match &self.kind {
             SourceKind::Sealed(s) => Ok(s.find(id)?.into_iter().find(|&r| !self.deleted.get(r))),
             SourceKind::Frozen(m) => Ok(m
@@ -114,8 +119,15 @@ impl Source {
         }
     }
 
-    /// Live (id, row) pairs in id order, from `start` on, at most `limit` of them.
-    fn ordered(&self, start: Option<&PointId>, limit: usize) -> Result<Vec<(PointId, usize)>> {
+    /// Live (id, row) pairs in id order, from `start` on, at most `limit` of them; only rows
+    /// in `only` when given.
+    fn ordered(
+        &self,
+        start: Option<&PointId>,
+        limit: usize,
+        only: Option<&RowSet>,
+    ) -> Result<Vec<(PointId, usize)>> {
+        let keep = |row: usize| !self.deleted.get(row) && only.is_none_or(|o| o.contains(row));
         let mut out = Vec::new();
         match &self.kind {
             SourceKind::Sealed(s) => {
@@ -125,7 +137,7 @@ impl Source {
                 };
                 while i < s.rows && out.len() < limit {
                     let row = s.row_in_order(i)?;
-                    if !self.deleted.get(row) {
+                    if keep(row) {
                         out.push((s.id(row)?, row));
                     }
                     i += 1;
@@ -140,7 +152,7 @@ impl Source {
                     if out.len() >= limit {
                         break;
                     }
-                    if !self.deleted.get(row as usize) {
+                    if keep(row as usize) {
                         out.push((id.clone(), row as usize));
                     }
                 }
@@ -150,12 +162,36 @@ impl Source {
     }
 }
 
+/// A payload operation resolved to the points it rewrites.
+#[derive(Default)]
+pub struct PayloadPlan {
+    pub ids: Vec<PointId>,
+    pub vectors: Vec<f32>,
+    pub payloads: Vec<Option<Box<[u8]>>>,
+    pub found: Vec<Option<Loc>>,
+}
+
 #[derive(Default)]
 pub struct State {
     pub sources: Vec<Source>,
     pub mem: MemRows,
     /// Live points.
     pub live: usize,
+    /// The collection's payload index definitions (a copy of the manifest's).
+    pub index_defs: Vec<PayloadIndexDef>,
+}
+
+/// Parse stored payload bytes (none is an empty object).
+pub fn parse_payload(bytes: Option<&[u8]>) -> Result<Map<String, Value>> {
+    match bytes {
+        None => Ok(Map::new()),
+        Some(b) => serde_json::from_slice(b).map_err(|e| {
+            Error::corrupt(
+                PathBuf::from("segments"),
+                format!("stored payload is not a JSON object: {e}"),
+            )
+        }),
+    }
 }
 
 impl State {
@@ -214,6 +250,42 @@ impl State {
             self.mem.payloads.push(p);
             self.mem.index.insert(id.clone(), row);
         }
+    }
+
+    /// The new payloads a payload operation gives the points among `ids` that exist (checked
+    /// before logging, so applying the plan cannot fail).
+    pub fn plan_payload_op(&self, ids: &[PointId], op: &PayloadOp, dim: usize) -> Result<PayloadPlan> {
+        let mut plan = PayloadPlan::default();
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            if !seen.insert(id) {
+                continue;
+            }
+            let Some(loc) = self.locate(id)? else { continue };
+            let current = self.payload(loc, &PayloadSelector::All)?.unwrap_or_default();
+            let new = op.apply(current);
+            let bytes = if new.is_empty() {
+                None
+            } else {
+                Some(
+                    serde_json::to_vec(&new)
+                        .map_err(|e| Error::invalid(format!("payload is not serialisable: {e}")))?
+                        .into_boxed_slice(),
+                )
+            };
+            plan.vectors.extend_from_slice(self.vector(loc, dim));
+            plan.ids.push(id.clone());
+            plan.payloads.push(bytes);
+            plan.found.push((loc.source != MEM).then_some(loc));
+        }
+        Ok(plan)
+    }
+
+    /// Apply a plan: each point is rewritten into the appendable rows with its new payload.
+    pub fn apply_payload_plan(&mut self, plan: PayloadPlan, dim: usize) -> usize {
+        let n = plan.ids.len();
+        self.apply_upsert(&plan.ids, &plan.vectors, plan.payloads, &plan.found, dim);
+        n
     }
 
     /// Apply a delete of ids whose locations in the sources are `found` (as for upserts).
@@ -319,7 +391,11 @@ impl State {
         sel: &PayloadSelector,
         with_vector: bool,
         dim: usize,
+        filter: Option<&Filter>,
     ) -> Result<(Vec<Record>, Option<PointId>)> {
+        let filter = filter.filter(|f| !f.is_empty());
+        let set_of = |src: u32| filter.map(|f| self.matching(src, f)).transpose();
+        let mem_set = set_of(MEM)?;
         // Each source yields its first limit+1 live ids from `offset`; merging them gives the
         // first limit+1 overall (ids are unique among live points).
         let want = limit.saturating_add(1);
@@ -328,11 +404,13 @@ impl State {
             Some(o) => Box::new(self.mem.index.range(o.clone()..)),
             None => Box::new(self.mem.index.iter()),
         };
-        for (id, &row) in mem_iter.take(want) {
+        let mem_keep = |row: u32| mem_set.as_ref().is_none_or(|m| m.contains(row as usize));
+        for (id, &row) in mem_iter.filter(|(_, &r)| mem_keep(r)).take(want) {
             merged.push(std::cmp::Reverse((id.clone(), MEM, row)));
         }
         for (i, s) in self.sources.iter().enumerate() {
-            for (id, row) in s.ordered(offset, want)? {
+            let only = set_of(i as u32)?;
+            for (id, row) in s.ordered(offset, want, only.as_ref())? {
                 merged.push(std::cmp::Reverse((id, i as u32, row as u32)));
             }
         }

@@ -222,7 +222,7 @@ fn writes_racing_the_background_optimizer_lose_nothing() {
     let check = |col: &Collection| {
         assert_eq!(col.count().expect("count"), model.len());
         let (recs, next) = col
-            .scroll(100_000, None, &PayloadSelector::None, true)
+            .scroll(100_000, None, &PayloadSelector::None, true, None)
             .expect("scroll");
         assert!(next.is_none());
         let got: Vec<u64> = recs

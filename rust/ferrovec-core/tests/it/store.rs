@@ -142,7 +142,7 @@ fn rejected_batches_change_nothing() {
     c.upsert(&ids(0..5), &rng.vectors(5, 4), None)
         .expect("upsert");
     let before = c
-        .scroll(100, None, &PayloadSelector::All, true)
+        .scroll(100, None, &PayloadSelector::All, true, None)
         .expect("scroll");
     let mut nan = rng.vectors(3, 4);
     nan[9] = f32::NAN;
@@ -164,7 +164,7 @@ fn rejected_batches_change_nothing() {
         ));
     }
     let after = c
-        .scroll(100, None, &PayloadSelector::All, true)
+        .scroll(100, None, &PayloadSelector::All, true, None)
         .expect("scroll");
     assert_eq!(before, after);
 }

@@ -1,0 +1,381 @@
+//! Filtered reads: which rows of each source match a filter, and the planner that searches
+//! them. A sealed segment resolves the filter with its payload indexes (`filter/index.rs`) and
+//! checks what the indexes leave open against each row's payload; in-memory rows are checked
+//! one by one (they are few: the optimizer seals them after a second of quiet).
+//!
+//! Planning, per source and query: with at most `full_scan_threshold` matching rows (or no
+//! graph) the matching rows are scored exactly; with more, the graph is searched with the
+//! filter applied during traversal (non-matching nodes still route, and the search keeps going
+//! until it holds `ef` matching ones), falling back to the exact scan if it ends short.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::manifest::PayloadIndexDef;
+use super::search::{Cand, TopK};
+use super::state::{parse_payload, Loc, SourceKind, State, MEM};
+use crate::error::{Error, Result};
+use crate::filter::index::{self as pindex, FieldIndex, SourceView};
+use crate::filter::rowset::RowSet;
+use crate::filter::{parse_datetime, Cond, Filter, Path as KeyPath};
+use crate::index::hnsw::{self, Rows};
+use crate::segment::Bitmap;
+use crate::types::{Distance, PayloadSelector, PointId, Record, SearchParams};
+
+/// Direction of `scroll(order_by=...)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Asc,
+    Desc,
+}
+
+/// Keys of the field conditions a filter's indexes could answer.
+fn indexable_keys<'a>(f: &'a Filter, out: &mut Vec<&'a str>) {
+    let all = f
+        .must
+        .iter()
+        .chain(&f.should)
+        .chain(&f.must_not)
+        .chain(f.min_should.iter().flat_map(|(c, _)| c));
+    for c in all {
+        match c {
+            Cond::Field(fc) => out.push(&fc.key),
+            Cond::Filter(inner) => indexable_keys(inner, out),
+            _ => {}
+        }
+    }
+}
+
+/// Remove the rows set in `deleted` from `set`.
+fn remove_deleted(set: &mut RowSet, deleted: &Bitmap) {
+    if deleted.count_ones() == 0 {
+        return;
+    }
+    for (i, &b) in deleted.as_bytes().iter().enumerate() {
+        let mut b = b;
+        while b != 0 {
+            let bit = b.trailing_zeros() as usize;
+            set.remove(i * 8 + bit);
+            b &= b - 1;
+        }
+    }
+}
+
+impl State {
+    pub fn index_def(&self, key: &str) -> Option<&PayloadIndexDef> {
+        self.index_defs.iter().find(|d| d.key == key)
+    }
+
+    fn source_rows(&self, src: u32) -> usize {
+        if src == MEM {
+            self.mem.len()
+        } else {
+            self.sources[src as usize].rows()
+        }
+    }
+
+    fn row_payload(&self, src: u32, row: usize) -> Result<serde_json::Map<String, serde_json::Value>> {
+        if src == MEM {
+            return parse_payload(self.mem.payloads[row].as_deref());
+        }
+        match &self.sources[src as usize].kind {
+            SourceKind::Sealed(seg) => seg.payload_map(row),
+            SourceKind::Frozen(m) => parse_payload(m.payloads[row].as_deref()),
+        }
+    }
+
+    /// The payload index of source `src` on `key`, if the key is indexed and the source has it.
+    fn source_index(&self, src: u32, key: &str) -> Result<Option<Arc<FieldIndex>>> {
+        let (Some(def), false) = (self.index_def(key), src == MEM) else {
+            return Ok(None);
+        };
+        match self.sources[src as usize].segment() {
+            Some(seg) => seg.payload_index(def.number),
+            None => Ok(None),
+        }
+    }
+
+    /// Live rows of source `src` (`MEM`: the appendable rows) that match `filter`.
+    pub fn matching(&self, src: u32, filter: &Filter) -> Result<RowSet> {
+        let rows = self.source_rows(src);
+        let mut set = RowSet::full(rows);
+        let mut exact = filter.is_empty();
+        if src != MEM {
+            let s = &self.sources[src as usize];
+            if !exact && s.segment().is_some() {
+                let mut keys = Vec::new();
+                indexable_keys(filter, &mut keys);
+                let mut loaded: HashMap<&str, Arc<FieldIndex>> = HashMap::new();
+                for k in keys {
+                    if let Some(i) = self.source_index(src, k)? {
+                        loaded.insert(k, i);
+                    }
+                }
+                let index = |k: &str| loaded.get(k).cloned();
+                let find = |id: &PointId| s.find_live(id);
+                let view = SourceView {
+                    rows,
+                    index: &index,
+                    find: &find,
+                };
+                (set, exact) = pindex::resolve(filter, &view)?;
+            }
+            remove_deleted(&mut set, &s.deleted);
+        }
+        if !exact {
+            let candidates: Vec<usize> = set.iter().collect();
+            for r in candidates {
+                let id = self.id(Loc {
+                    source: src,
+                    row: r as u32,
+                })?;
+                if !filter.matches(Some(&id), &self.row_payload(src, r)?) {
+                    set.remove(r);
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    /// Every source with rows matching `filter`: (source, rows).
+    fn matching_all(&self, filter: &Filter) -> Result<Vec<(u32, RowSet)>> {
+        let mut out = Vec::new();
+        let srcs = (0..self.sources.len() as u32).chain((!self.mem.is_empty()).then_some(MEM));
+        for src in srcs {
+            let set = self.matching(src, filter)?;
+            if set.count() > 0 {
+                out.push((src, set));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn count_matching(&self, filter: &Filter) -> Result<usize> {
+        if filter.is_empty() {
+            return Ok(self.live);
+        }
+        Ok(self.matching_all(filter)?.iter().map(|(_, s)| s.count()).sum())
+    }
+
+    /// Ids of every live point matching `filter`.
+    pub fn ids_matching(&self, filter: &Filter) -> Result<Vec<PointId>> {
+        let mut ids = Vec::new();
+        for (src, set) in self.matching_all(filter)? {
+            for r in set.iter() {
+                ids.push(self.id(Loc {
+                    source: src,
+                    row: r as u32,
+                })?);
+            }
+        }
+        Ok(ids)
+    }
+
+    fn source_vectors(&self, src: u32, dim: usize) -> &[f32] {
+        if src == MEM {
+            &self.mem.vectors[..self.mem.len() * dim]
+        } else {
+            self.sources[src as usize].vectors()
+        }
+    }
+
+    /// Top-`n` candidates per query among the points matching `filter` (see the module doc).
+    #[allow(clippy::too_many_arguments)]
+    pub fn search_filtered(
+        &self,
+        metric: Distance,
+        queries: &[f32],
+        dim: usize,
+        n: usize,
+        min_key: f32,
+        params: &SearchParams,
+        ef_construct: usize,
+        full_scan_threshold: usize,
+        filter: &Filter,
+    ) -> Result<Vec<Vec<Cand>>> {
+        struct Plan<'a> {
+            src: u32,
+            set: RowSet,
+            count: usize,
+            vectors: &'a [f32],
+            graph: Option<Arc<hnsw::Graph>>,
+        }
+        let mut plans = Vec::new();
+        for (src, set) in self.matching_all(filter)? {
+            let count = set.count();
+            let graph = match (src, params.exact) {
+                (MEM, _) | (_, true) => None,
+                _ if count <= full_scan_threshold => None,
+                _ => match self.sources[src as usize].segment() {
+                    Some(seg) if seg.rows >= full_scan_threshold => seg.graph()?,
+                    _ => None,
+                },
+            };
+            plans.push(Plan {
+                src,
+                count,
+                vectors: self.source_vectors(src, dim),
+                set,
+                graph,
+            });
+        }
+        let ef = params.ef.unwrap_or(ef_construct).max(n);
+        let one_query = |q: &[f32]| -> Vec<Cand> {
+            let mut top = TopK::new(n, min_key);
+            for p in &plans {
+                if let Some(g) = &p.graph {
+                    let rows = Rows {
+                        data: p.vectors,
+                        dim,
+                    };
+                    let set = &p.set;
+                    let found = g.search(rows, metric, q, n, ef, &|r| set.contains(r as usize), true);
+                    if found.len() >= n.min(p.count) {
+                        for item in found {
+                            top.push(Cand {
+                                key: -item.d,
+                                source: p.src,
+                                row: item.id,
+                            });
+                        }
+                        continue;
+                    }
+                }
+                for r in p.set.iter() {
+                    let v = &p.vectors[r * dim..(r + 1) * dim];
+                    top.push(Cand {
+                        key: -hnsw::dist(metric, q, v),
+                        source: p.src,
+                        row: r as u32,
+                    });
+                }
+            }
+            top.into_sorted()
+        };
+        let nq = queries.len() / dim;
+        Ok(if nq == 1 {
+            vec![one_query(queries)]
+        } else {
+            crate::pool::install(|| queries.par_chunks(dim).map(one_query).collect())
+        })
+    }
+
+    /// Points per string value at `key` among those matching `filter`, most frequent first.
+    pub fn facet(&self, key: &str, filter: &Filter, limit: usize) -> Result<Vec<(String, usize)>> {
+        let path = KeyPath::parse(key, "key")?;
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for (src, set) in self.matching_all(filter)? {
+            if let Some(idx) = self.source_index(src, key)? {
+                if let Some(per_value) = idx.facet(&set) {
+                    for (v, c) in per_value {
+                        *counts.entry(v).or_default() += c;
+                    }
+                    continue;
+                }
+            }
+            for r in set.iter() {
+                let p = self.row_payload(src, r)?;
+                let mut seen: Vec<&str> = path.values(&p).iter().filter_map(|v| v.as_str()).collect();
+                seen.sort_unstable();
+                seen.dedup();
+                for v in seen {
+                    *counts.entry(v.to_string()).or_default() += 1;
+                }
+            }
+        }
+        let mut out: Vec<(String, usize)> = counts.into_iter().collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Up to `limit` points matching `filter`, ordered by the value at the indexed numeric or
+    /// datetime `key` (a point with several values sorts by its smallest ascending, its
+    /// largest descending; points without a value are left out), from `start` on.
+    #[allow(clippy::too_many_arguments)]
+    pub fn scroll_ordered(
+        &self,
+        key: &str,
+        direction: Direction,
+        start: Option<f64>,
+        filter: &Filter,
+        limit: usize,
+        sel: &PayloadSelector,
+        with_vector: bool,
+        dim: usize,
+    ) -> Result<Vec<Record>> {
+        let def = self
+            .index_def(key)
+            .filter(|d| d.kind.is_ordered())
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "order_by {key:?} needs an integer, float or datetime payload index on it \
+                     (create_payload_index)"
+                ))
+            })?;
+        let datetime = def.kind == crate::filter::index::IndexKind::Datetime;
+        let path = KeyPath::parse(key, "order_by")?;
+        let asc = direction == Direction::Asc;
+        let mut items: Vec<(f64, PointId, Loc)> = Vec::new();
+        for (src, set) in self.matching_all(filter)? {
+            let loc = |r: usize| Loc {
+                source: src,
+                row: r as u32,
+            };
+            if let Some(pairs) = self.source_index(src, key)?.as_deref().and_then(|i| i.ordered().map(<[_]>::to_vec)) {
+                let mut seen = RowSet::empty(set.len());
+                let it: Box<dyn Iterator<Item = &(f64, u32)>> = if asc {
+                    Box::new(pairs.iter())
+                } else {
+                    Box::new(pairs.iter().rev())
+                };
+                for &(v, r) in it {
+                    let r = r as usize;
+                    if set.contains(r) && !seen.contains(r) {
+                        seen.insert(r);
+                        items.push((v, self.id(loc(r))?, loc(r)));
+                    }
+                }
+                continue;
+            }
+            for r in set.iter() {
+                let p = self.row_payload(src, r)?;
+                let vals = path.values(&p).into_iter().filter_map(|v| {
+                    if datetime {
+                        v.as_str().and_then(parse_datetime)
+                    } else {
+                        v.as_f64()
+                    }
+                });
+                let best = if asc {
+                    vals.min_by(f64::total_cmp)
+                } else {
+                    vals.max_by(f64::total_cmp)
+                };
+                if let Some(v) = best {
+                    items.push((v, self.id(loc(r))?, loc(r)));
+                }
+            }
+        }
+        if let Some(s) = start {
+            items.retain(|(v, _, _)| if asc { *v >= s } else { *v <= s });
+        }
+        let cmp = |a: &(f64, PointId, Loc), b: &(f64, PointId, Loc)| -> Ordering {
+            let by_value = if asc { a.0.total_cmp(&b.0) } else { b.0.total_cmp(&a.0) };
+            by_value.then_with(|| a.1.cmp(&b.1))
+        };
+        if items.len() > limit && limit > 0 {
+            items.select_nth_unstable_by(limit - 1, cmp);
+            items.truncate(limit);
+        }
+        items.truncate(limit);
+        items.sort_by(cmp);
+        items
+            .into_iter()
+            .map(|(_, _, loc)| self.record(loc, sel, with_vector, dim))
+            .collect()
+    }
+}
