@@ -29,6 +29,10 @@ _Ids = Sequence[_PointId] | npt.NDArray[np.integer[Any]] | Iterable[_PointId]
 _PayloadSelector = bool | Sequence[str] | None
 _Distance = Literal["cosine", "dot", "euclid", "manhattan"]
 _Durability = Literal["fsync", "interval", "off"]
+# Qdrant's JSON filter as a dict, or a qdrant_client.models.Filter (anything with model_dump).
+_Filter = dict[str, Any] | Any
+_IndexType = Literal["keyword", "integer", "float", "bool", "datetime", "uuid", "geo", "text"]
+_OrderBy = str | dict[str, Any]
 
 @final
 class Record:
@@ -71,14 +75,30 @@ class Collection:
         with_payload: _PayloadSelector = None,
         with_vectors: bool = False,
     ) -> list[Record]: ...
-    def delete(self, ids: _Ids) -> int: ...
-    def count(self) -> int: ...
+    def delete(self, ids: _Ids | None = None, *, filter: _Filter | None = None) -> int: ...
+    def count(self, *, filter: _Filter | None = None) -> int: ...
     def __len__(self) -> int: ...
+    def set_payload(
+        self, payload: _Payload, ids: _Ids | None = None, *, filter: _Filter | None = None
+    ) -> int: ...
+    def overwrite_payload(
+        self, payload: _Payload, ids: _Ids | None = None, *, filter: _Filter | None = None
+    ) -> int: ...
+    def delete_payload(
+        self, keys: Sequence[str], ids: _Ids | None = None, *, filter: _Filter | None = None
+    ) -> int: ...
+    def clear_payload(self, ids: _Ids | None = None, *, filter: _Filter | None = None) -> int: ...
+    def create_payload_index(self, key: str, type: _IndexType) -> None: ...
+    def drop_payload_index(self, key: str) -> None: ...
+    def facet(
+        self, key: str, *, filter: _Filter | None = None, limit: int = 10
+    ) -> list[tuple[str, int]]: ...
     def search(
         self,
         vector: npt.ArrayLike,
         k: int = 10,
         *,
+        filter: _Filter | None = None,
         score_threshold: float | None = None,
         offset: int = 0,
         with_payload: _PayloadSelector = None,
@@ -91,6 +111,7 @@ class Collection:
         vectors: npt.ArrayLike,
         k: int = 10,
         *,
+        filter: _Filter | None = None,
         score_threshold: float | None = None,
         with_payload: _PayloadSelector = None,
         with_vectors: bool = False,
@@ -102,6 +123,8 @@ class Collection:
         limit: int = 100,
         offset: _PointId | None = None,
         *,
+        filter: _Filter | None = None,
+        order_by: _OrderBy | None = None,
         with_payload: _PayloadSelector = None,
         with_vectors: bool = False,
     ) -> tuple[list[Record], _PointId | None]: ...

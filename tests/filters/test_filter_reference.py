@@ -393,7 +393,11 @@ def test_random_filters_match_reference(tmp_path):
 
     db = ferrovec.open(path)
     col = db.create_collection(
-        "c", dim=DIM, distance="dot", hnsw={"full_scan_threshold": 100}, optimizer={"idle_ms": 60_000}
+        "c",
+        dim=DIM,
+        distance="dot",
+        hnsw={"full_scan_threshold": 100},
+        optimizer={"idle_ms": 60_000},
     )
 
     def upsert(id_list: list) -> None:
@@ -486,7 +490,10 @@ def test_facet_and_order_by(tmp_path):
         ({"must": [{"key": "a", "match": {"valu": 1}}]}, "filter.must[0].match.valu"),
         ({"should": {"key": "", "match": {"value": 1}}}, "filter.should.key"),
         ({"must": {"nested": {"key": "x", "filter": {"must": {"has_id": [1]}}}}}, "has_id"),
-        ({"must": {"key": "loc", "geo_radius": {"center": {"lat": 99, "lon": 0}, "radius": 1}}}, "lat"),
+        (
+            {"must": {"key": "loc", "geo_radius": {"center": {"lat": 99, "lon": 0}, "radius": 1}}},
+            "lat",
+        ),
         ({"mustt": []}, "filter.mustt"),
         ({"must": [{"key": "a", "match": {"value": 1.5}}]}, "not an integer"),
         ({"must": [{"key": "a", "match": {"text": "  "}}]}, "no words"),
@@ -512,6 +519,8 @@ def test_qdrant_client_models_are_accepted(db):
     models = pytest.importorskip("qdrant_client.models")
     col = db.create_collection("c", dim=2)
     col.upsert([1, 2], [[1.0, 0.0], [0.0, 1.0]], [{"city": "Oslo"}, {"city": "Rome"}])
-    f = models.Filter(must=[models.FieldCondition(key="city", match=models.MatchValue(value="Rome"))])
+    f = models.Filter(
+        must=[models.FieldCondition(key="city", match=models.MatchValue(value="Rome"))]
+    )
     assert col.count(filter=f) == 1
     assert [h.id for h in col.search([1.0, 0.0], filter=f)] == [2]

@@ -32,7 +32,10 @@ def data(tmp_path_factory):
     path = tmp_path_factory.mktemp("recall") / "store"
     db = ferrovec.open(path)
     col = db.create_collection(
-        "c", dim=DIM, distance="cosine", hnsw={"m": 16, "ef_construct": 100, "full_scan_threshold": 500}
+        "c",
+        dim=DIM,
+        distance="cosine",
+        hnsw={"m": 16, "ef_construct": 100, "full_scan_threshold": 500},
     )
     payloads = [
         {"sel": [name for name in SELECTIVITIES if groups[name][i]], "price": float(price[i])}

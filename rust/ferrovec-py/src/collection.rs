@@ -11,9 +11,9 @@ use crate::convert::{
     matrix_from_py, payload_from_py, payloads_from_py, record_to_py, selector_from_py,
     vector_from_py,
 };
-use ferrovec_core::{Direction, Filter, IndexKind, PayloadOp, Selector};
 use crate::errors::invalid;
 use crate::gil::run_detached;
+use ferrovec_core::{Direction, Filter, IndexKind, PayloadOp, Selector};
 
 /// A collection of points (id, vector, JSON payload) in a ferrovec store.
 #[pyclass(name = "Collection", module = "ferrovec", frozen)]
@@ -442,7 +442,15 @@ impl PyCollection {
             };
             let filter = filter.unwrap_or_default();
             let records = run_detached(py, || {
-                col.scroll_ordered(&key, direction, start.as_ref(), &filter, limit, &sel, with_vectors)
+                col.scroll_ordered(
+                    &key,
+                    direction,
+                    start.as_ref(),
+                    &filter,
+                    limit,
+                    &sel,
+                    with_vectors,
+                )
             })?;
             let list = PyList::empty(py);
             for r in records {

@@ -468,7 +468,10 @@ pub fn payload_from_py(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Paylo
     let d = obj.cast::<PyDict>().map_err(|_| {
         invalid(
             py,
-            format!("payload: expected a dict (a JSON object), got {}", type_name(obj)),
+            format!(
+                "payload: expected a dict (a JSON object), got {}",
+                type_name(obj)
+            ),
         )
     })?;
     map_from_dict(d, 0).map_err(|e| invalid(py, format!("payload: {e}")))

@@ -7,10 +7,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::filter::index::IndexKind;
 use crate::format::{FileKind, Header};
 use crate::io::FileSystem;
 use crate::segment;
-use crate::filter::index::IndexKind;
 use crate::types::CollectionConfig;
 
 pub const MANIFEST: &str = "MANIFEST";

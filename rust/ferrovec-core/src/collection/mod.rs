@@ -537,10 +537,14 @@ impl Collection {
         let start = match start {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(s)) => Some(parse_datetime(s).ok_or_else(|| {
-                Error::invalid(format!("order_by start_from {s:?} is not an RFC 3339 datetime"))
+                Error::invalid(format!(
+                    "order_by start_from {s:?} is not an RFC 3339 datetime"
+                ))
             })?),
             Some(v) => Some(v.as_f64().ok_or_else(|| {
-                Error::invalid(format!("order_by start_from must be a number or a datetime, got {v}"))
+                Error::invalid(format!(
+                    "order_by start_from must be a number or a datetime, got {v}"
+                ))
             })?),
         };
         self.state.read().scroll_ordered(
@@ -644,12 +648,12 @@ impl Collection {
                 f,
             )?,
             None => st.search(
-            metric,
-            &q,
-            dim,
-            n,
-            search::min_key_for(metric, params.score_threshold),
-            params,
+                metric,
+                &q,
+                dim,
+                n,
+                search::min_key_for(metric, params.score_threshold),
+                params,
                 self.config.hnsw.ef_construct,
                 self.config.hnsw.full_scan_threshold,
             )?,
@@ -782,7 +786,9 @@ impl Collection {
     fn drop_index_locked(&self, key: &str) -> Result<()> {
         let mut m = self.writer.lock();
         let Some(def) = m.payload_indexes.iter().find(|d| d.key == key).cloned() else {
-            return Err(Error::invalid(format!("there is no payload index on {key:?}")));
+            return Err(Error::invalid(format!(
+                "there is no payload index on {key:?}"
+            )));
         };
         let mut next = m.clone();
         next.payload_indexes.retain(|d| d.number != def.number);
@@ -862,11 +868,16 @@ impl Collection {
                 points: 0,
                 disk_bytes: 0,
             };
-            for meta in m.segments.iter().filter(|s| s.indexes.contains(&def.number)) {
+            for meta in m
+                .segments
+                .iter()
+                .filter(|s| s.indexes.contains(&def.number))
+            {
                 info.points += meta.rows as usize;
                 if let Some(dir) = &self.dir {
                     info.disk_bytes += self.fs.file_len(
-                        &dir.join(SEGMENTS_DIR).join(segment::pidx_name(meta.id, def.number)),
+                        &dir.join(SEGMENTS_DIR)
+                            .join(segment::pidx_name(meta.id, def.number)),
                     )?;
                 }
             }

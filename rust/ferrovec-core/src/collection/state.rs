@@ -254,15 +254,24 @@ impl State {
 
     /// The new payloads a payload operation gives the points among `ids` that exist (checked
     /// before logging, so applying the plan cannot fail).
-    pub fn plan_payload_op(&self, ids: &[PointId], op: &PayloadOp, dim: usize) -> Result<PayloadPlan> {
+    pub fn plan_payload_op(
+        &self,
+        ids: &[PointId],
+        op: &PayloadOp,
+        dim: usize,
+    ) -> Result<PayloadPlan> {
         let mut plan = PayloadPlan::default();
         let mut seen = std::collections::HashSet::new();
         for id in ids {
             if !seen.insert(id) {
                 continue;
             }
-            let Some(loc) = self.locate(id)? else { continue };
-            let current = self.payload(loc, &PayloadSelector::All)?.unwrap_or_default();
+            let Some(loc) = self.locate(id)? else {
+                continue;
+            };
+            let current = self
+                .payload(loc, &PayloadSelector::All)?
+                .unwrap_or_default();
             let new = op.apply(current);
             let bytes = if new.is_empty() {
                 None

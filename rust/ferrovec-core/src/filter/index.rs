@@ -208,11 +208,17 @@ impl FieldIndex {
         if h.count != rows as u64 || idx.rows as usize != rows {
             return Err(Error::corrupt(
                 path,
-                format!("payload index covers {} rows; its segment has {rows}", idx.rows),
+                format!(
+                    "payload index covers {} rows; its segment has {rows}",
+                    idx.rows
+                ),
             ));
         }
         if idx.max_row().is_some_and(|r| r as usize >= rows) {
-            return Err(Error::corrupt(path, "payload index names a row past the end"));
+            return Err(Error::corrupt(
+                path,
+                "payload index names a row past the end",
+            ));
         }
         Ok(idx)
     }
@@ -250,9 +256,8 @@ impl FieldIndex {
     }
 
     fn range_set(&self, sorted: &[(f64, u32)], b: &super::Bounds) -> RowSet {
-        let lo = sorted.partition_point(|p| {
-            b.gt.is_some_and(|g| p.0 <= g) || b.gte.is_some_and(|g| p.0 < g)
-        });
+        let lo = sorted
+            .partition_point(|p| b.gt.is_some_and(|g| p.0 <= g) || b.gte.is_some_and(|g| p.0 < g));
         let mut s = RowSet::empty(self.rows as usize);
         for &(x, r) in &sorted[lo..] {
             if b.lt.is_some_and(|l| x >= l) || b.lte.is_some_and(|l| x > l) {

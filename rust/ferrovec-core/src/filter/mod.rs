@@ -89,7 +89,11 @@ pub enum Test {
     Phrase(Vec<String>),
     Range(RangeKind, Bounds),
     ValuesCount(Bounds),
-    GeoRadius { lat: f64, lon: f64, radius_m: f64 },
+    GeoRadius {
+        lat: f64,
+        lon: f64,
+        radius_m: f64,
+    },
     GeoBox(GeoBox),
 }
 
@@ -299,7 +303,10 @@ fn scalar(v: &Value, at: &str) -> Result<Scalar> {
 
 fn scalars(v: &Value, at: &str) -> Result<Vec<Scalar>> {
     let items = v.as_array().ok_or_else(|| {
-        Error::invalid(format!("{at}: expected a list of values, got {}", kind_of(v)))
+        Error::invalid(format!(
+            "{at}: expected a list of values, got {}",
+            kind_of(v)
+        ))
     })?;
     items
         .iter()
@@ -309,12 +316,14 @@ fn scalars(v: &Value, at: &str) -> Result<Vec<Scalar>> {
 }
 
 fn words(v: &Value, at: &str) -> Result<Vec<String>> {
-    let s = v.as_str().ok_or_else(|| {
-        Error::invalid(format!("{at}: expected a string, got {}", kind_of(v)))
-    })?;
+    let s = v
+        .as_str()
+        .ok_or_else(|| Error::invalid(format!("{at}: expected a string, got {}", kind_of(v))))?;
     let t = tokenize(s);
     if t.is_empty() {
-        return Err(Error::invalid(format!("{at}: {s:?} holds no words to match")));
+        return Err(Error::invalid(format!(
+            "{at}: {s:?} holds no words to match"
+        )));
     }
     Ok(t)
 }
@@ -341,7 +350,11 @@ fn bounds(v: &Value, at: &str, allow_dates: bool) -> Result<(RangeKind, Bounds)>
             _ => {
                 return Err(Error::invalid(format!(
                     "{here}: expected a number{}, got {}",
-                    if allow_dates { " or an RFC 3339 datetime" } else { "" },
+                    if allow_dates {
+                        " or an RFC 3339 datetime"
+                    } else {
+                        ""
+                    },
                     kind_of(x)
                 )))
             }
@@ -426,14 +439,9 @@ impl Filter {
                         ms.get("conditions").unwrap_or(&Value::Null),
                         &format!("{here}.conditions"),
                     )?;
-                    let count = ms
-                        .get("min_count")
-                        .and_then(Value::as_u64)
-                        .ok_or_else(|| {
-                            Error::invalid(format!(
-                                "{here}.min_count: expected a non-negative integer"
-                            ))
-                        })?;
+                    let count = ms.get("min_count").and_then(Value::as_u64).ok_or_else(|| {
+                        Error::invalid(format!("{here}.min_count: expected a non-negative integer"))
+                    })?;
                     f.min_should = Some((list, count as usize));
                 }
                 _ => {
@@ -479,7 +487,11 @@ impl Filter {
             && (self.should.is_empty() || self.should.iter().any(|c| c.matches(id, payload)))
             && !self.must_not.iter().any(|c| c.matches(id, payload))
             && self.min_should.as_ref().is_none_or(|(cs, n)| {
-                cs.iter().filter(|c| c.matches(id, payload)).take(*n).count() >= *n
+                cs.iter()
+                    .filter(|c| c.matches(id, payload))
+                    .take(*n)
+                    .count()
+                    >= *n
             })
     }
 }
@@ -523,7 +535,9 @@ impl Cond {
             "nested" => {
                 let n = object(x, &here)?;
                 let key = n.get("key").and_then(Value::as_str).ok_or_else(|| {
-                    Error::invalid(format!("{here}.key: expected the key of an array of objects"))
+                    Error::invalid(format!(
+                        "{here}.key: expected the key of an array of objects"
+                    ))
                 })?;
                 let filter = Filter::parse_at(
                     n.get("filter").unwrap_or(&Value::Null),
@@ -556,9 +570,10 @@ impl Cond {
     }
 
     fn parse_field(m: &Map<String, Value>, at: &str) -> Result<Cond> {
-        let key = m.get("key").and_then(Value::as_str).ok_or_else(|| {
-            Error::invalid(format!("{at}.key: expected a string"))
-        })?;
+        let key = m
+            .get("key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::invalid(format!("{at}.key: expected a string")))?;
         let path = Path::parse(key, &format!("{at}.key"))?;
         let mut test = None;
         for (k, x) in set_fields(m) {
@@ -622,7 +637,9 @@ impl Cond {
                     });
                 }
                 "geo_polygon" => {
-                    return Err(Error::invalid(format!("{here}: geo_polygon is not supported")))
+                    return Err(Error::invalid(format!(
+                        "{here}: geo_polygon is not supported"
+                    )))
                 }
                 _ => {
                     return Err(Error::invalid(format!(
@@ -720,9 +737,7 @@ impl Test {
     pub fn matches(&self, values: &[&Value]) -> bool {
         match self {
             Test::Value(s) => values.iter().any(|v| scalar_eq(v, s)),
-            Test::Any(list) => values
-                .iter()
-                .any(|v| list.iter().any(|s| scalar_eq(v, s))),
+            Test::Any(list) => values.iter().any(|v| list.iter().any(|s| scalar_eq(v, s))),
             Test::Except(list) => values
                 .iter()
                 .any(|v| is_scalar(v) && !list.iter().any(|s| scalar_eq(v, s))),
@@ -783,9 +798,13 @@ mod tests {
         assert!(f(json!({"must": {"key": "a[].b", "match": {"value": 3}}})).matches(None, &p));
         assert!(!f(json!({"must": {"key": "a.b", "match": {"value": 3}}})).matches(None, &p));
         assert!(f(json!({"must": {"key": "tags", "match": {"value": "y"}}})).matches(None, &p));
-        assert!(f(json!({"must": {"key": "tags[]", "match": {"any": ["q", "x"]}}})).matches(None, &p));
+        assert!(
+            f(json!({"must": {"key": "tags[]", "match": {"any": ["q", "x"]}}})).matches(None, &p)
+        );
         assert!(f(json!({"must": {"key": "c.d", "match": {"value": "e"}}})).matches(None, &p));
-        assert!(f(json!({"must": {"key": "a[1].b", "values_count": {"gte": 2}}})).matches(None, &p));
+        assert!(
+            f(json!({"must": {"key": "a[1].b", "values_count": {"gte": 2}}})).matches(None, &p)
+        );
     }
 
     #[test]
