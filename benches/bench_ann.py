@@ -178,13 +178,21 @@ class Hnswlib:
 
 class FaissHnsw:
     name = "faiss-hnsw"
+    efs: tuple | None = None  # None: the default sweep
+
+    def new_index(self, faiss):
+        idx = faiss.IndexHNSWFlat(DIM, M, faiss.METRIC_INNER_PRODUCT)
+        idx.hnsw.efConstruction = EF_CONSTRUCT
+        return idx
+
+    def set_ef(self, idx, ef) -> None:
+        idx.hnsw.efSearch = ef
 
     def build(self, path: Path, base: np.ndarray) -> dict:
         import faiss
 
         faiss.omp_set_num_threads(2)
-        idx = faiss.IndexHNSWFlat(DIM, M, faiss.METRIC_INNER_PRODUCT)
-        idx.hnsw.efConstruction = EF_CONSTRUCT
+        idx = self.new_index(faiss)
         t0 = time.perf_counter()
         for s in range(0, len(base), BATCH):
             idx.add(base[s : s + BATCH])
@@ -207,40 +215,22 @@ class FaissHnsw:
             return idx.search(q[None, :], K)[1][0]
 
         def set_ef(ef):
-            idx.hnsw.efSearch = ef
+            self.set_ef(idx, ef)
 
-        return query_result(t_import, t_open, one, batch, set_ef, queries, gt)
+        return query_result(t_import, t_open, one, batch, set_ef, queries, gt, self.efs)
 
 
-class FaissFlat:
+class FaissFlat(FaissHnsw):
+    """Exact inner-product search: the same flow with a flat index and nothing to tune."""
+
     name = "faiss-flat"
+    efs = ("exact",)
 
-    def build(self, path: Path, base: np.ndarray) -> dict:
-        import faiss
+    def new_index(self, faiss):
+        return faiss.IndexFlatIP(DIM)
 
-        idx = faiss.IndexFlatIP(DIM)
-        t0 = time.perf_counter()
-        for s in range(0, len(base), BATCH):
-            idx.add(base[s : s + BATCH])
-        faiss.write_index(idx, str(path / "index.faiss"))
-        return {"ingest_s": time.perf_counter() - t0}
-
-    def query(self, path: Path, queries: np.ndarray, gt: np.ndarray) -> dict:
-        faiss, t_import = timed(lambda: importlib.import_module("faiss"))
-        idx, t_open = timed(lambda: faiss.read_index(str(path / "index.faiss")))
-        faiss.omp_set_num_threads(1)
-
-        def batch(qs):
-            faiss.omp_set_num_threads(2)
-            try:
-                return idx.search(qs, K)[1]
-            finally:
-                faiss.omp_set_num_threads(1)
-
-        def one(q):
-            return idx.search(q[None, :], K)[1][0]
-
-        return query_result(t_import, t_open, one, batch, lambda ef: None, queries, gt, ["exact"])
+    def set_ef(self, idx, ef) -> None:
+        pass
 
 
 class Usearch:

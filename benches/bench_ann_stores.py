@@ -104,6 +104,17 @@ class Chroma:
         )
 
 
+def lance_hnsw_index(tbl) -> None:
+    """LanceDB's HNSW index (IVF partitions, scalar-quantised) with the shared M and ef."""
+    tbl.create_index(
+        metric="cosine",
+        vector_column_name="vector",
+        index_type="IVF_HNSW_SQ",
+        m=M,
+        ef_construction=EF_CONSTRUCT,
+    )
+
+
 class Lance:
     name = "lancedb"
     rounds = 1
@@ -125,13 +136,7 @@ class Lance:
                 tbl.add(t)
         t_ingest = time.perf_counter() - t0
         tbl = db.open_table("bench")
-        tbl.create_index(
-            metric="cosine",
-            vector_column_name="vector",
-            index_type="IVF_HNSW_SQ",
-            m=M,
-            ef_construction=EF_CONSTRUCT,
-        )
+        lance_hnsw_index(tbl)
         total = time.perf_counter() - t0
         return {"ingest_s": total, "upsert_s": t_ingest, "index_s": total - t_ingest}
 

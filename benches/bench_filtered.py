@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ann import BATCH, DIM, EF_CONSTRUCT, HERE, K, M, cached_data
+from bench_ann_stores import lance_hnsw_index
 
 CATS = {"a": 0.5, "b": 0.1, "c": 0.01, "d": 0.001}
 N_QUERIES = 200
@@ -184,13 +185,7 @@ class Lance:
             else:
                 tbl.add(t)
         assert tbl is not None
-        tbl.create_index(
-            metric="cosine",
-            vector_column_name="vector",
-            index_type="IVF_HNSW_SQ",
-            m=M,
-            ef_construction=EF_CONSTRUCT,
-        )
+        lance_hnsw_index(tbl)
         tbl.create_scalar_index("cat", index_type="BITMAP")
         tbl.create_scalar_index("price")
         self.tbl = tbl

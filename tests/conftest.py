@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import os
+import random
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +45,36 @@ def child(code: str, *args: str, **kw) -> subprocess.Popen:
         env=env,
         **kw,
     )
+
+
+def kill_at_random(code: str, *args: str, rnd: random.Random, delay: float) -> list[int]:
+    """Run a child that prints one integer per acknowledged operation, SIGKILL it at a random
+    moment (up to `delay` seconds, drawn from `rnd`) after its first acknowledgement, and return
+    what it printed."""
+    p = child(code, *args)
+    lines: list[int] = []
+
+    def read() -> None:
+        assert p.stdout is not None
+        for line in p.stdout:
+            lines.append(int(line))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    deadline = time.monotonic() + 60
+    while not lines and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    if not lines:
+        p.kill()
+        _, err = p.communicate()
+        pytest.fail(f"child produced nothing: {err}")
+    time.sleep(rnd.uniform(0.0, delay))
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    reader.join()
+    err = p.stderr.read() if p.stderr else ""
+    for pipe in (p.stdout, p.stderr):
+        if pipe is not None:
+            pipe.close()
+    assert p.returncode == -signal.SIGKILL, f"child died by itself: {err}"
+    return lines

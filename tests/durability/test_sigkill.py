@@ -5,17 +5,13 @@ fault-injection suite's job)."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import threading
-import time
 
 import numpy as np
 import pytest
 
 import ferrovec
-from tests.conftest import child
+from tests.conftest import kill_at_random
 
 BATCH = 10
 DIM = 16
@@ -82,33 +78,15 @@ def test_sigkill_loses_no_acknowledged_batch(tmp_path, mode, cycles, busy):
     next_batch = 0
     acknowledged = -1
     for _cycle in range(cycles):
-        p = child(WRITER, path, mode, str(next_batch), "1" if busy else "0")
-        lines: list[int] = []
-
-        def read(proc=p, out=lines):
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                out.append(int(line))
-
-        reader = threading.Thread(target=read)
-        reader.start()
-        # Wait for the first acknowledgement (the child is up), then kill at a random moment.
-        deadline = time.monotonic() + 60
-        while not lines and p.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        if not lines:
-            p.kill()
-            _, err = p.communicate()
-            pytest.fail(f"child produced nothing: {err}")
-        time.sleep(rnd.uniform(0.0, 0.6 if busy else 0.3))
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait()
-        reader.join()
-        err = p.stderr.read() if p.stderr else ""
-        for pipe in (p.stdout, p.stderr):
-            if pipe is not None:
-                pipe.close()
-        assert p.returncode == -signal.SIGKILL, f"child died by itself: {err}"
+        lines = kill_at_random(
+            WRITER,
+            path,
+            mode,
+            str(next_batch),
+            "1" if busy else "0",
+            rnd=rnd,
+            delay=0.6 if busy else 0.3,
+        )
         acknowledged = max(acknowledged, lines[-1])
         highest = check_store(path, acknowledged)
         next_batch = highest + 1

@@ -6,17 +6,13 @@ the model after exactly the acknowledged prefix, or that prefix plus the one ope
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import threading
-import time
 
 import numpy as np
 import pytest
 
 import ferrovec
-from tests.conftest import child
+from tests.conftest import kill_at_random
 
 WRITER = """
 import sys, numpy as np, ferrovec
@@ -87,32 +83,7 @@ def test_sigkill_keeps_payload_ops_and_filter_deletes(tmp_path, cycles):
     applied = 0  # operations the store holds
     acknowledged = 0
     for _ in range(cycles):
-        p = child(WRITER, path, str(applied))
-        lines: list[int] = []
-
-        def read(proc=p, out=lines):
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                out.append(int(line))
-
-        reader = threading.Thread(target=read)
-        reader.start()
-        deadline = time.monotonic() + 60
-        while not lines and p.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        if not lines:
-            p.kill()
-            _, err = p.communicate()
-            pytest.fail(f"child produced nothing: {err}")
-        time.sleep(rnd.uniform(0.0, 0.5))
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait()
-        reader.join()
-        err = p.stderr.read() if p.stderr else ""
-        for pipe in (p.stdout, p.stderr):
-            if pipe is not None:
-                pipe.close()
-        assert p.returncode == -signal.SIGKILL, f"child died by itself: {err}"
+        lines = kill_at_random(WRITER, path, str(applied), rnd=rnd, delay=0.5)
         acknowledged = lines[-1] + 1
         state = store_state(path)
         if state == model_after(acknowledged):

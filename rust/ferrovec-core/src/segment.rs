@@ -17,7 +17,7 @@
 //!   (`filter/index.rs`), read whole on first use.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -274,10 +274,9 @@ pub struct Segment {
     payloads: Mapped,
     has_graph: bool,
     graph: OnceLock<std::result::Result<Arc<Graph>, String>>,
-    /// Payload indexes of this segment: numbers (of the collection's index definitions) whose
-    /// file exists, and those loaded so far (read on first use).
-    index_files: Mutex<BTreeSet<u32>>,
-    index_cache: Mutex<HashMap<u32, Arc<FieldIndex>>>,
+    /// Payload indexes of this segment, by the number of the collection's index definition:
+    /// the file exists; `Some` once read (on first use).
+    indexes: Mutex<BTreeMap<u32, Option<Arc<FieldIndex>>>>,
     fs: Arc<dyn FileSystem>,
 }
 
@@ -358,8 +357,7 @@ impl Segment {
             payloads,
             has_graph,
             graph: OnceLock::new(),
-            index_files: Mutex::new(BTreeSet::new()),
-            index_cache: Mutex::new(HashMap::new()),
+            indexes: Mutex::new(BTreeMap::new()),
             fs,
         }))
     }
@@ -412,36 +410,36 @@ impl Segment {
 
     /// Declare the payload index files this segment has (from the manifest).
     pub fn set_index_files(&self, numbers: &[u32]) {
-        *self.index_files.lock() = numbers.iter().copied().collect();
+        *self.indexes.lock() = numbers.iter().map(|&n| (n, None)).collect();
     }
 
     pub fn index_numbers(&self) -> Vec<u32> {
-        self.index_files.lock().iter().copied().collect()
+        self.indexes.lock().keys().copied().collect()
     }
 
     /// Install an index just built (its file written) for definition `number`.
     pub fn add_index(&self, number: u32, index: Arc<FieldIndex>) {
-        self.index_files.lock().insert(number);
-        self.index_cache.lock().insert(number, index);
+        self.indexes.lock().insert(number, Some(index));
     }
 
     pub fn remove_index(&self, number: u32) {
-        self.index_files.lock().remove(&number);
-        self.index_cache.lock().remove(&number);
+        self.indexes.lock().remove(&number);
     }
 
     /// The payload index for definition `number`, read from its file on first use.
     pub fn payload_index(&self, number: u32) -> Result<Option<Arc<FieldIndex>>> {
-        if let Some(i) = self.index_cache.lock().get(&number) {
-            return Ok(Some(i.clone()));
+        match self.indexes.lock().get(&number) {
+            None => return Ok(None),
+            Some(Some(i)) => return Ok(Some(i.clone())),
+            Some(None) => {}
         }
-        if !self.index_files.lock().contains(&number) {
-            return Ok(None);
-        }
+        // Read without the lock held; two first uses at once both read, one result is kept.
         let path = self.dir.join(pidx_name(self.id, number));
         let bytes = self.fs.read(&path)?;
         let idx = Arc::new(FieldIndex::decode_file(&bytes, &path, self.rows)?);
-        self.index_cache.lock().insert(number, idx.clone());
+        if let Some(slot) = self.indexes.lock().get_mut(&number) {
+            *slot = Some(idx.clone());
+        }
         Ok(Some(idx))
     }
 

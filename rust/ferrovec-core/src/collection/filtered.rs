@@ -12,18 +12,16 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rayon::prelude::*;
-
 use super::manifest::PayloadIndexDef;
-use super::search::{Cand, TopK};
-use super::state::{parse_payload, Loc, SourceKind, State, MEM};
+use super::search::{self, Cand, TopK};
+use super::state::{Loc, State, MEM};
 use crate::error::{Error, Result};
 use crate::filter::index::{self as pindex, FieldIndex, SourceView};
 use crate::filter::rowset::RowSet;
 use crate::filter::{parse_datetime, Cond, Filter, Path as KeyPath};
 use crate::index::hnsw::{self, Rows};
 use crate::segment::Bitmap;
-use crate::types::{Distance, PayloadSelector, PointId, Record, SearchParams};
+use crate::types::{Distance, Payload, PayloadSelector, PointId, Record, SearchParams};
 
 /// Rows of exact scoring that one filtered graph search costs, per unit of ef and of
 /// 1/sqrt(selectivity) (see `search_filtered`).
@@ -81,18 +79,14 @@ impl State {
         }
     }
 
-    fn row_payload(
-        &self,
-        src: u32,
-        row: usize,
-    ) -> Result<serde_json::Map<String, serde_json::Value>> {
-        if src == MEM {
-            return parse_payload(self.mem.payloads[row].as_deref());
-        }
-        match &self.sources[src as usize].kind {
-            SourceKind::Sealed(seg) => seg.payload_map(row),
-            SourceKind::Frozen(m) => parse_payload(m.payloads[row].as_deref()),
-        }
+    fn row_payload(&self, src: u32, row: usize) -> Result<Payload> {
+        let loc = Loc {
+            source: src,
+            row: row as u32,
+        };
+        Ok(self
+            .payload(loc, &PayloadSelector::All)?
+            .unwrap_or_default())
     }
 
     /// The payload index of source `src` on `key`, if the key is indexed and the source has it.
@@ -134,13 +128,15 @@ impl State {
             remove_deleted(&mut set, &s.deleted);
         }
         if !exact {
+            let with_ids = filter.uses_ids();
             let candidates: Vec<usize> = set.iter().collect();
             for r in candidates {
-                let id = self.id(Loc {
+                let loc = Loc {
                     source: src,
                     row: r as u32,
-                })?;
-                if !filter.matches(Some(&id), &self.row_payload(src, r)?) {
+                };
+                let id = with_ids.then(|| self.id(loc)).transpose()?;
+                if !filter.matches(id.as_ref(), &self.row_payload(src, r)?) {
                     set.remove(r);
                 }
             }
@@ -280,12 +276,7 @@ impl State {
             }
             top.into_sorted()
         };
-        let nq = queries.len() / dim;
-        Ok(if nq == 1 {
-            vec![one_query(queries)]
-        } else {
-            crate::pool::install(|| queries.par_chunks(dim).map(one_query).collect())
-        })
+        Ok(search::each_query(queries, dim, one_query))
     }
 
     /// Points per string value at `key` among those matching `filter`, most frequent first.

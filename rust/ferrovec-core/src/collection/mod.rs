@@ -320,34 +320,41 @@ impl Collection {
         let guard = self.writer.lock();
         self.check_open()?;
         let found = self.state.read().locate_all(ids)?;
-        let seq = match &self.wal {
-            Some(wal) => {
-                let refs: Vec<Option<&serde_bytes::Bytes>> = payload_bytes
-                    .iter()
-                    .map(|p| p.as_deref().map(serde_bytes::Bytes::new))
-                    .collect();
-                let frame = encode_frame(&OpRef::Upsert {
-                    ids,
-                    vectors: bytemuck::cast_slice(&vectors),
-                    payloads: &refs,
-                })
-                .map_err(|e| Error::invalid(format!("batch does not encode: {e}")))?;
-                if frame.len() - crate::wal::record::FRAME_HEADER_LEN
-                    > crate::wal::record::MAX_BODY_LEN
-                {
-                    return Err(Error::invalid(
-                        "batch is larger than 4 GiB once encoded; upsert it in smaller batches",
-                    ));
-                }
-                Some(wal.append(frame)?)
-            }
-            None => None,
-        };
+        let seq = self.log_upsert(ids, &vectors, &payload_bytes)?;
         self.state
             .write()
             .apply_upsert(ids, &vectors, payload_bytes, &found, dim);
         drop(guard);
         self.after_write(seq)
+    }
+
+    /// Append an upsert record (rows already validated and prepared); its sequence number, or
+    /// `None` for an in-memory collection. The caller holds the writer lock.
+    fn log_upsert(
+        &self,
+        ids: &[PointId],
+        vectors: &[f32],
+        payloads: &[Option<Box<[u8]>>],
+    ) -> Result<Option<u64>> {
+        let Some(wal) = &self.wal else {
+            return Ok(None);
+        };
+        let refs: Vec<Option<&serde_bytes::Bytes>> = payloads
+            .iter()
+            .map(|p| p.as_deref().map(serde_bytes::Bytes::new))
+            .collect();
+        let frame = encode_frame(&OpRef::Upsert {
+            ids,
+            vectors: bytemuck::cast_slice(vectors),
+            payloads: &refs,
+        })
+        .map_err(|e| Error::invalid(format!("batch does not encode: {e}")))?;
+        if frame.len() - crate::wal::record::FRAME_HEADER_LEN > crate::wal::record::MAX_BODY_LEN {
+            return Err(Error::invalid(
+                "batch is larger than 4 GiB once encoded; upsert it in smaller batches",
+            ));
+        }
+        Ok(Some(wal.append(frame)?))
     }
 
     /// Delete points by id; returns how many of them existed.
@@ -434,23 +441,7 @@ impl Collection {
         if plan.ids.is_empty() {
             return Ok(0);
         }
-        let seq = match &self.wal {
-            Some(wal) => {
-                let refs: Vec<Option<&serde_bytes::Bytes>> = plan
-                    .payloads
-                    .iter()
-                    .map(|p| p.as_deref().map(serde_bytes::Bytes::new))
-                    .collect();
-                let frame = encode_frame(&OpRef::Upsert {
-                    ids: &plan.ids,
-                    vectors: bytemuck::cast_slice(&plan.vectors),
-                    payloads: &refs,
-                })
-                .map_err(|e| Error::invalid(format!("operation does not encode: {e}")))?;
-                Some(wal.append(frame)?)
-            }
-            None => None,
-        };
+        let seq = self.log_upsert(&plan.ids, &plan.vectors, &plan.payloads)?;
         let n = self.state.write().apply_payload_plan(plan, dim);
         drop(guard);
         self.after_write(seq)?;
@@ -635,29 +626,16 @@ impl Collection {
         let metric = self.config.distance;
         let st = self.state.read();
         let n = params.offset.saturating_add(params.k);
-        let cands = match params.filter.as_ref().filter(|f| !f.is_empty()) {
-            Some(f) => st.search_filtered(
-                metric,
-                &q,
-                dim,
-                n,
-                search::min_key_for(metric, params.score_threshold),
-                params,
-                self.config.hnsw.ef_construct,
-                self.config.hnsw.full_scan_threshold,
-                f,
-            )?,
-            None => st.search(
-                metric,
-                &q,
-                dim,
-                n,
-                search::min_key_for(metric, params.score_threshold),
-                params,
-                self.config.hnsw.ef_construct,
-                self.config.hnsw.full_scan_threshold,
-            )?,
-        };
+        let cands = st.search(
+            metric,
+            &q,
+            dim,
+            n,
+            search::min_key_for(metric, params.score_threshold),
+            params,
+            self.config.hnsw.ef_construct,
+            self.config.hnsw.full_scan_threshold,
+        )?;
         cands
             .iter()
             .map(|c| st.scored(metric, c, params, dim))

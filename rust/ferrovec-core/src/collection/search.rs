@@ -80,6 +80,19 @@ impl Ord for Cand {
     }
 }
 
+/// Run `one_query` for each query of `queries` (whole vectors): a single query on the calling
+/// thread (no hand-off, no parallel overhead), a batch spread over the pool.
+pub fn each_query<F>(queries: &[f32], dim: usize, one_query: F) -> Vec<Vec<Cand>>
+where
+    F: Fn(&[f32]) -> Vec<Cand> + Sync + Send,
+{
+    if queries.len() == dim {
+        vec![one_query(queries)]
+    } else {
+        crate::pool::install(|| queries.par_chunks(dim).map(one_query).collect())
+    }
+}
+
 /// The best `n` candidates seen so far, with a floor below which nothing is kept.
 pub struct TopK {
     n: usize,

@@ -7,10 +7,6 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rayon::prelude::*;
-
-use serde_json::{Map, Value};
-
 use super::manifest::PayloadIndexDef;
 use super::search::{self, Block, Cand, TopK};
 use crate::error::{Error, Result};
@@ -179,19 +175,6 @@ pub struct State {
     pub live: usize,
     /// The collection's payload index definitions (a copy of the manifest's).
     pub index_defs: Vec<PayloadIndexDef>,
-}
-
-/// Parse stored payload bytes (none is an empty object).
-pub fn parse_payload(bytes: Option<&[u8]>) -> Result<Map<String, Value>> {
-    match bytes {
-        None => Ok(Map::new()),
-        Some(b) => serde_json::from_slice(b).map_err(|e| {
-            Error::corrupt(
-                PathBuf::from("segments"),
-                format!("stored payload is not a JSON object: {e}"),
-            )
-        }),
-    }
 }
 
 impl State {
@@ -475,7 +458,8 @@ impl State {
             .collect()
     }
 
-    /// The best `n` candidates for each query (`queries` holds whole vectors).
+    /// The best `n` candidates for each query (`queries` holds whole vectors), among the points
+    /// matching `params.filter` if it has one.
     #[allow(clippy::too_many_arguments)]
     pub fn search(
         &self,
@@ -488,6 +472,19 @@ impl State {
         ef_construct: usize,
         full_scan_threshold: usize,
     ) -> Result<Vec<Vec<Cand>>> {
+        if let Some(f) = params.filter.as_ref().filter(|f| !f.is_empty()) {
+            return self.search_filtered(
+                metric,
+                queries,
+                dim,
+                n,
+                min_key,
+                params,
+                ef_construct,
+                full_scan_threshold,
+                f,
+            );
+        }
         let graphs = self.graph_plan(params.exact, full_scan_threshold)?;
         let used: Vec<bool> = graphs.iter().map(Option::is_some).collect();
         let blocks = self.exact_blocks(dim, &used);
@@ -540,12 +537,7 @@ impl State {
             }
             top.into_sorted()
         };
-        let graph_results: Vec<Vec<Cand>> = if nq == 1 {
-            // One query on the calling thread: no hand-off, no parallel overhead.
-            vec![one_query(queries)]
-        } else {
-            crate::pool::install(|| queries.par_chunks(dim).map(one_query).collect())
-        };
+        let graph_results = search::each_query(queries, dim, one_query);
         // Merge only when both the graphs and the exact scan produced candidates.
         let Some(exact) = exact else {
             return Ok(graph_results);

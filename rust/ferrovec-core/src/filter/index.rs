@@ -236,17 +236,6 @@ impl FieldIndex {
         }
     }
 
-    /// Number of (value, row) entries.
-    pub fn entries(&self) -> usize {
-        let lists = |m: &BTreeMap<_, Vec<u32>>| m.values().map(Vec::len).sum::<usize>();
-        match &self.data {
-            Data::Strings(m) | Data::Text(m) => lists(m),
-            Data::Integer { sorted, .. } | Data::Sorted(sorted) => sorted.len(),
-            Data::Bool { yes, no } => yes.len() + no.len(),
-            Data::Geo(g) => g.len(),
-        }
-    }
-
     fn set_of(&self, rows: &[u32]) -> RowSet {
         let mut s = RowSet::empty(self.rows as usize);
         for &r in rows {

@@ -451,7 +451,7 @@ impl Filter {
                 }
             }
         }
-        if !ids_allowed && f.any_has_id() {
+        if !ids_allowed && f.uses_ids() {
             return Err(Error::invalid(format!(
                 "{at}: has_id is not allowed inside a nested filter"
             )));
@@ -459,7 +459,8 @@ impl Filter {
         Ok(f)
     }
 
-    fn any_has_id(&self) -> bool {
+    /// Whether a `has_id` condition appears (only then does evaluation need the point's id).
+    pub fn uses_ids(&self) -> bool {
         let all = self
             .must
             .iter()
@@ -468,7 +469,7 @@ impl Filter {
             .chain(self.min_should.iter().flat_map(|(c, _)| c));
         all.into_iter().any(|c| match c {
             Cond::HasId(_) => true,
-            Cond::Filter(f) => f.any_has_id(),
+            Cond::Filter(f) => f.uses_ids(),
             _ => false,
         })
     }

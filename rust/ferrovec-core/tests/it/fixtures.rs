@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrovec_core::io::{FileSystem, LockOutcome, Mapped, OsFs, WriteFile};
-use ferrovec_core::{PointId, Result};
+use ferrovec_core::{Collection, PointId, Result, ScoredPoint, SearchParams};
 use parking_lot::Mutex;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,4 +140,16 @@ impl Rng {
 
 pub fn ids(range: std::ops::Range<u64>) -> Vec<PointId> {
     range.map(PointId::Num).collect()
+}
+
+/// The `k` best points for `q` with default search parameters.
+pub fn top_k(col: &Collection, q: &[f32], k: usize) -> Vec<ScoredPoint> {
+    col.search(
+        q,
+        &SearchParams {
+            k,
+            ..SearchParams::default()
+        },
+    )
+    .expect("search")
 }

@@ -7,11 +7,9 @@ use std::sync::Arc;
 
 use ferrovec_core::collection::{Collection, StorageOptions};
 use ferrovec_core::io::{FileSystem, OsFs};
-use ferrovec_core::{
-    CollectionConfig, Distance, Durability, Error, PayloadSelector, PointId, SearchParams,
-};
+use ferrovec_core::{CollectionConfig, Distance, Durability, Error, PayloadSelector, PointId};
 
-use crate::fixtures::{ids, Rng};
+use crate::fixtures::{ids, top_k, Rng};
 
 const DIM: usize = 8;
 
@@ -208,28 +206,12 @@ fn checkpoint_then_crash_replays_only_newer_records() {
     col.delete(&ids(10..20)).expect("delete sealed points");
     col.upsert(&ids(20..25), &rng.vectors(5, DIM), None)
         .expect("replace sealed points");
-    let before = col
-        .search(
-            &[0.1; DIM],
-            &SearchParams {
-                k: 20,
-                ..SearchParams::default()
-            },
-        )
-        .expect("search");
+    let before = top_k(&col, &[0.1; DIM], 20);
     drop(col);
 
     let col = open(&dir).expect("reopen");
     assert_eq!(col.count().expect("count"), 130);
-    let after = col
-        .search(
-            &[0.1; DIM],
-            &SearchParams {
-                k: 20,
-                ..SearchParams::default()
-            },
-        )
-        .expect("search");
+    let after = top_k(&col, &[0.1; DIM], 20);
     assert_eq!(before, after);
     assert!(col
         .get(&ids(0..20), &PayloadSelector::None, false)

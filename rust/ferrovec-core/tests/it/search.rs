@@ -7,7 +7,7 @@ use ferrovec_core::{
     CollectionConfig, Distance, PayloadSelector, PointId, SearchParams, StorageOptions, Store,
 };
 
-use crate::fixtures::{ids, Rng};
+use crate::fixtures::{ids, top_k, Rng};
 
 const DIM: usize = 24;
 
@@ -190,18 +190,7 @@ fn large_parallel_scan_matches_serial_reference() {
         .map(|i| (i, v[i as usize * 16..(i as usize + 1) * 16].to_vec()))
         .collect();
     let q = rng.vectors(1, 16);
-    let got: Vec<PointId> = col
-        .search(
-            &q,
-            &SearchParams {
-                k: 25,
-                ..SearchParams::default()
-            },
-        )
-        .expect("search")
-        .into_iter()
-        .map(|h| h.id)
-        .collect();
+    let got: Vec<PointId> = top_k(&col, &q, 25).into_iter().map(|h| h.id).collect();
     let want: Vec<PointId> = reference(Distance::Dot, &q, &model, 25)
         .into_iter()
         .map(|w| PointId::Num(w.0))
