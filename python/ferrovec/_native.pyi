@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +33,10 @@ _Durability = Literal["fsync", "interval", "off"]
 _Filter = dict[str, Any] | Any
 _IndexType = Literal["keyword", "integer", "float", "bool", "datetime", "uuid", "geo", "text"]
 _OrderBy = str | dict[str, Any]
+
+class _Retention(TypedDict):
+    key: str
+    max_age_seconds: int
 
 @final
 class Record:
@@ -90,6 +94,11 @@ class Collection:
     def clear_payload(self, ids: _Ids | None = None, *, filter: _Filter | None = None) -> int: ...
     def create_payload_index(self, key: str, type: _IndexType) -> None: ...
     def drop_payload_index(self, key: str) -> None: ...
+    def set_retention(self, key: str | None, *, max_age_seconds: int | None = None) -> None: ...
+    @property
+    def retention(self) -> _Retention | None: ...
+    def expire(self) -> int: ...
+    def _set_clock(self, now: float | None) -> None: ...
     def facet(
         self, key: str, *, filter: _Filter | None = None, limit: int = 10
     ) -> list[tuple[str, int]]: ...
@@ -148,6 +157,7 @@ class Database:
         *,
         hnsw: dict[str, int] | None = None,
         optimizer: dict[str, int] | None = None,
+        retention: _Retention | None = None,
     ) -> Collection: ...
     def collection(self, name: str) -> Collection: ...
     def list_collections(self) -> list[str]: ...

@@ -41,6 +41,6 @@ pub use filter::Filter;
 pub use store::Store;
 pub use types::{
     CollectionConfig, CollectionInfo, Distance, Durability, HnswConfig, OptimizerConfig, Payload,
-    PayloadIndexInfo, PayloadOp, PayloadSelector, PointId, Record, ScoredPoint, SearchParams,
-    SegmentInfo, Selector,
+    PayloadIndexInfo, PayloadOp, PayloadSelector, PointId, Record, Retention, ScoredPoint,
+    SearchParams, SegmentInfo, Selector,
 };

@@ -142,6 +142,14 @@ impl Default for OptimizerConfig {
     }
 }
 
+/// Retention: points whose RFC 3339 datetime at `key` is more than `max_age_secs` old are
+/// deleted by the optimizer (see `docs/FILTERS.md`, "Retention").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub key: String,
+    pub max_age_secs: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CollectionConfig {
     pub dim: u32,
@@ -299,6 +307,7 @@ pub struct CollectionInfo {
     /// Bytes of write-ahead log files.
     pub log_bytes: u64,
     pub payload_indexes: Vec<PayloadIndexInfo>,
+    pub retention: Option<Retention>,
 }
 
 /// One payload index in [`CollectionInfo`].

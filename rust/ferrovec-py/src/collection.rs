@@ -13,7 +13,7 @@ use crate::convert::{
 };
 use crate::errors::invalid;
 use crate::gil::run_detached;
-use ferrovec_core::{Direction, Filter, IndexKind, PayloadOp, Selector};
+use ferrovec_core::{Direction, Filter, IndexKind, PayloadOp, Retention, Selector};
 
 /// A collection of points (id, vector, JSON payload) in a ferrovec store.
 #[pyclass(name = "Collection", module = "ferrovec", frozen)]
@@ -280,6 +280,53 @@ impl PyCollection {
         run_detached(py, || col.drop_payload_index(key))
     }
 
+    /// Delete points whose RFC 3339 datetime at `key` is more than `max_age_seconds` old:
+    /// the optimizer checks every 10 seconds, and `optimize()` and `expire()` at once.
+    /// A datetime index on `key` is created if missing. `set_retention(None)` turns it off.
+    #[pyo3(signature = (key, *, max_age_seconds = None))]
+    fn set_retention(
+        &self,
+        py: Python<'_>,
+        key: Option<String>,
+        max_age_seconds: Option<u64>,
+    ) -> PyResult<()> {
+        let retention = match (key, max_age_seconds) {
+            (None, None) => None,
+            (Some(key), Some(max_age_secs)) => Some(Retention { key, max_age_secs }),
+            (Some(_), None) => {
+                return Err(crate::errors::invalid(
+                    py,
+                    "set_retention needs max_age_seconds",
+                ))
+            }
+            (None, Some(_)) => return Err(crate::errors::invalid(py, "set_retention needs a key")),
+        };
+        let col = &self.col;
+        run_detached(py, || col.set_retention(retention))
+    }
+
+    /// The retention rule: {"key": ..., "max_age_seconds": ...}, or None.
+    #[getter]
+    fn retention<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.col
+            .retention()
+            .map(|r| retention_to_dict(py, &r))
+            .transpose()
+    }
+
+    /// Delete the points past retention now; returns how many.
+    fn expire(&self, py: Python<'_>) -> PyResult<usize> {
+        let col = &self.col;
+        run_detached(py, || col.expire())
+    }
+
+    /// For tests: make retention read `now` (seconds since the epoch) as the time; None
+    /// restores the system clock.
+    #[pyo3(signature = (now))]
+    fn _set_clock(&self, now: Option<f64>) {
+        self.col.set_clock(now);
+    }
+
     /// Counts of points per value of the string field `key` (among those matching `filter`),
     /// most frequent first: a list of (value, count).
     #[pyo3(signature = (key, *, filter = None, limit = 10))]
@@ -499,7 +546,8 @@ impl PyCollection {
 
     /// A dict: name, dim, distance, points, indexed_points, unindexed_points, segments (a list of
     /// dicts: rows, deleted, kind, indexed, self_check_recall), unflushed_points,
-    /// optimizer_status, hnsw, optimizer, disk_bytes, log_bytes.
+    /// optimizer_status, hnsw, optimizer, disk_bytes, log_bytes, payload_indexes (a list of
+    /// dicts: key, type, points, disk_bytes), retention (a dict: key, max_age_seconds; or None).
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let col = &self.col;
         let info = run_detached(py, || col.info())?;
@@ -568,6 +616,19 @@ pub fn info_to_dict<'py>(
         indexes.append(id)?;
     }
     d.set_item("payload_indexes", indexes)?;
+    let retention = info
+        .retention
+        .as_ref()
+        .map(|r| retention_to_dict(py, r))
+        .transpose()?;
+    d.set_item("retention", retention)?;
+    Ok(d)
+}
+
+fn retention_to_dict<'py>(py: Python<'py>, r: &Retention) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("key", &r.key)?;
+    d.set_item("max_age_seconds", r.max_age_secs)?;
     Ok(d)
 }
 

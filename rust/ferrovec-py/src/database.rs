@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ferrovec_core::{CollectionConfig, Distance, Durability, StorageOptions, Store};
+use ferrovec_core::{CollectionConfig, Distance, Durability, Retention, StorageOptions, Store};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -88,6 +88,29 @@ fn dict_ints(
     Ok(out)
 }
 
+/// `{"key": str, "max_age_seconds": int}` as a retention rule.
+fn retention_from_py(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResult<Retention> {
+    let key: String = d
+        .get_item("key")?
+        .ok_or_else(|| crate::errors::invalid(py, "retention needs a \"key\""))?
+        .extract()
+        .map_err(|_| crate::errors::invalid(py, "retention[\"key\"] must be a str"))?;
+    let rest = PyDict::new(py);
+    for (k, v) in d.iter() {
+        if k.extract::<String>().ok().as_deref() != Some("key") {
+            rest.set_item(k, v)?;
+        }
+    }
+    let ints = dict_ints(py, &rest, "retention", &["max_age_seconds"])?;
+    let Some((_, max_age_secs)) = ints.into_iter().next() else {
+        return Err(crate::errors::invalid(
+            py,
+            "retention needs \"max_age_seconds\"",
+        ));
+    };
+    Ok(Retention { key, max_age_secs })
+}
+
 /// Use `n` threads for the core's parallel work (0: one per CPU). The environment variable
 /// FERROVEC_NUM_THREADS sets the starting value.
 #[pyfunction]
@@ -112,8 +135,9 @@ impl PyDatabase {
     /// Create a collection. distance: "cosine" (default), "dot", "euclid" or "manhattan".
     /// hnsw: {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000} (any subset).
     /// optimizer: {"indexing_threshold": 20000, "max_segment_points": 2000000, "idle_ms": 1000}.
+    /// retention: {"key": "created_at", "max_age_seconds": 86400} (see Collection.set_retention).
     /// With exist_ok=True an existing collection of the same dim and distance is returned.
-    #[pyo3(signature = (name, dim, distance = "cosine", exist_ok = false, *, hnsw = None, optimizer = None))]
+    #[pyo3(signature = (name, dim, distance = "cosine", exist_ok = false, *, hnsw = None, optimizer = None, retention = None))]
     #[allow(clippy::too_many_arguments)]
     fn create_collection(
         &self,
@@ -124,6 +148,7 @@ impl PyDatabase {
         exist_ok: bool,
         hnsw: Option<&Bound<'_, PyDict>>,
         optimizer: Option<&Bound<'_, PyDict>>,
+        retention: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyCollection> {
         let store = self.store(py)?;
         let dim = u32::try_from(dim).map_err(|_| {
@@ -152,7 +177,11 @@ impl PyDatabase {
             }
         }
         config.validate().map_err(|e| to_py(py, e))?;
+        let retention = retention.map(|r| retention_from_py(py, r)).transpose()?;
         let col = run_detached(py, || store.create_collection(name, config, exist_ok))?;
+        if let Some(r) = retention {
+            run_detached(py, || col.set_retention(Some(r)))?;
+        }
         Ok(PyCollection::new(store, col))
     }
 

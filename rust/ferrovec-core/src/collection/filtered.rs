@@ -4,13 +4,16 @@
 //! one by one (they are few: the optimizer seals them after a second of quiet).
 //!
 //! Planning, per source and query: with few matching rows (fewer than a filtered graph search
-//! would cost, and at most `full_scan_threshold`), or no graph, the matching rows are scored
-//! exactly; with more, the graph is searched with the filter applied during traversal (non-matching nodes still route, and the search keeps going
-//! until it holds `ef` matching ones), falling back to the exact scan if it ends short.
+//! would cost), or no graph, the matching rows are scored exactly; with more, the graph is
+//! searched with the filter applied during traversal (non-matching nodes still route, and the
+//! search keeps going until it holds `ef` matching ones), falling back to the exact scan if it
+//! ends short.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use super::manifest::PayloadIndexDef;
 use super::search::{self, Cand, TopK};
@@ -221,10 +224,9 @@ impl State {
                     let s = &self.sources[src as usize];
                     // Exact costs one distance per matching row; a filtered graph search about
                     // GRAPH_COST · ef / sqrt(selectivity) (measured on 100k × 384: at 10% of the
-                    // points, 25,000 rows' worth). Never beyond full_scan_threshold rows.
+                    // points, 25,000 rows' worth). The cheaper one runs.
                     let sel = count as f64 / s.live().max(1) as f64;
-                    let exact_limit =
-                        (full_scan_threshold as f64).min(GRAPH_COST * ef as f64 / sel.sqrt());
+                    let exact_limit = GRAPH_COST * ef as f64 / sel.sqrt();
                     match s.segment() {
                         Some(seg)
                             if count as f64 > exact_limit && seg.rows >= full_scan_threshold =>
@@ -243,6 +245,7 @@ impl State {
                 graph,
             });
         }
+        let single = queries.len() == dim;
         let one_query = |q: &[f32]| -> Vec<Cand> {
             let mut top = TopK::new(n, min_key);
             for p in &plans {
@@ -265,13 +268,34 @@ impl State {
                         continue;
                     }
                 }
-                for r in p.set.iter() {
-                    let v = &p.vectors[r * dim..(r + 1) * dim];
-                    top.push(Cand {
-                        key: -hnsw::dist(metric, q, v),
-                        source: p.src,
-                        row: r as u32,
+                let score = |words: std::ops::Range<usize>, top: &mut TopK| {
+                    for r in p.set.iter_words(words) {
+                        let v = &p.vectors[r * dim..(r + 1) * dim];
+                        top.push(Cand {
+                            key: -hnsw::dist(metric, q, v),
+                            source: p.src,
+                            row: r as u32,
+                        });
+                    }
+                };
+                let threads = crate::pool::num_threads();
+                if single && threads > 1 && p.count >= search::PARALLEL_MIN_ROWS {
+                    // One query over many scattered rows is bound by memory latency: spread
+                    // it over the pool as the unfiltered exact scan does.
+                    let parts = p.set.split(2 * threads);
+                    let found = crate::pool::install(|| {
+                        parts
+                            .into_par_iter()
+                            .map(|words| {
+                                let mut t = TopK::new(n, min_key);
+                                score(words, &mut t);
+                                t
+                            })
+                            .reduce(|| TopK::new(n, min_key), TopK::merge)
                     });
+                    top = top.merge(found);
+                } else {
+                    score(0..p.set.words(), &mut top);
                 }
             }
             top.into_sorted()

@@ -11,7 +11,7 @@ use crate::filter::index::IndexKind;
 use crate::format::{FileKind, Header};
 use crate::io::FileSystem;
 use crate::segment;
-use crate::types::CollectionConfig;
+use crate::types::{CollectionConfig, Retention};
 
 pub const MANIFEST: &str = "MANIFEST";
 pub const MANIFEST_TMP: &str = "MANIFEST.tmp";
@@ -28,6 +28,8 @@ pub struct Manifest {
     /// Payload indexes: every segment sealed after a definition was made has its file.
     pub payload_indexes: Vec<PayloadIndexDef>,
     pub next_index_number: u32,
+    /// Points older than this are deleted by the optimizer.
+    pub retention: Option<Retention>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +70,7 @@ impl Manifest {
             segments: Vec::new(),
             payload_indexes: Vec::new(),
             next_index_number: 1,
+            retention: None,
         }
     }
 

@@ -11,6 +11,7 @@
 mod filtered;
 mod manifest;
 mod optimize;
+mod retention;
 pub mod search;
 mod state;
 
@@ -87,6 +88,10 @@ pub struct Collection {
     /// Milliseconds since the collection was opened, at the last write (for the idle trigger).
     last_write_ms: AtomicU64,
     opened: std::time::Instant,
+    /// Retention's "now" when a test has set one (seconds since the epoch).
+    clock: Mutex<Option<f64>>,
+    /// Milliseconds since opening before which the optimizer does not check retention again.
+    next_expiry_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Collection {
@@ -141,6 +146,8 @@ impl Collection {
             optimizer: Optimizer::default(),
             last_write_ms: AtomicU64::new(0),
             opened: std::time::Instant::now(),
+            clock: Mutex::new(None),
+            next_expiry_ms: AtomicU64::new(0),
         });
         if col.dir.is_some() && options.background_optimizer {
             optimize::start(&col);
@@ -651,10 +658,12 @@ impl Collection {
         optimize::seal(self)
     }
 
-    /// Seal, index and merge now: afterwards a collection smaller than `max_segment_points`
-    /// is one segment with a graph (if it has at least `full_scan_threshold` points).
+    /// Expire points past retention, then seal, index and merge now: afterwards a collection
+    /// smaller than `max_segment_points` is one segment with a graph (if it has at least
+    /// `full_scan_threshold` points).
     pub fn optimize(&self) -> Result<()> {
         self.check_open()?;
+        self.expire()?;
         let _s = self.structure.lock();
         optimize::optimize_all(self)
     }
@@ -861,9 +870,11 @@ impl Collection {
             }
             payload_indexes.push(info);
         }
+        let retention = m.retention.clone();
         drop(m);
         Ok(CollectionInfo {
             payload_indexes,
+            retention,
             name: self.name.clone(),
             config: self.config.clone(),
             points,

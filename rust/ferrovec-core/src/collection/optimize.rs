@@ -8,9 +8,10 @@
 //!   keeping the largest input's graph and inserting the other rows into it; deletions made
 //!   meanwhile are carried over at the switch through the row mapping. Also vacuums: a segment
 //!   with many deleted rows is rebuilt without them.
-//! - The **background optimizer** seals when the log grows, indexes unindexed points once there
-//!   are `indexing_threshold` of them and writes have paused for `idle_ms` (or at once at ten
-//!   times the threshold), and merges small indexed segments when writes pause.
+//! - The **background optimizer** deletes points past retention (`retention.rs`), seals when the
+//!   log grows, indexes unindexed points once there are `indexing_threshold` of them and writes
+//!   have paused for `idle_ms` (or at once at ten times the threshold), and merges small indexed
+//!   segments (vacuuming deleted rows) when writes pause.
 //!
 //! All of these hold `Collection::structure`, so they never overlap.
 
@@ -171,6 +172,9 @@ fn needs_vacuum(s: &Source) -> bool {
 
 /// What the background thread does when it wakes.
 fn background_step(col: &Collection) -> Result<()> {
+    if col.expiry_due() {
+        col.expire()?;
+    }
     if let Some(wal) = &col.wal {
         if wal.bytes() > col.options.checkpoint_log_bytes {
             col.optimizer.set_status(Some("sealing".into()));

@@ -17,7 +17,7 @@ use crate::types::Distance;
 /// Rows scanned by one parallel task.
 const CHUNK_ROWS: usize = 8 * 1024;
 /// Below this many rows, one query is scanned on the calling thread.
-const PARALLEL_MIN_ROWS: usize = 8 * 1024;
+pub const PARALLEL_MIN_ROWS: usize = 8 * 1024;
 /// Queries handled together by one matrix product.
 const GEMM_QUERY_CHUNK: usize = 64;
 /// Rows per matrix product (the score tile is GEMM_QUERY_CHUNK × this).

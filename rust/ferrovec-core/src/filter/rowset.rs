@@ -36,6 +36,11 @@ impl RowSet {
         self.len
     }
 
+    /// Number of 64-row words (the end of the range `iter_words` takes for every row).
+    pub fn words(&self) -> usize {
+        self.words.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -85,17 +90,46 @@ impl RowSet {
 
     /// The rows in the set, ascending.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.words.iter().enumerate().flat_map(|(i, &w)| {
-            let mut w = w;
-            std::iter::from_fn(move || {
-                if w == 0 {
-                    return None;
-                }
-                let b = w.trailing_zeros() as usize;
-                w &= w - 1;
-                Some(i * 64 + b)
+        self.iter_words(0..self.words.len())
+    }
+
+    /// Split the rows into about `parts` ranges with similar numbers of rows of the set:
+    /// ranges of 64-row words, for `iter_words`.
+    pub fn split(&self, parts: usize) -> Vec<std::ops::Range<usize>> {
+        let per = self.count().div_ceil(parts.max(1)).max(1);
+        let mut out = Vec::new();
+        let (mut start, mut have) = (0, 0);
+        for (i, w) in self.words.iter().enumerate() {
+            have += w.count_ones() as usize;
+            if have >= per {
+                out.push(start..i + 1);
+                (start, have) = (i + 1, 0);
+            }
+        }
+        if start < self.words.len() {
+            out.push(start..self.words.len());
+        }
+        out
+    }
+
+    /// The rows of the set in the 64-row words `words`, ascending.
+    pub fn iter_words(&self, words: std::ops::Range<usize>) -> impl Iterator<Item = usize> + '_ {
+        let first = words.start;
+        self.words[words]
+            .iter()
+            .enumerate()
+            .flat_map(move |(i, &w)| {
+                let i = first + i;
+                let mut w = w;
+                std::iter::from_fn(move || {
+                    if w == 0 {
+                        return None;
+                    }
+                    let b = w.trailing_zeros() as usize;
+                    w &= w - 1;
+                    Some(i * 64 + b)
+                })
             })
-        })
     }
 }
 
@@ -120,5 +154,20 @@ mod tests {
         assert!(!c.contains(129) && c.contains(5));
         c.or(&a);
         assert_eq!(c.count(), 130);
+    }
+
+    #[test]
+    fn split_covers_every_row_once() {
+        let mut s = RowSet::empty(10_000);
+        for r in (0..10_000usize).filter(|&r| r % 7 == 0 || r > 9_000) {
+            s.insert(r);
+        }
+        for parts in [1, 2, 3, 8, 1000] {
+            let ranges = s.split(parts);
+            assert!(ranges.len() <= parts + 1);
+            let rows: Vec<usize> = ranges.into_iter().flat_map(|r| s.iter_words(r)).collect();
+            assert_eq!(rows, s.iter().collect::<Vec<_>>());
+        }
+        assert_eq!(RowSet::empty(0).split(4).len(), 0);
     }
 }

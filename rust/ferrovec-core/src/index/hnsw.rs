@@ -932,6 +932,45 @@ mod tests {
     }
 
     #[test]
+    fn filtered_traversal_keeps_recall_at_every_selectivity() {
+        let dim = 32;
+        let n = 5000;
+        let data = clustered(n, dim, 13);
+        let rows = Rows { data: &data, dim };
+        let params = HnswParams {
+            m: 16,
+            ef_construct: 100,
+        };
+        let g = build(rows, Distance::Cosine, params, 1, &AtomicBool::new(false));
+        // Membership by a hash of the row, independent of the clusters.
+        let member = |i: u32, per_mille: u64| {
+            (u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 1000 < per_mille
+        };
+        for per_mille in [500, 100, 10] {
+            let accept = |i: u32| member(i, per_mille);
+            let (mut hits, mut want) = (0, 0);
+            for qi in (0..n as u32).step_by(97) {
+                let q = rows.get(qi);
+                let mut truth: Vec<(f32, u32)> = (0..n as u32)
+                    .filter(|&i| accept(i))
+                    .map(|i| (dist(Distance::Cosine, q, rows.get(i)), i))
+                    .collect();
+                truth.sort_by(|a, b| a.0.total_cmp(&b.0));
+                truth.truncate(10);
+                let got = g.search(rows, Distance::Cosine, q, 10, 64, &accept, true);
+                assert!(got.iter().all(|it| accept(it.id)));
+                hits += truth
+                    .iter()
+                    .filter(|t| got.iter().any(|it| it.id == t.1))
+                    .count();
+                want += truth.len();
+            }
+            let recall = hits as f64 / want as f64;
+            assert!(recall >= 0.95, "{per_mille}‰: recall {recall}");
+        }
+    }
+
+    #[test]
     fn extending_a_graph_keeps_recall() {
         let dim = 24;
         let data = clustered(4000, dim, 9);
