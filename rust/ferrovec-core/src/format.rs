@@ -35,6 +35,7 @@ pub enum FileKind {
     Deleted,
     Graph,
     PayloadIndex,
+    Codes,
 }
 
 impl FileKind {
@@ -49,6 +50,7 @@ impl FileKind {
             FileKind::Deleted => b"FVDELET\x1a",
             FileKind::Graph => b"FVHNSWG\x1a",
             FileKind::PayloadIndex => b"FVPINDX\x1a",
+            FileKind::Codes => b"FVCODES\x1a",
         }
     }
 
@@ -63,6 +65,7 @@ impl FileKind {
             FileKind::Deleted => "deletion bitmap",
             FileKind::Graph => "HNSW graph",
             FileKind::PayloadIndex => "payload index",
+            FileKind::Codes => "int8 code file",
         }
     }
 }

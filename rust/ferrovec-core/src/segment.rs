@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::filter::index::FieldIndex;
 use crate::format::{read_u32, read_u64, FileKind, Header, HEADER_LEN};
 use crate::index::hnsw::Graph;
+use crate::index::quant::{self, Codes};
 use crate::io::{FileSystem, Mapped};
 use crate::types::PointId;
 
@@ -43,6 +44,9 @@ pub fn pay_name(id: u64) -> String {
 }
 pub fn graph_name(id: u64) -> String {
     format!("{id:016}.hnsw")
+}
+pub fn codes_name(id: u64) -> String {
+    format!("{id:016}.q8")
 }
 pub fn pidx_name(id: u64, number: u32) -> String {
     format!("{id:016}.pidx-{number}")
@@ -164,7 +168,8 @@ pub struct SegmentData<'a> {
     pub payloads: &'a [Option<&'a [u8]>],
 }
 
-/// Write the immutable files of segment `id` (and its graph, if given). Returns their size.
+/// Write the immutable files of segment `id` (and its graph, if given, with the vectors' int8
+/// codes if `codes`). Returns their size.
 pub fn write_segment(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -172,6 +177,7 @@ pub fn write_segment(
     dim: u32,
     data: &SegmentData<'_>,
     graph: Option<&Graph>,
+    codes: bool,
 ) -> Result<u64> {
     let rows = data.ids.len() as u64;
     let mut total = write_file(
@@ -241,9 +247,27 @@ pub fn write_segment(
             dim,
             &[g.as_bytes()],
         )?;
+        if codes {
+            let scale = quant::scale_of(data.vectors);
+            let mut prefix = [0u8; CODES_PREFIX];
+            prefix[..4].copy_from_slice(&scale.to_le_bytes());
+            let mut body = Vec::with_capacity(data.vectors.len());
+            quant::encode_into(data.vectors, scale, &mut body);
+            total += write_file(
+                fs,
+                &dir.join(codes_name(id)),
+                FileKind::Codes,
+                rows,
+                dim,
+                &[&prefix, bytemuck::cast_slice(&body)],
+            )?;
+        }
     }
     Ok(total)
 }
+
+/// Bytes before the codes in a code file's body: the scale (f32) and reserved zeros.
+const CODES_PREFIX: usize = 16;
 
 pub fn write_deleted(
     fs: &dyn FileSystem,
@@ -274,6 +298,9 @@ pub struct Segment {
     payloads: Mapped,
     has_graph: bool,
     graph: OnceLock<std::result::Result<Arc<Graph>, String>>,
+    has_codes: bool,
+    /// The int8 code file, mapped on first use.
+    codes: OnceLock<std::result::Result<Mapped, String>>,
     /// Payload indexes of this segment, by the number of the collection's index definition:
     /// the file exists; `Some` once read (on first use).
     indexes: Mutex<BTreeMap<u32, Option<Arc<FieldIndex>>>>,
@@ -300,6 +327,7 @@ impl Segment {
         rows: usize,
         dim: u32,
         has_graph: bool,
+        has_codes: bool,
     ) -> Result<Arc<Self>> {
         let vec_path = dir.join(vec_name(id));
         let vectors = fs.map(&vec_path)?;
@@ -357,6 +385,8 @@ impl Segment {
             payloads,
             has_graph,
             graph: OnceLock::new(),
+            has_codes: has_graph && has_codes,
+            codes: OnceLock::new(),
             indexes: Mutex::new(BTreeMap::new()),
             fs,
         }))
@@ -405,6 +435,43 @@ impl Segment {
                 self.dir.join(graph_name(self.id)),
                 msg.clone(),
             )),
+        }
+    }
+
+    /// The int8 codes the graph is searched on (`index/quant.rs`), mapped on first use; `None`
+    /// if the segment has none (no graph, or a metric searched on f32).
+    pub fn codes(&self) -> Result<Option<Codes<'_>>> {
+        if !self.has_codes {
+            return Ok(None);
+        }
+        let path = self.dir.join(codes_name(self.id));
+        let loaded = self.codes.get_or_init(|| {
+            let load = || -> Result<Mapped> {
+                let map = self.fs.map(&path)?;
+                let (h, body) = Header::decode_whole(FileKind::Codes, &map, &path, false)?;
+                let want = CODES_PREFIX as u64 + self.rows as u64 * self.dim as u64;
+                if h.count != self.rows as u64
+                    || h.dim as usize != self.dim
+                    || body.len() as u64 != want
+                {
+                    return Err(Error::corrupt(
+                        &path,
+                        "code file does not match its segment",
+                    ));
+                }
+                Ok(map)
+            };
+            load().map_err(|e| e.to_string())
+        });
+        match loaded {
+            Ok(map) => {
+                let body = &map[HEADER_LEN + CODES_PREFIX..];
+                Ok(Some(Codes {
+                    data: bytemuck::cast_slice(body),
+                    dim: self.dim,
+                }))
+            }
+            Err(msg) => Err(Error::corrupt(path, msg.clone())),
         }
     }
 
@@ -570,6 +637,9 @@ impl Segment {
         ];
         if self.has_graph {
             files.push((FileKind::Graph, graph_name(self.id)));
+        }
+        if self.has_codes {
+            files.push((FileKind::Codes, codes_name(self.id)));
         }
         if let Some(d) = deleted {
             files.push((FileKind::Deleted, d.to_string()));

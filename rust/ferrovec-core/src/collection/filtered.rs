@@ -23,6 +23,7 @@ use crate::filter::index::{self as pindex, FieldIndex, SourceView};
 use crate::filter::rowset::RowSet;
 use crate::filter::{parse_datetime, Cond, Filter, Path as KeyPath};
 use crate::index::hnsw::{self, Rows};
+use crate::index::quant::Codes;
 use crate::segment::Bitmap;
 use crate::types::{Distance, Payload, PayloadSelector, PointId, Record, SearchParams};
 
@@ -213,6 +214,7 @@ impl State {
             count: usize,
             vectors: &'a [f32],
             graph: Option<Arc<hnsw::Graph>>,
+            codes: Option<Codes<'a>>,
         }
         let ef = params.ef.unwrap_or(ef_construct).max(n);
         let mut plans = Vec::new();
@@ -237,12 +239,19 @@ impl State {
                     }
                 }
             };
+            let codes = match (&graph, src) {
+                (Some(_), s) if s != MEM => self.sources[s as usize]
+                    .segment()
+                    .map_or(Ok(None), |seg| seg.codes())?,
+                _ => None,
+            };
             plans.push(Plan {
                 src,
                 count,
                 vectors: self.source_vectors(src, dim),
                 set,
                 graph,
+                codes,
             });
         }
         let single = queries.len() == dim;
@@ -255,8 +264,8 @@ impl State {
                         dim,
                     };
                     let set = &p.set;
-                    let found =
-                        g.search(rows, metric, q, n, ef, &|r| set.contains(r as usize), true);
+                    let accept = |r: u32| set.contains(r as usize);
+                    let found = g.search_with(p.codes, rows, metric, q, n, ef, &accept, true);
                     if found.len() >= n.min(p.count) {
                         for item in found {
                             top.push(Cand {

@@ -58,6 +58,8 @@ pub struct GraphMeta {
     pub ef_construct: u32,
     /// Recall@10 measured by the self-check after the build.
     pub self_check_recall: f32,
+    /// The segment has an int8 code file (`<id>.q8`) the graph is searched on.
+    pub codes: bool,
 }
 
 impl Manifest {
@@ -89,8 +91,11 @@ impl Manifest {
             names.push(segment::vec_name(s.id));
             names.push(segment::ids_name(s.id));
             names.push(segment::pay_name(s.id));
-            if s.graph.is_some() {
+            if let Some(g) = &s.graph {
                 names.push(segment::graph_name(s.id));
+                if g.codes {
+                    names.push(segment::codes_name(s.id));
+                }
             }
             if let Some(d) = &s.deleted {
                 names.push(d.clone());

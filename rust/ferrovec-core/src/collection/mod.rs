@@ -206,6 +206,7 @@ impl Collection {
                 rows,
                 dim,
                 meta.graph.is_some(),
+                meta.graph.as_ref().is_some_and(|g| g.codes),
             )?;
             seg.set_index_files(&meta.indexes);
             let deleted = match &meta.deleted {

@@ -31,6 +31,7 @@ use crate::filter::index::FieldIndex;
 use crate::filter::Path as KeyPath;
 use crate::format::FileKind;
 use crate::index::hnsw::{self, HnswParams, Rows};
+use crate::index::quant;
 use crate::segment::{self, Bitmap, Segment, SegmentData};
 
 /// A segment with more than this fraction of deleted rows is rebuilt without them.
@@ -395,8 +396,9 @@ fn write_frozen(
             payloads: &payloads,
         },
         None,
+        false,
     )?;
-    let seg = Segment::open(col.fs.clone(), seg_dir, id, rows.len(), dim, false)?;
+    let seg = Segment::open(col.fs.clone(), seg_dir, id, rows.len(), dim, false, false)?;
     write_payload_indexes(col, seg_dir, &seg)?;
     col.fs.sync_dir(seg_dir)?;
     Ok(seg)
@@ -645,6 +647,7 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
             m: hcfg.m as u32,
             ef_construct: hcfg.ef_construct as u32,
             self_check_recall: recall,
+            codes: quant::applies(metric),
         }
     });
     segment::write_segment(
@@ -658,6 +661,7 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
             payloads: &payloads,
         },
         graph.as_ref(),
+        quant::applies(metric),
     )?;
     drop(graph);
     drop(payloads);
@@ -675,6 +679,7 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
         rows_total,
         dim as u32,
         graph_meta.is_some(),
+        graph_meta.as_ref().is_some_and(|g| g.codes),
     )?;
     write_payload_indexes(col, &seg_dir, &seg)?;
     col.fs.sync_dir(&seg_dir)?;

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::filter::rowset::RowSet;
 use crate::filter::Filter;
 use crate::index::hnsw::{self, Rows};
+use crate::index::quant::Codes;
 use crate::segment::{Bitmap, Segment};
 use crate::types::{
     Distance, Payload, PayloadOp, PayloadSelector, PointId, Record, ScoredPoint, SearchParams,
@@ -443,6 +444,14 @@ impl State {
         blocks
     }
 
+    /// Each source's int8 codes for graph search, if it has them.
+    pub fn graph_codes(&self) -> Result<Vec<Option<Codes<'_>>>> {
+        self.sources
+            .iter()
+            .map(|s| s.segment().map_or(Ok(None), |seg| seg.codes()))
+            .collect()
+    }
+
     /// Which sources to search through their graph.
     fn graph_plan(
         &self,
@@ -509,6 +518,7 @@ impl State {
             return Ok(exact.unwrap_or_else(|| vec![Vec::new(); nq]));
         }
         let ef = params.ef.unwrap_or(ef_construct).max(n);
+        let codes = self.graph_codes()?;
         let one_query = |q: &[f32]| -> Vec<Cand> {
             let mut top = TopK::new(n, min_key);
             for &(i, g) in &graph_sources {
@@ -519,15 +529,8 @@ impl State {
                 };
                 let deleted = &s.deleted;
                 let rejecting = deleted.count_ones() > 0;
-                for item in g.search(
-                    rows,
-                    metric,
-                    q,
-                    n,
-                    ef,
-                    &|r| !deleted.get(r as usize),
-                    rejecting,
-                ) {
+                let accept = |r: u32| !deleted.get(r as usize);
+                for item in g.search_with(codes[i], rows, metric, q, n, ef, &accept, rejecting) {
                     top.push(Cand {
                         key: -item.d,
                         source: i as u32,

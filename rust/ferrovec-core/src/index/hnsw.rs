@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering as AtomicOrdering};
 use parking_lot::{Mutex, RwLock};
 use rayon::prelude::*;
 
+use super::quant::{self, Codes};
 use crate::distance;
 use crate::error::{Error, Result};
 use crate::io::Mapped;
@@ -201,21 +202,75 @@ impl<'a> Rows<'a> {
     }
 }
 
+/// Distances from one query to the graph's nodes.
+trait Space {
+    /// Nodes addressable (ids at or above are skipped).
+    fn nodes(&self) -> usize;
+    /// Start loading node `i`'s data.
+    fn prefetch(&self, i: u32);
+    /// Distance from the query to node `i`: lower is closer.
+    fn dist(&self, i: u32) -> f32;
+}
+
+/// Exact distances on the f32 rows.
+struct Exact<'a> {
+    rows: Rows<'a>,
+    metric: Distance,
+    q: &'a [f32],
+}
+
+impl Space for Exact<'_> {
+    fn nodes(&self) -> usize {
+        self.rows.len()
+    }
+
+    #[inline]
+    fn prefetch(&self, i: u32) {
+        self.rows.prefetch(i);
+    }
+
+    #[inline]
+    fn dist(&self, i: u32) -> f32 {
+        dist(self.metric, self.q, self.rows.get(i))
+    }
+}
+
+/// Approximate (negated) dot products on int8 codes.
+struct Coded<'a> {
+    codes: Codes<'a>,
+    q: Vec<i8>,
+    nodes: usize,
+}
+
+impl Space for Coded<'_> {
+    fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    #[inline]
+    fn prefetch(&self, i: u32) {
+        self.codes.prefetch(i);
+    }
+
+    #[inline]
+    fn dist(&self, i: u32) -> f32 {
+        -(quant::dot_i8(&self.q, self.codes.get(i)) as f32)
+    }
+}
+
 /// Best-first search of one level. `accept` says which nodes may be returned; rejected nodes
 /// still route. Returns up to `ef` accepted nodes, nearest first.
 #[allow(clippy::too_many_arguments)]
-fn search_level<L: Links, F: Fn(u32) -> bool>(
+fn search_level<L: Links, S: Space, F: Fn(u32) -> bool>(
     links: &L,
-    rows: Rows<'_>,
-    metric: Distance,
-    q: &[f32],
+    space: &S,
     entry: &[Item],
     ef: usize,
     level: usize,
     accept: &F,
     rejecting: bool,
 ) -> Vec<Item> {
-    let n = rows.len();
+    let n = space.nodes();
     VISITED.with(|v| {
         let mut visited = v.borrow_mut();
         visited.start(n);
@@ -251,12 +306,12 @@ fn search_level<L: Links, F: Fn(u32) -> bool>(
             fresh.clear();
             links.for_each_neighbor(c.id, level, |nb| {
                 if (nb as usize) < n && visited.insert(nb) {
-                    rows.prefetch(nb);
+                    space.prefetch(nb);
                     fresh.push(nb);
                 }
             });
             for &nb in &fresh {
-                let d = dist(metric, q, rows.get(nb));
+                let d = space.dist(nb);
                 // `bound` is the worst kept distance once `top` is full, infinity before.
                 if d < bound {
                     cand.push(Reverse(Item { d, id: nb }));
@@ -277,15 +332,8 @@ fn search_level<L: Links, F: Fn(u32) -> bool>(
 }
 
 /// Greedy walk on one upper level towards `q`.
-fn greedy<L: Links>(
-    links: &L,
-    rows: Rows<'_>,
-    metric: Distance,
-    q: &[f32],
-    cur: &mut Item,
-    level: usize,
-) {
-    let n = rows.len();
+fn greedy<L: Links, S: Space>(links: &L, space: &S, cur: &mut Item, level: usize) {
+    let n = space.nodes();
     let mut buf = Vec::with_capacity(64);
     loop {
         let mut moved = false;
@@ -294,7 +342,7 @@ fn greedy<L: Links>(
             if nb as usize >= n {
                 continue;
             }
-            let d = dist(metric, q, rows.get(nb));
+            let d = space.dist(nb);
             if d < cur.d {
                 *cur = Item { d, id: nb };
                 moved = true;
@@ -486,27 +534,21 @@ impl<'a> Builder<'a> {
             *self.top.write() = (q, level);
             return;
         }
-        let qv = self.rows.get(q);
+        let space = Exact {
+            rows: self.rows,
+            metric: self.metric,
+            q: self.rows.get(q),
+        };
         let mut cur = Item {
-            d: dist(self.metric, qv, self.rows.get(entry)),
+            d: space.dist(entry),
             id: entry,
         };
         for l in (level + 1..=max_level).rev() {
-            greedy(self, self.rows, self.metric, qv, &mut cur, l);
+            greedy(self, &space, &mut cur, l);
         }
         let mut eps = vec![cur];
         for l in (0..=level.min(max_level)).rev() {
-            let found = search_level(
-                self,
-                self.rows,
-                self.metric,
-                qv,
-                &eps,
-                self.ef_construct,
-                l,
-                &|_| true,
-                false,
-            );
+            let found = search_level(self, &space, &eps, self.ef_construct, l, &|_| true, false);
             let chosen = select_heuristic(self.rows, self.metric, &found, self.m);
             {
                 let mut upper = self.upper[q as usize].lock();
@@ -796,33 +838,87 @@ impl Graph {
         accept: &F,
         rejecting: bool,
     ) -> Vec<Item> {
-        if self.n == 0 || self.entry == NONE || rows.len() < self.n {
+        if rows.len() < self.n {
             return Vec::new();
         }
         let rows = Rows {
             data: &rows.data[..self.n * rows.dim],
             dim: rows.dim,
         };
+        let mut found = self.search_in(&Exact { rows, metric, q }, ef.max(k), accept, rejecting);
+        found.truncate(k);
+        found
+    }
+
+    /// `search_coded` with `codes`, else `search`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn search_with<F: Fn(u32) -> bool>(
+        &self,
+        codes: Option<Codes<'_>>,
+        rows: Rows<'_>,
+        metric: Distance,
+        q: &[f32],
+        k: usize,
+        ef: usize,
+        accept: &F,
+        rejecting: bool,
+    ) -> Vec<Item> {
+        match codes {
+            Some(c) => self.search_coded(c, rows, metric, q, k, ef, accept, rejecting),
+            None => self.search(rows, metric, q, k, ef, accept, rejecting),
+        }
+    }
+
+    /// Like `search`, but walking the graph on int8 `codes` (see `quant.rs`): the `ef` nodes
+    /// found are rescored on the f32 `rows`, then cut to `k`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn search_coded<F: Fn(u32) -> bool>(
+        &self,
+        codes: Codes<'_>,
+        rows: Rows<'_>,
+        metric: Distance,
+        q: &[f32],
+        k: usize,
+        ef: usize,
+        accept: &F,
+        rejecting: bool,
+    ) -> Vec<Item> {
+        if rows.len() < self.n || codes.len() < self.n || codes.dim != rows.dim {
+            return Vec::new();
+        }
+        let space = Coded {
+            codes,
+            q: quant::encode_query(q),
+            nodes: self.n,
+        };
+        let mut found = self.search_in(&space, ef.max(k), accept, rejecting);
+        for it in &mut found {
+            it.d = dist(metric, q, rows.get(it.id));
+        }
+        found.sort_unstable();
+        found.truncate(k);
+        found
+    }
+
+    /// Up to `ef` accepted nodes nearest in `space`, nearest first.
+    fn search_in<S: Space, F: Fn(u32) -> bool>(
+        &self,
+        space: &S,
+        ef: usize,
+        accept: &F,
+        rejecting: bool,
+    ) -> Vec<Item> {
+        if self.n == 0 || self.entry == NONE || space.nodes() < self.n {
+            return Vec::new();
+        }
         let mut cur = Item {
-            d: dist(metric, q, rows.get(self.entry)),
+            d: space.dist(self.entry),
             id: self.entry,
         };
         for l in (1..=self.max_level).rev() {
-            greedy(self, rows, metric, q, &mut cur, l);
+            greedy(self, space, &mut cur, l);
         }
-        let mut found = search_level(
-            self,
-            rows,
-            metric,
-            q,
-            &[cur],
-            ef.max(k),
-            0,
-            accept,
-            rejecting,
-        );
-        found.truncate(k);
-        found
+        search_level(self, space, &[cur], ef, 0, accept, rejecting)
     }
 
     /// Estimated recall@10 of searches at `ef`, leave-one-out: the neighbours of sampled rows
@@ -968,6 +1064,43 @@ mod tests {
             let recall = hits as f64 / want as f64;
             assert!(recall >= 0.95, "{per_mille}‰: recall {recall}");
         }
+    }
+
+    #[test]
+    fn search_on_int8_codes_keeps_recall() {
+        let dim = 48;
+        let n = 4000;
+        let data = clustered(n, dim, 21);
+        let rows = Rows { data: &data, dim };
+        let params = HnswParams {
+            m: 16,
+            ef_construct: 100,
+        };
+        let g = build(rows, Distance::Cosine, params, 1, &AtomicBool::new(false));
+        let scale = quant::scale_of(&data);
+        let mut codes = Vec::new();
+        quant::encode_into(&data, scale, &mut codes);
+        let codes = Codes { data: &codes, dim };
+        let (mut same, mut total) = (0, 0);
+        for qi in (0..n as u32).step_by(41) {
+            let q = rows.get(qi);
+            let exact = g.search(rows, Distance::Cosine, q, 10, 64, &|_| true, false);
+            let coded = g.search_coded(codes, rows, Distance::Cosine, q, 10, 64, &|_| true, false);
+            assert_eq!(coded.len(), 10);
+            // Rescored on f32: distances are exact and sorted.
+            for w in coded.windows(2) {
+                assert!(w[0].d <= w[1].d);
+            }
+            for it in &coded {
+                assert_eq!(it.d, dist(Distance::Cosine, q, rows.get(it.id)));
+            }
+            same += coded
+                .iter()
+                .filter(|c| exact.iter().any(|e| e.id == c.id))
+                .count();
+            total += 10;
+        }
+        assert!(same as f64 / total as f64 >= 0.97, "overlap {same}/{total}");
     }
 
     #[test]

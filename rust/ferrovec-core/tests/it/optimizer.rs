@@ -139,6 +139,25 @@ fn optimize_builds_one_indexed_segment_with_high_recall() {
     }
     col.verify()
         .expect("checksums of the graph and segment files");
+
+    // Cosine graphs are walked on an int8 code file; bit rot in it is found by verify.
+    col.close().expect("close");
+    drop(col);
+    let codes: Vec<std::path::PathBuf> = std::fs::read_dir(dir.join("segments"))
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "q8"))
+        .collect();
+    assert_eq!(codes.len(), 1, "one code file beside the one graph");
+    let mut b = std::fs::read(&codes[0]).expect("read");
+    let last = b.len() - 1;
+    b[last] ^= 0x10;
+    std::fs::write(&codes[0], &b).expect("write");
+    let col = open(&dir, &cfg, false);
+    assert!(matches!(
+        col.verify(),
+        Err(ferrovec_core::Error::Corruption { .. })
+    ));
 }
 
 #[test]
