@@ -15,10 +15,13 @@ from ferrovec._native import (
     Database,
     Hit,
     Record,
+    SnapshotInfo,
     __version__,
     get_num_threads,
     open,
+    restore_snapshot,
     set_num_threads,
+    verify_snapshot,
 )
 from ferrovec.errors import (
     ClosedError,
@@ -44,10 +47,13 @@ __all__ = [
     "InvalidInputError",
     "LogFailedError",
     "Record",
+    "SnapshotInfo",
     "StorageError",
     "StoreLockedError",
     "__version__",
     "get_num_threads",
     "open",
+    "restore_snapshot",
     "set_num_threads",
+    "verify_snapshot",
 ]

@@ -30,6 +30,7 @@ pub mod index;
 pub mod io;
 pub mod pool;
 pub mod segment;
+pub mod snapshot;
 pub mod store;
 pub mod types;
 pub mod wal;

@@ -92,6 +92,17 @@ impl Store {
         Ok(store)
     }
 
+    /// The store at `path` as this process has it open (whatever its options), or opened now
+    /// with `options`.
+    pub fn open_any(path: &Path, options: StorageOptions) -> Result<Arc<Store>> {
+        if let Ok(canonical) = path.canonicalize() {
+            if let Some(store) = OPEN_STORES.lock().get(&canonical).and_then(Weak::upgrade) {
+                return Ok(store);
+            }
+        }
+        Self::open(path, options)
+    }
+
     /// Open a store through a given file system, outside the per-process registry (tests).
     pub fn open_with_fs(
         fs: Arc<dyn FileSystem>,
@@ -285,6 +296,47 @@ impl Store {
             self.fs.rename(&dir, &gone)?;
             self.fs.sync_dir(&cdir)?;
             self.fs.remove_dir_all(&gone)?;
+        }
+        Ok(())
+    }
+
+    /// Put the collection directory `staged` (inside this store's `collections/`, named with a
+    /// leading dot) in place as collection `name`. An existing collection is replaced only if
+    /// `replace`: the two directories are swapped atomically (`renameat2(RENAME_EXCHANGE)`), so
+    /// a crash leaves either the old collection or the new one, never neither; the old one's
+    /// handles then fail with `CollectionNotFound`.
+    pub(crate) fn install_collection(
+        &self,
+        name: &str,
+        staged: &Path,
+        replace: bool,
+    ) -> Result<()> {
+        self.check_open()?;
+        collection::validate_name(name)?;
+        let (Some(root), Some(dir)) = (&self.path, self.collection_dir(name)) else {
+            return Err(Error::invalid("cannot restore into an in-memory store"));
+        };
+        let cdir = root.join(COLLECTIONS);
+        let mut slots = self.collections.lock();
+        if let Some(slot) = slots.get(name) {
+            if !replace {
+                return Err(Error::CollectionExists(format!(
+                    "{name} (pass replace=True to replace it)"
+                )));
+            }
+            if let Some(col) = slot {
+                col.mark_dropped();
+            }
+            slots.insert(name.to_string(), None);
+            self.fs.exchange(staged, &dir)?;
+            self.fs.sync_dir(&cdir)?;
+            // `staged` now holds the old collection; its leading dot gets it removed at the
+            // next open if this removal is interrupted.
+            self.fs.remove_dir_all(staged)?;
+        } else {
+            self.fs.rename(staged, &dir)?;
+            self.fs.sync_dir(&cdir)?;
+            slots.insert(name.to_string(), None);
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use pyo3::types::{PyDict, PyList};
 use crate::collection::{info_to_dict, PyCollection};
 use crate::errors::to_py;
 use crate::gil::run_detached;
+use crate::snapshot::PySnapshotInfo;
 
 /// An open ferrovec store. Use as a context manager, or call `close()`.
 #[pyclass(name = "Database", module = "ferrovec", frozen)]
@@ -20,7 +21,7 @@ pub struct PyDatabase {
 }
 
 impl PyDatabase {
-    fn store(&self, py: Python<'_>) -> PyResult<Arc<Store>> {
+    pub(crate) fn store(&self, py: Python<'_>) -> PyResult<Arc<Store>> {
         self.store.lock().clone().ok_or_else(|| {
             to_py(
                 py,
@@ -224,6 +225,59 @@ impl PyDatabase {
             Ok(store) => run_detached(py, move || store.close()),
             Err(_) => Ok(()),
         }
+    }
+
+    /// Write a consistent snapshot of `collection` (default: every collection) as one archive
+    /// in `dest` (default: the store's snapshots/ folder). Writes may continue meanwhile: they
+    /// wait only for a checkpoint, never for the copy.
+    #[pyo3(signature = (collection = None, *, dest = None))]
+    fn create_snapshot(
+        &self,
+        py: Python<'_>,
+        collection: Option<&str>,
+        dest: Option<PathBuf>,
+    ) -> PyResult<PySnapshotInfo> {
+        let store = self.store(py)?;
+        run_detached(py, || store.create_snapshot(collection, dest.as_deref())).map(Into::into)
+    }
+
+    /// Complete snapshots in `dest` (default: the store's snapshots/ folder), oldest first.
+    #[pyo3(signature = (dest = None))]
+    fn list_snapshots(
+        &self,
+        py: Python<'_>,
+        dest: Option<PathBuf>,
+    ) -> PyResult<Vec<PySnapshotInfo>> {
+        let store = self.store(py)?;
+        let list = run_detached(py, || store.list_snapshots(dest.as_deref()))?;
+        Ok(list.into_iter().map(Into::into).collect())
+    }
+
+    /// Remove the snapshot `name` from `dest` (default: the store's snapshots/ folder).
+    #[pyo3(signature = (name, *, dest = None))]
+    fn delete_snapshot(&self, py: Python<'_>, name: &str, dest: Option<PathBuf>) -> PyResult<()> {
+        let store = self.store(py)?;
+        run_detached(py, || store.delete_snapshot(name, dest.as_deref()))
+    }
+
+    /// Check a snapshot (a name in `dest`, or an archive path) without restoring it: its
+    /// SHA-256 against its sidecar, every entry's path and type, every file's SHA-256. Raises
+    /// CorruptionError on any mismatch.
+    #[pyo3(signature = (name, *, dest = None))]
+    fn verify_snapshot(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        dest: Option<PathBuf>,
+    ) -> PyResult<PySnapshotInfo> {
+        let store = self.store(py)?;
+        let dir = match (dest, store.path()) {
+            (Some(d), _) => d,
+            (None, Some(root)) => ferrovec_core::snapshot::default_dir(root),
+            (None, None) => PathBuf::from("."),
+        };
+        let path = crate::snapshot::resolve(name, &dir);
+        run_detached(py, || ferrovec_core::snapshot::verify_archive(&path)).map(Into::into)
     }
 
     #[getter]

@@ -5,6 +5,7 @@ mod convert;
 mod database;
 mod errors;
 mod gil;
+mod snapshot;
 
 use pyo3::prelude::*;
 
@@ -17,6 +18,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(database::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(database::get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(collection::_matrix_address, m)?)?;
+    m.add_function(wrap_pyfunction!(snapshot::restore_snapshot, m)?)?;
+    m.add_function(wrap_pyfunction!(snapshot::verify_snapshot, m)?)?;
+    m.add_class::<snapshot::PySnapshotInfo>()?;
     m.add_class::<database::PyDatabase>()?;
     m.add_class::<collection::PyCollection>()?;
     m.add_class::<convert::PyHit>()?;

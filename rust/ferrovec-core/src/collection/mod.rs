@@ -689,6 +689,25 @@ impl Collection {
         result.and(closed)
     }
 
+    /// Checkpoint, and hold the structure lock (no file of the manifest is retired while it is
+    /// held; writers go on) so the caller can copy the files the manifest names.
+    pub(crate) fn checkpoint_for_copy(&self) -> Result<(PathBuf, parking_lot::MutexGuard<'_, ()>)> {
+        self.check_open()?;
+        let dir = self
+            .dir
+            .clone()
+            .ok_or_else(|| Error::invalid("an in-memory collection has no files to copy"))?;
+        let s = self.structure.lock();
+        self.check_open()?;
+        optimize::seal(self)?;
+        Ok((dir, s))
+    }
+
+    /// The manifest as last written.
+    pub(crate) fn manifest(&self) -> Manifest {
+        self.writer.lock().clone()
+    }
+
     /// Mark the collection dropped: every later call on a handle fails with `CollectionNotFound`.
     pub fn mark_dropped(&self) {
         optimize::stop(self);

@@ -94,6 +94,9 @@ impl FileSystem for RecordingFs {
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         OsFs.rename(from, to)
     }
+    fn exchange(&self, a: &Path, b: &Path) -> Result<()> {
+        OsFs.exchange(a, b)
+    }
     fn remove_file(&self, path: &Path) -> Result<()> {
         OsFs.remove_file(path)
     }
