@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, TypedDict
 
 import numpy as np
@@ -20,10 +20,15 @@ __all__ = [
     "SnapshotInfo",
     "__version__",
     "_matrix_address",
+    "backup_status",
+    "cleanup_backups",
     "get_num_threads",
+    "list_backups",
     "open",
+    "restore_backup",
     "restore_snapshot",
     "set_num_threads",
+    "verify_backup",
     "verify_snapshot",
 ]
 
@@ -37,6 +42,8 @@ _Durability = Literal["fsync", "interval", "off"]
 _Filter = dict[str, Any] | Any
 _IndexType = Literal["keyword", "integer", "float", "bool", "datetime", "uuid", "geo", "text"]
 _OrderBy = str | dict[str, Any]
+
+_Progress = Callable[[int, int], object]
 
 class _Retention(TypedDict):
     key: str
@@ -175,6 +182,13 @@ class Database:
     def verify_snapshot(
         self, name: str, *, dest: str | os.PathLike[str] | None = None
     ) -> SnapshotInfo: ...
+    def backup(
+        self,
+        dest: str | os.PathLike[str],
+        *,
+        incremental: bool = False,
+        progress: _Progress | None = None,
+    ) -> dict[str, Any]: ...
     def close(self) -> None: ...
     def __enter__(self) -> Database: ...
     def __exit__(self, *args: object) -> bool: ...
@@ -211,6 +225,29 @@ def restore_snapshot(
     replace: bool = False,
 ) -> list[str]: ...
 def verify_snapshot(archive: str) -> SnapshotInfo: ...
+def restore_backup(
+    dest: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    backup_id: str | None = None,
+    collection: str | None = None,
+    replace: bool = False,
+    progress: _Progress | None = None,
+) -> list[str]: ...
+def list_backups(dest: str | os.PathLike[str]) -> list[dict[str, Any]]: ...
+def verify_backup(
+    dest: str | os.PathLike[str],
+    backup_id: str | None = None,
+    *,
+    progress: _Progress | None = None,
+) -> dict[str, Any]: ...
+def cleanup_backups(
+    dest: str | os.PathLike[str],
+    *,
+    keep_last: int | None = None,
+    max_age_days: float | None = None,
+) -> list[str]: ...
+def backup_status(dest: str | os.PathLike[str]) -> dict[str, Any]: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def _matrix_address(vectors: npt.ArrayLike) -> int: ...

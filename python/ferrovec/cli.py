@@ -1,4 +1,4 @@
-"""The ``ferrovec`` command: ``info``, ``verify`` and ``demo``."""
+"""The ``ferrovec`` command: ``info``, ``verify``, ``demo``, ``snapshot ...`` and ``backup ...``."""
 
 from __future__ import annotations
 
@@ -157,6 +157,137 @@ def cmd_demo(args: argparse.Namespace) -> int:
             shutil.rmtree(own_dir, ignore_errors=True)
 
 
+class _Bar:
+    """A progress bar on stderr for long copies: progress(done, total) in bytes."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.started = time.perf_counter()
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        frac = done / total if total else 1.0
+        rate = done / max(time.perf_counter() - self.started, 1e-9)
+        bar = "#" * int(frac * 30)
+        sys.stderr.write(
+            f"\r  {self.label} [{bar:<30}] {frac:6.1%} {_size(done)} / {_size(total)}"
+            f" ({_size(rate)}/s)"
+        )
+        sys.stderr.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def _backup_line(b: dict[str, Any]) -> str:
+    cols = ", ".join(f"{n}@{c['sequence']}" for n, c in b["collections"].items()) or "-"
+    return (
+        f"{b['id']}  {b['kind']:<11} {_size(b['total_bytes']):>10} "
+        f"(+{_size(b['added_bytes'])})  {cols}"
+    )
+
+
+def cmd_backup_create(args: argparse.Namespace) -> int:
+    bar = _Bar("copying")
+    with ferrovec.open(args.path) as db:
+        info = db.backup(args.dest, incremental=args.incremental, progress=bar)
+    bar.done()
+    print(_backup_line(info))
+    return 0
+
+
+def cmd_backup_list(args: argparse.Namespace) -> int:
+    backups = ferrovec.list_backups(args.dest)
+    if not backups:
+        print(f"{args.dest}: no backups")
+    for b in backups:
+        print(_backup_line(b))
+    return 0
+
+
+def cmd_backup_verify(args: argparse.Namespace) -> int:
+    bar = _Bar("verifying")
+    info = ferrovec.verify_backup(args.dest, args.id, progress=bar)
+    bar.done()
+    print(f"{info['id']}: ok ({_size(info['total_bytes'])} checked)")
+    return 0
+
+
+def cmd_backup_restore(args: argparse.Namespace) -> int:
+    bar = _Bar("restoring")
+    names = ferrovec.restore_backup(
+        args.dest,
+        args.target,
+        backup_id=args.id,
+        collection=args.collection,
+        replace=args.replace,
+        progress=bar,
+    )
+    bar.done()
+    print(f"restored {', '.join(names) or 'nothing'} into {args.target}")
+    return 0
+
+
+def cmd_backup_cleanup(args: argparse.Namespace) -> int:
+    removed = ferrovec.cleanup_backups(
+        args.dest, keep_last=args.keep_last, max_age_days=args.max_age_days
+    )
+    print(f"removed {len(removed)} backup(s){': ' + ', '.join(removed) if removed else ''}")
+    return 0
+
+
+def _age(s: float | None) -> str:
+    if s is None:
+        return "never"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            return f"{s / size:.1f} {unit} ago"
+    return f"{s:.0f} s ago"
+
+
+def cmd_backup_status(args: argparse.Namespace) -> int:
+    st = ferrovec.backup_status(args.dest)
+    change = st["size_change_bytes"]
+    print(f"backups:                {st['backups']}")
+    print(f"newest backup:          {st['newest_id'] or '-'} ({_age(st['newest_age_s'])})")
+    shown = "-" if change is None else f"{'+' if change >= 0 else '-'}{_size(abs(change))}"
+    print(f"size change:            {shown} from the previous backup")
+    print(f"last verified:          {_age(st['last_verified_age_s'])}")
+    print(f"last restored:          {_age(st['last_restored_age_s'])}")
+    return 0
+
+
+def cmd_snapshot_create(args: argparse.Namespace) -> int:
+    with ferrovec.open(args.path) as db:
+        s = db.create_snapshot(args.collection, dest=args.dest)
+    print(f"{s.path}  {_size(s.size_bytes)}  sha256 {s.sha256}")
+    return 0
+
+
+def cmd_snapshot_list(args: argparse.Namespace) -> int:
+    with ferrovec.open(args.path) as db:
+        for s in db.list_snapshots(args.dest):
+            cols = ", ".join(f"{n}@{q}" for n, q in s.collections.items())
+            print(f"{s.name}  {_size(s.size_bytes):>10}  {cols}")
+    return 0
+
+
+def cmd_snapshot_verify(args: argparse.Namespace) -> int:
+    s = ferrovec.verify_snapshot(args.archive)
+    print(f"{s.path}: ok ({', '.join(s.collections)})")
+    return 0
+
+
+def cmd_snapshot_restore(args: argparse.Namespace) -> int:
+    names = ferrovec.restore_snapshot(
+        args.archive, args.target, collection=args.collection, replace=args.replace
+    )
+    print(f"restored {', '.join(names)} into {args.target}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ferrovec", description="ferrovec vector store tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,6 +303,59 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--path", help="where to create the demo store (default: a temporary directory)")
     p.add_argument("--points", type=int, default=100_000)
     p.set_defaults(func=cmd_demo)
+
+    snap = sub.add_parser("snapshot", help="one-file snapshots of a store").add_subparsers(
+        dest="action", required=True
+    )
+    p = snap.add_parser("create", help="write a snapshot of one or every collection")
+    p.add_argument("path")
+    p.add_argument("--collection")
+    p.add_argument("--dest", help="directory for the archive (default: PATH/snapshots)")
+    p.set_defaults(func=cmd_snapshot_create)
+    p = snap.add_parser("list", help="list complete snapshots")
+    p.add_argument("path")
+    p.add_argument("--dest")
+    p.set_defaults(func=cmd_snapshot_list)
+    p = snap.add_parser("verify", help="check an archive without restoring it")
+    p.add_argument("archive")
+    p.set_defaults(func=cmd_snapshot_verify)
+    p = snap.add_parser("restore", help="restore an archive into a store")
+    p.add_argument("archive")
+    p.add_argument("target")
+    p.add_argument("--collection")
+    p.add_argument("--replace", action="store_true")
+    p.set_defaults(func=cmd_snapshot_restore)
+
+    bk = sub.add_parser("backup", help="full and incremental backups").add_subparsers(
+        dest="action", required=True
+    )
+    p = bk.add_parser("create", help="back up the store at PATH into DEST")
+    p.add_argument("path")
+    p.add_argument("dest")
+    p.add_argument("--incremental", action="store_true", help="copy only files DEST lacks")
+    p.set_defaults(func=cmd_backup_create)
+    p = bk.add_parser("list", help="list the backups in DEST")
+    p.add_argument("dest")
+    p.set_defaults(func=cmd_backup_list)
+    p = bk.add_parser("verify", help="check every file of a backup (default: the newest)")
+    p.add_argument("dest")
+    p.add_argument("--id")
+    p.set_defaults(func=cmd_backup_verify)
+    p = bk.add_parser("restore", help="restore a backup (default: the newest) into TARGET")
+    p.add_argument("dest")
+    p.add_argument("target")
+    p.add_argument("--id")
+    p.add_argument("--collection")
+    p.add_argument("--replace", action="store_true")
+    p.set_defaults(func=cmd_backup_restore)
+    p = bk.add_parser("cleanup", help="remove old backups (never one a kept backup needs)")
+    p.add_argument("dest")
+    p.add_argument("--keep-last", type=int)
+    p.add_argument("--max-age-days", type=float)
+    p.set_defaults(func=cmd_backup_cleanup)
+    p = bk.add_parser("status", help="age and size of the newest backup, last verification")
+    p.add_argument("dest")
+    p.set_defaults(func=cmd_backup_status)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

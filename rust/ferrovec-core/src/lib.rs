@@ -21,6 +21,7 @@ compile_error!(
     "ferrovec maps its little-endian files directly and supports little-endian targets only"
 );
 
+pub mod backup;
 pub mod collection;
 pub mod distance;
 pub mod error;

@@ -655,27 +655,68 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// Restore `archive` into the store at `target` (created if it does not exist): every
-/// collection it holds, or just `collection`. An existing collection of the same name is an
-/// error unless `replace`. Nothing in the store changes unless the whole archive checks out.
-/// Returns the restored collections' names.
+/// A staging directory inside a store's `collections/` (its leading dot gets it removed when
+/// the store opens, should a crash leave it), from which restored collection directories
+/// (`<dir>/<name>`, holding `MANIFEST` and `segments/`) are moved into place.
+pub(crate) struct Staging<'a> {
+    pub dir: PathBuf,
+    store: &'a Store,
+}
+
+impl<'a> Staging<'a> {
+    pub fn new(store: &'a Store) -> Result<Self> {
+        let root = store
+            .path()
+            .ok_or_else(|| Error::invalid("cannot restore into an in-memory store"))?;
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = root.join("collections").join(format!(".restoring-{nonce}"));
+        std::fs::create_dir_all(&dir).ctx("create directory", &dir)?;
+        Ok(Staging { dir, store })
+    }
+
+    /// Complete the staged collections `names` (empty `wal/`, fsynced) and move them in.
+    pub fn install(&self, names: &[String], replace: bool) -> Result<()> {
+        for n in names {
+            for sub in ["segments", "wal"] {
+                let d = self.dir.join(n).join(sub);
+                std::fs::create_dir_all(&d).ctx("create directory", &d)?;
+                fsync_dir(&d)?;
+            }
+            fsync_dir(&self.dir.join(n))?;
+        }
+        self.store.install_restored(&self.dir, names, replace)
+    }
+
+    /// Remove what is left of the staging directory.
+    pub fn finish(self) -> Result<()> {
+        if self.dir.exists() {
+            std::fs::remove_dir_all(&self.dir).ctx("remove", &self.dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// Restore `archive` into `store`: every collection it holds, or just `collection`. An
+/// existing collection of the same name is an error unless `replace`. Nothing in the store
+/// changes unless the whole archive checks out. Returns the restored collections' names.
 pub fn restore(
     archive: &Path,
     store: &Store,
     collection: Option<&str>,
     replace: bool,
 ) -> Result<Vec<String>> {
-    let root = store
-        .path()
-        .ok_or_else(|| Error::invalid("cannot restore into an in-memory store"))?
-        .to_path_buf();
-    let cdir = root.join("collections");
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    // A leading dot: a store opening after a crash removes it.
-    let staged = cdir.join(format!(".restoring-{nonce}"));
-    std::fs::create_dir_all(&staged).ctx("create directory", &staged)?;
+    if let Some(c) = collection {
+        if !replace && store.list_collections()?.iter().any(|n| n == c) {
+            return Err(Error::CollectionExists(format!(
+                "{c} (pass replace=True to replace it)"
+            )));
+        }
+    }
+    let free = store.path().and_then(free_bytes);
+    let staging = Staging::new(store)?;
+    let staged = &staging.dir;
     let result = (|| {
         let mut take = |col: &str, rel: &Path, r: &mut dyn Read| -> Result<()> {
             if collection.is_some_and(|c| c != col) {
@@ -694,7 +735,7 @@ pub fn restore(
             f.sync_all().ctx("fsync", &to)?;
             Ok(())
         };
-        let index = read_archive(archive, free_bytes(&cdir), &mut take)?;
+        let index = read_archive(archive, free, &mut take)?;
         let names: Vec<String> = match collection {
             Some(c) if !index.collections.contains_key(c) => {
                 return Err(Error::invalid(format!(
@@ -710,19 +751,9 @@ pub fn restore(
             Some(c) => vec![c.to_string()],
             None => index.collections.keys().cloned().collect(),
         };
-        for n in &names {
-            for sub in ["segments", "wal"] {
-                let d = staged.join(n).join(sub);
-                std::fs::create_dir_all(&d).ctx("create directory", &d)?;
-                fsync_dir(&d)?;
-            }
-            fsync_dir(&staged.join(n))?;
-        }
-        store.install_restored(&staged, &names, replace)?;
+        staging.install(&names, replace)?;
         Ok(names)
     })();
-    if staged.exists() {
-        std::fs::remove_dir_all(&staged).ctx("remove", &staged)?;
-    }
+    staging.finish()?;
     result
 }

@@ -280,6 +280,21 @@ impl PyDatabase {
         run_detached(py, || ferrovec_core::snapshot::verify_archive(&path)).map(Into::into)
     }
 
+    /// Back up every collection into the directory `dest`: a full copy, or with
+    /// incremental=True only the files the newest backup there lacks. Writes go on meanwhile.
+    /// progress: called as progress(bytes_done, bytes_total). Returns the backup's summary.
+    #[pyo3(signature = (dest, *, incremental = false, progress = None))]
+    fn backup(
+        &self,
+        py: Python<'_>,
+        dest: PathBuf,
+        incremental: bool,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let store = self.store(py)?;
+        crate::backup::backup_store(py, &store, dest, incremental, progress)
+    }
+
     #[getter]
     fn closed(&self) -> bool {
         self.store.lock().is_none()

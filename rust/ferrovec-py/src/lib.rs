@@ -1,5 +1,6 @@
 //! The native module `ferrovec._native`. Users import `ferrovec`, which re-exports from here.
 
+mod backup;
 mod collection;
 mod convert;
 mod database;
@@ -20,6 +21,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(collection::_matrix_address, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot::restore_snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot::verify_snapshot, m)?)?;
+    m.add_function(wrap_pyfunction!(backup::restore_backup, m)?)?;
+    m.add_function(wrap_pyfunction!(backup::list_backups, m)?)?;
+    m.add_function(wrap_pyfunction!(backup::verify_backup, m)?)?;
+    m.add_function(wrap_pyfunction!(backup::cleanup_backups, m)?)?;
+    m.add_function(wrap_pyfunction!(backup::backup_status, m)?)?;
     m.add_class::<snapshot::PySnapshotInfo>()?;
     m.add_class::<database::PyDatabase>()?;
     m.add_class::<collection::PyCollection>()?;

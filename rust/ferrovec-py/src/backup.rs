@@ -1,0 +1,170 @@
+//! Backups from Python: `Database.backup` and the `ferrovec.*_backup(s)` functions. Results are
+//! plain dicts (JSON-shaped); long copies report progress to an optional callable.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use ferrovec_core::backup::{self, BackupInfo};
+use ferrovec_core::{StorageOptions, Store};
+use pyo3::prelude::*;
+use serde_json::json;
+
+use crate::gil::run_detached;
+
+/// A backup's summary: its manifest without the per-file list.
+fn summary(b: &BackupInfo) -> serde_json::Value {
+    let collections: serde_json::Map<String, serde_json::Value> = b
+        .collections
+        .iter()
+        .map(|(n, c)| {
+            (
+                n.clone(),
+                json!({"sequence": c.sequence, "files": c.files.len()}),
+            )
+        })
+        .collect();
+    json!({
+        "id": b.id,
+        "kind": b.kind,
+        "parent": b.parent,
+        "created_at": b.created_at,
+        "collections": collections,
+        "added_bytes": b.added_bytes,
+        "total_bytes": b.total_bytes,
+    })
+}
+
+pub fn to_python(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
+    let json = py.import("json")?;
+    Ok(json.call_method1("loads", (v.to_string(),))?.unbind())
+}
+
+/// Calls `callback(done, total)` from the core's threads, at most about 100 times per copy.
+pub struct Reporter {
+    callback: Option<Py<PyAny>>,
+    last: Mutex<u64>,
+}
+
+impl Reporter {
+    pub fn new(callback: Option<Py<PyAny>>) -> Self {
+        Reporter {
+            callback,
+            last: Mutex::new(0),
+        }
+    }
+
+    pub fn report(&self, done: u64, total: u64) {
+        let Some(cb) = &self.callback else { return };
+        {
+            let Ok(mut last) = self.last.lock() else {
+                return;
+            };
+            if done < total && done.saturating_sub(*last) < total / 100 {
+                return;
+            }
+            *last = done;
+        }
+        Python::attach(|py| {
+            if let Err(e) = cb.call1(py, (done, total)) {
+                e.write_unraisable(py, None);
+            }
+        });
+    }
+}
+
+/// Restore backup `backup_id` (default: the newest) from `dest` into the store at `path`
+/// (created if needed): every collection, or just `collection`; an existing one only with
+/// replace=True. Every checksum is checked before the store changes.
+#[pyfunction]
+#[pyo3(signature = (dest, path, *, backup_id = None, collection = None, replace = false, progress = None))]
+pub fn restore_backup(
+    py: Python<'_>,
+    dest: PathBuf,
+    path: PathBuf,
+    backup_id: Option<&str>,
+    collection: Option<&str>,
+    replace: bool,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Vec<String>> {
+    let reporter = Reporter::new(progress);
+    run_detached(py, || {
+        let existed = path.exists();
+        let store = Store::open_any(&path, StorageOptions::default())?;
+        let result = backup::restore(&dest, backup_id, &store, collection, replace, &|d, t| {
+            reporter.report(d, t)
+        });
+        if result.is_err() && !existed {
+            drop(store);
+            let _ = std::fs::remove_dir_all(&path);
+        }
+        result
+    })
+}
+
+/// Complete backups in `dest`, oldest first, as dicts: id, kind, parent, created_at,
+/// collections ({name: {"sequence", "files"}}), added_bytes, total_bytes.
+#[pyfunction]
+pub fn list_backups(py: Python<'_>, dest: PathBuf) -> PyResult<Vec<Py<PyAny>>> {
+    let all = run_detached(py, || backup::list(&dest))?;
+    all.iter().map(|b| to_python(py, &summary(b))).collect()
+}
+
+/// Check every file of backup `backup_id` (default: the newest) against its recorded size and
+/// SHA-256; raises CorruptionError on a mismatch. Returns the backup's summary.
+#[pyfunction]
+#[pyo3(signature = (dest, backup_id = None, *, progress = None))]
+pub fn verify_backup(
+    py: Python<'_>,
+    dest: PathBuf,
+    backup_id: Option<&str>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let reporter = Reporter::new(progress);
+    let info = run_detached(py, || {
+        backup::verify(&dest, backup_id, &|d, t| reporter.report(d, t))
+    })?;
+    to_python(py, &summary(&info))
+}
+
+/// Remove backups beyond the newest `keep_last` and those older than `max_age_days` (never
+/// the newest, nor one a kept backup refers to). Returns the removed ids.
+#[pyfunction]
+#[pyo3(signature = (dest, *, keep_last = None, max_age_days = None))]
+pub fn cleanup_backups(
+    py: Python<'_>,
+    dest: PathBuf,
+    keep_last: Option<usize>,
+    max_age_days: Option<f64>,
+) -> PyResult<Vec<String>> {
+    if keep_last.is_none() && max_age_days.is_none() {
+        return Err(crate::errors::invalid(
+            py,
+            "cleanup_backups needs keep_last or max_age_days",
+        ));
+    }
+    run_detached(py, || backup::cleanup(&dest, keep_last, max_age_days))
+}
+
+/// Monitoring figures of `dest`: backups, newest_id, newest_age_s, size_change_bytes,
+/// last_verified_at/_age_s, last_restored_at/_age_s.
+#[pyfunction]
+pub fn backup_status(py: Python<'_>, dest: PathBuf) -> PyResult<Py<PyAny>> {
+    let st = run_detached(py, || backup::status(&dest))?;
+    let v = serde_json::to_value(&st)
+        .map_err(|e| crate::errors::invalid(py, format!("internal: status: {e}")))?;
+    to_python(py, &v)
+}
+
+pub fn backup_store(
+    py: Python<'_>,
+    store: &Store,
+    dest: PathBuf,
+    incremental: bool,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let reporter = Reporter::new(progress);
+    let info = run_detached(py, || {
+        store.backup(&dest, incremental, &|d, t| reporter.report(d, t))
+    })?;
+    to_python(py, &summary(&info))
+}
