@@ -74,16 +74,16 @@ def main() -> None:
         stop = threading.Event()
         acks: list[float] = []
 
-        def writer() -> None:
+        def writer(c) -> None:
             s = 0
             while not stop.is_set():
                 e = s + BATCH
                 t0 = time.perf_counter()
-                col.upsert(np.arange(s, e), base[s:e])
+                c.upsert(np.arange(s, e), base[s:e])
                 acks.append(time.perf_counter() - t0)
                 s = e % len(base)
 
-        th = threading.Thread(target=writer)
+        th = threading.Thread(target=writer, args=(col,))
         th.start()
         loaded = []
         try:
@@ -96,6 +96,7 @@ def main() -> None:
         finally:
             stop.set()
             th.join()
+        del th, col  # the last handles: close() checkpoints and releases the store
         db.close()
 
         med = statistics.median

@@ -28,6 +28,10 @@ const MAX_LEVEL: usize = 16;
 const NONE: u32 = u32::MAX;
 /// Words of the graph file's parameter block.
 const PARAM_WORDS: usize = 8;
+/// A search on int8 codes rescores this many candidates per result wanted on f32 ...
+const RESCORE_PER_K: usize = 4;
+/// ... and at least this many.
+const RESCORE_MIN: usize = 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HnswParams {
@@ -869,8 +873,8 @@ impl Graph {
         }
     }
 
-    /// Like `search`, but walking the graph on int8 `codes` (see `quant.rs`): the `ef` nodes
-    /// found are rescored on the f32 `rows`, then cut to `k`.
+    /// Like `search`, but walking the graph on int8 `codes` (see `quant.rs`): the best
+    /// `max(4·k, 20)` of the `ef` nodes found are rescored on the f32 `rows`, then cut to `k`.
     #[allow(clippy::too_many_arguments)]
     pub fn search_coded<F: Fn(u32) -> bool>(
         &self,
@@ -892,6 +896,10 @@ impl Graph {
             nodes: self.n,
         };
         let mut found = self.search_in(&space, ef.max(k), accept, rejecting);
+        // The codes rank well enough that the true top k sit among the first few k: only those
+        // are rescored (on 100k x 384, rescoring 2·k gave the same recall as all ef, to four
+        // decimals), which also keeps the f32 pages a query touches few.
+        found.truncate((RESCORE_PER_K * k).max(RESCORE_MIN));
         for it in &mut found {
             it.d = dist(metric, q, rows.get(it.id));
         }
