@@ -21,6 +21,43 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ann import BATCH, DIM, EF_CONSTRUCT, HERE, K, M, cached_data
 
+RPO_INTERVAL_S = 1.0
+
+
+def measure_rpo(tmp: Path, base: np.ndarray, disasters: int = 5) -> list[float]:
+    import random
+
+    import ferrovec
+
+    windows = []
+    for d in range(disasters):
+        store, dest, archive = tmp / f"rpo{d}", tmp / f"rpo{d}-b", tmp / f"rpo{d}-a"
+        db = ferrovec.open(store, log_archive=archive, archive_interval_s=RPO_INTERVAL_S)
+        col = db.create_collection("b", dim=DIM)
+        col.upsert(np.arange(BATCH), base[:BATCH])
+        db.backup(dest)
+        t_backup = time.perf_counter()
+        acked: dict[int, float] = {}  # sequence number -> acknowledgement time
+        seq = 1
+        end = time.perf_counter() + random.uniform(2.0, 4.0)
+        while time.perf_counter() < end:
+            s = (seq * BATCH) % (len(base) - BATCH)
+            col.upsert(np.arange(s, s + BATCH), base[s : s + BATCH])
+            seq += 1
+            acked[seq] = time.perf_counter()
+        # Disaster: the store is gone. What can be recovered?
+        try:
+            ferrovec.restore_backup(
+                dest, tmp / f"rpo{d}-r", collection="b", to_sequence=seq, log_archive=archive
+            )
+            recovered = seq
+        except ferrovec.InvalidInputError as e:
+            recovered = int(str(e).split("only up to ")[1].split(";")[0])
+        windows.append(acked[seq] - acked.get(recovered, t_backup))
+        del col
+        db.close()
+    return windows
+
 
 def main() -> None:
     import ferrovec
@@ -99,6 +136,8 @@ def main() -> None:
         del th, col  # the last handles: close() checkpoints and releases the store
         db.close()
 
+        rpo = measure_rpo(tmp, base)
+
         med = statistics.median
         lines = [
             f"# Snapshot and restore: {args.n:,} x {DIM} with its HNSW graph and a keyword index",
@@ -115,8 +154,14 @@ def main() -> None:
             f"| upsert latency during snapshots, p50 / max | {med(acks) * 1e3:.1f} / "
             f"{max(acks) * 1e3:.1f} ms ({len(acks)} batches) |",
             "",
+            f"| data-loss window (RPO) with log archiving every {RPO_INTERVAL_S:g} s, "
+            f"median / max of {len(rpo)} disasters | {med(rpo):.2f} / {max(rpo):.2f} s |",
+            "",
             "The restored store answers the same 100 queries with the same ids; "
-            "its graph was not rebuilt.",
+            "its graph was not rebuilt. RPO: a thread upserts batches of 1,000 for a while; at "
+            "a random moment the store is declared lost, and the newest record recoverable "
+            "from the backup plus the log archive is found with a point-in-time restore; the "
+            "window is the time between that record's acknowledgement and the last one's.",
         ]
         out = "\n".join(lines) + "\n"
         print(out)

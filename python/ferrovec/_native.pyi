@@ -182,6 +182,9 @@ class Database:
     def verify_snapshot(
         self, name: str, *, dest: str | os.PathLike[str] | None = None
     ) -> SnapshotInfo: ...
+    def set_log_archive(
+        self, dir: str | os.PathLike[str] | None, *, interval_s: float = 60.0
+    ) -> None: ...
     def backup(
         self,
         dest: str | os.PathLike[str],
@@ -198,6 +201,8 @@ def open(
     *,
     durability: _Durability = "fsync",
     fsync_interval_ms: int = 100,
+    log_archive: str | os.PathLike[str] | None = None,
+    archive_interval_s: float = 60.0,
 ) -> Database: ...
 
 @final
@@ -232,6 +237,8 @@ def restore_backup(
     backup_id: str | None = None,
     collection: str | None = None,
     replace: bool = False,
+    to_sequence: int | None = None,
+    log_archive: str | os.PathLike[str] | None = None,
     progress: _Progress | None = None,
 ) -> list[str]: ...
 def list_backups(dest: str | os.PathLike[str]) -> list[dict[str, Any]]: ...

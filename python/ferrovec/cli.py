@@ -223,6 +223,8 @@ def cmd_backup_restore(args: argparse.Namespace) -> int:
         backup_id=args.id,
         collection=args.collection,
         replace=args.replace,
+        to_sequence=args.to_sequence,
+        log_archive=args.log_archive,
         progress=bar,
     )
     bar.done()
@@ -347,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--id")
     p.add_argument("--collection")
     p.add_argument("--replace", action="store_true")
+    p.add_argument(
+        "--to-sequence", type=int, help="point in time: replay the archived log up to this record"
+    )
+    p.add_argument("--log-archive", help="the log archive directory (with --to-sequence)")
     p.set_defaults(func=cmd_backup_restore)
     p = bk.add_parser("cleanup", help="remove old backups (never one a kept backup needs)")
     p.add_argument("dest")

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -188,3 +190,68 @@ def test_sigkill_during_backups(tmp_path: Path, seed: int):
     assert set(range((max(acked) + 1) * 500)) <= got
     for b in ferrovec.list_backups(dest):  # every listed backup is whole
         ferrovec.verify_backup(dest, b["id"])
+
+
+def test_point_in_time_restore_lands_exactly_on_the_sequence(tmp_path: Path):
+    """One upsert batch is one log record: batch b has sequence b + 1. A full backup at 10
+    batches, then 30 more batches with the log archived (sealed by checkpoints at irregular
+    points); restoring to sequence N gives exactly the first N batches."""
+    store, dest, archive = tmp_path / "s", tmp_path / "b", tmp_path / "wal-archive"
+    batch = 20
+    rng = np.random.default_rng(8)
+    with ferrovec.open(store, log_archive=archive, archive_interval_s=3600) as db:
+        col = db.create_collection("c", dim=8)
+        for b in range(10):
+            col.upsert(list(range(b * batch, (b + 1) * batch)), unit_rows(rng, batch, 8))
+        full = db.backup(dest)
+        assert full["collections"]["c"]["sequence"] == 10
+        for b in range(10, 40):
+            col.upsert(list(range(b * batch, (b + 1) * batch)), unit_rows(rng, batch, 8))
+            if b in (13, 14, 27):
+                col.flush()  # a checkpoint seals the log file, which goes to the archive
+        col.flush()
+        del col
+    assert sorted(p.name for p in (archive / "c").iterdir())  # archived files exist
+    for n in (10, 11, 14, 15, 23, 28, 40):
+        target = tmp_path / f"r{n}"
+        got = ferrovec.restore_backup(
+            dest, target, collection="c", to_sequence=n, log_archive=archive
+        )
+        assert got == ["c"]
+        with ferrovec.open(target) as db:
+            ids = {r.id for r in db.collection("c").scroll(limit=10**6)[0]}
+        assert ids == set(range(n * batch)), n
+    with pytest.raises(ferrovec.InvalidInputError, match="only up to 40"):
+        ferrovec.restore_backup(
+            dest, tmp_path / "r41", collection="c", to_sequence=41, log_archive=archive
+        )
+    with pytest.raises(ferrovec.InvalidInputError, match="at or before sequence 5"):
+        ferrovec.restore_backup(
+            dest, tmp_path / "r5", collection="c", to_sequence=5, log_archive=archive
+        )
+    # A missing archived file in the middle is a gap, refused rather than skipped.
+    holed = tmp_path / "holed"
+    shutil.copytree(archive, holed)
+    middle = sorted((holed / "c").iterdir())[2]
+    middle.unlink()
+    with pytest.raises(ferrovec.CorruptionError, match="gap"):
+        ferrovec.restore_backup(
+            dest, tmp_path / "r30", collection="c", to_sequence=30, log_archive=holed
+        )
+    assert not (tmp_path / "r30").exists()
+    with pytest.raises(ferrovec.InvalidInputError, match="needs the collection"):
+        ferrovec.restore_backup(dest, tmp_path / "rx", to_sequence=12, log_archive=archive)
+
+
+def test_log_archive_lags_by_at_most_the_interval(tmp_path: Path):
+    """With a short interval the background optimizer seals the open log file, so writes reach
+    the archive without any checkpoint."""
+    archive = tmp_path / "a"
+    with ferrovec.open(tmp_path / "s", log_archive=archive, archive_interval_s=0.2) as db:
+        col = db.create_collection("c", dim=4)
+        col.upsert([1], [[1, 0, 0, 0]])
+        deadline = time.monotonic() + 30
+        while not list((archive / "c").glob("*.wal")):
+            assert time.monotonic() < deadline, "the log file never reached the archive"
+            time.sleep(0.05)
+        del col

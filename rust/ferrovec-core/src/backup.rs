@@ -432,18 +432,55 @@ pub fn verify(dest: &Path, id: Option<&str>, progress: Progress<'_>) -> Result<B
     Ok(info)
 }
 
+/// Point-in-time recovery: replay the archived log (`Store::set_log_archive`) on top of the
+/// backup, up to and including this log sequence number.
+#[derive(Clone, Copy, Debug)]
+pub struct PointInTime<'a> {
+    pub to_sequence: u64,
+    /// The archive root given to `set_log_archive` (it holds `<collection>/*.wal`).
+    pub log_archive: &'a Path,
+}
+
 /// Restore backup `id` (default: the newest) of `dest` into `store`: every collection, or just
-/// `collection`; an existing one only with `replace`. Every checksum is checked before
-/// anything in the store changes. Returns the restored collections.
+/// `collection`; an existing one only with `replace`. With `pitr` (one collection only), the
+/// newest backup at or before the sequence number is restored and the archived log replayed
+/// up to exactly that record. Every checksum is checked before anything in the store
+/// changes. Returns the restored collections.
 pub fn restore(
     dest: &Path,
     id: Option<&str>,
     store: &Store,
     collection: Option<&str>,
     replace: bool,
+    pitr: Option<PointInTime<'_>>,
     progress: Progress<'_>,
 ) -> Result<Vec<String>> {
-    let info = find(dest, id)?;
+    let info = match (pitr, collection) {
+        (None, _) => find(dest, id)?,
+        (Some(_), None) => {
+            return Err(Error::invalid(
+                "a point-in-time restore needs the collection to restore (sequence numbers are per collection)",
+            ))
+        }
+        (Some(p), Some(c)) => {
+            let fits = |b: &BackupInfo| {
+                b.collections
+                    .get(c)
+                    .is_some_and(|x| x.sequence <= p.to_sequence)
+            };
+            match id {
+                Some(_) => Some(find(dest, id)?).filter(fits),
+                None => list(dest)?.into_iter().rev().find(fits),
+            }
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "no backup in {} holds {c:?} at or before sequence {}",
+                    dest.display(),
+                    p.to_sequence
+                ))
+            })?
+        }
+    };
     let names: Vec<String> = match collection {
         Some(c) if !info.collections.contains_key(c) => {
             return Err(Error::invalid(format!(
@@ -480,6 +517,20 @@ pub fn restore(
                         ),
                     ));
                 }
+            }
+            if let Some(p) = pitr {
+                let archived = p.log_archive.join(n);
+                let wal = staged.join(n).join("wal");
+                std::fs::create_dir_all(&wal).ctx("create directory", &wal)?;
+                for e in std::fs::read_dir(&archived).ctx("list", &archived)? {
+                    let e = e.ctx("list", &archived)?;
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if !name.starts_with('.') && name.ends_with(".wal") {
+                        std::fs::copy(e.path(), wal.join(&name)).ctx("copy", &e.path())?;
+                    }
+                }
+                let from = info.collections[n].sequence + 1;
+                crate::wal::cut_to(&crate::io::OsFs, &wal, from, p.to_sequence)?;
             }
         }
         staging.install(&names, replace)?;

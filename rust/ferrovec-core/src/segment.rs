@@ -375,6 +375,12 @@ impl Segment {
                 format!("payload file too short for {rows} rows"),
             ));
         }
+        let has_codes = has_graph && has_codes;
+        if has_codes {
+            // Searches walk the codes and rescore a few rows here: mapping 64 KiB around each
+            // row read (the kernel's fault-around) would make all of it resident for nothing.
+            vectors.advise_random(&vec_path)?;
+        }
         Ok(Arc::new(Segment {
             id,
             rows,
@@ -385,7 +391,7 @@ impl Segment {
             payloads,
             has_graph,
             graph: OnceLock::new(),
-            has_codes: has_graph && has_codes,
+            has_codes,
             codes: OnceLock::new(),
             indexes: Mutex::new(BTreeMap::new()),
             fs,

@@ -313,7 +313,8 @@ fn write_sidecar(dir: &Path, info: &SnapshotInfo) -> Result<()> {
     fsync_dir(dir)
 }
 
-/// Remove what an interrupted snapshot left: staging directories and partial files.
+/// Remove what an interrupted snapshot left: staging directories, partial files, and an
+/// archive whose sidecar was never written (a crash between the two renames).
 fn remove_leftovers(dir: &Path) -> Result<()> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Ok(());
@@ -324,6 +325,9 @@ fn remove_leftovers(dir: &Path) -> Result<()> {
         if name.starts_with(".staging-") {
             std::fs::remove_dir_all(&p).ctx("remove", &p)?;
         } else if name.starts_with('.') && name.ends_with(".partial") {
+            std::fs::remove_file(&p).ctx("remove", &p)?;
+        } else if name.ends_with(&format!(".{EXTENSION}")) && !sidecar_path(&p).exists() {
+            log::info!("removing {name}: its snapshot was interrupted before it was listed");
             std::fs::remove_file(&p).ctx("remove", &p)?;
         }
     }

@@ -41,6 +41,8 @@ pub struct Store {
     lock: Mutex<Option<Box<dyn Send + Sync>>>,
     collections: Mutex<BTreeMap<String, Slot>>,
     closed: AtomicBool,
+    /// Continuous log archiving of every collection: (archive root, seal interval).
+    log_archive: Mutex<Option<(PathBuf, Duration)>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -169,6 +171,7 @@ impl Store {
             lock: Mutex::new(Some(guard)),
             collections: Mutex::new(slots),
             closed: AtomicBool::new(false),
+            log_archive: Mutex::new(None),
         }))
     }
 
@@ -181,6 +184,7 @@ impl Store {
             lock: Mutex::new(None),
             collections: Mutex::new(BTreeMap::new()),
             closed: AtomicBool::new(false),
+            log_archive: Mutex::new(None),
         })
     }
 
@@ -247,8 +251,40 @@ impl Store {
                 Collection::in_memory(name, config, self.options)
             }
         };
+        self.apply_archive(&col)?;
         slots.insert(name.to_string(), Some(col.clone()));
         Ok(col)
+    }
+
+    /// Archive every sealed log file of every collection into `<dir>/<collection>/`, sealing
+    /// each collection's open log file at least every `every`; `None` turns archiving off.
+    /// Point-in-time restores replay these files (`backup::restore`).
+    pub fn set_log_archive(&self, dir: Option<&Path>, every: Duration) -> Result<()> {
+        self.check_open()?;
+        if self.path.is_none() {
+            return Err(Error::invalid("an in-memory store has no log to archive"));
+        }
+        *self.log_archive.lock() = dir.map(|d| (d.to_path_buf(), every));
+        let loaded: Vec<Arc<Collection>> = self
+            .collections
+            .lock()
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
+        for col in loaded {
+            self.apply_archive(&col)?;
+        }
+        Ok(())
+    }
+
+    fn apply_archive(&self, col: &Collection) -> Result<()> {
+        let setting = self.log_archive.lock().clone();
+        match setting {
+            Some((dir, every)) => col.set_log_archive(Some(dir.join(col.name())), every),
+            None if self.path.is_some() => col.set_log_archive(None, Duration::ZERO),
+            None => Ok(()),
+        }
     }
 
     fn load(&self, slots: &mut BTreeMap<String, Slot>, name: &str) -> Result<Arc<Collection>> {
@@ -260,6 +296,7 @@ impl Store {
                     .collection_dir(name)
                     .ok_or_else(|| Error::CollectionNotFound(name.to_string()))?;
                 let col = Collection::open(self.fs.clone(), &dir, name, self.options)?;
+                self.apply_archive(&col)?;
                 slots.insert(name.to_string(), Some(col.clone()));
                 Ok(col)
             }

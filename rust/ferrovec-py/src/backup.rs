@@ -74,9 +74,12 @@ impl Reporter {
 
 /// Restore backup `backup_id` (default: the newest) from `dest` into the store at `path`
 /// (created if needed): every collection, or just `collection`; an existing one only with
-/// replace=True. Every checksum is checked before the store changes.
+/// replace=True. Every checksum is checked before the store changes. Point in time: with
+/// `to_sequence` and `log_archive` (and one `collection`), the newest backup at or before that
+/// log sequence number is restored and the archived log replayed up to exactly that record.
 #[pyfunction]
-#[pyo3(signature = (dest, path, *, backup_id = None, collection = None, replace = false, progress = None))]
+#[pyo3(signature = (dest, path, *, backup_id = None, collection = None, replace = false, to_sequence = None, log_archive = None, progress = None))]
+#[allow(clippy::too_many_arguments)]
 pub fn restore_backup(
     py: Python<'_>,
     dest: PathBuf,
@@ -84,15 +87,36 @@ pub fn restore_backup(
     backup_id: Option<&str>,
     collection: Option<&str>,
     replace: bool,
+    to_sequence: Option<u64>,
+    log_archive: Option<PathBuf>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Vec<String>> {
+    let pitr = match (to_sequence, &log_archive) {
+        (None, None) => None,
+        (Some(to_sequence), Some(dir)) => Some(backup::PointInTime {
+            to_sequence,
+            log_archive: dir.as_path(),
+        }),
+        _ => {
+            return Err(crate::errors::invalid(
+                py,
+                "a point-in-time restore needs both to_sequence and log_archive",
+            ))
+        }
+    };
     let reporter = Reporter::new(progress);
     run_detached(py, || {
         let existed = path.exists();
         let store = Store::open_any(&path, StorageOptions::default())?;
-        let result = backup::restore(&dest, backup_id, &store, collection, replace, &|d, t| {
-            reporter.report(d, t)
-        });
+        let result = backup::restore(
+            &dest,
+            backup_id,
+            &store,
+            collection,
+            replace,
+            pitr,
+            &|d, t| reporter.report(d, t),
+        );
         if result.is_err() && !existed {
             drop(store);
             let _ = std::fs::remove_dir_all(&path);

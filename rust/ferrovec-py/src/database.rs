@@ -35,13 +35,19 @@ impl PyDatabase {
 ///
 /// durability: "fsync" (writes return after the log is fsynced), "interval" (fsynced in the
 /// background every `fsync_interval_ms`), or "off" (page cache only). See docs/DURABILITY.md.
+///
+/// log_archive: a directory where every sealed log file is also kept, for point-in-time
+/// restores (`restore_backup(..., to_sequence=N, log_archive=...)`); the open log file is
+/// sealed at least every `archive_interval_s` seconds while it holds writes.
 #[pyfunction]
-#[pyo3(signature = (path, *, durability = "fsync", fsync_interval_ms = 100))]
+#[pyo3(signature = (path, *, durability = "fsync", fsync_interval_ms = 100, log_archive = None, archive_interval_s = 60.0))]
 pub fn open(
     py: Python<'_>,
     path: PathBuf,
     durability: &str,
     fsync_interval_ms: u64,
+    log_archive: Option<PathBuf>,
+    archive_interval_s: f64,
 ) -> PyResult<PyDatabase> {
     let durability = Durability::parse(durability, fsync_interval_ms).map_err(|e| to_py(py, e))?;
     let options = StorageOptions {
@@ -49,11 +55,15 @@ pub fn open(
         ..StorageOptions::default()
     };
     let shown = path.to_string_lossy().into_owned();
+    let every = archive_interval(py, archive_interval_s)?;
     let store = if path.as_os_str() == ":memory:" {
         Store::in_memory(options)
     } else {
         run_detached(py, || Store::open(&path, options))?
     };
+    if let Some(dir) = log_archive {
+        run_detached(py, || store.set_log_archive(Some(&dir), every))?;
+    }
     Ok(PyDatabase {
         store: Mutex::new(Some(store)),
         path: shown,
@@ -87,6 +97,16 @@ fn dict_ints(
         out.push((key, value));
     }
     Ok(out)
+}
+
+fn archive_interval(py: Python<'_>, seconds: f64) -> PyResult<std::time::Duration> {
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(crate::errors::invalid(
+            py,
+            format!("archive_interval_s must be a positive number of seconds, got {seconds}"),
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 /// `{"key": str, "max_age_seconds": int}` as a retention rule.
@@ -293,6 +313,20 @@ impl PyDatabase {
     ) -> PyResult<Py<PyAny>> {
         let store = self.store(py)?;
         crate::backup::backup_store(py, &store, dest, incremental, progress)
+    }
+
+    /// Keep every sealed log file of every collection in `<dir>/<collection>/` (None: stop),
+    /// sealing the open one at least every `interval_s` seconds while it holds writes.
+    #[pyo3(signature = (dir, *, interval_s = 60.0))]
+    fn set_log_archive(
+        &self,
+        py: Python<'_>,
+        dir: Option<PathBuf>,
+        interval_s: f64,
+    ) -> PyResult<()> {
+        let store = self.store(py)?;
+        let every = archive_interval(py, interval_s)?;
+        run_detached(py, || store.set_log_archive(dir.as_deref(), every))
     }
 
     #[getter]

@@ -92,6 +92,10 @@ pub struct Collection {
     clock: Mutex<Option<f64>>,
     /// Milliseconds since opening before which the optimizer does not check retention again.
     next_expiry_ms: AtomicU64,
+    /// Log archiving: seal (and so archive) the log file at least this often, in ms (0: off).
+    archive_every_ms: AtomicU64,
+    /// Milliseconds since opening at the last such seal.
+    last_archive_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Collection {
@@ -148,6 +152,8 @@ impl Collection {
             opened: std::time::Instant::now(),
             clock: Mutex::new(None),
             next_expiry_ms: AtomicU64::new(0),
+            archive_every_ms: AtomicU64::new(0),
+            last_archive_ms: AtomicU64::new(0),
         });
         if col.dir.is_some() && options.background_optimizer {
             optimize::start(&col);
@@ -687,6 +693,43 @@ impl Collection {
         self.status.store(CLOSED, Ordering::Release);
         let closed = self.wal.as_ref().map_or(Ok(()), |w| w.close());
         result.and(closed)
+    }
+
+    /// Continuous log archiving: every sealed log file is also put into `dir`, and the open
+    /// one is sealed at least every `every` while it holds records (so an archive lags the
+    /// acknowledged writes by at most about `every`). `None` turns it off.
+    pub fn set_log_archive(&self, dir: Option<PathBuf>, every: std::time::Duration) -> Result<()> {
+        let Some(wal) = &self.wal else {
+            return Err(Error::invalid(
+                "an in-memory collection has no log to archive",
+            ));
+        };
+        let on = dir.is_some();
+        wal.set_archive(dir)?;
+        let ms = if on {
+            every.as_millis().max(1) as u64
+        } else {
+            0
+        };
+        self.archive_every_ms.store(ms, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Seal the log file for the archive if `archive_every_ms` has passed (background thread).
+    pub(crate) fn archive_if_due(&self) -> Result<()> {
+        let every = self.archive_every_ms.load(Ordering::Relaxed);
+        let Some(wal) = self.wal.as_ref().filter(|_| every > 0) else {
+            return Ok(());
+        };
+        let now = self.opened.elapsed().as_millis() as u64;
+        if now.saturating_sub(self.last_archive_ms.load(Ordering::Relaxed)) < every {
+            return Ok(());
+        }
+        self.last_archive_ms.store(now, Ordering::Relaxed);
+        if wal.has_open_records() {
+            wal.rotate()?;
+        }
+        Ok(())
     }
 
     /// Checkpoint, and hold the structure lock (no file of the manifest is retired while it is

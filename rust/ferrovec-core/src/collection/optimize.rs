@@ -176,6 +176,7 @@ fn background_step(col: &Collection) -> Result<()> {
     if col.expiry_due() {
         col.expire()?;
     }
+    col.archive_if_due()?;
     if let Some(wal) = &col.wal {
         if wal.bytes() > col.options.checkpoint_log_bytes {
             col.optimizer.set_status(Some("sealing".into()));

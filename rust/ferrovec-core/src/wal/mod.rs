@@ -34,6 +34,8 @@ pub struct Wal {
     sync: Mutex<SyncState>,
     synced_cv: Condvar,
     stop_background: Mutex<Option<mpsc::Sender<()>>>,
+    /// Continuous archiving: every log file, once sealed, is also put here (see `archive`).
+    archive: Mutex<Option<PathBuf>>,
 }
 
 struct Writer {
@@ -228,6 +230,7 @@ impl Wal {
             }),
             synced_cv: Condvar::new(),
             stop_background: Mutex::new(None),
+            archive: Mutex::new(None),
         });
         if let Durability::Interval(every) = durability {
             let (tx, rx) = mpsc::channel::<()>();
@@ -318,8 +321,13 @@ impl Wal {
             if let Err(e) = old.sync_data() {
                 return Err(self.fail(&e));
             }
-            let mut s = self.sync.lock();
-            s.synced = s.synced.max(first_seq - 1);
+            {
+                let mut s = self.sync.lock();
+                s.synced = s.synced.max(first_seq - 1);
+            }
+            if let Some((_, path, _)) = w.files.last() {
+                self.archive_file(path)?;
+            }
         }
         let path = self.dir.join(file_name(first_seq));
         let header = Header::new(FileKind::Log, first_seq, 0, &[]).encode();
@@ -424,11 +432,68 @@ impl Wal {
                 return Err(self.fail(&e));
             }
             let last = w.next_seq - 1;
-            let mut s = self.sync.lock();
-            s.synced = s.synced.max(last);
+            {
+                let mut s = self.sync.lock();
+                s.synced = s.synced.max(last);
+            }
+            if let Some((_, path, _)) = w.files.last() {
+                self.archive_file(path)?;
+            }
         }
         w.file_len = 0;
         Ok(())
+    }
+
+    /// Whether the file being appended to holds records (so `rotate` would seal something).
+    pub fn has_open_records(&self) -> bool {
+        let w = self.writer.lock();
+        w.file.is_some() && w.file_len > HEADER_LEN as u64
+    }
+
+    /// Archive every sealed log file into `dir` from now on (and those sealed already).
+    pub fn set_archive(&self, dir: Option<PathBuf>) -> Result<()> {
+        if let Some(d) = &dir {
+            self.fs.create_dir_all(d)?;
+        }
+        *self.archive.lock() = dir;
+        let w = self.writer.lock();
+        let sealed = w.files.len() - usize::from(w.file.is_some());
+        for (_, path, _) in &w.files[..sealed] {
+            self.archive_file(path)?;
+        }
+        Ok(())
+    }
+
+    /// Put a sealed log file into the archive (a hard link if the archive is on the same file
+    /// system, else a copy), fsynced. Already there with the same length: nothing to do.
+    fn archive_file(&self, path: &Path) -> Result<()> {
+        let Some(dir) = self.archive.lock().clone() else {
+            return Ok(());
+        };
+        let Some(name) = path.file_name() else {
+            return Ok(());
+        };
+        let to = dir.join(name);
+        if self.fs.exists(&to)? && self.fs.file_len(&to)? == self.fs.file_len(path)? {
+            return Ok(());
+        }
+        let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+        if std::fs::hard_link(path, &tmp).is_err() {
+            std::fs::copy(path, &tmp).map_err(|source| Error::Io {
+                op: "archive log file",
+                path: path.to_path_buf(),
+                source,
+            })?;
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|source| Error::Io {
+                    op: "fsync",
+                    path: tmp.clone(),
+                    source,
+                })?;
+        }
+        self.fs.rename(&tmp, &to)?;
+        self.fs.sync_dir(&dir)
     }
 
     /// After a checkpoint has made every record up to `seq` durable elsewhere, remove the log
@@ -474,6 +539,94 @@ impl Drop for Wal {
     fn drop(&mut self) {
         self.stop_background.lock().take();
     }
+}
+
+/// Point-in-time recovery: make the log files in `dir` hold exactly the records
+/// `from ..= to` (a checkpoint at `from - 1` precedes them): files wholly outside are removed,
+/// the file holding `to` is cut after it. Refuses (Corruption) a gap, a damaged record, or a
+/// log that ends before `to`.
+pub fn cut_to(fs: &dyn FileSystem, dir: &Path, from: u64, to: u64) -> Result<()> {
+    let mut numbered: Vec<(u64, PathBuf)> = fs
+        .list_dir(dir)?
+        .into_iter()
+        .filter_map(|n| parse_file_name(&n).map(|s| (s, dir.join(n))))
+        .collect();
+    numbered.sort();
+    let mut next: Option<u64> = None;
+    let mut reached = from.saturating_sub(1);
+    let mut kept_any = false;
+    for (first, path) in numbered {
+        let data = fs.read(&path)?;
+        let header = Header::decode(FileKind::Log, &data, &path)?;
+        if header.count != first {
+            return Err(Error::corrupt(&path, "log file name and header disagree"));
+        }
+        if first > to {
+            // Wholly after the target (what it holds does not matter).
+            fs.remove_file(&path)?;
+            continue;
+        }
+        if let Some(n) = next {
+            if n != first {
+                return Err(Error::corrupt(
+                    &path,
+                    format!(
+                        "archived log files leave a gap: records {n} to {} are missing",
+                        first - 1
+                    ),
+                ));
+            }
+        }
+        let mut seq = first;
+        let mut pos = HEADER_LEN;
+        let mut cut_at = None;
+        while pos < data.len() {
+            let frame = parse_frame(&data[pos..]).map_err(|why| {
+                Error::corrupt(
+                    &path,
+                    format!("record {seq} at offset {pos} is damaged ({why})"),
+                )
+            })?;
+            if frame.seq != seq {
+                return Err(Error::corrupt(
+                    &path,
+                    format!("record {} out of order", frame.seq),
+                ));
+            }
+            if seq > to {
+                cut_at = Some(pos);
+                break;
+            }
+            reached = seq;
+            seq += 1;
+            pos += frame.len;
+        }
+        let ends_before_from = seq <= from && cut_at.is_none();
+        next = Some(seq);
+        if !ends_before_from && !kept_any {
+            kept_any = true;
+            if first > from {
+                return Err(Error::corrupt(
+                    &path,
+                    format!(
+                        "the log archive starts at record {first}; records from {from} are missing"
+                    ),
+                ));
+            }
+        }
+        if ends_before_from {
+            // Wholly covered by the checkpoint the restore starts from.
+            fs.remove_file(&path)?;
+        } else if let Some(at) = cut_at {
+            fs.truncate(&path, at as u64)?;
+        }
+    }
+    if from <= to && reached < to {
+        return Err(Error::invalid(format!(
+            "the log archive holds records only up to {reached}; cannot recover to {to}"
+        )));
+    }
+    fs.sync_dir(dir)
 }
 
 /// Is there an intact frame anywhere in `rest` with a plausible sequence number? Used to tell a
