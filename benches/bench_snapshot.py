@@ -153,7 +153,6 @@ def main() -> None:
             f"| snapshot time while a thread upserts | {med(loaded):.2f} s |",
             f"| upsert latency during snapshots, p50 / max | {med(acks) * 1e3:.1f} / "
             f"{max(acks) * 1e3:.1f} ms ({len(acks)} batches) |",
-            "",
             f"| data-loss window (RPO) with log archiving every {RPO_INTERVAL_S:g} s, "
             f"median / max of {len(rpo)} disasters | {med(rpo):.2f} / {max(rpo):.2f} s |",
             "",
