@@ -238,6 +238,7 @@ def restore_backup(
     collection: str | None = None,
     replace: bool = False,
     to_sequence: int | None = None,
+    to_time: str | None = None,
     log_archive: str | os.PathLike[str] | None = None,
     progress: _Progress | None = None,
 ) -> list[str]: ...

@@ -224,6 +224,7 @@ def cmd_backup_restore(args: argparse.Namespace) -> int:
         collection=args.collection,
         replace=args.replace,
         to_sequence=args.to_sequence,
+        to_time=args.to_time,
         log_archive=args.log_archive,
         progress=bar,
     )
@@ -352,7 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--to-sequence", type=int, help="point in time: replay the archived log up to this record"
     )
-    p.add_argument("--log-archive", help="the log archive directory (with --to-sequence)")
+    p.add_argument(
+        "--to-time", help="point in time: replay the archived log up to this RFC 3339 time"
+    )
+    p.add_argument("--log-archive", help="the log archive directory (with --to-sequence/--to-time)")
     p.set_defaults(func=cmd_backup_restore)
     p = bk.add_parser("cleanup", help="remove old backups (never one a kept backup needs)")
     p.add_argument("dest")

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -205,10 +206,15 @@ def test_point_in_time_restore_lands_exactly_on_the_sequence(tmp_path: Path):
             col.upsert(list(range(b * batch, (b + 1) * batch)), unit_rows(rng, batch, 8))
         full = db.backup(dest)
         assert full["collections"]["c"]["sequence"] == 10
+        times = {}  # batches written -> a time after them and before the next one
         for b in range(10, 40):
             col.upsert(list(range(b * batch, (b + 1) * batch)), unit_rows(rng, batch, 8))
             if b in (13, 14, 27):
                 col.flush()  # a checkpoint seals the log file, which goes to the archive
+            if b in (12, 24, 33):
+                time.sleep(0.01)
+                times[b + 1] = datetime.now(timezone.utc).isoformat()
+                time.sleep(0.01)
         col.flush()
         del col
     assert sorted(p.name for p in (archive / "c").iterdir())  # archived files exist
@@ -221,6 +227,31 @@ def test_point_in_time_restore_lands_exactly_on_the_sequence(tmp_path: Path):
         with ferrovec.open(target) as db:
             ids = {r.id for r in db.collection("c").scroll(limit=10**6)[0]}
         assert ids == set(range(n * batch)), n
+    # To a time: every batch acknowledged before it, none after.
+    for n, at in times.items():
+        target = tmp_path / f"t{n}"
+        ferrovec.restore_backup(dest, target, collection="c", to_time=at, log_archive=archive)
+        with ferrovec.open(target) as db:
+            ids = {r.id for r in db.collection("c").scroll(limit=10**6)[0]}
+        assert ids == set(range(n * batch)), (n, at)
+    # Past the end of the archive: as far as it goes.
+    ferrovec.restore_backup(
+        dest, tmp_path / "tend", collection="c", to_time="2999-01-01T00:00:00Z", log_archive=archive
+    )
+    with ferrovec.open(tmp_path / "tend") as db:
+        assert db.collection("c").count() == 40 * batch
+    with pytest.raises(ferrovec.InvalidInputError, match="no backup"):
+        ferrovec.restore_backup(
+            dest,
+            tmp_path / "t0",
+            collection="c",
+            to_time="2001-01-01T00:00:00Z",
+            log_archive=archive,
+        )
+    with pytest.raises(ferrovec.InvalidInputError, match="RFC 3339"):
+        ferrovec.restore_backup(
+            dest, tmp_path / "tx", collection="c", to_time="yesterday", log_archive=archive
+        )
     with pytest.raises(ferrovec.InvalidInputError, match="only up to 40"):
         ferrovec.restore_backup(
             dest, tmp_path / "r41", collection="c", to_sequence=41, log_archive=archive

@@ -50,6 +50,9 @@ pub struct BackupInfo {
     pub parent: Option<String>,
     /// RFC 3339, UTC.
     pub created_at: String,
+    /// When every collection had been frozen (RFC 3339, UTC): the backup holds no write made
+    /// after this.
+    pub consistent_at: String,
     pub collections: BTreeMap<String, BackupCollection>,
     /// Bytes this backup copied (its own files/).
     pub added_bytes: u64,
@@ -269,6 +272,7 @@ impl Store {
                 staged.insert(name.clone(), col.stage_snapshot(&stage.join(&name))?);
             }
             let stage_ref = &stage;
+            let consistent_at = now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
             let total: u64 = staged
                 .iter()
                 .flat_map(|(n, (_, rel))| rel.iter().map(move |r| stage_ref.join(n).join(r)))
@@ -287,6 +291,7 @@ impl Store {
                 kind: if incremental { "incremental" } else { "full" }.into(),
                 parent: parent.as_ref().map(|p| p.id.clone()),
                 created_at: stamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                consistent_at,
                 collections: BTreeMap::new(),
                 added_bytes: 0,
                 total_bytes: 0,
@@ -436,7 +441,7 @@ pub fn verify(dest: &Path, id: Option<&str>, progress: Progress<'_>) -> Result<B
 /// backup, up to and including this log sequence number.
 #[derive(Clone, Copy, Debug)]
 pub struct PointInTime<'a> {
-    pub to_sequence: u64,
+    pub target: crate::wal::Target,
     /// The archive root given to `set_log_archive` (it holds `<collection>/*.wal`).
     pub log_archive: &'a Path,
 }
@@ -464,19 +469,27 @@ pub fn restore(
         }
         (Some(p), Some(c)) => {
             let fits = |b: &BackupInfo| {
-                b.collections
-                    .get(c)
-                    .is_some_and(|x| x.sequence <= p.to_sequence)
+                let Some(x) = b.collections.get(c) else {
+                    return false;
+                };
+                match p.target {
+                    crate::wal::Target::Sequence(n) => x.sequence <= n,
+                    crate::wal::Target::Time(t) => crate::filter::parse_datetime(&b.consistent_at)
+                        .is_some_and(|at| at as i64 <= t),
+                }
             };
             match id {
                 Some(_) => Some(find(dest, id)?).filter(fits),
                 None => list(dest)?.into_iter().rev().find(fits),
             }
             .ok_or_else(|| {
+                let at = match p.target {
+                    crate::wal::Target::Sequence(n) => format!("sequence {n}"),
+                    crate::wal::Target::Time(t) => format!("time {t} µs since the epoch"),
+                };
                 Error::invalid(format!(
-                    "no backup in {} holds {c:?} at or before sequence {}",
-                    dest.display(),
-                    p.to_sequence
+                    "no backup in {} holds {c:?} at or before {at}",
+                    dest.display()
                 ))
             })?
         }
@@ -530,7 +543,7 @@ pub fn restore(
                     }
                 }
                 let from = info.collections[n].sequence + 1;
-                crate::wal::cut_to(&crate::io::OsFs, &wal, from, p.to_sequence)?;
+                crate::wal::cut_to(&crate::io::OsFs, &wal, from, p.target)?;
             }
         }
         staging.install(&names, replace)?;

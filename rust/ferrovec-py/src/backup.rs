@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use ferrovec_core::backup::{self, BackupInfo};
+use ferrovec_core::wal::Target;
 use ferrovec_core::{StorageOptions, Store};
 use pyo3::prelude::*;
 use serde_json::json;
@@ -78,7 +79,7 @@ impl Reporter {
 /// `to_sequence` and `log_archive` (and one `collection`), the newest backup at or before that
 /// log sequence number is restored and the archived log replayed up to exactly that record.
 #[pyfunction]
-#[pyo3(signature = (dest, path, *, backup_id = None, collection = None, replace = false, to_sequence = None, log_archive = None, progress = None))]
+#[pyo3(signature = (dest, path, *, backup_id = None, collection = None, replace = false, to_sequence = None, to_time = None, log_archive = None, progress = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn restore_backup(
     py: Python<'_>,
@@ -88,19 +89,36 @@ pub fn restore_backup(
     collection: Option<&str>,
     replace: bool,
     to_sequence: Option<u64>,
+    to_time: Option<&str>,
     log_archive: Option<PathBuf>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Vec<String>> {
-    let pitr = match (to_sequence, &log_archive) {
+    let target = match (to_sequence, to_time) {
         (None, None) => None,
-        (Some(to_sequence), Some(dir)) => Some(backup::PointInTime {
-            to_sequence,
+        (Some(n), None) => Some(Target::Sequence(n)),
+        (None, Some(t)) => {
+            let micros = ferrovec_core::filter::parse_datetime(t).ok_or_else(|| {
+                crate::errors::invalid(py, format!("to_time {t:?} is not an RFC 3339 datetime"))
+            })?;
+            Some(Target::Time(micros as i64))
+        }
+        (Some(_), Some(_)) => {
+            return Err(crate::errors::invalid(
+                py,
+                "give to_sequence or to_time, not both",
+            ))
+        }
+    };
+    let pitr = match (target, &log_archive) {
+        (None, None) => None,
+        (Some(target), Some(dir)) => Some(backup::PointInTime {
+            target,
             log_archive: dir.as_path(),
         }),
         _ => {
             return Err(crate::errors::invalid(
                 py,
-                "a point-in-time restore needs both to_sequence and log_archive",
+                "a point-in-time restore needs to_sequence or to_time, and log_archive",
             ))
         }
     };

@@ -159,7 +159,8 @@ impl Wal {
                 match parse_frame(&data[pos..]) {
                     Ok(frame) if frame.seq == next => {
                         if frame.seq > checkpoint_seq {
-                            let op: Op = postcard::from_bytes(frame.body).map_err(|e| {
+                            let body = record::split_body(frame.body).map_or(&[][..], |b| b.1);
+                            let op: Op = postcard::from_bytes(body).map_err(|e| {
                                 Error::corrupt(
                                     &path,
                                     format!(
@@ -541,11 +542,27 @@ impl Drop for Wal {
     }
 }
 
-/// Point-in-time recovery: make the log files in `dir` hold exactly the records
-/// `from ..= to` (a checkpoint at `from - 1` precedes them): files wholly outside are removed,
-/// the file holding `to` is cut after it. Refuses (Corruption) a gap, a damaged record, or a
-/// log that ends before `to`.
-pub fn cut_to(fs: &dyn FileSystem, dir: &Path, from: u64, to: u64) -> Result<()> {
+/// Where a point-in-time recovery stops.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Target {
+    /// Up to and including this record.
+    Sequence(u64),
+    /// Up to the last record made at or before this time (µs since the epoch): the records
+    /// before the first later one.
+    Time(i64),
+}
+
+/// Point-in-time recovery: make the log files in `dir` hold exactly the records from `from`
+/// (a checkpoint at `from - 1` precedes them) to `target`: files wholly outside are removed,
+/// the file holding the last record kept is cut after it. Refuses (Corruption) a gap or a
+/// damaged record, and a log that ends before a target sequence number (a log that ends
+/// before a target time is the best there is: kept whole, with a warning).
+pub fn cut_to(fs: &dyn FileSystem, dir: &Path, from: u64, target: Target) -> Result<()> {
+    let to = match target {
+        Target::Sequence(s) => s,
+        Target::Time(_) => u64::MAX,
+    };
+    let mut stopped = false;
     let mut numbered: Vec<(u64, PathBuf)> = fs
         .list_dir(dir)?
         .into_iter()
@@ -561,7 +578,7 @@ pub fn cut_to(fs: &dyn FileSystem, dir: &Path, from: u64, to: u64) -> Result<()>
         if header.count != first {
             return Err(Error::corrupt(&path, "log file name and header disagree"));
         }
-        if first > to {
+        if first > to || stopped {
             // Wholly after the target (what it holds does not matter).
             fs.remove_file(&path)?;
             continue;
@@ -593,8 +610,15 @@ pub fn cut_to(fs: &dyn FileSystem, dir: &Path, from: u64, to: u64) -> Result<()>
                     format!("record {} out of order", frame.seq),
                 ));
             }
-            if seq > to {
+            let late = match target {
+                Target::Sequence(_) => seq > to,
+                Target::Time(t) => {
+                    seq >= from && record::split_body(frame.body).is_none_or(|(at, _)| at > t)
+                }
+            };
+            if late {
                 cut_at = Some(pos);
+                stopped = true;
                 break;
             }
             reached = seq;
@@ -621,10 +645,16 @@ pub fn cut_to(fs: &dyn FileSystem, dir: &Path, from: u64, to: u64) -> Result<()>
             fs.truncate(&path, at as u64)?;
         }
     }
-    if from <= to && reached < to {
-        return Err(Error::invalid(format!(
-            "the log archive holds records only up to {reached}; cannot recover to {to}"
-        )));
+    match target {
+        Target::Sequence(to) if from <= to && reached < to => {
+            return Err(Error::invalid(format!(
+                "the log archive holds records only up to {reached}; cannot recover to {to}"
+            )));
+        }
+        Target::Time(_) if !stopped => log::warn!(
+            "the log archive ends at record {reached}, before the requested time: recovering to it"
+        ),
+        _ => {}
     }
     fs.sync_dir(dir)
 }

@@ -1,9 +1,11 @@
 //! Log records: what one write does (`Op`), and how it is framed on disk.
 //!
 //! ```text
-//! frame = len u32 LE | crc u32 LE | seq u64 LE | body (len bytes, postcard-encoded Op)
+//! frame = len u32 LE | crc u32 LE | seq u64 LE | body (len bytes)
+//! body  = time i64 LE (µs since the Unix epoch, when the record was made) | postcard-encoded Op
 //! crc   = CRC32C(len bytes ++ seq bytes ++ body)
 //! ```
+//! The time serves point-in-time restores "to a time" (`wal::cut_to`).
 //! Payloads travel inside the body as JSON bytes (postcard cannot encode `serde_json::Value`);
 //! vectors as raw little-endian f32 bytes.
 
@@ -46,9 +48,19 @@ pub enum OpRef<'a> {
 /// Encode a full frame for `op`, leaving `seq` to be patched in by the writer (which alone knows
 /// it) with [`seal_frame`].
 pub fn encode_frame(op: &OpRef<'_>) -> Result<Vec<u8>, postcard::Error> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
     let mut buf = vec![0u8; FRAME_HEADER_LEN];
+    buf.extend_from_slice(&now.to_le_bytes());
     buf = postcard::to_extend(op, buf)?;
     Ok(buf)
+}
+
+/// A record body's time (µs since the epoch) and its encoded `Op`; `None` if it is too short.
+pub fn split_body(body: &[u8]) -> Option<(i64, &[u8])> {
+    let time: [u8; 8] = body.get(..8)?.try_into().ok()?;
+    Some((i64::from_le_bytes(time), &body[8..]))
 }
 
 /// Write length, sequence number and checksum into a frame built by [`encode_frame`].
@@ -137,7 +149,15 @@ mod tests {
         let parsed = parse_frame(&frame).expect("parse");
         assert_eq!(parsed.seq, 42);
         assert_eq!(parsed.len, frame.len());
-        let back: Op = postcard::from_bytes(parsed.body).expect("decode");
+        let (time, body) = split_body(parsed.body).expect("time");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        assert!(
+            (now - time).abs() < 60_000_000,
+            "record time {time} vs now {now}"
+        );
+        let back: Op = postcard::from_bytes(body).expect("decode");
         assert_eq!(
             back,
             Op::Upsert {
