@@ -83,3 +83,33 @@ def test_sigkill_while_restoring(tmp_path, seed):
         assert db.collection("c").count() in (n_old, n_new)
         assert not [p for p in (target / "collections").iterdir() if p.name.startswith(".")]
     shutil.rmtree(tmp_path / "src")
+
+
+BACKUP_RESTORER = """
+import sys, time, ferrovec
+print(0, flush=True)
+ferrovec.restore_backup(sys.argv[1], sys.argv[2], collection="c", replace=True)
+print(1, flush=True)
+time.sleep(60)  # be killed, whenever that comes
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sigkill_while_restoring_a_backup(tmp_path, seed):
+    src, dest = tmp_path / "src", tmp_path / "backups"
+    n_new, n_old = 100_000, 300
+    with ferrovec.open(src) as db:
+        col = db.create_collection("c", dim=128)
+        col.upsert(list(range(n_new)), unit_rows(np.random.default_rng(0), n_new, 128))
+        db.backup(dest)
+        del col
+    target = tmp_path / "t"
+    with ferrovec.open(target) as db:
+        col = db.create_collection("c", dim=128)
+        col.upsert(list(range(n_old)), unit_rows(np.random.default_rng(1), n_old, 128))
+        del col
+    kill_at_random(BACKUP_RESTORER, str(dest), str(target), rnd=random.Random(seed), delay=0.3)
+    with ferrovec.open(target) as db:
+        assert db.list_collections() == ["c"]
+        assert db.collection("c").count() in (n_old, n_new)
+        assert not [p for p in (target / "collections").iterdir() if p.name.startswith(".")]

@@ -79,7 +79,7 @@ def test_drill_snapshot_drop_restore_identical(tmp_path: Path):
         del col2
 
 
-def test_snapshot_while_another_thread_writes_is_consistent(tmp_path: Path):
+def test_snapshots_and_backups_while_another_thread_writes_are_consistent(tmp_path: Path):
     batch = 50
     with ferrovec.open(tmp_path / "s") as db:
         col = db.create_collection("c", dim=DIM)
@@ -97,11 +97,13 @@ def test_snapshot_while_another_thread_writes_is_consistent(tmp_path: Path):
 
         t = threading.Thread(target=writer)
         t.start()
-        snaps = []
+        snaps, backups = [], []
         try:
             while len(snaps) < 3:
                 if written[0] >= 20 * (len(snaps) + 1):
                     snaps.append(db.create_snapshot("c"))
+                    # Backups freeze the same way: each also holds exactly its batches.
+                    backups.append(db.backup(tmp_path / "backups", incremental=bool(backups)))
         finally:
             stop.set()
             t.join()
@@ -114,6 +116,13 @@ def test_snapshot_while_another_thread_writes_is_consistent(tmp_path: Path):
             # One log record per batch: the snapshot at sequence S holds exactly S batches.
             assert got == set(range(snap.sequence * batch)), (snap.sequence, len(got))
             assert 0 < snap.sequence <= written[0]
+        for i, b in enumerate(backups):
+            target = tmp_path / f"b{i}"
+            ferrovec.restore_backup(tmp_path / "backups", target, backup_id=b["id"])
+            with ferrovec.open(target) as r:
+                got = {rec.id for rec in r.collection("c").scroll(limit=10**6)[0]}
+            seq = b["collections"]["c"]["sequence"]
+            assert got == set(range(seq * batch)), (seq, len(got))
 
 
 def test_list_delete_verify_and_dest(tmp_path: Path):

@@ -68,6 +68,10 @@ struct Index {
     name: String,
     created_at: String,
     collections: BTreeMap<String, u64>,
+    /// Each collection's configuration, for people and tools reading the archive (restore
+    /// takes it from the collection's MANIFEST).
+    #[serde(default)]
+    configs: BTreeMap<String, crate::types::CollectionConfig>,
     files: Vec<FileEntry>,
 }
 
@@ -172,9 +176,11 @@ impl Store {
         let stage = stage_parent.join(format!(".staging-{name}"));
         let result = (|| {
             let mut sequences = BTreeMap::new();
+            let mut configs = BTreeMap::new();
             let mut files: Vec<(String, PathBuf)> = Vec::new();
             for n in &names {
                 let col = self.collection(n)?;
+                configs.insert(n.clone(), col.config().clone());
                 let col_stage = stage.join("collections").join(n);
                 let (seq, rel) = col.stage_snapshot(&col_stage)?;
                 sequences.insert(n.clone(), seq);
@@ -198,6 +204,7 @@ impl Store {
                 name: name.clone(),
                 created_at: created_at.clone(),
                 collections: sequences.clone(),
+                configs,
                 files: entries,
             };
             let archive = dir.join(format!("{name}.{EXTENSION}"));
