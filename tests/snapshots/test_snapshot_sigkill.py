@@ -5,7 +5,6 @@ one or the new one, whole."""
 from __future__ import annotations
 
 import random
-import shutil
 
 import numpy as np
 import pytest
@@ -52,64 +51,42 @@ def test_sigkill_while_snapshotting(tmp_path, seed):
         del col
 
 
+# The child restores (snapshot or backup) over an existing collection, then waits to be killed.
 RESTORER = """
 import sys, time, ferrovec
 print(0, flush=True)
-ferrovec.restore_snapshot(sys.argv[1], sys.argv[2], collection="c", replace=True)
+if sys.argv[1] == "snapshot":
+    ferrovec.restore_snapshot(sys.argv[2], sys.argv[3], collection="c", replace=True)
+else:
+    ferrovec.restore_backup(sys.argv[2], sys.argv[3], collection="c", replace=True)
 print(1, flush=True)
 time.sleep(60)  # be killed, whenever that comes
 """
+# 100,000 x 128 restores in about 0.2 s here: most kills land inside the restore.
+N_NEW, N_OLD = 100_000, 300
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_sigkill_while_restoring(tmp_path, seed):
-    src = tmp_path / "src"
-    # 100,000 x 128 restores in about 0.2 s here: most kills land inside the restore.
-    n_new, n_old = 100_000, 300
-    with ferrovec.open(src) as db:
-        col = db.create_collection("c", dim=128)
-        col.upsert(list(range(n_new)), unit_rows(np.random.default_rng(0), n_new, 128))
-        snap = db.create_snapshot("c")
-        del col
+def fill(path, n: int, seed: int) -> ferrovec.Database:
+    db = ferrovec.open(path)
+    col = db.create_collection("c", dim=128)
+    col.upsert(list(range(n)), unit_rows(np.random.default_rng(seed), n, 128))
+    return db
+
+
+@pytest.mark.parametrize(
+    ("kind", "seed"), [("snapshot", s) for s in (1, 2, 3, 4)] + [("backup", s) for s in (1, 2, 3)]
+)
+def test_sigkill_while_restoring(tmp_path, kind, seed):
+    with fill(tmp_path / "src", N_NEW, 0) as db:
+        if kind == "snapshot":
+            source = str(db.create_snapshot("c").path)
+        else:
+            db.backup(tmp_path / "backups")
+            source = str(tmp_path / "backups")
     target = tmp_path / "t"
-    with ferrovec.open(target) as db:
-        col = db.create_collection("c", dim=128)
-        col.upsert(list(range(n_old)), unit_rows(np.random.default_rng(1), n_old, 128))
-        del col
-    rnd = random.Random(seed)
-    kill_at_random(RESTORER, str(snap.path), str(target), rnd=rnd, delay=0.3)
+    fill(target, N_OLD, 1).close()
+    kill_at_random(RESTORER, kind, source, str(target), rnd=random.Random(seed), delay=0.3)
     with ferrovec.open(target) as db:
         assert db.list_collections() == ["c"]
-        assert db.collection("c").count() in (n_old, n_new)
-        assert not [p for p in (target / "collections").iterdir() if p.name.startswith(".")]
-    shutil.rmtree(tmp_path / "src")
-
-
-BACKUP_RESTORER = """
-import sys, time, ferrovec
-print(0, flush=True)
-ferrovec.restore_backup(sys.argv[1], sys.argv[2], collection="c", replace=True)
-print(1, flush=True)
-time.sleep(60)  # be killed, whenever that comes
-"""
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sigkill_while_restoring_a_backup(tmp_path, seed):
-    src, dest = tmp_path / "src", tmp_path / "backups"
-    n_new, n_old = 100_000, 300
-    with ferrovec.open(src) as db:
-        col = db.create_collection("c", dim=128)
-        col.upsert(list(range(n_new)), unit_rows(np.random.default_rng(0), n_new, 128))
-        db.backup(dest)
-        del col
-    target = tmp_path / "t"
-    with ferrovec.open(target) as db:
-        col = db.create_collection("c", dim=128)
-        col.upsert(list(range(n_old)), unit_rows(np.random.default_rng(1), n_old, 128))
-        del col
-    kill_at_random(BACKUP_RESTORER, str(dest), str(target), rnd=random.Random(seed), delay=0.3)
-    with ferrovec.open(target) as db:
-        assert db.list_collections() == ["c"]
-        assert db.collection("c").count() in (n_old, n_new)
+        assert db.collection("c").count() in (N_OLD, N_NEW)
         assert not [p for p in (target / "collections").iterdir() if p.name.startswith(".")]

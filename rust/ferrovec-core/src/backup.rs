@@ -17,16 +17,15 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::collection::validate_name;
 use crate::error::{Error, IoContext, Result};
 use crate::format::FORMAT_VERSION;
-use crate::snapshot;
+use crate::snapshot::{self, copy_hashed, fsync_dir};
 use crate::store::Store;
 
 const FORMAT_NAME: &str = "ferrovec-backup";
@@ -99,16 +98,6 @@ struct StatusFile {
     last_restored_at: Option<String>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx("fsync directory", dir)
-}
-
 fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
 }
@@ -116,51 +105,6 @@ fn now() -> chrono::DateTime<chrono::Utc> {
 fn age_s(rfc3339: &str) -> Option<f64> {
     let t = chrono::DateTime::parse_from_rfc3339(rfc3339).ok()?;
     Some((now() - t.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1e3)
-}
-
-/// Copy `from` to a new file `to` (fsynced) while hashing it; returns (sha256, bytes).
-fn copy_hashed(from: &Path, to: &Path, progress: &mut dyn FnMut(u64)) -> Result<(String, u64)> {
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent).ctx("create directory", parent)?;
-    }
-    let mut src = BufReader::with_capacity(1 << 20, File::open(from).ctx("open", from)?);
-    let mut dst = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(to)
-        .ctx("create", to)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = std::io::Read::read(&mut src, &mut buf).ctx("read", from)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        dst.write_all(&buf[..k]).ctx("write", to)?;
-        n += k as u64;
-        progress(k as u64);
-    }
-    dst.sync_all().ctx("fsync", to)?;
-    Ok((hex(&h.finalize()), n))
-}
-
-fn hash_file(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<(String, u64)> {
-    let mut f = BufReader::with_capacity(1 << 20, File::open(path).ctx("open", path)?);
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = std::io::Read::read(&mut f, &mut buf).ctx("read", path)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-        progress(k as u64);
-    }
-    Ok((hex(&h.finalize()), n))
 }
 
 fn read_info(dir: &Path) -> Result<BackupInfo> {
@@ -305,7 +249,7 @@ impl Store {
                 let mut files = Vec::new();
                 for r in rel {
                     let from = stage.join(name).join(r);
-                    let (sha256, size) = hash_file(&from, &mut |_| {})?;
+                    let (sha256, size) = copy_hashed(&from, None, &mut |_| {})?;
                     let stored_in = match known.get(r.as_str()) {
                         Some(k) if k.size == size && k.sha256 == sha256 => {
                             tick(size);
@@ -313,7 +257,7 @@ impl Store {
                         }
                         _ => {
                             let to = partial.join("files/collections").join(name).join(r);
-                            copy_hashed(&from, &to, &mut tick)?;
+                            copy_hashed(&from, Some(&to), &mut tick)?;
                             info.added_bytes += size;
                             id.clone()
                         }
@@ -417,7 +361,7 @@ pub fn verify(dest: &Path, id: Option<&str>, progress: Progress<'_>) -> Result<B
     for (name, c) in &info.collections {
         for f in &c.files {
             let p = file_in(dest, name, f);
-            let (sha, size) = hash_file(&p, &mut |k| {
+            let (sha, size) = copy_hashed(&p, None, &mut |k| {
                 done += k;
                 progress(done, total);
             })?;
@@ -517,7 +461,7 @@ pub fn restore(
             for f in &info.collections[n].files {
                 let from = file_in(dest, n, f);
                 let to = staged.join(n).join(&f.path);
-                let (sha, size) = copy_hashed(&from, &to, &mut |k| {
+                let (sha, size) = copy_hashed(&from, Some(&to), &mut |k| {
                     done += k;
                     progress(done, total);
                 })?;

@@ -82,20 +82,62 @@ struct FileEntry {
     sha256: String,
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).ctx("fsync", dir)
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx("fsync directory", dir)
+}
+
+/// Read `from` whole, hashing it, and (with `to`) copy it into a new file there, fsynced.
+/// `progress` gets the bytes of each chunk. Returns (SHA-256 hex, bytes).
+pub(crate) fn copy_hashed(
+    from: &Path,
+    to: Option<&Path>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(String, u64)> {
+    let mut src = BufReader::with_capacity(1 << 20, File::open(from).ctx("open", from)?);
+    let mut dst = match to {
+        Some(to) => {
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).ctx("create directory", parent)?;
+            }
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(to)
+                .ctx("create", to)?;
+            Some((f, to))
+        }
+        None => None,
+    };
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = src.read(&mut buf).ctx("read", from)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        if let Some((f, to)) = &mut dst {
+            f.write_all(&buf[..k]).ctx("write", to)?;
+        }
+        n += k as u64;
+        progress(k as u64);
+    }
+    if let Some((f, to)) = dst {
+        f.sync_all().ctx("fsync", to)?;
+    }
+    Ok((hex(&h.finalize()), n))
 }
 
 /// SHA-256 and length of a file.
 fn hash_file(path: &Path) -> Result<(String, u64)> {
-    let mut f = BufReader::new(File::open(path).ctx("open", path)?);
-    let mut h = Sha256::new();
-    let n = std::io::copy(&mut f, &mut h).ctx("read", path)?;
-    Ok((hex(&h.finalize()), n))
+    copy_hashed(path, None, &mut |_| {})
 }
 
 /// A writer that hashes what passes through.
