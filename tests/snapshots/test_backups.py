@@ -1,11 +1,11 @@
 """Backups: the drill through a full and an incremental backup (each restores exactly the
 store as it was), incremental backups copy only new files, verify catches bit rot, cleanup
-keeps what kept backups need, status figures, the command line, and SIGKILL during a backup."""
+keeps what kept backups need, status figures, the command line, and point-in-time restores
+(SIGKILL during backups is in test_snapshot_sigkill.py)."""
 
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import subprocess
 import sys
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import ferrovec
-from tests.conftest import kill_at_random, unit_rows
+from tests.conftest import unit_rows
 from tests.snapshots.test_snapshots import DIM, index_types, searches, state
 
 
@@ -163,34 +163,6 @@ def test_backup_and_snapshot_command_line(tmp_path: Path):
         assert db.collection("c").count() == 100
     r = run_cli("backup", "restore", str(tmp_path / "nothing"), str(tmp_path / "r3"))
     assert r.returncode == 1 and "no backups" in r.stderr
-
-
-BACKER = """
-import sys, numpy as np, ferrovec
-db = ferrovec.open(sys.argv[1], durability="fsync")
-col = db.create_collection("c", dim=64, exist_ok=True)
-rng = np.random.default_rng(int(sys.argv[3]))
-b = col.count() // 500
-while True:
-    v = rng.standard_normal((500, 64)).astype(np.float32)
-    col.upsert(list(range(b * 500, b * 500 + 500)), v)
-    print(b, flush=True)
-    b += 1
-    db.backup(sys.argv[2], incremental=b % 3 != 1)
-"""
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sigkill_during_backups(tmp_path: Path, seed: int):
-    store, dest = tmp_path / "s", tmp_path / "b"
-    acked = kill_at_random(
-        BACKER, str(store), str(dest), str(seed), rnd=random.Random(seed), delay=1.5
-    )
-    with ferrovec.open(store) as db:
-        got = {r.id for r in db.collection("c").scroll(limit=10**6)[0]}
-    assert set(range((max(acked) + 1) * 500)) <= got
-    for b in ferrovec.list_backups(dest):  # every listed backup is whole
-        ferrovec.verify_backup(dest, b["id"])
 
 
 def test_point_in_time_restore_lands_exactly_on_the_sequence(tmp_path: Path):

@@ -1,6 +1,6 @@
-"""SIGKILL during snapshots and restores: the store still opens with every acknowledged write,
-every snapshot listed as complete verifies, and a collection being replaced is either the old
-one or the new one, whole."""
+"""SIGKILL during snapshots, backups and restores: the store still opens with every
+acknowledged write, every snapshot or backup listed as complete verifies, and a collection
+being replaced is either the old one or the new one, whole."""
 
 from __future__ import annotations
 
@@ -12,30 +12,41 @@ import pytest
 import ferrovec
 from tests.conftest import kill_at_random, unit_rows
 
-SNAPSHOTTER = """
+# The child writes batches of 200 and, after each acknowledged one, takes a snapshot or a
+# backup (every third one full), until it is killed.
+WRITER = """
 import sys, numpy as np, ferrovec
-db = ferrovec.open(sys.argv[1], durability="fsync")
+kind, path, dest = sys.argv[1], sys.argv[2], sys.argv[3]
+db = ferrovec.open(path, durability="fsync")
 col = db.create_collection("c", dim=32, exist_ok=True)
-rng = np.random.default_rng(int(sys.argv[2]))
+rng = np.random.default_rng(int(sys.argv[4]))
 b = col.count() // 200
 while True:
     v = rng.standard_normal((200, 32)).astype(np.float32)
     col.upsert(list(range(b * 200, b * 200 + 200)), v, [{"b": b}] * 200)
     print(b, flush=True)
     b += 1
-    db.create_snapshot("c")
+    if kind == "snapshot":
+        db.create_snapshot("c")
+    else:
+        db.backup(dest, incremental=b % 3 != 1)
 """
+
+
+def kill_writer(kind: str, store, dest, seed: int) -> None:
+    """Run WRITER, SIGKILL it at random, and check every acknowledged batch is in the store."""
+    rnd = random.Random(seed)
+    acked = kill_at_random(WRITER, kind, str(store), str(dest), str(seed), rnd=rnd, delay=1.5)
+    with ferrovec.open(store) as db:
+        got = {r.id for r in db.collection("c").scroll(limit=10**6)[0]}
+    assert set(range((max(acked) + 1) * 200)) <= got
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_sigkill_while_snapshotting(tmp_path, seed):
     store = tmp_path / "s"
-    rnd = random.Random(seed)
-    acked = kill_at_random(SNAPSHOTTER, str(store), str(seed), rnd=rnd, delay=1.5)
+    kill_writer("snapshot", store, tmp_path / "unused", seed)
     with ferrovec.open(store) as db:
-        col = db.collection("c")
-        got = {r.id for r in col.scroll(limit=10**6)[0]}
-        assert set(range((max(acked) + 1) * 200)) <= got
         snaps = db.list_snapshots()
         for s in snaps:  # every listed snapshot is whole
             assert db.verify_snapshot(s.name).sha256 == s.sha256
@@ -48,7 +59,6 @@ def test_sigkill_while_snapshotting(tmp_path, seed):
         # Every archive left has its sidecar (an orphan archive is removed, not kept).
         archives = {n for n in left if n.endswith(".fvsnap")}
         assert {f"{a}.json" for a in archives} <= left
-        del col
 
 
 # The child restores (snapshot or backup) over an existing collection, then waits to be killed.
@@ -90,3 +100,11 @@ def test_sigkill_while_restoring(tmp_path, kind, seed):
         assert db.list_collections() == ["c"]
         assert db.collection("c").count() in (N_OLD, N_NEW)
         assert not [p for p in (target / "collections").iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sigkill_during_backups(tmp_path, seed):
+    dest = tmp_path / "b"
+    kill_writer("backup", tmp_path / "s", dest, seed)
+    for b in ferrovec.list_backups(dest):  # every listed backup is whole
+        ferrovec.verify_backup(dest, b["id"])

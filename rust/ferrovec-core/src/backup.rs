@@ -16,8 +16,6 @@
 //! collections the way a snapshot restore does.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -25,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::collection::validate_name;
 use crate::error::{Error, IoContext, Result};
 use crate::format::FORMAT_VERSION;
-use crate::snapshot::{self, copy_hashed, fsync_dir};
+use crate::snapshot::{self, copy_hashed, fsync_dir, write_json_atomic};
 use crate::store::Store;
 
 const FORMAT_NAME: &str = "ferrovec-backup";
@@ -249,17 +247,26 @@ impl Store {
                 let mut files = Vec::new();
                 for r in rel {
                     let from = stage.join(name).join(r);
-                    let (sha256, size) = copy_hashed(&from, None, &mut |_| {})?;
-                    let stored_in = match known.get(r.as_str()) {
-                        Some(k) if k.size == size && k.sha256 == sha256 => {
-                            tick(size);
-                            k.stored_in.clone()
+                    // A file the newest backup lists with the same size is hashed to see whether
+                    // it is the same; any other file is copied (and hashed) in one read.
+                    let len = std::fs::metadata(&from).ctx("stat", &from)?.len();
+                    let same = match known.get(r.as_str()).filter(|k| k.size == len) {
+                        Some(k) => {
+                            let (sha256, size) = copy_hashed(&from, None, &mut |_| {})?;
+                            (k.sha256 == sha256).then(|| (sha256, size, k.stored_in.clone()))
                         }
-                        _ => {
+                        None => None,
+                    };
+                    let (sha256, size, stored_in) = match same {
+                        Some(found) => {
+                            tick(found.1);
+                            found
+                        }
+                        None => {
                             let to = partial.join("files/collections").join(name).join(r);
-                            copy_hashed(&from, Some(&to), &mut tick)?;
+                            let (sha256, size) = copy_hashed(&from, Some(&to), &mut tick)?;
                             info.added_bytes += size;
-                            id.clone()
+                            (sha256, size, id.clone())
                         }
                     };
                     info.total_bytes += size;
@@ -279,12 +286,7 @@ impl Store {
                 );
             }
             std::fs::create_dir_all(&partial).ctx("create directory", &partial)?;
-            let body = serde_json::to_vec_pretty(&info)
-                .map_err(|e| Error::invalid(format!("internal: backup manifest: {e}")))?;
-            let mp = partial.join(MANIFEST);
-            let mut f = File::create(&mp).ctx("create", &mp)?;
-            f.write_all(&body).ctx("write", &mp)?;
-            f.sync_all().ctx("fsync", &mp)?;
+            write_json_atomic(&partial.join(MANIFEST), &info)?;
             sync_tree(&partial)?;
             std::fs::rename(&partial, dest.join(&id)).ctx("rename", &partial)?;
             fsync_dir(&dest)?;
@@ -315,7 +317,12 @@ fn remove_partials(dest: &Path) -> Result<()> {
     for e in std::fs::read_dir(dest).ctx("list", dest)?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') && (name.ends_with(".partial") || name.starts_with(".deleting-")) {
-            std::fs::remove_dir_all(e.path()).ctx("remove", &e.path())?;
+            let p = e.path();
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p).ctx("remove", &p)?;
+            } else {
+                std::fs::remove_file(&p).ctx("remove", &p)?;
+            }
         }
     }
     Ok(())
@@ -342,14 +349,7 @@ fn update_status(dest: &Path, f: impl FnOnce(&mut StatusFile)) -> Result<()> {
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     f(&mut st);
-    let tmp = dest.join(".STATUS.json.tmp");
-    let body = serde_json::to_vec_pretty(&st)
-        .map_err(|e| Error::invalid(format!("internal: status: {e}")))?;
-    let mut file = File::create(&tmp).ctx("create", &tmp)?;
-    file.write_all(&body).ctx("write", &tmp)?;
-    file.sync_all().ctx("fsync", &tmp)?;
-    std::fs::rename(&tmp, &p).ctx("rename", &tmp)?;
-    fsync_dir(dest)
+    write_json_atomic(&p, &st)
 }
 
 /// Check every file backup `id` (default: the newest) restores from: present, of the recorded

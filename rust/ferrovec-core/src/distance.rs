@@ -28,19 +28,24 @@ pub fn dot_fast(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(crate) mod x86 {
     use std::arch::x86_64::*;
     use std::sync::LazyLock;
 
+    /// The SIMD level the kernels here and in `index/quant.rs` dispatch on.
     pub enum Level {
+        /// AVX-512 F and BW (every AVX-512 server CPU since Skylake-SP).
         Avx512,
+        /// AVX2 and FMA.
         Avx2,
         Baseline,
     }
 
     /// The best kernel this CPU runs, detected once.
     pub static LEVEL: LazyLock<Level> = LazyLock::new(|| {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+        {
             Level::Avx512
         } else if std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("fma")

@@ -262,7 +262,7 @@ impl Store {
                 sha256,
                 collections: sequences,
             };
-            write_sidecar(&dir, &info)?;
+            write_sidecar(&info)?;
             Ok(info)
         })();
         if stage.exists() {
@@ -350,15 +350,27 @@ fn sidecar_path(archive: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn write_sidecar(dir: &Path, info: &SnapshotInfo) -> Result<()> {
-    let path = sidecar_path(&info.path);
-    let tmp = dir.join(format!(".{}.json.partial", info.name));
-    let body = serde_json::to_vec_pretty(info)
-        .map_err(|e| Error::invalid(format!("internal: snapshot info does not encode: {e}")))?;
+fn write_sidecar(info: &SnapshotInfo) -> Result<()> {
+    write_json_atomic(&sidecar_path(&info.path), info)
+}
+
+/// Write `value` as JSON to `path` all or nothing: into `.<name>.partial` beside it, fsynced,
+/// renamed over `path`, the directory fsynced.
+pub(crate) fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::invalid(format!(
+            "{} is not a file path",
+            path.display()
+        )));
+    };
+    let tmp = dir.join(format!(".{}.partial", name.to_string_lossy()));
+    let body = serde_json::to_vec_pretty(value).map_err(|e| {
+        Error::invalid(format!("internal: {} does not encode: {e}", path.display()))
+    })?;
     let mut f = File::create(&tmp).ctx("create", &tmp)?;
     f.write_all(&body).ctx("write", &tmp)?;
     f.sync_all().ctx("fsync", &tmp)?;
-    std::fs::rename(&tmp, &path).ctx("rename", &tmp)?;
+    std::fs::rename(&tmp, path).ctx("rename", &tmp)?;
     fsync_dir(dir)
 }
 
@@ -524,8 +536,7 @@ pub fn verify_archive(archive: &Path) -> Result<SnapshotInfo> {
         std::io::copy(r, &mut std::io::sink()).ctx("read", archive)?;
         Ok(())
     };
-    let index = read_archive(archive, None, &mut sink)?;
-    let (sha256, size_bytes) = hash_file(archive)?;
+    let (index, sha256, size_bytes) = read_archive(archive, None, &mut sink)?;
     if let Ok(body) = std::fs::read(sidecar_path(archive)) {
         if let Ok(side) = serde_json::from_slice::<SnapshotInfo>(&body) {
             if side.sha256 != sha256 {
@@ -549,17 +560,36 @@ pub fn verify_archive(archive: &Path) -> Result<SnapshotInfo> {
     })
 }
 
-/// Read `archive`, validating as the module doc says, and hand each accepted file's contents
-/// to `take(collection, relative path, reader)`. `free`: bytes the files may take in all.
+/// Read `archive` once, validating as the module doc says, and hand each accepted file's
+/// contents to `take(collection, relative path, reader)`. `free`: bytes the files may take in
+/// all. Returns the index and the archive file's SHA-256 and length.
 fn read_archive(
     archive: &Path,
     free: Option<u64>,
     take: &mut dyn FnMut(&str, &Path, &mut dyn Read) -> Result<()>,
-) -> Result<Index> {
-    let f = File::open(archive).ctx("open", archive)?;
-    let dec = zstd::Decoder::new(BufReader::new(f))
+) -> Result<(Index, String, u64)> {
+    let raw_file = HashingReader {
+        inner: File::open(archive).ctx("open", archive)?,
+        hash: Sha256::new(),
+        bytes: 0,
+    };
+    let dec = zstd::Decoder::with_buffer(BufReader::new(raw_file))
         .map_err(|e| Error::corrupt(archive, format!("not a zstd stream: {e}")))?;
     let mut tar = tar::Archive::new(dec);
+    let index = read_entries(archive, &mut tar, free, take)?;
+    // Hash what the decoder did not need (nothing, in an archive of ours) to the end.
+    let mut rest = tar.into_inner().finish();
+    std::io::copy(&mut rest, &mut std::io::sink()).ctx("read", archive)?;
+    let raw_file = rest.into_inner();
+    Ok((index, hex(&raw_file.hash.finalize()), raw_file.bytes))
+}
+
+fn read_entries<R: Read>(
+    archive: &Path,
+    tar: &mut tar::Archive<R>,
+    free: Option<u64>,
+    take: &mut dyn FnMut(&str, &Path, &mut dyn Read) -> Result<()>,
+) -> Result<Index> {
     let entries = tar
         .entries()
         .map_err(|e| Error::corrupt(archive, format!("not a tar archive: {e}")))?;
@@ -788,7 +818,7 @@ pub fn restore(
             f.sync_all().ctx("fsync", &to)?;
             Ok(())
         };
-        let index = read_archive(archive, free, &mut take)?;
+        let (index, _, _) = read_archive(archive, free, &mut take)?;
         let names: Vec<String> = match collection {
             Some(c) if !index.collections.contains_key(c) => {
                 return Err(Error::invalid(format!(

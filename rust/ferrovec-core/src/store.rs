@@ -96,13 +96,27 @@ impl Store {
 
     /// The store at `path` as this process has it open (whatever its options), or opened now
     /// with `options`.
-    pub fn open_any(path: &Path, options: StorageOptions) -> Result<Arc<Store>> {
+    fn open_any(path: &Path, options: StorageOptions) -> Result<Arc<Store>> {
         if let Ok(canonical) = path.canonicalize() {
             if let Some(store) = OPEN_STORES.lock().get(&canonical).and_then(Weak::upgrade) {
                 return Ok(store);
             }
         }
         Self::open(path, options)
+    }
+
+    /// Run a restore into the store at `path`: the store as this process has it open, else
+    /// opened (and locked) now, created if missing. If the restore fails where there was no
+    /// store, nothing is left behind.
+    pub fn restore_into<T>(path: &Path, restore: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        let existed = path.exists();
+        let store = Self::open_any(path, StorageOptions::default())?;
+        let result = restore(&store);
+        if result.is_err() && !existed {
+            drop(store);
+            let _ = std::fs::remove_dir_all(path);
+        }
+        result
     }
 
     /// Open a store through a given file system, outside the per-process registry (tests).
@@ -273,16 +287,16 @@ impl Store {
             .cloned()
             .collect();
         for col in loaded {
-            self.apply_archive(&col)?;
+            col.set_log_archive(dir.map(|d| d.join(col.name())), every)?;
         }
         Ok(())
     }
 
+    /// Give a collection this store's log-archive setting. A collection starts with archiving
+    /// off, so there is nothing to do when the store has none.
     fn apply_archive(&self, col: &Collection) -> Result<()> {
-        let setting = self.log_archive.lock().clone();
-        match setting {
+        match self.log_archive.lock().clone() {
             Some((dir, every)) => col.set_log_archive(Some(dir.join(col.name())), every),
-            None if self.path.is_some() => col.set_log_archive(None, Duration::ZERO),
             None => Ok(()),
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use ferrovec_core::backup::{self, BackupInfo};
 use ferrovec_core::wal::Target;
-use ferrovec_core::{StorageOptions, Store};
+use ferrovec_core::Store;
 use pyo3::prelude::*;
 use serde_json::json;
 
@@ -124,22 +124,17 @@ pub fn restore_backup(
     };
     let reporter = Reporter::new(progress);
     run_detached(py, || {
-        let existed = path.exists();
-        let store = Store::open_any(&path, StorageOptions::default())?;
-        let result = backup::restore(
-            &dest,
-            backup_id,
-            &store,
-            collection,
-            replace,
-            pitr,
-            &|d, t| reporter.report(d, t),
-        );
-        if result.is_err() && !existed {
-            drop(store);
-            let _ = std::fs::remove_dir_all(&path);
-        }
-        result
+        Store::restore_into(&path, |store| {
+            backup::restore(
+                &dest,
+                backup_id,
+                store,
+                collection,
+                replace,
+                pitr,
+                &|d, t| reporter.report(d, t),
+            )
+        })
     })
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ferrovec_core::snapshot::{self, SnapshotInfo};
-use ferrovec_core::{StorageOptions, Store};
+use ferrovec_core::Store;
 use pyo3::prelude::*;
 
 use crate::errors::to_py;
@@ -89,15 +89,8 @@ pub fn restore_snapshot(
                 archive.display()
             )));
         }
-        let existed = path.exists();
-        // The same store if this process has it open; else opened (and locked) for the restore.
-        let store = Store::open_any(&path, StorageOptions::default())?;
-        let result = snapshot::restore(&archive, &store, collection, replace);
-        if result.is_err() && !existed {
-            // Leave no empty store behind where there was nothing.
-            drop(store);
-            let _ = std::fs::remove_dir_all(&path);
-        }
-        result
+        Store::restore_into(&path, |store| {
+            snapshot::restore(&archive, store, collection, replace)
+        })
     })
 }

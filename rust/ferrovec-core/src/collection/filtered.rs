@@ -239,11 +239,12 @@ impl State {
                     }
                 }
             };
-            let codes = match (&graph, src) {
-                (Some(_), s) if s != MEM => self.sources[s as usize]
+            // The graph is walked on its segment's int8 codes, if it has them.
+            let codes = match &graph {
+                Some(_) => self.sources[src as usize]
                     .segment()
                     .map_or(Ok(None), |seg| seg.codes())?,
-                _ => None,
+                None => None,
             };
             plans.push(Plan {
                 src,

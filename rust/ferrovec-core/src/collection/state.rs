@@ -444,14 +444,6 @@ impl State {
         blocks
     }
 
-    /// Each source's int8 codes for graph search, if it has them.
-    pub fn graph_codes(&self) -> Result<Vec<Option<Codes<'_>>>> {
-        self.sources
-            .iter()
-            .map(|s| s.segment().map_or(Ok(None), |seg| seg.codes()))
-            .collect()
-    }
-
     /// Which sources to search through their graph.
     fn graph_plan(
         &self,
@@ -509,19 +501,21 @@ impl State {
                 metric, queries, dim, &blocks, n, min_key,
             ))
         };
-        let graph_sources: Vec<(usize, &Arc<hnsw::Graph>)> = graphs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, g)| g.as_ref().map(|g| (i, g)))
-            .collect();
+        // Each graph with the int8 codes it is walked on, if its segment has them.
+        let mut graph_sources: Vec<(usize, &Arc<hnsw::Graph>, Option<Codes<'_>>)> = Vec::new();
+        for (i, g) in graphs.iter().enumerate() {
+            if let Some(g) = g {
+                let codes = self.sources[i].segment().map_or(Ok(None), |s| s.codes())?;
+                graph_sources.push((i, g, codes));
+            }
+        }
         if graph_sources.is_empty() {
             return Ok(exact.unwrap_or_else(|| vec![Vec::new(); nq]));
         }
         let ef = params.ef.unwrap_or(ef_construct).max(n);
-        let codes = self.graph_codes()?;
         let one_query = |q: &[f32]| -> Vec<Cand> {
             let mut top = TopK::new(n, min_key);
-            for &(i, g) in &graph_sources {
+            for &(i, g, codes) in &graph_sources {
                 let s = &self.sources[i];
                 let rows = Rows {
                     data: s.vectors(),
@@ -530,7 +524,7 @@ impl State {
                 let deleted = &s.deleted;
                 let rejecting = deleted.count_ones() > 0;
                 let accept = |r: u32| !deleted.get(r as usize);
-                for item in g.search_with(codes[i], rows, metric, q, n, ef, &accept, rejecting) {
+                for item in g.search_with(codes, rows, metric, q, n, ef, &accept, rejecting) {
                     top.push(Cand {
                         key: -item.d,
                         source: i as u32,

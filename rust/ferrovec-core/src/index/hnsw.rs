@@ -999,21 +999,18 @@ mod tests {
         out
     }
 
+    /// A graph over `rows` built with `m` and `ef_construct`, seed 1.
+    fn graph(rows: Rows<'_>, metric: Distance, m: usize, ef_construct: usize) -> Graph {
+        let params = HnswParams { m, ef_construct };
+        build(rows, metric, params, 1, &AtomicBool::new(false))
+    }
+
     #[test]
     fn recall_is_high_and_rejected_nodes_are_never_returned() {
         let dim = 32;
         let data = clustered(5000, dim, 7);
         let rows = Rows { data: &data, dim };
-        let g = build(
-            rows,
-            Distance::Cosine,
-            HnswParams {
-                m: 16,
-                ef_construct: 100,
-            },
-            1,
-            &std::sync::atomic::AtomicBool::new(false),
-        );
+        let g = graph(rows, Distance::Cosine, 16, 100);
         let recall = g.self_check(rows, Distance::Cosine, 64, 100, 3);
         assert!(recall >= 0.95, "recall {recall}");
         let q = rows.get(17);
@@ -1041,11 +1038,7 @@ mod tests {
         let n = 5000;
         let data = clustered(n, dim, 13);
         let rows = Rows { data: &data, dim };
-        let params = HnswParams {
-            m: 16,
-            ef_construct: 100,
-        };
-        let g = build(rows, Distance::Cosine, params, 1, &AtomicBool::new(false));
+        let g = graph(rows, Distance::Cosine, 16, 100);
         // Membership by a hash of the row, independent of the clusters.
         let member = |i: u32, per_mille: u64| {
             (u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 1000 < per_mille
@@ -1080,11 +1073,7 @@ mod tests {
         let n = 4000;
         let data = clustered(n, dim, 21);
         let rows = Rows { data: &data, dim };
-        let params = HnswParams {
-            m: 16,
-            ef_construct: 100,
-        };
-        let g = build(rows, Distance::Cosine, params, 1, &AtomicBool::new(false));
+        let g = graph(rows, Distance::Cosine, 16, 100);
         let scale = quant::scale_of(&data);
         let mut codes = Vec::new();
         quant::encode_into(&data, scale, &mut codes);
@@ -1120,16 +1109,7 @@ mod tests {
             dim,
         };
         let all = Rows { data: &data, dim };
-        let base = build(
-            first,
-            Distance::Dot,
-            HnswParams {
-                m: 12,
-                ef_construct: 80,
-            },
-            1,
-            &std::sync::atomic::AtomicBool::new(false),
-        );
+        let base = graph(first, Distance::Dot, 12, 80);
         let g = extend(all, Distance::Dot, &base, 2, &AtomicBool::new(false));
         assert_eq!(g.n, 4000);
         let recall = g.self_check(all, Distance::Dot, 64, 100, 5);
@@ -1141,16 +1121,7 @@ mod tests {
         let dim = 8;
         let data = clustered(300, dim, 3);
         let rows = Rows { data: &data, dim };
-        let g = build(
-            rows,
-            Distance::Euclid,
-            HnswParams {
-                m: 8,
-                ef_construct: 40,
-            },
-            1,
-            &std::sync::atomic::AtomicBool::new(false),
-        );
+        let g = graph(rows, Distance::Euclid, 8, 40);
         let mut file = vec![0u8; 64];
         file.extend_from_slice(g.as_bytes());
         let p = std::path::Path::new("g");

@@ -98,9 +98,9 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     #[cfg(target_arch = "x86_64")]
     if a.len() == b.len() {
         match *x86::LEVEL {
-            // SAFETY: LEVEL says the CPU supports AVX-512BW; the lengths are equal.
+            // SAFETY: LEVEL says the CPU supports AVX-512 F and BW; the lengths are equal.
             x86::Level::Avx512 => return unsafe { x86::dot_avx512(a, b) },
-            // SAFETY: LEVEL says the CPU supports AVX2; the lengths are equal.
+            // SAFETY: LEVEL says the CPU supports AVX2 (and FMA); the lengths are equal.
             x86::Level::Avx2 => return unsafe { x86::dot_avx2(a, b) },
             x86::Level::Baseline => {}
         }
@@ -118,23 +118,8 @@ fn dot_scalar(a: &[i8], b: &[i8]) -> i32 {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
-    use std::sync::LazyLock;
 
-    pub enum Level {
-        Avx512,
-        Avx2,
-        Baseline,
-    }
-
-    pub static LEVEL: LazyLock<Level> = LazyLock::new(|| {
-        if std::arch::is_x86_feature_detected!("avx512bw") {
-            Level::Avx512
-        } else if std::arch::is_x86_feature_detected!("avx2") {
-            Level::Avx2
-        } else {
-            Level::Baseline
-        }
-    });
+    pub use crate::distance::x86::{Level, LEVEL};
 
     /// # Safety
     /// The CPU must support AVX-512BW and `a.len() == b.len()`.
