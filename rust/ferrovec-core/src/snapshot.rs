@@ -536,7 +536,14 @@ pub fn verify_archive(archive: &Path) -> Result<SnapshotInfo> {
         std::io::copy(r, &mut std::io::sink()).ctx("read", archive)?;
         Ok(())
     };
-    let (index, sha256, size_bytes) = read_archive(archive, None, &mut sink)?;
+    // The archive's own SHA-256 is computed in the same pass.
+    let raw = HashingReader {
+        inner: File::open(archive).ctx("open", archive)?,
+        hash: Sha256::new(),
+        bytes: 0,
+    };
+    let (index, raw) = read_archive(archive, raw, None, &mut sink)?;
+    let (sha256, size_bytes) = (hex(&raw.hash.finalize()), raw.bytes);
     if let Ok(body) = std::fs::read(sidecar_path(archive)) {
         if let Ok(side) = serde_json::from_slice::<SnapshotInfo>(&body) {
             if side.sha256 != sha256 {
@@ -560,28 +567,23 @@ pub fn verify_archive(archive: &Path) -> Result<SnapshotInfo> {
     })
 }
 
-/// Read `archive` once, validating as the module doc says, and hand each accepted file's
-/// contents to `take(collection, relative path, reader)`. `free`: bytes the files may take in
-/// all. Returns the index and the archive file's SHA-256 and length.
-fn read_archive(
+/// Read `archive` (its bytes come from `raw`) once, validating as the module doc says, and
+/// hand each accepted file's contents to `take(collection, relative path, reader)`. `free`:
+/// bytes the files may take in all. Returns the index, and `raw` read to the end.
+fn read_archive<R: Read>(
     archive: &Path,
+    raw: R,
     free: Option<u64>,
     take: &mut dyn FnMut(&str, &Path, &mut dyn Read) -> Result<()>,
-) -> Result<(Index, String, u64)> {
-    let raw_file = HashingReader {
-        inner: File::open(archive).ctx("open", archive)?,
-        hash: Sha256::new(),
-        bytes: 0,
-    };
-    let dec = zstd::Decoder::with_buffer(BufReader::new(raw_file))
+) -> Result<(Index, R)> {
+    let dec = zstd::Decoder::with_buffer(BufReader::new(raw))
         .map_err(|e| Error::corrupt(archive, format!("not a zstd stream: {e}")))?;
     let mut tar = tar::Archive::new(dec);
     let index = read_entries(archive, &mut tar, free, take)?;
-    // Hash what the decoder did not need (nothing, in an archive of ours) to the end.
+    // Read what the decoder did not need (nothing, in an archive of ours) to the end.
     let mut rest = tar.into_inner().finish();
     std::io::copy(&mut rest, &mut std::io::sink()).ctx("read", archive)?;
-    let raw_file = rest.into_inner();
-    Ok((index, hex(&raw_file.hash.finalize()), raw_file.bytes))
+    Ok((index, rest.into_inner()))
 }
 
 fn read_entries<R: Read>(
@@ -818,7 +820,8 @@ pub fn restore(
             f.sync_all().ctx("fsync", &to)?;
             Ok(())
         };
-        let (index, _, _) = read_archive(archive, free, &mut take)?;
+        let raw = File::open(archive).ctx("open", archive)?;
+        let (index, _) = read_archive(archive, raw, free, &mut take)?;
         let names: Vec<String> = match collection {
             Some(c) if !index.collections.contains_key(c) => {
                 return Err(Error::invalid(format!(
