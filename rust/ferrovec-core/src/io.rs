@@ -19,6 +19,13 @@ pub trait WriteFile: Send + Sync {
     fn path(&self) -> &Path;
 }
 
+/// A file opened for reads at given offsets (`pread`), for rows read a few at a time that
+/// should not be mapped into the process (see `Segment::rescorer`).
+pub trait ReadAt: Send + Sync {
+    /// Fill `buf` from `offset`; a short file is an error.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()>;
+}
+
 /// Bytes of a file, mapped read-only or (for small or special files) read into memory.
 pub struct Mapped(MappedInner);
 
@@ -30,16 +37,6 @@ enum MappedInner {
 impl Mapped {
     pub fn from_vec(v: Vec<u8>) -> Self {
         Mapped(MappedInner::Owned(v))
-    }
-
-    /// Tell the kernel this mapping is read at random (`madvise(MADV_RANDOM)`): no readahead,
-    /// and a page fault maps only its own page instead of the 64 KiB around it. For the f32
-    /// vectors of a segment searched on int8 codes, which are read a few rows per query.
-    pub fn advise_random(&self, path: &Path) -> Result<()> {
-        if let MappedInner::Map(m) = &self.0 {
-            m.advise(memmap2::Advice::Random).ctx("madvise", path)?;
-        }
-        Ok(())
     }
 }
 
@@ -79,6 +76,8 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn create(&self, path: &Path) -> Result<Box<dyn WriteFile>>;
     /// Map a file read-only. The caller promises the file is never modified while mapped.
     fn map(&self, path: &Path) -> Result<Mapped>;
+    /// Open a file for random reads at offsets (readahead off: `POSIX_FADV_RANDOM`).
+    fn open_read(&self, path: &Path) -> Result<Box<dyn ReadAt>>;
     fn rename(&self, from: &Path, to: &Path) -> Result<()>;
     /// Swap two paths atomically (both must exist).
     fn exchange(&self, a: &Path, b: &Path) -> Result<()>;
@@ -110,6 +109,18 @@ impl WriteFile for OsFile {
     }
     fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+struct OsReadFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl ReadAt for OsReadFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.read_exact_at(buf, offset).ctx("read", &self.path)
     }
 }
 
@@ -182,6 +193,21 @@ impl FileSystem for OsFs {
         // the file under us is outside what we can defend against, as for every mmap-based store.
         let map = unsafe { memmap2::Mmap::map(&file) }.ctx("mmap", path)?;
         Ok(Mapped(MappedInner::Map(map)))
+    }
+
+    fn open_read(&self, path: &Path) -> Result<Box<dyn ReadAt>> {
+        use std::os::fd::AsRawFd;
+        let file = File::open(path).ctx("open", path)?;
+        // SAFETY: a plain syscall on a descriptor we own; it only sets the file's readahead
+        // policy. Covered by every search of a segment with codes (`Segment::rescorer`).
+        let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(rc)).ctx("fadvise", path);
+        }
+        Ok(Box::new(OsReadFile {
+            file,
+            path: path.to_path_buf(),
+        }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {

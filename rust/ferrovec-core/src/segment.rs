@@ -26,10 +26,10 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 use crate::filter::index::FieldIndex;
 use crate::format::{read_u32, read_u64, FileKind, Header, HEADER_LEN};
-use crate::index::hnsw::Graph;
+use crate::index::hnsw::{self, Graph};
 use crate::index::quant::{self, Codes};
-use crate::io::{FileSystem, Mapped};
-use crate::types::PointId;
+use crate::io::{FileSystem, Mapped, ReadAt};
+use crate::types::{Distance, PointId};
 
 const ID_ENTRY: usize = 16;
 
@@ -294,6 +294,8 @@ pub struct Segment {
     dim: usize,
     dir: PathBuf,
     vectors: Mapped,
+    /// The vector file opened for pread, in segments with codes (`rescorer`).
+    row_file: Option<Box<dyn ReadAt>>,
     ids: Mapped,
     payloads: Mapped,
     has_graph: bool,
@@ -376,17 +378,22 @@ impl Segment {
             ));
         }
         let has_codes = has_graph && has_codes;
-        if has_codes {
-            // Searches walk the codes and rescore a few rows here: mapping 64 KiB around each
-            // row read (the kernel's fault-around) would make all of it resident for nothing.
-            vectors.advise_random(&vec_path)?;
-        }
+        // Searches walk the codes and rescore a few rows per query, read with pread: a fault on
+        // the mapping would map up to 64 KiB around each row (the kernel's fault-around, which
+        // MADV_RANDOM does not turn off), making all the f32 vectors resident in every process
+        // that serves the segment, on top of the codes.
+        let row_file = if has_codes {
+            Some(fs.open_read(&vec_path)?)
+        } else {
+            None
+        };
         Ok(Arc::new(Segment {
             id,
             rows,
             dim: dim as usize,
             dir: dir.to_path_buf(),
             vectors,
+            row_file,
             ids,
             payloads,
             has_graph,
@@ -406,6 +413,34 @@ impl Segment {
 
     pub fn vector(&self, row: usize) -> &[f32] {
         &self.vectors()[row * self.dim..(row + 1) * self.dim]
+    }
+
+    /// Exact distances from `q` to rows of this segment, for rescoring a search walked on the
+    /// codes. Rows are read with pread where the segment has codes (see `open`), else from the
+    /// mapping.
+    pub fn rescorer<'a>(
+        &'a self,
+        metric: Distance,
+        q: &'a [f32],
+    ) -> impl FnMut(u32) -> Result<f32> + 'a {
+        let mut buf = vec![0f32; self.dim];
+        move |row| {
+            let row = row as usize;
+            if row >= self.rows {
+                return Err(Error::corrupt(
+                    self.dir.join(vec_name(self.id)),
+                    format!("row {row} of {} asked for", self.rows),
+                ));
+            }
+            match &self.row_file {
+                Some(f) => {
+                    let at = HEADER_LEN as u64 + (row * self.dim * 4) as u64;
+                    f.read_exact_at(bytemuck::cast_slice_mut(&mut buf), at)?;
+                    Ok(hnsw::dist(metric, q, &buf))
+                }
+                None => Ok(hnsw::dist(metric, q, self.vector(row))),
+            }
+        }
     }
 
     pub fn has_graph(&self) -> bool {
@@ -673,4 +708,59 @@ pub fn read_deleted(fs: &dyn FileSystem, dir: &Path, name: &str, rows: usize) ->
         ));
     }
     Ok(Bitmap::from_bytes(body.to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::index::hnsw::{self, HnswParams, Rows};
+    use crate::io::OsFs;
+
+    /// A segment with codes reads the rows it rescores with pread (no mapping); the distances
+    /// must be those of the mapped rows, and a row past the end is an error, not a panic.
+    #[test]
+    fn rescorer_reads_rows_with_pread_exactly() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (rows, dim) = (300usize, 16usize);
+        let vectors: Vec<f32> = (0..rows * dim)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+            .collect();
+        let ids: Vec<PointId> = (0..rows as u64).map(PointId::Num).collect();
+        let payloads = vec![None; rows];
+        let data = SegmentData {
+            ids: &ids,
+            vectors: &vectors,
+            payloads: &payloads,
+        };
+        let graph = hnsw::build(
+            Rows {
+                data: &vectors,
+                dim,
+            },
+            Distance::Dot,
+            HnswParams {
+                m: 8,
+                ef_construct: 32,
+            },
+            1,
+            &AtomicBool::new(false),
+        );
+        let fs: Arc<dyn FileSystem> = Arc::new(OsFs);
+        write_segment(&*fs, dir.path(), 1, dim as u32, &data, Some(&graph), true)
+            .expect("write segment");
+        let seg = Segment::open(fs, dir.path(), 1, rows, dim as u32, true, true).expect("open");
+        assert!(
+            seg.row_file.is_some(),
+            "a segment with codes rescores with pread"
+        );
+        let q: Vec<f32> = (0..dim).map(|i| i as f32 / dim as f32).collect();
+        let mut exact = seg.rescorer(Distance::Dot, &q);
+        for row in [0u32, 1, 150, rows as u32 - 1] {
+            let want = hnsw::dist(Distance::Dot, &q, seg.vector(row as usize));
+            assert_eq!(exact(row).expect("read row"), want);
+        }
+        assert!(exact(rows as u32).is_err());
+    }
 }

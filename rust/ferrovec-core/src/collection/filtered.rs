@@ -24,7 +24,7 @@ use crate::filter::rowset::RowSet;
 use crate::filter::{parse_datetime, Cond, Filter, Path as KeyPath};
 use crate::index::hnsw::{self, Rows};
 use crate::index::quant::Codes;
-use crate::segment::Bitmap;
+use crate::segment::{Bitmap, Segment};
 use crate::types::{Distance, Payload, PayloadSelector, PointId, Record, SearchParams};
 
 /// Rows of exact scoring that one filtered graph search costs, per unit of ef and of
@@ -214,7 +214,7 @@ impl State {
             count: usize,
             vectors: &'a [f32],
             graph: Option<Arc<hnsw::Graph>>,
-            codes: Option<Codes<'a>>,
+            coded: Option<(&'a Segment, Codes<'a>)>,
         }
         let ef = params.ef.unwrap_or(ef_construct).max(n);
         let mut plans = Vec::new();
@@ -240,10 +240,11 @@ impl State {
                 }
             };
             // The graph is walked on its segment's int8 codes, if it has them.
-            let codes = match &graph {
-                Some(_) => self.sources[src as usize]
-                    .segment()
-                    .map_or(Ok(None), |seg| seg.codes())?,
+            let seg = graph
+                .as_ref()
+                .and_then(|_| self.sources[src as usize].segment());
+            let coded = match seg {
+                Some(seg) => seg.codes()?.map(|c| (&**seg, c)),
                 None => None,
             };
             plans.push(Plan {
@@ -252,11 +253,11 @@ impl State {
                 vectors: self.source_vectors(src, dim),
                 set,
                 graph,
-                codes,
+                coded,
             });
         }
         let single = queries.len() == dim;
-        let one_query = |q: &[f32]| -> Vec<Cand> {
+        let one_query = |q: &[f32]| -> Result<Vec<Cand>> {
             let mut top = TopK::new(n, min_key);
             for p in &plans {
                 if let Some(g) = &p.graph {
@@ -266,7 +267,8 @@ impl State {
                     };
                     let set = &p.set;
                     let accept = |r: u32| set.contains(r as usize);
-                    let found = g.search_with(p.codes, rows, metric, q, n, ef, &accept, true);
+                    let found =
+                        search::graph_search(g, p.coded, rows, metric, q, n, ef, &accept, true)?;
                     if found.len() >= n.min(p.count) {
                         for item in found {
                             top.push(Cand {
@@ -308,9 +310,9 @@ impl State {
                     score(0..p.set.words(), &mut top);
                 }
             }
-            top.into_sorted()
+            Ok(top.into_sorted())
         };
-        Ok(search::each_query(queries, dim, one_query))
+        search::each_query(queries, dim, one_query)
     }
 
     /// Points per string value at `key` among those matching `filter`, most frequent first.

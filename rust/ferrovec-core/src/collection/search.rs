@@ -11,7 +11,10 @@ use std::collections::BinaryHeap;
 use rayon::prelude::*;
 
 use crate::distance;
-use crate::segment::Bitmap;
+use crate::error::Result;
+use crate::index::hnsw::{Graph, Item, Rows};
+use crate::index::quant::Codes;
+use crate::segment::{Bitmap, Segment};
 use crate::types::Distance;
 
 /// Rows scanned by one parallel task.
@@ -82,14 +85,42 @@ impl Ord for Cand {
 
 /// Run `one_query` for each query of `queries` (whole vectors): a single query on the calling
 /// thread (no hand-off, no parallel overhead), a batch spread over the pool.
-pub fn each_query<F>(queries: &[f32], dim: usize, one_query: F) -> Vec<Vec<Cand>>
+pub fn each_query<F>(queries: &[f32], dim: usize, one_query: F) -> Result<Vec<Vec<Cand>>>
 where
-    F: Fn(&[f32]) -> Vec<Cand> + Sync + Send,
+    F: Fn(&[f32]) -> Result<Vec<Cand>> + Sync + Send,
 {
     if queries.len() == dim {
-        vec![one_query(queries)]
+        Ok(vec![one_query(queries)?])
     } else {
         crate::pool::install(|| queries.par_chunks(dim).map(one_query).collect())
+    }
+}
+
+/// One graph search of a source: walked on its segment's int8 codes when `coded` holds them
+/// (the candidates rescored by the segment), else on the f32 `rows`.
+#[allow(clippy::too_many_arguments)]
+pub fn graph_search<F: Fn(u32) -> bool>(
+    g: &Graph,
+    coded: Option<(&Segment, Codes<'_>)>,
+    rows: Rows<'_>,
+    metric: Distance,
+    q: &[f32],
+    n: usize,
+    ef: usize,
+    accept: &F,
+    rejecting: bool,
+) -> Result<Vec<Item>> {
+    match coded {
+        Some((seg, codes)) => g.search_coded(
+            codes,
+            &mut seg.rescorer(metric, q),
+            q,
+            n,
+            ef,
+            accept,
+            rejecting,
+        ),
+        None => Ok(g.search(rows, metric, q, n, ef, accept, rejecting)),
     }
 }
 

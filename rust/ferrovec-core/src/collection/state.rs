@@ -502,20 +502,24 @@ impl State {
             ))
         };
         // Each graph with the int8 codes it is walked on, if its segment has them.
-        let mut graph_sources: Vec<(usize, &Arc<hnsw::Graph>, Option<Codes<'_>>)> = Vec::new();
+        type Coded<'s> = Option<(&'s Segment, Codes<'s>)>;
+        let mut graph_sources: Vec<(usize, &Arc<hnsw::Graph>, Coded<'_>)> = Vec::new();
         for (i, g) in graphs.iter().enumerate() {
             if let Some(g) = g {
-                let codes = self.sources[i].segment().map_or(Ok(None), |s| s.codes())?;
-                graph_sources.push((i, g, codes));
+                let coded = match self.sources[i].segment() {
+                    Some(seg) => seg.codes()?.map(|c| (&**seg, c)),
+                    None => None,
+                };
+                graph_sources.push((i, g, coded));
             }
         }
         if graph_sources.is_empty() {
             return Ok(exact.unwrap_or_else(|| vec![Vec::new(); nq]));
         }
         let ef = params.ef.unwrap_or(ef_construct).max(n);
-        let one_query = |q: &[f32]| -> Vec<Cand> {
+        let one_query = |q: &[f32]| -> Result<Vec<Cand>> {
             let mut top = TopK::new(n, min_key);
-            for &(i, g, codes) in &graph_sources {
+            for &(i, g, coded) in &graph_sources {
                 let s = &self.sources[i];
                 let rows = Rows {
                     data: s.vectors(),
@@ -524,7 +528,9 @@ impl State {
                 let deleted = &s.deleted;
                 let rejecting = deleted.count_ones() > 0;
                 let accept = |r: u32| !deleted.get(r as usize);
-                for item in g.search_with(codes, rows, metric, q, n, ef, &accept, rejecting) {
+                let found =
+                    search::graph_search(g, coded, rows, metric, q, n, ef, &accept, rejecting)?;
+                for item in found {
                     top.push(Cand {
                         key: -item.d,
                         source: i as u32,
@@ -532,9 +538,9 @@ impl State {
                     });
                 }
             }
-            top.into_sorted()
+            Ok(top.into_sorted())
         };
-        let graph_results = search::each_query(queries, dim, one_query);
+        let graph_results = search::each_query(queries, dim, one_query)?;
         // Merge only when both the graphs and the exact scan produced candidates.
         let Some(exact) = exact else {
             return Ok(graph_results);

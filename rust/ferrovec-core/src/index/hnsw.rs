@@ -854,41 +854,22 @@ impl Graph {
         found
     }
 
-    /// `search_coded` with `codes`, else `search`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn search_with<F: Fn(u32) -> bool>(
-        &self,
-        codes: Option<Codes<'_>>,
-        rows: Rows<'_>,
-        metric: Distance,
-        q: &[f32],
-        k: usize,
-        ef: usize,
-        accept: &F,
-        rejecting: bool,
-    ) -> Vec<Item> {
-        match codes {
-            Some(c) => self.search_coded(c, rows, metric, q, k, ef, accept, rejecting),
-            None => self.search(rows, metric, q, k, ef, accept, rejecting),
-        }
-    }
-
     /// Like `search`, but walking the graph on int8 `codes` (see `quant.rs`): the best
-    /// `max(4·k, 20)` of the `ef` nodes found are rescored on the f32 `rows`, then cut to `k`.
+    /// `max(4·k, 20)` of the `ef` nodes found are rescored with `exact` (the f32 distance from
+    /// `q` to a node), then cut to `k`.
     #[allow(clippy::too_many_arguments)]
     pub fn search_coded<F: Fn(u32) -> bool>(
         &self,
         codes: Codes<'_>,
-        rows: Rows<'_>,
-        metric: Distance,
+        exact: &mut dyn FnMut(u32) -> Result<f32>,
         q: &[f32],
         k: usize,
         ef: usize,
         accept: &F,
         rejecting: bool,
-    ) -> Vec<Item> {
-        if rows.len() < self.n || codes.len() < self.n || codes.dim != rows.dim {
-            return Vec::new();
+    ) -> Result<Vec<Item>> {
+        if codes.len() < self.n || codes.dim != q.len() {
+            return Ok(Vec::new());
         }
         let space = Coded {
             codes,
@@ -898,14 +879,14 @@ impl Graph {
         let mut found = self.search_in(&space, ef.max(k), accept, rejecting);
         // The codes rank well enough that the true top k sit among the first few k: only those
         // are rescored (on 100k x 384, rescoring 2·k gave the same recall as all ef, to four
-        // decimals), which also keeps the f32 pages a query touches few.
+        // decimals), which also keeps the f32 rows a query reads few.
         found.truncate((RESCORE_PER_K * k).max(RESCORE_MIN));
         for it in &mut found {
-            it.d = dist(metric, q, rows.get(it.id));
+            it.d = exact(it.id)?;
         }
         found.sort_unstable();
         found.truncate(k);
-        found
+        Ok(found)
     }
 
     /// Up to `ef` accepted nodes nearest in `space`, nearest first.
@@ -1082,7 +1063,10 @@ mod tests {
         for qi in (0..n as u32).step_by(41) {
             let q = rows.get(qi);
             let exact = g.search(rows, Distance::Cosine, q, 10, 64, &|_| true, false);
-            let coded = g.search_coded(codes, rows, Distance::Cosine, q, 10, 64, &|_| true, false);
+            let mut exact_dist = |id: u32| Ok(dist(Distance::Cosine, q, rows.get(id)));
+            let coded = g
+                .search_coded(codes, &mut exact_dist, q, 10, 64, &|_| true, false)
+                .expect("no I/O here");
             assert_eq!(coded.len(), 10);
             // Rescored on f32: distances are exact and sorted.
             for w in coded.windows(2) {

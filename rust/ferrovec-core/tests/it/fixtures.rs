@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrovec_core::io::{FileSystem, LockOutcome, Mapped, OsFs, WriteFile};
+use ferrovec_core::io::{FileSystem, LockOutcome, Mapped, OsFs, ReadAt, WriteFile};
 use ferrovec_core::{Collection, PointId, Result, ScoredPoint, SearchParams};
 use parking_lot::Mutex;
 
@@ -90,6 +90,9 @@ impl FileSystem for RecordingFs {
     }
     fn map(&self, path: &Path) -> Result<Mapped> {
         OsFs.map(path)
+    }
+    fn open_read(&self, path: &Path) -> Result<Box<dyn ReadAt>> {
+        OsFs.open_read(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         OsFs.rename(from, to)
