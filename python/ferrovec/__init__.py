@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ferrovec._native import (
     Collection,
     Database,
@@ -36,11 +38,28 @@ from ferrovec.errors import (
     FerrovecError,
     InvalidInputError,
     LogFailedError,
+    PointNotFoundError,
     StorageError,
     StoreLockedError,
+    UnsupportedError,
 )
 
+if TYPE_CHECKING:
+    from ferrovec.qdrant import AsyncQdrantClient, QdrantClient
+
+
+def __getattr__(name: str) -> Any:
+    # The Qdrant-compatible client imports qdrant-client (when installed), which takes a while:
+    # only on first use, so `import ferrovec` stays fast.
+    if name in ("QdrantClient", "AsyncQdrantClient"):
+        from ferrovec import qdrant
+
+        return getattr(qdrant, name)
+    raise AttributeError(f"module 'ferrovec' has no attribute {name!r}")
+
+
 __all__ = [
+    "AsyncQdrantClient",
     "ClosedError",
     "Collection",
     "CollectionExistsError",
@@ -51,10 +70,13 @@ __all__ = [
     "Hit",
     "InvalidInputError",
     "LogFailedError",
+    "PointNotFoundError",
+    "QdrantClient",
     "Record",
     "SnapshotInfo",
     "StorageError",
     "StoreLockedError",
+    "UnsupportedError",
     "__version__",
     "backup_status",
     "cleanup_backups",

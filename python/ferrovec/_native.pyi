@@ -82,6 +82,8 @@ class Collection:
         ids: _Ids,
         vectors: npt.ArrayLike,
         payloads: Sequence[_Payload | None] | None = None,
+        *,
+        allow_zero: bool = False,
     ) -> None: ...
     def get(
         self,
@@ -125,6 +127,7 @@ class Collection:
         with_vectors: bool = False,
         ef: int | None = None,
         exact: bool = False,
+        allow_zero: bool = False,
     ) -> list[Hit]: ...
     def search_batch(
         self,
@@ -137,6 +140,7 @@ class Collection:
         with_vectors: bool = False,
         ef: int | None = None,
         exact: bool = False,
+        allow_zero: bool = False,
     ) -> list[list[Hit]]: ...
     def scroll(
         self,

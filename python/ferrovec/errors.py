@@ -15,14 +15,15 @@ class InvalidInputError(FerrovecError, ValueError):
     """The arguments were rejected. Nothing was changed: a rejected batch is rejected whole."""
 
 
-class CollectionNotFoundError(FerrovecError, KeyError):
-    """The named collection does not exist (or was dropped)."""
+class CollectionNotFoundError(FerrovecError, KeyError, ValueError):
+    """The named collection does not exist (or was dropped). Also a ``ValueError``, which is what
+    qdrant-client's local mode raises."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
 
 
-class CollectionExistsError(FerrovecError):
+class CollectionExistsError(FerrovecError, ValueError):
     """A collection of that name exists already (pass ``exist_ok=True`` to reuse it)."""
 
 
@@ -59,6 +60,19 @@ class ClosedError(FerrovecError):
     """The handle was closed."""
 
 
+class PointNotFoundError(FerrovecError, KeyError):
+    """A point named by id does not exist (the Qdrant client's payload and vector updates,
+    which update the points that do exist first, as a Qdrant server does)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnsupportedError(FerrovecError, NotImplementedError):
+    """The request asks for something ferrovec does not do (yet), and ignoring it would change
+    the results: for example sparse vectors or hybrid queries through the Qdrant client."""
+
+
 __all__ = [
     "ClosedError",
     "CollectionExistsError",
@@ -67,6 +81,8 @@ __all__ = [
     "FerrovecError",
     "InvalidInputError",
     "LogFailedError",
+    "PointNotFoundError",
     "StorageError",
     "StoreLockedError",
+    "UnsupportedError",
 ]

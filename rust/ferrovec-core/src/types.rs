@@ -259,6 +259,9 @@ pub struct SearchParams {
     pub exact: bool,
     /// Only points matching this filter.
     pub filter: Option<crate::filter::Filter>,
+    /// Under cosine, take a zero query vector (every score 0) instead of rejecting it, as
+    /// Qdrant does (the Qdrant-compatible client sets it).
+    pub allow_zero: bool,
 }
 
 impl Default for SearchParams {
@@ -272,6 +275,7 @@ impl Default for SearchParams {
             ef: None,
             exact: false,
             filter: None,
+            allow_zero: false,
         }
     }
 }

@@ -69,6 +69,7 @@ fn search_params(
         ef,
         exact,
         filter,
+        allow_zero: false,
     })
 }
 
@@ -119,14 +120,16 @@ impl PyCollection {
     }
 
     /// Insert or replace points. `vectors` is an (n, dim) array-like; float32 C-contiguous numpy
-    /// arrays are read in place. The batch is applied whole or not at all.
-    #[pyo3(signature = (ids, vectors, payloads = None))]
+    /// arrays are read in place. The batch is applied whole or not at all. allow_zero=True
+    /// takes zero vectors under cosine (they score 0), as Qdrant does.
+    #[pyo3(signature = (ids, vectors, payloads = None, *, allow_zero = false))]
     fn upsert(
         &self,
         py: Python<'_>,
         ids: &Bound<'_, PyAny>,
         vectors: &Bound<'_, PyAny>,
         payloads: Option<&Bound<'_, PyAny>>,
+        allow_zero: bool,
     ) -> PyResult<()> {
         let ids = ids_from_py(py, ids)?;
         let payloads = payloads.map(|p| payloads_from_py(py, p)).transpose()?;
@@ -157,7 +160,9 @@ impl PyCollection {
         }
         let slice = m.as_slice();
         let col = &self.col;
-        run_detached(py, || col.upsert(&ids, slice, payloads.as_deref()))
+        run_detached(py, || {
+            col.upsert_with(&ids, slice, payloads.as_deref(), allow_zero)
+        })
     }
 
     /// Points by id, in the order asked; ids that do not exist are left out.
@@ -344,7 +349,7 @@ impl PyCollection {
 
     /// The `k` best points for one query vector, best first. ef: the graph search's candidate
     /// list (default max(ef_construct, k + offset)); exact=True scans every point instead.
-    #[pyo3(signature = (vector, k = 10, *, filter = None, score_threshold = None, offset = 0, with_payload = None, with_vectors = false, ef = None, exact = false))]
+    #[pyo3(signature = (vector, k = 10, *, filter = None, score_threshold = None, offset = 0, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false))]
     #[allow(clippy::too_many_arguments)]
     fn search(
         &self,
@@ -358,8 +363,9 @@ impl PyCollection {
         with_vectors: bool,
         ef: Option<usize>,
         exact: bool,
+        allow_zero: bool,
     ) -> PyResult<Py<PyList>> {
-        let params = search_params(
+        let mut params = search_params(
             py,
             k,
             offset,
@@ -370,6 +376,7 @@ impl PyCollection {
             exact,
             filter_from_py(py, filter)?,
         )?;
+        params.allow_zero = allow_zero;
         let q = vector_from_py(py, vector, "vector")?;
         let qs = q.as_slice().map_err(|e| invalid(py, e.to_string()))?;
         let col = &self.col;
@@ -382,7 +389,7 @@ impl PyCollection {
     }
 
     /// The `k` best points for each row of an (n, dim) array of queries (spread over threads).
-    #[pyo3(signature = (vectors, k = 10, *, filter = None, score_threshold = None, with_payload = None, with_vectors = false, ef = None, exact = false))]
+    #[pyo3(signature = (vectors, k = 10, *, filter = None, score_threshold = None, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false))]
     #[allow(clippy::too_many_arguments)]
     fn search_batch(
         &self,
@@ -395,8 +402,9 @@ impl PyCollection {
         with_vectors: bool,
         ef: Option<usize>,
         exact: bool,
+        allow_zero: bool,
     ) -> PyResult<Py<PyList>> {
-        let params = search_params(
+        let mut params = search_params(
             py,
             k,
             0,
@@ -407,6 +415,7 @@ impl PyCollection {
             exact,
             filter_from_py(py, filter)?,
         )?;
+        params.allow_zero = allow_zero;
         let m = matrix_from_py(py, vectors, "vectors")?;
         let dim = self.col.config().dim as usize;
         if m.cols() != dim && m.rows() > 0 {

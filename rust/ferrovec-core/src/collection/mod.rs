@@ -295,6 +295,18 @@ impl Collection {
         vectors: &[f32],
         payloads: Option<&[Option<Payload>]>,
     ) -> Result<()> {
+        self.upsert_with(ids, vectors, payloads, false)
+    }
+
+    /// `upsert`, where `allow_zero` takes zero vectors under cosine (stored as zero, scoring 0
+    /// against every query) as Qdrant does, instead of rejecting them.
+    pub fn upsert_with(
+        &self,
+        ids: &[PointId],
+        vectors: &[f32],
+        payloads: Option<&[Option<Payload>]>,
+        allow_zero: bool,
+    ) -> Result<()> {
         self.check_open()?;
         let n = ids.len();
         let dim = self.dim();
@@ -314,7 +326,7 @@ impl Collection {
             }
         }
         validate_ids(ids, true)?;
-        let vectors = self.prepare_vectors(vectors, "vectors")?;
+        let vectors = self.prepare_vectors(vectors, "vectors", allow_zero)?;
         let payload_bytes: Vec<Option<Box<[u8]>>> = match payloads {
             None => vec![None; n],
             Some(p) => p
@@ -479,9 +491,16 @@ impl Collection {
         Ok(())
     }
 
-    /// Check a batch of vectors; under cosine, return them unit-normalised.
-    fn prepare_vectors<'a>(&self, vectors: &'a [f32], what: &str) -> Result<Cow<'a, [f32]>> {
+    /// Check a batch of vectors; under cosine, return them unit-normalised (a zero vector, if
+    /// `allow_zero`, stays zero).
+    fn prepare_vectors<'a>(
+        &self,
+        vectors: &'a [f32],
+        what: &str,
+        allow_zero: bool,
+    ) -> Result<Cow<'a, [f32]>> {
         let dim = self.dim();
+        let cosine = self.config.distance == Distance::Cosine;
         for (row, v) in vectors.chunks_exact(dim).enumerate() {
             if let Some(col) = v.iter().position(|x| !x.is_finite()) {
                 return Err(Error::invalid(format!(
@@ -489,18 +508,22 @@ impl Collection {
                     v[col]
                 )));
             }
-            if self.config.distance == Distance::Cosine && v.iter().all(|&x| x == 0.0) {
+            if cosine && !allow_zero && v.iter().all(|&x| x == 0.0) {
                 return Err(Error::invalid(format!(
                     "{what} row {row} is a zero vector, which has no direction under cosine distance"
                 )));
             }
         }
-        if self.config.distance != Distance::Cosine {
+        if !cosine {
             return Ok(Cow::Borrowed(vectors));
         }
         let mut out = Vec::with_capacity(vectors.len());
         for v in vectors.chunks_exact(dim) {
-            distance::normalize_into(v, &mut out);
+            if v.iter().all(|&x| x == 0.0) {
+                out.extend_from_slice(v);
+            } else {
+                distance::normalize_into(v, &mut out);
+            }
         }
         Ok(Cow::Owned(out))
     }
@@ -636,7 +659,7 @@ impl Collection {
             return Err(Error::invalid("ef must be at least 1"));
         }
         let dim = self.dim();
-        let q = self.prepare_vectors(queries, "query")?;
+        let q = self.prepare_vectors(queries, "query", params.allow_zero)?;
         let metric = self.config.distance;
         let st = self.state.read();
         let n = params.offset.saturating_add(params.k);

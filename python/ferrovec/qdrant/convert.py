@@ -1,0 +1,263 @@
+"""Conversions between qdrant-client's inputs and results and ferrovec's native API.
+
+Inputs may be qdrant-client models, ferrovec's light models (``ferrovec.models``) or plain
+dicts in Qdrant's JSON shape. Results are qdrant-client's own types when it is installed, else
+ferrovec's light models.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ferrovec.errors import InvalidInputError, UnsupportedError
+
+out: Any
+try:  # qdrant-client is optional: its types are returned when it is there.
+    from qdrant_client.http import models as out
+except ImportError:  # pragma: no cover - exercised by the no-qdrant-client test
+    from ferrovec import models as out
+
+_HYPHENATED = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# The spellings of a UUID that Qdrant accepts (Python's uuid.UUID alone takes more).
+_UUID = re.compile(rf"[0-9a-fA-F]{{32}}|{_HYPHENATED}|\{{{_HYPHENATED}\}}|urn:uuid:{_HYPHENATED}")
+
+DISTANCES = {"Cosine": "cosine", "Dot": "dot", "Euclid": "euclid", "Manhattan": "manhattan"}
+NATIVE_TO_DISTANCE = {v: k for k, v in DISTANCES.items()}
+
+
+def dump(obj: Any) -> Any:
+    """A model (qdrant-client's or ferrovec's) as Qdrant's JSON shape; dicts and lists are
+    walked, so models nested in them are converted too."""
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json", exclude_none=True, by_alias=True)
+    if isinstance(obj, Mapping):
+        return {k: dump(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (list, tuple)):
+        return [dump(v) for v in obj]
+    if isinstance(obj, uuid.UUID):
+        return str(obj)
+    value = getattr(obj, "value", None)  # an Enum
+    return obj if value is None else value
+
+
+def field(obj: Any, name: str, default: Any = None) -> Any:
+    """`obj.name` for a model, `obj[name]` for a dict."""
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def point_id(value: Any) -> int | str:
+    """A point id as Qdrant takes it: an unsigned integer, or a UUID in any of its spellings
+    (returned in canonical, hyphenated lowercase form)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise InvalidInputError(f"point id {value!r} is a bool; ids are unsigned integers or UUIDs")
+    if isinstance(value, (int, np.integer)):
+        if value < 0 or value >= 2**64:
+            raise InvalidInputError(f"point id {value} is not an unsigned 64-bit integer")
+        return int(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str):
+        if _UUID.fullmatch(value) is None:
+            raise InvalidInputError(f"Point id {value} is not a valid UUID")
+        return str(uuid.UUID(value))
+    raise InvalidInputError(
+        f"point id {value!r} has type {type(value).__name__}; ids are unsigned integers or UUIDs"
+    )
+
+
+def lookup_id(value: Any) -> int | str | None:
+    """A point id to look up; an id that is not a valid id finds nothing (`None`), as in
+    qdrant-client's local mode."""
+    try:
+        return point_id(value)
+    except InvalidInputError:
+        return None
+
+
+def dense_vector(value: Any, what: str) -> Any:
+    """The default (unnamed) dense vector of a point or query: a list, a numpy array, or
+    ``{"": vector}`` as LangChain sends it."""
+    if isinstance(value, Mapping):
+        names = list(value)
+        if names == [""]:
+            return value[""]
+        raise UnsupportedError(
+            f"{what}: named vectors {names} are not supported yet by ferrovec's Qdrant client; "
+            'use the unnamed vector (or the name "")'
+        )
+    if hasattr(value, "indices") and hasattr(value, "values"):
+        raise UnsupportedError(f"{what}: sparse vectors are not supported yet (a later issue)")
+    if value is None:
+        raise InvalidInputError(f"{what}: a vector is required")
+    return value
+
+
+def check_using(using: str | None) -> None:
+    if using not in (None, ""):
+        raise UnsupportedError(
+            f"using={using!r}: named vectors are not supported yet; the collection has only the "
+            "unnamed vector"
+        )
+
+
+def vector_params(config: Any) -> tuple[int, str]:
+    """(size, native distance) of a collection's vectors config (one VectorParams, or
+    ``{"": VectorParams}``)."""
+    if isinstance(config, Mapping):
+        names = list(config)
+        if names != [""]:
+            raise UnsupportedError(
+                f"vectors_config with names {names}: named vectors are not supported yet by "
+                "ferrovec's Qdrant client; pass one VectorParams"
+            )
+        config = config[""]
+    if config is None:
+        raise InvalidInputError("vectors_config is required (ferrovec stores dense vectors)")
+    size = field(config, "size")
+    distance = dump(field(config, "distance"))
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise InvalidInputError(f"vector size must be a positive integer, got {size!r}")
+    if distance not in DISTANCES:
+        raise InvalidInputError(f"unknown distance {distance!r}; expected one of {list(DISTANCES)}")
+    for key in ("multivector_config",):
+        if field(config, key) is not None:
+            raise UnsupportedError(f"VectorParams.{key} is not supported yet")
+    return size, DISTANCES[distance]
+
+
+def payload_selector(with_payload: Any) -> tuple[Any, list[str] | None]:
+    """The native selector for `with_payload`, and keys to drop afterwards (exclude)."""
+    if with_payload is None or with_payload is True:
+        return True, None
+    if with_payload is False:
+        return False, None
+    if isinstance(with_payload, str):
+        return [with_payload], None
+    if isinstance(with_payload, Sequence):
+        return list(with_payload), None
+    include = field(with_payload, "include")
+    if include is not None:
+        return list(include), None
+    exclude = field(with_payload, "exclude")
+    if exclude is not None:
+        return True, list(exclude)
+    raise InvalidInputError(f"with_payload={with_payload!r} is not a payload selector")
+
+
+def vector_selector(with_vectors: Any) -> bool:
+    if isinstance(with_vectors, bool) or with_vectors is None:
+        return bool(with_vectors)
+    if isinstance(with_vectors, Sequence) and not isinstance(with_vectors, str):
+        names = list(with_vectors)
+        unknown = [n for n in names if n != ""]
+        if unknown:
+            raise UnsupportedError(f"with_vectors={names}: named vectors are not supported yet")
+        return bool(names)
+    raise InvalidInputError(f"with_vectors={with_vectors!r} is not a vector selector")
+
+
+def drop_keys(payload: dict[str, Any] | None, exclude: list[str] | None) -> dict[str, Any] | None:
+    if payload is None or not exclude:
+        return payload
+    return {k: v for k, v in payload.items() if k not in exclude}
+
+
+def vector_out(v: Any) -> list[float] | None:
+    return None if v is None else [float(x) for x in v]
+
+
+def scored_point(hit: Any, exclude: list[str] | None) -> Any:
+    return out.ScoredPoint(
+        id=hit.id,
+        version=0,
+        score=float(hit.score),
+        payload=drop_keys(hit.payload, exclude),
+        vector=vector_out(hit.vector),
+    )
+
+
+def record(rec: Any, exclude: list[str] | None) -> Any:
+    return out.Record(
+        id=rec.id, payload=drop_keys(rec.payload, exclude), vector=vector_out(rec.vector)
+    )
+
+
+def update_result() -> Any:
+    return out.UpdateResult(operation_id=0, status=out.UpdateStatus.COMPLETED)
+
+
+def filter_dict(flt: Any) -> dict[str, Any] | None:
+    """A filter as Qdrant's JSON shape (the native API parses that)."""
+    if flt is None:
+        return None
+    d = dump(flt)
+    if not isinstance(d, dict):
+        raise InvalidInputError(f"filter {flt!r} is not a Filter")
+    return _canonical_ids(d)  # type: ignore[no-any-return]
+
+
+def _canonical_ids(node: Any) -> Any:
+    """`has_id` conditions with their UUIDs in canonical form, as stored (an id that is no
+    valid id is kept as given, and matches nothing)."""
+    if isinstance(node, list):
+        return [_canonical_ids(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out_ = {}
+    for k, v in node.items():
+        if k == "has_id" and isinstance(v, list):
+            out_[k] = [i if (c := lookup_id(i)) is None else c for i in v]
+        else:
+            out_[k] = _canonical_ids(v)
+    return out_
+
+
+def exclude_ids(flt: dict[str, Any] | None, ids: Iterable[int | str]) -> dict[str, Any] | None:
+    """`flt` and none of `ids` (the points a query was given by id are not results)."""
+    ids = list(ids)
+    if not ids:
+        return flt
+    cond = {"has_id": ids}
+    if flt is None:
+        return {"must_not": [cond]}
+    flt = dict(flt)
+    must_not = flt.get("must_not")
+    if must_not is None:
+        flt["must_not"] = [cond]
+    elif isinstance(must_not, list):
+        flt["must_not"] = [*must_not, cond]
+    else:
+        flt["must_not"] = [must_not, cond]
+    return flt
+
+
+def selector(points: Any) -> tuple[list[int | str] | None, dict[str, Any] | None]:
+    """A points selector as (ids, filter): a list of ids, PointIdsList, FilterSelector or a
+    Filter."""
+    if isinstance(points, Mapping):
+        if "points" in points:
+            return [point_id(i) for i in points["points"]], None
+        if "filter" in points:
+            return None, filter_dict(points["filter"])
+        return None, filter_dict(points)
+    if isinstance(points, (list, tuple)):
+        return [point_id(i) for i in points], None
+    ids = getattr(points, "points", None)
+    if ids is not None:
+        return [point_id(i) for i in ids], None
+    if hasattr(points, "filter") and not hasattr(points, "must"):
+        return None, filter_dict(points.filter)
+    if hasattr(points, "must") or hasattr(points, "should"):
+        return None, filter_dict(points)
+    raise InvalidInputError(f"{points!r} is not a points selector (ids, PointIdsList or Filter)")

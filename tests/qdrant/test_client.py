@@ -1,0 +1,255 @@
+"""ferrovec.QdrantClient on its own: what local mode cannot be compared on (snapshots, aliases
+on disk, the removed search/recommend calls, server-only parameters, clear errors), against
+Qdrant's documented behaviour."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient as Reference
+from qdrant_client import models as m
+from qdrant_client.http import models as rest
+
+import ferrovec
+from ferrovec import UnsupportedError
+
+DIM = 4
+
+
+def unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.standard_normal((n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> ferrovec.QdrantClient:
+    c = ferrovec.QdrantClient(path=tmp_path / "db")
+    c.create_collection("c", vectors_config=m.VectorParams(size=DIM, distance=m.Distance.COSINE))
+    rng = np.random.default_rng(0)
+    c.upsert(
+        "c",
+        [
+            m.PointStruct(id=i, vector=v.tolist(), payload={"g": "ab"[i % 2], "i": i})
+            for i, v in enumerate(unit(rng, 20))
+        ],
+    )
+    return c
+
+
+def test_result_types_are_qdrant_clients(client: ferrovec.QdrantClient) -> None:
+    res = client.query_points("c", query=[1, 0, 0, 0], limit=3)
+    assert isinstance(res, rest.QueryResponse) and all(
+        isinstance(p, m.ScoredPoint) for p in res.points
+    )
+    assert isinstance(client.retrieve("c", [1])[0], m.Record)
+    assert isinstance(client.count("c"), m.CountResult)
+    up = client.upsert("c", [m.PointStruct(id=99, vector=[0, 0, 1, 0])])
+    assert isinstance(up, m.UpdateResult) and up.status == m.UpdateStatus.COMPLETED
+    assert isinstance(client.get_collections(), m.CollectionsResponse)
+
+
+def test_collection_info_is_complete(client: ferrovec.QdrantClient) -> None:
+    info = client.get_collection("c")
+    assert isinstance(info, m.CollectionInfo)
+    assert info.points_count == 20
+    assert info.config.params.vectors.size == DIM
+    assert info.config.params.vectors.distance == m.Distance.COSINE
+    for f in ("shard_number", "replication_factor", "write_consistency_factor", "on_disk_payload"):
+        assert getattr(info.config.params, f) is not None
+    assert info.config.hnsw_config.m == 16
+    assert info.config.optimizer_config is not None and info.config.wal_config is not None
+    client.create_payload_index("c", "g", m.PayloadSchemaType.KEYWORD)
+    assert client.get_collection("c").payload_schema["g"].data_type == m.PayloadSchemaType.KEYWORD
+    client.delete_payload_index("c", "g")
+    assert client.get_collection("c").payload_schema == {}
+
+
+def test_full_scan_threshold_is_converted_from_kilobytes(tmp_path: Path) -> None:
+    c = ferrovec.QdrantClient(path=tmp_path / "db")
+    c.create_collection(
+        "k",
+        vectors_config=m.VectorParams(size=256, distance=m.Distance.DOT),
+        hnsw_config=m.HnswConfigDiff(full_scan_threshold=10_000, m=8),
+    )
+    native = c.database.collection("k").info()["hnsw"]
+    assert native["m"] == 8
+    assert native["full_scan_threshold"] == 10_000 * 1024 // (256 * 4)  # 10,000 points
+    assert c.get_collection("k").config.hnsw_config.full_scan_threshold == 10_000
+
+
+def test_langchain_style_calls(client: ferrovec.QdrantClient) -> None:
+    """What langchain-qdrant's QdrantVectorStore sends: the unnamed vector as {"": v},
+    using="", consistency=None, offset=0, score_threshold=None, search_params=None, and
+    deletes with a plain list of ids; it reads result.status."""
+    pid = str(uuid.uuid4())
+    res = client.upsert(
+        "c",
+        [m.PointStruct(id=pid, vector={"": [0.0, 1.0, 0.0, 0.0]}, payload={"page_content": "x"})],
+    )
+    assert res.status == m.UpdateStatus.COMPLETED
+    hits = client.query_points(
+        "c",
+        query=[0.0, 1.0, 0.0, 0.0],
+        using="",
+        query_filter=None,
+        search_params=None,
+        limit=1,
+        offset=0,
+        with_payload=True,
+        with_vectors=False,
+        score_threshold=None,
+        consistency=None,
+    ).points
+    assert hits[0].id == pid and hits[0].score == pytest.approx(1.0, abs=1e-6)
+    assert client.delete("c", points_selector=[pid]).status == m.UpdateStatus.COMPLETED
+    assert client.retrieve("c", [pid]) == []
+
+
+def test_older_search_and_recommend(client: ferrovec.QdrantClient) -> None:
+    q = [0.3, -0.2, 0.9, 0.1]
+    a = client.search("c", query_vector=q, limit=5, search_params=m.SearchParams(exact=True))
+    b = client.query_points("c", query=q, limit=5, search_params=m.SearchParams(exact=True)).points
+    assert [h.id for h in a] == [h.id for h in b]
+    assert client.search("c", query_vector=("", q), limit=5)[0].id == a[0].id
+    assert [r[0].id for r in client.search_batch("c", [{"vector": q, "limit": 1}])] == [a[0].id]
+    # recommend (average_vector): near 2 mean(pos) - mean(neg), the examples left out.
+    vecs = {r.id: np.array(r.vector) for r in client.retrieve("c", [1, 2, 3], with_vectors=True)}
+    target = 2 * (vecs[1] + vecs[2]) / 2 - vecs[3]
+    rec = client.recommend("c", positive=[1, 2], negative=[3], limit=4)
+    assert {1, 2, 3}.isdisjoint(h.id for h in rec)
+    want = client.search(
+        "c", query_vector=target.tolist(), limit=7, search_params=m.SearchParams(exact=True)
+    )
+    assert [h.id for h in rec] == [h.id for h in want if h.id not in (1, 2, 3)][:4]
+
+
+def test_query_by_point_id_leaves_that_point_out(client: ferrovec.QdrantClient) -> None:
+    hits = client.query_points("c", query=5, limit=19).points
+    assert 5 not in [h.id for h in hits] and len(hits) == 19
+
+
+def test_aliases_persist(tmp_path: Path) -> None:
+    c = ferrovec.QdrantClient(path=tmp_path / "db")
+    c.create_collection("real", vectors_config=m.VectorParams(size=2, distance=m.Distance.DOT))
+    c.update_collection_aliases(
+        change_aliases_operations=[
+            m.CreateAliasOperation(
+                create_alias=m.CreateAlias(collection_name="real", alias_name="prod")
+            )
+        ]
+    )
+    c.upsert("prod", [m.PointStruct(id=1, vector=[1, 2])])
+    assert c.count("real").count == 1
+    c.close()
+    c = ferrovec.QdrantClient(path=tmp_path / "db")
+    assert [(a.alias_name, a.collection_name) for a in c.get_aliases().aliases] == [
+        ("prod", "real")
+    ]
+    assert c.retrieve("prod", [1])[0].id == 1
+    c.update_collection_aliases(
+        change_aliases_operations=[
+            m.RenameAliasOperation(
+                rename_alias=m.RenameAlias(old_alias_name="prod", new_alias_name="live")
+            )
+        ]
+    )
+    assert [a.alias_name for a in c.get_collection_aliases("real").aliases] == ["live"]
+    c.delete_collection("live")  # through the alias
+    assert not c.collection_exists("real") and c.get_aliases().aliases == []
+
+
+def test_snapshots(client: ferrovec.QdrantClient) -> None:
+    snap = client.create_snapshot("c")
+    assert [s.name for s in client.list_snapshots("c")] == [snap.name]
+    assert snap.size > 0 and len(snap.checksum) == 64
+    before = client.scroll("c", limit=100, with_vectors=True)[0]
+    client.delete(
+        "c",
+        points_selector=m.FilterSelector(
+            filter=m.Filter(must=[m.FieldCondition(key="g", match=m.MatchValue(value="a"))])
+        ),
+    )
+    assert client.count("c").count == 10
+    path = Path(client.database.path) / "snapshots" / snap.name
+    assert path.is_file()
+    with pytest.raises(ValueError, match="checksum"):
+        client.recover_snapshot("c", str(path), checksum="0" * 64)
+    assert client.recover_snapshot("c", f"file://{path}", checksum=snap.checksum)
+    assert client.scroll("c", limit=100, with_vectors=True)[0] == before
+    assert client.delete_snapshot("c", snap.name)
+    assert client.list_snapshots("c") == []
+
+
+def test_unsupported_requests_say_so(client: ferrovec.QdrantClient) -> None:
+    with pytest.raises(UnsupportedError, match="sparse"):
+        client.create_collection(
+            "s",
+            vectors_config=m.VectorParams(size=2, distance=m.Distance.DOT),
+            sparse_vectors_config={"text": m.SparseVectorParams()},
+        )
+    with pytest.raises(UnsupportedError, match="named vectors"):
+        client.query_points("c", query=[1, 0, 0, 0], using="image")
+    with pytest.raises(UnsupportedError, match="hybrid"):
+        client.query_points("c", query=[1, 0, 0, 0], prefetch=[m.Prefetch(query=[1, 0, 0, 0])])
+    with pytest.raises(UnsupportedError, match="sparse"):
+        client.query_points("c", query=m.SparseVector(indices=[1], values=[1.0]))
+    with pytest.raises(UnsupportedError):
+        ferrovec.QdrantClient(url="http://localhost:6333")
+    assert client.count("c").count == 20  # nothing changed
+
+
+def test_duplicate_ids_last_wins_and_zero_vectors(client: ferrovec.QdrantClient) -> None:
+    client.upsert(
+        "c",
+        [
+            m.PointStruct(id=500, vector=[1, 0, 0, 0], payload={"v": 1}),
+            m.PointStruct(id=500, vector=[0, 1, 0, 0], payload={"v": 2}),
+            m.PointStruct(id=501, vector=[0, 0, 0, 0]),
+        ],
+    )
+    rec = client.retrieve("c", [500, 501], with_vectors=True)
+    assert rec[0].payload == {"v": 2} and rec[0].vector == pytest.approx([0, 1, 0, 0])
+    assert rec[1].vector == [0, 0, 0, 0]
+    hit = [h for h in client.query_points("c", query=[1, 1, 1, 1], limit=100).points if h.id == 501]
+    assert hit[0].score == 0
+
+
+def test_works_without_qdrant_client(tmp_path: Path) -> None:
+    """With qdrant-client absent, the client takes dicts and ferrovec.models and returns
+    ferrovec.models."""
+    code = f"""
+import sys
+sys.modules["qdrant_client"] = None  # importing it now fails, as if not installed
+import ferrovec
+from ferrovec import models as fm
+c = ferrovec.QdrantClient(path={str(tmp_path / "db")!r})
+c.create_collection("c", vectors_config=fm.VectorParams(size=2, distance=fm.Distance.DOT))
+c.upsert("c", [fm.PointStruct(id=1, vector=[1, 0], payload={{"a": 1}}),
+              {{"id": 2, "vector": [0, 1]}}])
+flt = {{"must": [{{"key": "a", "match": {{"value": 1}}}}]}}
+res = c.query_points("c", query=[1, 0.1], limit=2, query_filter=flt)
+assert type(res).__module__ == "ferrovec.models", type(res)
+assert [(p.id, round(p.score, 3)) for p in res.points] == [(1, 1.0)]
+info = c.get_collection("c")
+assert info.config.params.vectors.size == 2 and info.points_count == 2
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_migrate_to_local_mode(client: ferrovec.QdrantClient) -> None:
+    from qdrant_client.migrate import migrate
+
+    dest = Reference(":memory:")
+    migrate(client, dest)
+    got = dest.scroll("c", limit=100, with_vectors=True)[0]
+    want = client.scroll("c", limit=100, with_vectors=True)[0]
+    assert [(r.id, r.payload) for r in got] == [(r.id, r.payload) for r in want]
+    assert np.allclose([r.vector for r in got], [r.vector for r in want], atol=1e-6)

@@ -1,0 +1,332 @@
+"""The same random sequences of operations applied to ferrovec's QdrantClient (on disk) and to
+qdrant-client's local mode (the reference for semantics), comparing everything they return.
+
+Searches use exact=True so that both sides are exact and comparable. Vectors are random floats,
+so scores do not tie (one point may hold a zero vector, which scores 0 under cosine).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient as Reference
+from qdrant_client import models as m
+from qdrant_client.http import models as rest
+
+import ferrovec
+
+DIM = 8
+COLORS = ["red", "green", "blue", "black"]
+TAGS = ["a", "b", "c", "d", "e"]
+ZERO_ID = 7  # the one point that may get a zero vector
+
+
+def spelled(u: uuid.UUID, rng: random.Random) -> str:
+    """A UUID in one of the spellings Qdrant accepts."""
+    return rng.choice([str(u), u.hex, str(u).upper(), "{" + str(u) + "}", "urn:uuid:" + str(u)])
+
+
+class World:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.uuids = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(10)]
+
+    def pid(self) -> int | str:
+        if self.rng.random() < 0.25:
+            return spelled(self.rng.choice(self.uuids), self.rng)
+        return self.rng.randrange(40)
+
+    def vector(self, pid: Any, cosine: bool) -> list[float]:
+        if cosine and pid == ZERO_ID and self.rng.random() < 0.5:
+            return [0.0] * DIM
+        return [self.rng.uniform(-1, 1) for _ in range(DIM)]
+
+    def payload(self) -> dict[str, Any] | None:
+        r = self.rng
+        if r.random() < 0.1:
+            return None
+        p: dict[str, Any] = {}
+        keys = ["color", "n", "price", "tags", "meta", "title"]
+        r.shuffle(keys)
+        for k in keys[: r.randint(0, len(keys))]:
+            if k == "color":
+                p[k] = r.choice(COLORS)
+            elif k == "n":
+                p[k] = r.randrange(10)
+            elif k == "price":
+                p[k] = round(r.uniform(0, 100), 2)
+            elif k == "tags":
+                p[k] = r.sample(TAGS, r.randint(0, 3))
+            elif k == "meta":
+                p[k] = {"k": r.choice(COLORS), "depth": r.randrange(3)}
+            else:
+                p[k] = r.choice(["alpha beta", "gamma", "beta delta"])
+        return p
+
+    def filter(self) -> m.Filter | None:
+        r = self.rng
+        conds = [
+            lambda: m.FieldCondition(key="color", match=m.MatchValue(value=r.choice(COLORS))),
+            lambda: m.FieldCondition(key="color", match=m.MatchAny(any=r.sample(COLORS, 2))),
+            lambda: m.FieldCondition(
+                key="n", range=m.Range(gte=r.randrange(5), lt=r.randrange(5, 10))
+            ),
+            lambda: m.FieldCondition(key="price", range=m.Range(gt=r.uniform(0, 60))),
+            lambda: m.FieldCondition(key="tags", match=m.MatchValue(value=r.choice(TAGS))),
+            lambda: m.FieldCondition(key="meta.k", match=m.MatchValue(value=r.choice(COLORS))),
+            lambda: m.HasIdCondition(has_id=[self.pid() for _ in range(5)]),
+            lambda: m.IsEmptyCondition(is_empty=m.PayloadField(key="tags")),
+            lambda: m.FieldCondition(key="n", match=m.MatchExcept(**{"except": [1, 2, 3]})),
+        ]
+        roll = r.random()
+        if roll < 0.3:
+            return None
+        pick = lambda k: [r.choice(conds)() for _ in range(k)]  # noqa: E731
+        if roll < 0.6:
+            return m.Filter(must=pick(r.randint(1, 2)))
+        if roll < 0.8:
+            return m.Filter(should=pick(2), must_not=pick(1))
+        return m.Filter(must_not=pick(r.randint(1, 2)))
+
+
+def canon(x: Any) -> Any:
+    """Results as plain comparable data: payload key order kept, scores and vectors rounded."""
+    if isinstance(x, tuple):
+        return tuple(canon(v) for v in x)
+    if isinstance(x, list):
+        return [canon(v) for v in x]
+    if isinstance(x, (m.ScoredPoint, m.Record)):
+        d: dict[str, Any] = {
+            "id": x.id,
+            "payload": None if x.payload is None else list(x.payload.items()),
+        }
+        if isinstance(x, m.ScoredPoint):
+            d["score"] = round(x.score, 4)
+        if x.vector is not None:
+            d["vector"] = [round(v, 4) for v in x.vector]
+        return d
+    if isinstance(x, rest.QueryResponse):
+        return canon(x.points)
+    if isinstance(x, m.CountResult):
+        return x.count
+    if isinstance(x, m.FacetResponse):
+        return [(h.value, h.count) for h in x.hits]
+    if isinstance(x, m.UpdateResult):
+        return x.status
+    return x
+
+
+def close_scores(a: Any, b: Any) -> bool:
+    """Equal, with scores and vectors within 1e-4 (rounding may differ in the last digit)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return False
+        for k in a:
+            if k == "score":
+                if abs(a[k] - b[k]) > 2e-4:
+                    return False
+            elif k == "vector":
+                if not np.allclose(a[k], b[k], atol=2e-4):
+                    return False
+            elif a[k] != b[k]:
+                return False
+        return True
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(close_scores(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def both(ours: Any, ref: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Call `name` on both clients; they must both succeed with equal results or both raise
+    errors of the same kind."""
+    # Local mode is exact anyway (and warns that search_params has no effect there).
+    ref_kwargs = {k: v for k, v in kwargs.items() if k != "search_params"}
+    try:
+        want = canon(getattr(ref, name)(*args, **ref_kwargs))
+        ref_err = None
+    except Exception as e:  # the reference decides what is an error
+        ref_err = e
+    try:
+        got = canon(getattr(ours, name)(*args, **kwargs))
+        our_err = None
+    except Exception as e:
+        our_err = e
+    if ref_err is not None or our_err is not None:
+        assert ref_err is not None and our_err is not None, (
+            f"{name}{args}{kwargs}: reference raised {ref_err!r}, ferrovec raised {our_err!r}"
+        )
+        assert isinstance(our_err, ValueError) == isinstance(ref_err, ValueError), (
+            ref_err,
+            our_err,
+        )
+        return None
+    assert close_scores(got, want), f"{name}{args}{kwargs}:\n ferrovec  {got}\n reference {want}"
+    return got
+
+
+def run_sequence(seed: int, tmp: Path, steps: int) -> None:
+    rng = random.Random(seed)
+    w = World(rng)
+    ours = ferrovec.QdrantClient(path=tmp / f"s{seed}")
+    ref = Reference(":memory:")
+    distance = rng.choice(
+        [m.Distance.COSINE, m.Distance.DOT, m.Distance.EUCLID, m.Distance.MANHATTAN]
+    )
+    cosine = distance == m.Distance.COSINE
+    for c in (ours, ref):
+        c.create_collection("c", vectors_config=m.VectorParams(size=DIM, distance=distance))
+    both(ours, ref, "collection_exists", "c")
+    both(ours, ref, "collection_exists", "nope")
+
+    def points(n: int) -> list[m.PointStruct]:
+        out = []
+        for _ in range(n):
+            pid = w.pid()
+            out.append(m.PointStruct(id=pid, vector=w.vector(pid, cosine), payload=w.payload()))
+        return out
+
+    both(ours, ref, "upsert", "c", points(30))
+    for _ in range(steps):
+        op = rng.randrange(14)
+        f = w.filter()
+        if op == 0:
+            batch = points(rng.randint(1, 8))
+            if rng.random() < 0.3:
+                batch.append(batch[0].model_copy(update={"vector": w.vector(None, cosine)}))
+            if rng.random() < 0.3:
+                both(
+                    ours,
+                    ref,
+                    "upsert",
+                    "c",
+                    m.Batch(
+                        ids=[p.id for p in batch],
+                        vectors=[p.vector for p in batch],
+                        payloads=[p.payload or {} for p in batch],
+                    ),
+                )
+            else:
+                both(ours, ref, "upsert", "c", batch)
+        elif op == 1:
+            ids = [w.pid() for _ in range(3)]
+            sel = rng.choice([ids, m.PointIdsList(points=ids)])
+            both(ours, ref, "delete", "c", sel)
+        elif op == 2 and f is not None and rng.random() < 0.3:
+            both(ours, ref, "delete", "c", m.FilterSelector(filter=f))
+        elif op == 3:
+            sel = [w.pid() for _ in range(4)] if f is None else m.FilterSelector(filter=f)
+            both(ours, ref, "set_payload", "c", w.payload() or {"x": 1}, sel)
+        elif op == 4:
+            sel = [w.pid() for _ in range(4)] if f is None else m.FilterSelector(filter=f)
+            both(ours, ref, "overwrite_payload", "c", w.payload() or {}, sel)
+        elif op == 5:
+            both(
+                ours,
+                ref,
+                "delete_payload",
+                "c",
+                rng.sample(["color", "n", "tags", "meta"], 2),
+                [w.pid() for _ in range(5)],
+            )
+        elif op == 6:
+            both(ours, ref, "clear_payload", "c", [w.pid() for _ in range(2)])
+        elif op in (7, 8):
+            q = [rng.uniform(-1, 1) for _ in range(DIM)]
+            both(
+                ours,
+                ref,
+                "query_points",
+                "c",
+                query=q,
+                query_filter=f,
+                limit=rng.randint(1, 12),
+                offset=rng.choice([None, 0, 2]),
+                with_payload=rng.choice(
+                    [True, False, ["color", "n"], m.PayloadSelectorExclude(exclude=["meta"])]
+                ),
+                with_vectors=rng.random() < 0.3,
+                score_threshold=rng.choice([None, None, 0.0]),
+                search_params=m.SearchParams(exact=True),
+            )
+        elif op == 9:
+            both(
+                ours,
+                ref,
+                "query_points",
+                "c",
+                query=w.pid(),
+                query_filter=f,
+                limit=5,
+                search_params=m.SearchParams(exact=True),
+            )
+        elif op == 10:
+            limit = rng.randint(1, 7)
+            offset = None
+            for _ in range(20):
+                page = both(
+                    ours,
+                    ref,
+                    "scroll",
+                    "c",
+                    scroll_filter=f,
+                    limit=limit,
+                    offset=offset,
+                    with_vectors=rng.random() < 0.2,
+                )
+                if page is None or page[1] is None:
+                    break
+                offset = page[1]
+        elif op == 11:
+            both(
+                ours,
+                ref,
+                "retrieve",
+                "c",
+                [w.pid() for _ in range(5)],
+                with_vectors=rng.random() < 0.5,
+            )
+        elif op == 12:
+            both(ours, ref, "count", "c", count_filter=f)
+            both(ours, ref, "facet", "c", "color", facet_filter=f, limit=rng.randint(1, 5))
+        else:
+            ids = list(
+                {
+                    (
+                        p
+                        if isinstance(p, int)
+                        else str(uuid.UUID(p.strip("{}").removeprefix("urn:uuid:")))
+                    )
+                    for p in (w.pid() for _ in range(3))
+                }
+            )
+            existing = [r.id for r in ref.retrieve("c", ids, with_payload=False)]
+            if existing:
+                both(
+                    ours,
+                    ref,
+                    "update_vectors",
+                    "c",
+                    [m.PointVectors(id=i, vector=w.vector(i, cosine)) for i in existing],
+                )
+        # Bad input now and then: both must refuse it, and it must change nothing.
+        if rng.random() < 0.05:
+            both(ours, ref, "upsert", "c", [m.PointStruct(id=1, vector=[1.0] * (DIM + 1))])
+            both(ours, ref, "upsert", "c", [m.PointStruct(id="not-a-uuid", vector=[1.0] * DIM)])
+    # Everything, once more, at the end.
+    both(ours, ref, "scroll", "c", limit=1000, with_vectors=True)
+    both(ours, ref, "count", "c")
+    ours.close()
+    # ... and after reopening from disk.
+    again = ferrovec.QdrantClient(path=tmp / f"s{seed}")
+    both(again, ref, "scroll", "c", limit=1000, with_vectors=True)
+    again.close()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_sequences_match_local_mode(seed: int, tmp_path: Path) -> None:
+    run_sequence(seed, tmp_path, steps=120)
