@@ -287,6 +287,12 @@ pub fn write_deleted(
     )
 }
 
+/// Segments whose f32 vectors take at least this many bytes rescore with pread (see
+/// `Segment::open_with`). Measured with `benches/bench_ann.py`: at 1M x 384 (1.5 GiB) pread cost
+/// 5% of QPS and kept serving at 579 MiB instead of 1,960 MiB; at 100k x 384 (150 MiB) it cost
+/// 35% of QPS to save at most the segment's 150 MiB, so smaller segments read the mapping.
+pub const PREAD_MIN_BYTES: u64 = 256 << 20;
+
 /// An open sealed segment. Everything is mapped; nothing is read per row at open.
 pub struct Segment {
     pub id: u64,
@@ -331,6 +337,31 @@ impl Segment {
         has_graph: bool,
         has_codes: bool,
     ) -> Result<Arc<Self>> {
+        let seg = Self::open_with(
+            fs,
+            dir,
+            id,
+            rows,
+            dim,
+            has_graph,
+            has_codes,
+            PREAD_MIN_BYTES,
+        )?;
+        Ok(Arc::new(seg))
+    }
+
+    /// `open`, rescoring with pread when the vectors take at least `pread_min_bytes`.
+    #[allow(clippy::too_many_arguments)]
+    fn open_with(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        id: u64,
+        rows: usize,
+        dim: u32,
+        has_graph: bool,
+        has_codes: bool,
+        pread_min_bytes: u64,
+    ) -> Result<Self> {
         let vec_path = dir.join(vec_name(id));
         let vectors = fs.map(&vec_path)?;
         let (h, body) = Header::decode_whole(FileKind::Vectors, &vectors, &vec_path, false)?;
@@ -378,16 +409,16 @@ impl Segment {
             ));
         }
         let has_codes = has_graph && has_codes;
-        // Searches walk the codes and rescore a few rows per query, read with pread: a fault on
-        // the mapping would map up to 64 KiB around each row (the kernel's fault-around, which
-        // MADV_RANDOM does not turn off), making all the f32 vectors resident in every process
-        // that serves the segment, on top of the codes.
-        let row_file = if has_codes {
+        // Searches walk the codes and rescore a few rows per query. In a large segment those
+        // rows are read with pread: a fault on the mapping maps up to 64 KiB of cached pages
+        // around each row (the kernel's fault-around, which MADV_RANDOM does not turn off), so
+        // serving would soon hold all the f32 vectors resident on top of the codes.
+        let row_file = if has_codes && expect_bytes >= pread_min_bytes {
             Some(fs.open_read(&vec_path)?)
         } else {
             None
         };
-        Ok(Arc::new(Segment {
+        Ok(Segment {
             id,
             rows,
             dim: dim as usize,
@@ -402,7 +433,7 @@ impl Segment {
             codes: OnceLock::new(),
             indexes: Mutex::new(BTreeMap::new()),
             fs,
-        }))
+        })
     }
 
     /// All vectors, row-major.
@@ -718,8 +749,8 @@ mod tests {
     use crate::index::hnsw::{self, HnswParams, Rows};
     use crate::io::OsFs;
 
-    /// A segment with codes reads the rows it rescores with pread (no mapping); the distances
-    /// must be those of the mapped rows, and a row past the end is an error, not a panic.
+    /// A large segment with codes reads the rows it rescores with pread (no mapping); the
+    /// distances must be those of the mapped rows, and a row past the end is an error.
     #[test]
     fn rescorer_reads_rows_with_pread_exactly() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -750,10 +781,16 @@ mod tests {
         let fs: Arc<dyn FileSystem> = Arc::new(OsFs);
         write_segment(&*fs, dir.path(), 1, dim as u32, &data, Some(&graph), true)
             .expect("write segment");
-        let seg = Segment::open(fs, dir.path(), 1, rows, dim as u32, true, true).expect("open");
+        let small = Segment::open(fs.clone(), dir.path(), 1, rows, dim as u32, true, true);
+        assert!(
+            small.expect("open").row_file.is_none(),
+            "a small segment reads its mapping"
+        );
+        let seg = Segment::open_with(fs, dir.path(), 1, rows, dim as u32, true, true, 0);
+        let seg = seg.expect("open");
         assert!(
             seg.row_file.is_some(),
-            "a segment with codes rescores with pread"
+            "a large segment rescores with pread"
         );
         let q: Vec<f32> = (0..dim).map(|i| i as f32 / dim as f32).collect();
         let mut exact = seg.rescorer(Distance::Dot, &q);
