@@ -12,7 +12,8 @@ python3 -m venv .venv
 # shellcheck disable=SC1091
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-python -m pip install -q "maturin>=1.7,<2" "numpy>=1.21" "pytest>=8" pytest-timeout hypothesis ruff mypy qdrant-client zstandard
+python -m pip install -q "maturin>=1.7,<2" "numpy>=1.21" "pytest>=8" pytest-timeout hypothesis ruff mypy qdrant-client zstandard \
+  langchain-core langchain-qdrant langchain-tests llama-index-core llama-index-vector-stores-qdrant
 
 step "rust: format and lints"
 cargo fmt --all -- --check

@@ -804,8 +804,6 @@ class QdrantClient:
             return query, []
         nearest = cv.field(query, "nearest")
         if nearest is not None:
-            if cv.field(query, "mmr") is not None:
-                raise UnsupportedError("NearestQuery(mmr=...) is not supported yet")
             return self._query_vector(col, nearest)
         if isinstance(query, Mapping) and set(query) == {""}:
             return query[""], []
@@ -833,6 +831,20 @@ class QdrantClient:
             _check_limit("offset", offset, 0)
         col = self._col(collection_name)
         vector, mentioned = self._query_vector(col, query)
+        mmr = cv.field(query, "mmr") if not isinstance(query, (list, np.ndarray)) else None
+        if mmr is not None:
+            return self._search_mmr(
+                col,
+                vector,
+                mmr,
+                cv.exclude_ids(cv.filter_dict(query_filter), mentioned),
+                search_params,
+                limit,
+                offset or 0,
+                with_payload,
+                with_vectors,
+                score_threshold,
+            )
         sel, exclude = cv.payload_selector(with_payload)
         hits = col.search(
             np.asarray(vector, dtype=np.float32),
@@ -846,7 +858,74 @@ class QdrantClient:
             exact=bool(cv.field(search_params, "exact", False)),
             allow_zero=True,
         )
-        return [cv.scored_point(h, exclude) for h in hits]
+        return [cv.scored_point(h, exclude) for h in _beyond(hits, col, score_threshold)]
+
+    def _search_mmr(
+        self,
+        col: native.Collection,
+        vector: Any,
+        mmr: Any,
+        flt: dict[str, Any] | None,
+        search_params: Any,
+        limit: int,
+        offset: int,
+        with_payload: Any,
+        with_vectors: Any,
+        score_threshold: float | None,
+    ) -> list[Any]:
+        """Maximal marginal relevance, as Qdrant's ``NearestQuery(mmr=Mmr(diversity,
+        candidates_limit))``: from the ``candidates_limit`` nearest points, pick greedily the one
+        maximising ``(1 - diversity) * sim(query) - diversity * max sim(picked)``; the scores
+        returned are the similarities to the query."""
+        diversity = cv.field(mmr, "diversity")
+        diversity = 0.5 if diversity is None else float(diversity)
+        if not 0.0 <= diversity <= 1.0:
+            raise InvalidInputError(f"MMR diversity must be between 0 and 1, got {diversity}")
+        candidates = cv.field(mmr, "candidates_limit") or limit
+        sel, exclude = cv.payload_selector(with_payload)
+        hits = col.search(
+            np.asarray(vector, dtype=np.float32),
+            candidates,
+            filter=flt,
+            score_threshold=score_threshold,
+            with_payload=sel,
+            with_vectors=True,
+            ef=cv.field(search_params, "hnsw_ef"),
+            exact=bool(cv.field(search_params, "exact", False)),
+            allow_zero=True,
+        )
+        hits = _beyond(hits, col, score_threshold)
+        if not hits:
+            return []
+        vecs = np.asarray([h.vector for h in hits], dtype=np.float64)
+        if col.distance in ("cosine", "dot"):
+            pair = vecs @ vecs.T
+        elif col.distance == "euclid":
+            # Qdrant compares squared distances inside MMR (its internal euclid score).
+            pair = -((vecs[:, None, :] - vecs[None, :, :]) ** 2).sum(-1)
+        else:
+            pair = -np.abs(vecs[:, None, :] - vecs[None, :, :]).sum(-1)
+        relevance = np.array([h.score for h in hits], dtype=np.float64)
+        if col.distance == "euclid":
+            relevance = -(relevance**2)
+        elif col.distance == "manhattan":
+            relevance = -relevance  # scores are distances there: lower is more relevant
+        picked = [int(np.argmax(relevance))]
+        pending = [i for i in range(len(hits)) if i != picked[0]]
+        want = limit + offset
+        while pending and len(picked) < want:
+            closest = pair[np.ix_(pending, picked)].max(axis=1)
+            mmr_score = (1.0 - diversity) * relevance[pending] - diversity * closest
+            picked.append(pending.pop(int(np.argmax(mmr_score))))
+        keep_vectors = cv.vector_selector(with_vectors)
+        out_ = []
+        for i in picked[offset:]:
+            h = hits[i]
+            point = cv.scored_point(h, exclude)
+            if not keep_vectors:
+                point.vector = None
+            out_.append(point)
+        return out_
 
     def query_points(
         self,
@@ -934,7 +1013,12 @@ class QdrantClient:
                 allow_zero=True,
             )
             return [
-                out.QueryResponse(points=[cv.scored_point(h, exclude) for h in hits[offset:]])
+                out.QueryResponse(
+                    points=[
+                        cv.scored_point(h, exclude)
+                        for h in _beyond(hits[offset:], col, cv.field(r, "score_threshold"))
+                    ]
+                )
                 for hits in batch
             ]
         return [
@@ -1201,6 +1285,16 @@ class QdrantClient:
             )
         native.restore_snapshot(archive, str(self._path), collection=name, replace=True)
         return True
+
+
+def _beyond(hits: list[Any], col: native.Collection, threshold: float | None) -> list[Any]:
+    """Hits strictly better than `threshold`, as qdrant-client takes it (the core keeps a score
+    equal to the threshold too); hits are sorted, so those equal to it are at the end."""
+    if threshold is None:
+        return hits
+    if col.distance in ("euclid", "manhattan"):
+        return [h for h in hits if h.score < threshold]
+    return [h for h in hits if h.score > threshold]
 
 
 def _payload_points(op: Any) -> Any:
