@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import pathlib
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal, TypedDict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Literal, TypedDict, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,7 @@ __all__ = [
     "restore_backup",
     "restore_snapshot",
     "set_num_threads",
+    "spawn",
     "verify_backup",
     "verify_snapshot",
 ]
@@ -44,6 +45,7 @@ _IndexType = Literal["keyword", "integer", "float", "bool", "datetime", "uuid", 
 _OrderBy = str | dict[str, Any]
 
 _Progress = Callable[[int, int], object]
+_T = TypeVar("_T")
 
 class _Retention(TypedDict):
     key: str
@@ -85,6 +87,14 @@ class Collection:
         *,
         allow_zero: bool = False,
     ) -> None: ...
+    def upsert_async(
+        self,
+        ids: _Ids,
+        vectors: npt.ArrayLike,
+        payloads: Sequence[_Payload | None] | None = None,
+        *,
+        allow_zero: bool = False,
+    ) -> Awaitable[None]: ...
     def get(
         self,
         ids: _Ids,
@@ -129,6 +139,20 @@ class Collection:
         exact: bool = False,
         allow_zero: bool = False,
     ) -> list[Hit]: ...
+    def search_async(
+        self,
+        vector: npt.ArrayLike,
+        k: int = 10,
+        *,
+        filter: _Filter | None = None,
+        score_threshold: float | None = None,
+        offset: int = 0,
+        with_payload: _PayloadSelector = None,
+        with_vectors: bool = False,
+        ef: int | None = None,
+        exact: bool = False,
+        allow_zero: bool = False,
+    ) -> Awaitable[list[Hit]]: ...
     def search_batch(
         self,
         vectors: npt.ArrayLike,
@@ -142,6 +166,19 @@ class Collection:
         exact: bool = False,
         allow_zero: bool = False,
     ) -> list[list[Hit]]: ...
+    def search_batch_async(
+        self,
+        vectors: npt.ArrayLike,
+        k: int = 10,
+        *,
+        filter: _Filter | None = None,
+        score_threshold: float | None = None,
+        with_payload: _PayloadSelector = None,
+        with_vectors: bool = False,
+        ef: int | None = None,
+        exact: bool = False,
+        allow_zero: bool = False,
+    ) -> Awaitable[list[list[Hit]]]: ...
     def scroll(
         self,
         limit: int = 100,
@@ -261,5 +298,6 @@ def cleanup_backups(
 ) -> list[str]: ...
 def backup_status(dest: str | os.PathLike[str]) -> dict[str, Any]: ...
 def set_num_threads(n: int) -> None: ...
+def spawn(func: Callable[[], _T]) -> Awaitable[_T]: ...
 def get_num_threads() -> int: ...
 def _matrix_address(vectors: npt.ArrayLike) -> int: ...

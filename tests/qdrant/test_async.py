@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from qdrant_client import models as m
 
 import ferrovec
@@ -72,5 +73,38 @@ def test_event_loop_runs_during_upsert_and_query_batch(tmp_path: Path) -> None:
             want = sync.query_points("docs", query=q, limit=10, search_params=exact)
             assert [p.id for p in res.points] == [p.id for p in want.points]
         await client.close()
+
+    asyncio.run(main())
+
+
+def test_native_async_calls(tmp_path: Path) -> None:
+    """The native API's awaitables: same answers as the sync calls, errors raised at the await,
+    and the loop keeps ticking while a 1,000-query batch runs."""
+    rng = np.random.default_rng(9)
+    vectors = rng.standard_normal((20_000, DIM), dtype=np.float32)
+    queries = rng.standard_normal((1000, DIM), dtype=np.float32)
+
+    async def main() -> None:
+        db = ferrovec.open(tmp_path / "native")
+        col = db.create_collection("c", DIM, "dot")
+        for i in range(0, len(vectors), 5000):
+            await col.upsert_async(
+                np.arange(i, i + 5000),
+                vectors[i : i + 5000],
+                [{"i": j} for j in range(i, i + 5000)],
+            )
+        assert len(col) == len(vectors)
+        hits = await col.search_async(queries[0], 5, exact=True)
+        assert [h.id for h in hits] == [h.id for h in col.search(queries[0], 5, exact=True)]
+        batch, gaps = await while_ticking(col.search_batch_async(queries, 10, exact=True))
+        assert isinstance(batch, list) and len(batch) == 1000
+        assert [h.id for h in batch[7]] == [h.id for h in col.search(queries[7], 10, exact=True)]
+        assert len(gaps) >= 5
+        with pytest.raises(ferrovec.InvalidInputError, match="dimension"):
+            await col.search_async(np.ones(DIM + 1, dtype=np.float32))
+        with pytest.raises(ferrovec.InvalidInputError):
+            await col.upsert_async([1], np.ones((1, DIM + 1), dtype=np.float32))
+        assert len(col) == len(vectors)  # the rejected batch changed nothing
+        db.close()
 
     asyncio.run(main())

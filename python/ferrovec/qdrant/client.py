@@ -772,7 +772,7 @@ class QdrantClient:
     ) -> Any:
         col = self._col(collection_name)
         flt = cv.filter_dict(count_filter)
-        return out.CountResult(count=col.count(filter=flt) if flt else len(col))
+        return cv.make(out.CountResult, count=col.count(filter=flt) if flt else len(col))
 
     def facet(
         self,
@@ -966,7 +966,7 @@ class QdrantClient:
             with_vectors,
             score_threshold,
         )
-        return out.QueryResponse(points=points)
+        return cv.make(out.QueryResponse, points=points)
 
     def query_batch_points(
         self, collection_name: str, requests: Sequence[Any], **kwargs: Any
@@ -1013,11 +1013,12 @@ class QdrantClient:
                 allow_zero=True,
             )
             return [
-                out.QueryResponse(
+                cv.make(
+                    out.QueryResponse,
                     points=[
                         cv.scored_point(h, exclude)
                         for h in _beyond(hits[offset:], col, cv.field(r, "score_threshold"))
-                    ]
+                    ],
                 )
                 for hits in batch
             ]

@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
-use ferrovec_core::{Collection, PointId, SearchParams, Store};
+use ferrovec_core::{Collection, Payload, PointId, ScoredPoint, SearchParams, Store};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
+use crate::aio;
 use crate::convert::{
     filter_from_py, hit_to_py, id_from_py, id_to_py, ids_from_py, json_value_from_py,
     matrix_from_py, payload_from_py, payloads_from_py, record_to_py, selector_from_py,
-    vector_from_py,
+    vector_from_py, Matrix,
 };
 use crate::errors::invalid;
 use crate::gil::run_detached;
@@ -28,6 +29,45 @@ impl PyCollection {
         PyCollection { _store: store, col }
     }
 
+    /// The checked arguments of an upsert; `None` for an empty batch.
+    #[allow(clippy::type_complexity)]
+    fn upsert_input<'py>(
+        &self,
+        py: Python<'py>,
+        ids: &Bound<'py, PyAny>,
+        vectors: &Bound<'py, PyAny>,
+        payloads: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Option<(Vec<PointId>, Matrix<'py>, Option<Vec<Option<Payload>>>)>> {
+        let ids = ids_from_py(py, ids)?;
+        let payloads = payloads.map(|p| payloads_from_py(py, p)).transpose()?;
+        if ids.is_empty() && payloads.as_ref().is_none_or(Vec::is_empty) {
+            // Allow an empty batch in any shape numpy gives it ([] is 1-D).
+            let n: usize = vectors.len().unwrap_or(0);
+            if n == 0 {
+                return Ok(None);
+            }
+        }
+        let m = matrix_from_py(py, vectors, "vectors")?;
+        if m.rows() != ids.len() {
+            return Err(invalid(
+                py,
+                format!("got {} ids but {} vectors", ids.len(), m.rows()),
+            ));
+        }
+        let dim = self.col.config().dim as usize;
+        if m.cols() != dim {
+            return Err(invalid(
+                py,
+                format!(
+                    "vectors have dimension {}, the collection {:?} has dimension {dim}",
+                    m.cols(),
+                    self.col.name()
+                ),
+            ));
+        }
+        Ok(Some((ids, m, payloads)))
+    }
+
     fn payload_op(
         &self,
         py: Python<'_>,
@@ -39,6 +79,22 @@ impl PyCollection {
         let col = &self.col;
         run_detached(py, || col.update_payload(points.selector(), &op))
     }
+}
+
+fn hits_to_list(py: Python<'_>, hits: Vec<ScoredPoint>) -> PyResult<Py<PyList>> {
+    let out = PyList::empty(py);
+    for h in hits {
+        out.append(hit_to_py(py, h)?)?;
+    }
+    Ok(out.unbind())
+}
+
+fn batch_to_list(py: Python<'_>, all: Vec<Vec<ScoredPoint>>) -> PyResult<Py<PyList>> {
+    let out = PyList::empty(py);
+    for hits in all {
+        out.append(hits_to_list(py, hits)?)?;
+    }
+    Ok(out.unbind())
 }
 
 /// The search options shared by `search` and `search_batch`.
@@ -131,38 +187,40 @@ impl PyCollection {
         payloads: Option<&Bound<'_, PyAny>>,
         allow_zero: bool,
     ) -> PyResult<()> {
-        let ids = ids_from_py(py, ids)?;
-        let payloads = payloads.map(|p| payloads_from_py(py, p)).transpose()?;
-        if ids.is_empty() && payloads.as_ref().is_none_or(Vec::is_empty) {
-            // Allow an empty batch in any shape numpy gives it ([] is 1-D).
-            let n: usize = vectors.len().unwrap_or(0);
-            if n == 0 {
-                return Ok(());
-            }
-        }
-        let m = matrix_from_py(py, vectors, "vectors")?;
-        if m.rows() != ids.len() {
-            return Err(invalid(
-                py,
-                format!("got {} ids but {} vectors", ids.len(), m.rows()),
-            ));
-        }
-        let dim = self.col.config().dim as usize;
-        if m.cols() != dim {
-            return Err(invalid(
-                py,
-                format!(
-                    "vectors have dimension {}, the collection {:?} has dimension {dim}",
-                    m.cols(),
-                    self.col.name()
-                ),
-            ));
-        }
+        let Some((ids, m, payloads)) = self.upsert_input(py, ids, vectors, payloads)? else {
+            return Ok(());
+        };
         let slice = m.as_slice();
         let col = &self.col;
         run_detached(py, || {
             col.upsert_with(&ids, slice, payloads.as_deref(), allow_zero)
         })
+    }
+
+    /// `upsert` as an awaitable for asyncio: the write (and its fsync) runs on a worker
+    /// thread; the vectors are copied first, since the caller may change its array meanwhile.
+    #[pyo3(signature = (ids, vectors, payloads = None, *, allow_zero = false))]
+    fn upsert_async<'py>(
+        &self,
+        py: Python<'py>,
+        ids: &Bound<'py, PyAny>,
+        vectors: &Bound<'py, PyAny>,
+        payloads: Option<&Bound<'py, PyAny>>,
+        allow_zero: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let input = self.upsert_input(py, ids, vectors, payloads)?;
+        let owned = input.map(|(ids, m, payloads)| (ids, m.as_slice().to_vec(), payloads));
+        let col = self.col.clone();
+        aio::core_future(
+            py,
+            move || match owned {
+                Some((ids, v, payloads)) => {
+                    col.upsert_with(&ids, &v, payloads.as_deref(), allow_zero)
+                }
+                None => Ok(()),
+            },
+            |py, ()| Ok(py.None()),
+        )
     }
 
     /// Points by id, in the order asked; ids that do not exist are left out.
@@ -381,11 +439,49 @@ impl PyCollection {
         let qs = q.as_slice().map_err(|e| invalid(py, e.to_string()))?;
         let col = &self.col;
         let hits = run_detached(py, || col.search(qs, &params))?;
-        let out = PyList::empty(py);
-        for h in hits {
-            out.append(hit_to_py(py, h)?)?;
-        }
-        Ok(out.unbind())
+        hits_to_list(py, hits)
+    }
+
+    /// `search` as an awaitable for asyncio: the search runs on a worker thread.
+    #[pyo3(signature = (vector, k = 10, *, filter = None, score_threshold = None, offset = 0, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn search_async<'py>(
+        &self,
+        py: Python<'py>,
+        vector: &Bound<'py, PyAny>,
+        k: usize,
+        filter: Option<&Bound<'py, PyAny>>,
+        score_threshold: Option<f32>,
+        offset: usize,
+        with_payload: Option<&Bound<'py, PyAny>>,
+        with_vectors: bool,
+        ef: Option<usize>,
+        exact: bool,
+        allow_zero: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut params = search_params(
+            py,
+            k,
+            offset,
+            score_threshold,
+            with_payload,
+            with_vectors,
+            ef,
+            exact,
+            filter_from_py(py, filter)?,
+        )?;
+        params.allow_zero = allow_zero;
+        let q = vector_from_py(py, vector, "vector")?;
+        let q = q
+            .as_slice()
+            .map_err(|e| invalid(py, e.to_string()))?
+            .to_vec();
+        let col = self.col.clone();
+        aio::core_future(
+            py,
+            move || col.search(&q, &params),
+            |py, hits| Ok(hits_to_list(py, hits)?.into_any()),
+        )
     }
 
     /// The `k` best points for each row of an (n, dim) array of queries (spread over threads).
@@ -430,15 +526,55 @@ impl PyCollection {
         let slice = m.as_slice();
         let col = &self.col;
         let all = run_detached(py, || col.search_batch(slice, &params))?;
-        let out = PyList::empty(py);
-        for hits in all {
-            let inner = PyList::empty(py);
-            for h in hits {
-                inner.append(hit_to_py(py, h)?)?;
-            }
-            out.append(inner)?;
+        batch_to_list(py, all)
+    }
+
+    /// `search_batch` as an awaitable for asyncio: the queries run on the core's threads.
+    #[pyo3(signature = (vectors, k = 10, *, filter = None, score_threshold = None, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn search_batch_async<'py>(
+        &self,
+        py: Python<'py>,
+        vectors: &Bound<'py, PyAny>,
+        k: usize,
+        filter: Option<&Bound<'py, PyAny>>,
+        score_threshold: Option<f32>,
+        with_payload: Option<&Bound<'py, PyAny>>,
+        with_vectors: bool,
+        ef: Option<usize>,
+        exact: bool,
+        allow_zero: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut params = search_params(
+            py,
+            k,
+            0,
+            score_threshold,
+            with_payload,
+            with_vectors,
+            ef,
+            exact,
+            filter_from_py(py, filter)?,
+        )?;
+        params.allow_zero = allow_zero;
+        let m = matrix_from_py(py, vectors, "vectors")?;
+        let dim = self.col.config().dim as usize;
+        if m.cols() != dim && m.rows() > 0 {
+            return Err(invalid(
+                py,
+                format!(
+                    "queries have dimension {}, the collection has dimension {dim}",
+                    m.cols()
+                ),
+            ));
         }
-        Ok(out.unbind())
+        let queries = m.as_slice().to_vec();
+        let col = self.col.clone();
+        aio::core_future(
+            py,
+            move || col.search_batch(&queries, &params),
+            |py, all| Ok(batch_to_list(py, all)?.into_any()),
+        )
     }
 
     /// Page through points (matching `filter`) in id order (ints ascending, then strs). Returns

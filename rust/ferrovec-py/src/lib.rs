@@ -1,5 +1,6 @@
 //! The native module `ferrovec._native`. Users import `ferrovec`, which re-exports from here.
 
+mod aio;
 mod backup;
 mod collection;
 mod convert;
@@ -16,6 +17,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let _ = pyo3_log::try_init();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(database::open, m)?)?;
+    m.add_function(wrap_pyfunction!(aio::spawn, m)?)?;
     m.add_function(wrap_pyfunction!(database::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(database::get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(collection::_matrix_address, m)?)?;
