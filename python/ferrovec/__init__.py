@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import atexit
 from typing import TYPE_CHECKING, Any
 
 from ferrovec._native import (
@@ -19,6 +20,7 @@ from ferrovec._native import (
     Record,
     SnapshotInfo,
     __version__,
+    _shutdown,
     backup_status,
     cleanup_backups,
     get_num_threads,
@@ -43,6 +45,10 @@ from ferrovec.errors import (
     StoreLockedError,
     UnsupportedError,
 )
+
+# Close the stores still open when the interpreter exits (each checkpoints and stops its
+# optimizer thread while Python can still take its log lines).
+atexit.register(_shutdown)
 
 if TYPE_CHECKING:
     from ferrovec.qdrant import AsyncQdrantClient, QdrantClient

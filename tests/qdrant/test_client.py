@@ -253,3 +253,23 @@ def test_migrate_to_local_mode(client: ferrovec.QdrantClient) -> None:
     want = client.scroll("c", limit=100, with_vectors=True)[0]
     assert [(r.id, r.payload) for r in got] == [(r.id, r.payload) for r in want]
     assert np.allclose([r.vector for r in got], [r.vector for r in want], atol=1e-6)
+
+
+def test_damaged_alias_file_is_refused(tmp_path: Path) -> None:
+    c = ferrovec.QdrantClient(path=tmp_path / "db")
+    c.create_collection("real", vectors_config=m.VectorParams(size=2, distance=m.Distance.DOT))
+    c.update_collection_aliases(
+        change_aliases_operations=[
+            m.CreateAliasOperation(
+                create_alias=m.CreateAlias(collection_name="real", alias_name="a")
+            )
+        ]
+    )
+    c.close()
+    f = tmp_path / "db" / "qdrant_aliases.json"
+    f.write_text(f.read_text().replace('"real"', '"fake"'))
+    with pytest.raises(ferrovec.CorruptionError, match="checksum"):
+        ferrovec.QdrantClient(path=tmp_path / "db")
+    f.write_text('{"format": "ferrovec.qdrant_aliases", "version": 9}')
+    with pytest.raises(ferrovec.CorruptionError, match="version 9"):
+        ferrovec.QdrantClient(path=tmp_path / "db")

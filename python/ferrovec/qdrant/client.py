@@ -16,11 +16,13 @@ see ``docs/QDRANT.md``. Anything that would change results and is not supported 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ import numpy as np
 import ferrovec._native as native
 from ferrovec.errors import (
     CollectionNotFoundError,
+    CorruptionError,
     InvalidInputError,
     PointNotFoundError,
     UnsupportedError,
@@ -89,7 +92,11 @@ class QdrantClient:
         target = ":memory:" if self._path is None else str(self._path)
         self._db = native.open(target, durability=durability)  # type: ignore[arg-type]
         self._lock = threading.RLock()
-        self._aliases: dict[str, str] = self._load_aliases()
+        try:
+            self._aliases: dict[str, str] = self._load_aliases()
+        except BaseException:
+            self._db.close()
+            raise
 
     # ----- lifecycle ---------------------------------------------------------------------------
 
@@ -305,10 +312,20 @@ class QdrantClient:
         f = self._path / _ALIASES_FILE
         if not f.exists():
             return {}
-        data = json.loads(f.read_text())
-        if not isinstance(data, dict) or data.get("version") != 1:
-            raise InvalidInputError(f"{f}: not a ferrovec alias file of version 1")
-        return dict(data["aliases"])
+        try:
+            data = json.loads(f.read_text())
+        except ValueError as e:
+            raise CorruptionError(f"{f}: not a ferrovec alias file ({e})") from None
+        if not isinstance(data, dict) or data.get("format") != "ferrovec.qdrant_aliases":
+            raise CorruptionError(f"{f}: not a ferrovec alias file")
+        if data.get("version") != 1:
+            raise CorruptionError(
+                f"{f}: alias file version {data.get('version')!r}; this ferrovec reads version 1"
+            )
+        aliases = data.get("aliases")
+        if not isinstance(aliases, dict) or data.get("sha256") != _aliases_digest(aliases):
+            raise CorruptionError(f"{f}: alias file checksum mismatch (damaged)")
+        return {str(k): str(v) for k, v in aliases.items()}
 
     def _save_aliases(self) -> None:
         if self._path is None:
@@ -316,7 +333,13 @@ class QdrantClient:
         f = self._path / _ALIASES_FILE
         tmp = f.with_suffix(".tmp")
         with open(tmp, "w") as fh:
-            json.dump({"version": 1, "aliases": self._aliases}, fh, sort_keys=True)
+            record = {
+                "format": "ferrovec.qdrant_aliases",
+                "version": 1,
+                "aliases": self._aliases,
+                "sha256": _aliases_digest(self._aliases),
+            }
+            json.dump(record, fh, sort_keys=True)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, f)
@@ -397,8 +420,11 @@ class QdrantClient:
                 payloads = [payloads[i] for i in keep]
         col.upsert(ids, vectors, payloads, allow_zero=True)
 
-    def _points(self, points: Any) -> tuple[list[int | str], Any, list[Any] | None]:
-        """(ids, vectors, payloads) of a list of PointStruct (or dicts) or a Batch."""
+    def _points(
+        self, points: Any, as_array: bool = False
+    ) -> tuple[list[int | str], Any, list[Any] | None]:
+        """(ids, vectors, payloads) of a list of PointStruct (or dicts) or a Batch; the vectors
+        as one float32 array if `as_array`."""
         if not isinstance(points, (list, tuple)) and cv.field(points, "ids") is not None:
             ids = [cv.point_id(i) for i in cv.field(points, "ids")]
             vectors = cv.dense_vector(cv.field(points, "vectors"), "Batch.vectors")
@@ -413,6 +439,11 @@ class QdrantClient:
             ids.append(cv.point_id(cv.field(p, "id")))
             vectors.append(cv.dense_vector(cv.field(p, "vector"), f"points[{i}].vector"))
             payloads.append(cv.dump(cv.field(p, "payload")))
+        if as_array:
+            try:
+                return ids, np.asarray(vectors, dtype=np.float32), payloads
+            except (ValueError, TypeError):
+                pass  # ragged or odd input: the core names the bad row
         return ids, vectors, payloads
 
     def upsert(
@@ -458,18 +489,17 @@ class QdrantClient:
         report = _progress(progress, 0)
         batch: list[Any] = []
         done = 0
-        for p in points:
-            batch.append(p)
-            if len(batch) >= max(1, batch_size):
-                ids, vectors, payloads = self._points(batch)
-                self._write(col, ids, vectors, payloads)
+        with _Writer(self._write, col) as writer:
+            for p in points:
+                batch.append(p)
+                if len(batch) >= max(1, batch_size):
+                    writer.submit(*self._points(batch, as_array=True))
+                    done += len(batch)
+                    batch = []
+                    report(done)
+            if batch:
+                writer.submit(*self._points(batch, as_array=True))
                 done += len(batch)
-                batch = []
-                report(done)
-        if batch:
-            ids, vectors, payloads = self._points(batch)
-            self._write(col, ids, vectors, payloads)
-            done += len(batch)
         report(done, final=True)
 
     def upload_records(self, collection_name: str, records: Iterable[Any], **kwargs: Any) -> None:
@@ -521,26 +551,27 @@ class QdrantClient:
             return bid, bpay
 
         try:
-            if chunked:
-                for block in rows:
-                    bid, bpay = take(len(block))
-                    self._write(col, bid, block, bpay)
-                    done += len(block)
-                    report(done)
-            else:
-                buf: list[Any] = []
-                for v in rows:
-                    buf.append(cv.dense_vector(v, "vectors"))
-                    if len(buf) >= batch_size:
-                        bid, bpay = take(len(buf))
-                        self._write(col, bid, buf, bpay)
-                        done += len(buf)
-                        buf = []
+            with _Writer(self._write, col) as writer:
+                if chunked:
+                    for block in rows:
+                        bid, bpay = take(len(block))
+                        writer.submit(bid, block, bpay)
+                        done += len(block)
                         report(done)
-                if buf:
-                    bid, bpay = take(len(buf))
-                    self._write(col, bid, buf, bpay)
-                    done += len(buf)
+                else:
+                    buf: list[Any] = []
+                    for v in rows:
+                        buf.append(cv.dense_vector(v, "vectors"))
+                        if len(buf) >= batch_size:
+                            bid, bpay = take(len(buf))
+                            writer.submit(bid, np.asarray(buf, dtype=np.float32), bpay)
+                            done += len(buf)
+                            buf = []
+                            report(done)
+                    if buf:
+                        bid, bpay = take(len(buf))
+                        writer.submit(bid, np.asarray(buf, dtype=np.float32), bpay)
+                        done += len(buf)
         except StopIteration:
             raise InvalidInputError(
                 "ids or payload ran out before vectors (they must be as long)"
@@ -1286,6 +1317,42 @@ class QdrantClient:
             )
         native.restore_snapshot(archive, str(self._path), collection=name, replace=True)
         return True
+
+
+def _aliases_digest(aliases: dict[str, str]) -> str:
+    canonical = json.dumps(aliases, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _Writer:
+    """Writes an upload's batches on one background thread while the caller converts the
+    next: the core releases the GIL while it writes and fsyncs, so the two overlap. Batches
+    are written in order, one at a time; the first error stops the upload and is raised (the
+    batches before it are written, as with qdrant-client's uploads)."""
+
+    def __init__(self, write: Callable[..., None], col: native.Collection) -> None:
+        self._write = write
+        self._col = col
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferrovec-upload")
+        self._pending: Future[None] | None = None
+
+    def submit(self, *batch: Any) -> None:
+        self._wait()
+        self._pending = self._pool.submit(self._write, self._col, *batch)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def _beyond(hits: list[Any], col: native.Collection, threshold: float | None) -> list[Any]:

@@ -415,6 +415,23 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Close every store open in this process through `open` (the interpreter is exiting):
+    /// each checkpoints its collections and stops their optimizers. Errors are logged.
+    pub fn close_all_open() {
+        let open: Vec<Arc<Store>> = OPEN_STORES
+            .lock()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for store in open {
+            if let Err(e) = store.close() {
+                log::error!("closing the store at {:?} failed: {e}", store.path);
+            }
+        }
+    }
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
         if let Err(e) = self.close() {

@@ -9,12 +9,61 @@ mod errors;
 mod gil;
 mod snapshot;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use pyo3::prelude::*;
+
+/// Set by `_shutdown` (atexit): Python is going away, so log lines go to stderr from then on.
+static PYTHON_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Forwards the core's log lines (torn-tail repairs, checkpoints) to Python's `logging` while
+/// the interpreter lives. A background thread (the optimizer) calling into a finalising
+/// interpreter would abort, so after `_shutdown` warnings and errors go to stderr instead.
+struct Gate(pyo3_log::Logger);
+
+impl log::Log for Gate {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        if PYTHON_GONE.load(Ordering::Acquire) {
+            metadata.level() <= log::Level::Warn
+        } else {
+            self.0.enabled(metadata)
+        }
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if PYTHON_GONE.load(Ordering::Acquire) {
+            if record.level() <= log::Level::Warn {
+                eprintln!("ferrovec {}: {}", record.level(), record.args());
+            }
+        } else {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        if !PYTHON_GONE.load(Ordering::Acquire) {
+            self.0.flush();
+        }
+    }
+}
+
+/// Run by `atexit` (see `ferrovec/__init__.py`): close every store still open in this process
+/// (each checkpoints and stops its optimizer), then stop calling into Python from log lines.
+#[pyfunction]
+fn _shutdown(py: Python<'_>) {
+    py.detach(ferrovec_core::Store::close_all_open);
+    PYTHON_GONE.store(true, Ordering::Release);
+}
 
 #[pymodule(gil_used = false)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    // Core log lines (torn-tail repairs, checkpoints) go to Python's `logging`.
-    let _ = pyo3_log::try_init();
+    let py = m.py();
+    if let Ok(logger) = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels) {
+        if log::set_boxed_logger(Box::new(Gate(logger))).is_ok() {
+            log::set_max_level(log::LevelFilter::Debug);
+        }
+    }
+    m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(database::open, m)?)?;
     m.add_function(wrap_pyfunction!(aio::spawn, m)?)?;
