@@ -441,9 +441,9 @@ class QdrantClient:
             payloads.append(cv.dump(cv.field(p, "payload")))
         if as_array:
             try:
-                return ids, np.asarray(vectors, dtype=np.float32), payloads
-            except (ValueError, TypeError):
-                pass  # ragged or odd input: the core names the bad row
+                return ids, native._as_matrix(vectors), payloads
+            except ValueError:
+                pass  # ragged or odd input: the upsert names the bad row
         return ids, vectors, payloads
 
     def upsert(
@@ -564,13 +564,13 @@ class QdrantClient:
                         buf.append(cv.dense_vector(v, "vectors"))
                         if len(buf) >= batch_size:
                             bid, bpay = take(len(buf))
-                            writer.submit(bid, np.asarray(buf, dtype=np.float32), bpay)
+                            writer.submit(bid, native._as_matrix(buf), bpay)
                             done += len(buf)
                             buf = []
                             report(done)
                     if buf:
                         bid, bpay = take(len(buf))
-                        writer.submit(bid, np.asarray(buf, dtype=np.float32), bpay)
+                        writer.submit(bid, native._as_matrix(buf), bpay)
                         done += len(buf)
         except StopIteration:
             raise InvalidInputError(
