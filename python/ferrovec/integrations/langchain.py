@@ -24,6 +24,7 @@ from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 import ferrovec
+from ferrovec._batch import last_wins
 
 CONTENT = "page_content"
 METADATA = "metadata"
@@ -126,14 +127,8 @@ class FerrovecVectorStore(VectorStore):
     def _upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         if not ids:
             return
-        # A repeated id in one call: the last one wins, as in the other LangChain stores.
-        last = {pid: n for n, pid in enumerate(ids)}
-        if len(last) < len(ids):
-            keep = sorted(last.values())
-            ids = [ids[n] for n in keep]
-            vectors = vectors[keep]
-            payloads = [payloads[n] for n in keep]
-        self._collection(vectors.shape[1]).upsert(ids, vectors, payloads)
+        ids, vectors, kept = last_wins(ids, vectors, payloads)
+        self._collection(vectors.shape[1]).upsert(ids, vectors, kept)
 
     def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
         ids = kwargs.pop("ids", None)

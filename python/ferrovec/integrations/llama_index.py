@@ -31,6 +31,7 @@ from llama_index.core.vector_stores.types import (
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
 import ferrovec
+from ferrovec._batch import last_wins
 from ferrovec.errors import UnsupportedError
 
 
@@ -129,9 +130,7 @@ class FerrovecVectorStore(BasePydanticVectorStore):
             node_to_metadata_dict(n, remove_text=False, flat_metadata=self.flat_metadata)
             for n in nodes
         ]
-        last = {pid: i for i, pid in enumerate(ids)}
-        keep = sorted(last.values())
-        self._col.upsert([ids[i] for i in keep], vectors[keep], [payloads[i] for i in keep])
+        self._col.upsert(*last_wins(ids, vectors, payloads))
         return ids
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:

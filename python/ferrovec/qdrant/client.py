@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 import ferrovec._native as native
+from ferrovec._batch import last_wins
 from ferrovec.errors import (
     CollectionNotFoundError,
     CorruptionError,
@@ -411,13 +412,7 @@ class QdrantClient:
         its last vector and payload; zero vectors are taken under cosine."""
         if not ids:
             return
-        last = {pid: i for i, pid in enumerate(ids)}
-        if len(last) < len(ids):
-            keep = sorted(last.values())
-            ids = [ids[i] for i in keep]
-            vectors = np.asarray(vectors, dtype=np.float32)[keep]
-            if payloads is not None:
-                payloads = [payloads[i] for i in keep]
+        ids, vectors, payloads = last_wins(ids, vectors, payloads)
         col.upsert(ids, vectors, payloads, allow_zero=True)
 
     def _points(
