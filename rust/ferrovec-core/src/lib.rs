@@ -42,7 +42,7 @@ pub use filter::index::IndexKind;
 pub use filter::Filter;
 pub use store::Store;
 pub use types::{
-    CollectionConfig, CollectionInfo, Distance, Durability, HnswConfig, OptimizerConfig, Payload,
-    PayloadIndexInfo, PayloadOp, PayloadSelector, PointId, Record, Retention, ScoredPoint,
-    SearchParams, SegmentInfo, Selector,
+    CollectionConfig, CollectionInfo, Distance, Durability, FacetValue, HnswConfig,
+    OptimizerConfig, Payload, PayloadIndexInfo, PayloadOp, PayloadSelector, PointId, Record,
+    Retention, ScoredPoint, SearchParams, SegmentInfo, Selector,
 };

@@ -280,6 +280,15 @@ impl Default for SearchParams {
     }
 }
 
+/// A value counted by `facet`: strings (keywords, UUIDs), integers and booleans, as Qdrant
+/// facets them. Ordered booleans first, then integers, then strings (ties in counts sort so).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FacetValue {
+    Bool(bool),
+    Int(i64),
+    Str(String),
+}
+
 /// One segment in [`CollectionInfo`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct SegmentInfo {

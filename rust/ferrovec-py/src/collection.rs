@@ -14,7 +14,7 @@ use crate::convert::{
 };
 use crate::errors::invalid;
 use crate::gil::run_detached;
-use ferrovec_core::{Direction, Filter, IndexKind, PayloadOp, Retention, Selector};
+use ferrovec_core::{Direction, FacetValue, Filter, IndexKind, PayloadOp, Retention, Selector};
 
 /// A collection of points (id, vector, JSON payload) in a ferrovec store.
 #[pyclass(name = "Collection", module = "ferrovec", frozen)]
@@ -399,10 +399,21 @@ impl PyCollection {
         key: &str,
         filter: Option<&Bound<'_, PyAny>>,
         limit: usize,
-    ) -> PyResult<Vec<(String, usize)>> {
+    ) -> PyResult<Vec<(Py<PyAny>, usize)>> {
         let filter = filter_from_py(py, filter)?.unwrap_or_default();
         let col = &self.col;
-        run_detached(py, || col.facet(key, &filter, limit))
+        let counts = run_detached(py, || col.facet(key, &filter, limit))?;
+        counts
+            .into_iter()
+            .map(|(v, n)| {
+                let v = match v {
+                    FacetValue::Bool(b) => b.into_pyobject(py)?.to_owned().into_any().unbind(),
+                    FacetValue::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
+                    FacetValue::Str(s) => s.into_pyobject(py)?.into_any().unbind(),
+                };
+                Ok((v, n))
+            })
+            .collect()
     }
 
     /// The `k` best points for one query vector, best first. ef: the graph search's candidate

@@ -25,7 +25,7 @@ use crate::filter::{parse_datetime, Cond, Filter, Path as KeyPath};
 use crate::index::hnsw::{self, Rows};
 use crate::index::quant::Codes;
 use crate::segment::{Bitmap, Segment};
-use crate::types::{Distance, Payload, PayloadSelector, PointId, Record, SearchParams};
+use crate::types::{Distance, FacetValue, Payload, PayloadSelector, PointId, Record, SearchParams};
 
 /// Rows of exact scoring that one filtered graph search costs, per unit of ef and of
 /// 1/sqrt(selectivity) (see `search_filtered`).
@@ -316,30 +316,44 @@ impl State {
     }
 
     /// Points per string value at `key` among those matching `filter`, most frequent first.
-    pub fn facet(&self, key: &str, filter: &Filter, limit: usize) -> Result<Vec<(String, usize)>> {
+    pub fn facet(
+        &self,
+        key: &str,
+        filter: &Filter,
+        limit: usize,
+    ) -> Result<Vec<(FacetValue, usize)>> {
         let path = KeyPath::parse(key, "key")?;
-        let mut counts: HashMap<String, usize> = HashMap::new();
+        let mut counts: HashMap<FacetValue, usize> = HashMap::new();
         for (src, set) in self.matching_all(filter)? {
             if let Some(idx) = self.source_index(src, key)? {
+                // A keyword (or uuid) index holds the key's strings, as a Qdrant server counts.
                 if let Some(per_value) = idx.facet(&set) {
                     for (v, c) in per_value {
-                        *counts.entry(v).or_default() += c;
+                        *counts.entry(FacetValue::Str(v)).or_default() += c;
                     }
                     continue;
                 }
             }
             for r in set.iter() {
                 let p = self.row_payload(src, r)?;
-                let mut seen: Vec<&str> =
-                    path.values(&p).iter().filter_map(|v| v.as_str()).collect();
+                let mut seen: Vec<FacetValue> = path
+                    .values(&p)
+                    .iter()
+                    .filter_map(|v| match v {
+                        serde_json::Value::String(s) => Some(FacetValue::Str(s.clone())),
+                        serde_json::Value::Bool(b) => Some(FacetValue::Bool(*b)),
+                        serde_json::Value::Number(n) => n.as_i64().map(FacetValue::Int),
+                        _ => None,
+                    })
+                    .collect();
                 seen.sort_unstable();
                 seen.dedup();
                 for v in seen {
-                    *counts.entry(v.to_string()).or_default() += 1;
+                    *counts.entry(v).or_default() += 1;
                 }
             }
         }
-        let mut out: Vec<(String, usize)> = counts.into_iter().collect();
+        let mut out: Vec<(FacetValue, usize)> = counts.into_iter().collect();
         out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         out.truncate(limit);
         Ok(out)

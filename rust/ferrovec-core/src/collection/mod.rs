@@ -541,9 +541,14 @@ impl Collection {
         self.state.read().count_matching(filter)
     }
 
-    /// Points per value of the string field `key` among those matching `filter`, most
-    /// frequent first (ties by value), at most `limit` values.
-    pub fn facet(&self, key: &str, filter: &Filter, limit: usize) -> Result<Vec<(String, usize)>> {
+    /// Points per value (string, integer or boolean) of the field `key` among those matching
+    /// `filter`, most frequent first (ties by value), at most `limit` values.
+    pub fn facet(
+        &self,
+        key: &str,
+        filter: &Filter,
+        limit: usize,
+    ) -> Result<Vec<(crate::types::FacetValue, usize)>> {
         self.check_open()?;
         self.state.read().facet(key, filter, limit)
     }
