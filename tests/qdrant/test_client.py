@@ -69,17 +69,24 @@ def test_collection_info_is_complete(client: ferrovec.QdrantClient) -> None:
     assert client.get_collection("c").payload_schema == {}
 
 
-def test_full_scan_threshold_is_converted_from_kilobytes(tmp_path: Path) -> None:
+def test_thresholds_are_converted_from_kilobytes(tmp_path: Path) -> None:
     c = ferrovec.QdrantClient(path=tmp_path / "db")
     c.create_collection(
         "k",
         vectors_config=m.VectorParams(size=256, distance=m.Distance.DOT),
         hnsw_config=m.HnswConfigDiff(full_scan_threshold=10_000, m=8),
     )
-    native = c.database.collection("k").info()["hnsw"]
-    assert native["m"] == 8
-    assert native["full_scan_threshold"] == 10_000 * 1024 // (256 * 4)  # 10,000 points
+    native = c.database.collection("k").info()
+    assert native["hnsw"]["m"] == 8
+    assert native["hnsw"]["full_scan_threshold"] == 10_000 * 1024 // (256 * 4)  # 10,000 points
     assert c.get_collection("k").config.hnsw_config.full_scan_threshold == 10_000
+    c.create_collection(
+        "o",
+        vectors_config=m.VectorParams(size=256, distance=m.Distance.DOT),
+        optimizers_config=m.OptimizersConfigDiff(indexing_threshold=5_000),
+    )
+    assert c.database.collection("o").info()["optimizer"]["indexing_threshold"] == 5_000
+    assert c.get_collection("o").config.optimizer_config.indexing_threshold == 5_000
 
 
 def test_langchain_style_calls(client: ferrovec.QdrantClient) -> None:

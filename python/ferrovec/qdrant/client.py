@@ -166,7 +166,7 @@ class QdrantClient:
             raise UnsupportedError("init_from is not supported; use qdrant_client.migrate")
         size, distance = cv.vector_params(vectors_config)
         hnsw = self._hnsw(cv.field(vectors_config, "hnsw_config") or hnsw_config, size)
-        optimizer = self._optimizer(optimizers_config)
+        optimizer = self._optimizer(optimizers_config, size)
         with self._lock:
             if collection_name in self._aliases:
                 raise InvalidInputError(f"Alias {collection_name} already exists")
@@ -297,12 +297,18 @@ class QdrantClient:
         return hnsw
 
     @staticmethod
-    def _optimizer(config: Any) -> dict[str, int]:
+    def _optimizer(config: Any, size: int) -> dict[str, int]:
+        """Qdrant's optimizer thresholds, in kilobytes of vectors, as ferrovec's point counts.
+        The rest (vacuum, flush and thread settings) has no counterpart and is ignored."""
         d = cv.dump(config) or {}
         opt: dict[str, int] = {}
-        # Qdrant's thresholds are kilobytes; ferrovec's are points. Only what maps is taken.
-        if d.get("indexing_threshold") == 0:
+        kb = d.get("indexing_threshold")
+        if kb == 0:
             opt["indexing_threshold"] = 2**62  # Qdrant: 0 turns indexing off
+        elif kb is not None:
+            opt["indexing_threshold"] = max(1, kb * 1024 // (size * 4))
+        if d.get("max_segment_size") is not None:
+            opt["max_segment_points"] = max(1, d["max_segment_size"] * 1024 // (size * 4))
         return opt
 
     # ----- aliases -----------------------------------------------------------------------------
