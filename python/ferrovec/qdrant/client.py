@@ -193,11 +193,8 @@ class QdrantClient:
             if name not in self._db.list_collections():
                 return False
             self._db.drop_collection(name)
-            stale = [a for a, c in self._aliases.items() if c == name]
-            if stale:
-                for a in stale:
-                    del self._aliases[a]
-                self._save_aliases()
+            if name in self._aliases.values():
+                self._save_aliases({a: c for a, c in self._aliases.items() if c != name})
         return True
 
     def update_collection(
@@ -334,8 +331,11 @@ class QdrantClient:
             raise CorruptionError(f"{f}: alias file checksum mismatch (damaged)")
         return {str(k): str(v) for k, v in aliases.items()}
 
-    def _save_aliases(self) -> None:
+    def _save_aliases(self, aliases: dict[str, str]) -> None:
+        """Make `aliases` the client's aliases, durably first (write, fsync, rename, fsync the
+        directory): if that fails, the aliases in memory stay as they were on disk."""
         if self._path is None:
+            self._aliases = aliases
             return
         f = self._path / _ALIASES_FILE
         tmp = f.with_suffix(".tmp")
@@ -343,8 +343,8 @@ class QdrantClient:
             record = {
                 "format": "ferrovec.qdrant_aliases",
                 "version": 1,
-                "aliases": self._aliases,
-                "sha256": _aliases_digest(self._aliases),
+                "aliases": aliases,
+                "sha256": _aliases_digest(aliases),
             }
             json.dump(record, fh, sort_keys=True)
             fh.flush()
@@ -355,6 +355,7 @@ class QdrantClient:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+        self._aliases = aliases
 
     def update_collection_aliases(
         self, change_aliases_operations: Sequence[Any], **kwargs: Any
@@ -384,8 +385,7 @@ class QdrantClient:
                     aliases[r["new_alias_name"]] = aliases.pop(r["old_alias_name"])
                 else:
                     raise InvalidInputError(f"unknown alias operation {op!r}")
-            self._aliases = aliases
-            self._save_aliases()
+            self._save_aliases(aliases)
         return True
 
     def get_collection_aliases(self, collection_name: str, **kwargs: Any) -> Any:
@@ -528,6 +528,7 @@ class QdrantClient:
         if update_filter is not None:
             raise UnsupportedError("upload_collection(update_filter=...) is not supported yet")
         col = self._col(collection_name)
+        batch_size = max(1, batch_size)
         if isinstance(vectors, Mapping):
             vectors = cv.dense_vector(vectors, "vectors")
         if isinstance(vectors, np.ndarray):
@@ -540,7 +541,6 @@ class QdrantClient:
         ids_it = iter(ids) if ids is not None else None
         pay_it = iter(payload) if payload is not None else None
         report = _progress(progress, total)
-        batch_size = max(1, batch_size)
         done = 0
 
         def take(n: int) -> tuple[list[int | str], list[Any] | None]:
