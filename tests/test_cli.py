@@ -48,3 +48,33 @@ def test_demo_runs_end_to_end(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "same top-10 as before close: True" in out.stdout
     assert "-> OK" in out.stdout
+
+
+def test_migrate_to_qdrant_local_directory(store_path, tmp_path):
+    """`ferrovec migrate` hands the store to qdrant-client's migrate; the destination (here
+    qdrant-client's local mode on disk, standing in for a server) holds the same points."""
+    from qdrant_client import QdrantClient
+
+    rng = np.random.default_rng(4)
+    vecs = rng.standard_normal((300, 8)).astype(np.float32)
+    with ferrovec.open(store_path) as db:
+        col = db.create_collection("docs", dim=8, distance="cosine")
+        col.upsert(list(range(300)), vecs, [{"n": i, "tag": "ab"[i % 2]} for i in range(300)])
+        del col
+    dest = tmp_path / "qdrant-local"
+    out = run("migrate", str(store_path), str(dest), "--batch-size", "64")
+    assert out.returncode == 0, out.stderr
+    assert "docs: 300 points" in out.stdout
+    q = QdrantClient(path=str(dest))
+    try:
+        recs, _ = q.scroll("docs", limit=1000, with_vectors=True)
+        assert sorted(r.id for r in recs) == list(range(300))
+        by_id = {r.id: r for r in recs}
+        assert by_id[7].payload == {"n": 7, "tag": "b"}
+        unit = vecs[7] / np.linalg.norm(vecs[7])
+        assert np.allclose(by_id[7].vector, unit, atol=1e-6)
+    finally:
+        q.close()
+    # Again without --recreate: the collection exists there, so it is refused.
+    again = run("migrate", str(store_path), str(dest))
+    assert again.returncode == 1 and "ferrovec migrate:" in again.stderr, again.stderr

@@ -1,4 +1,5 @@
-"""The ``ferrovec`` command: ``info``, ``verify``, ``demo``, ``snapshot ...`` and ``backup ...``."""
+"""The ``ferrovec`` command: ``info``, ``verify``, ``demo``, ``snapshot ...``, ``backup ...`` and
+``migrate``."""
 
 from __future__ import annotations
 
@@ -291,6 +292,40 @@ def cmd_snapshot_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Copy collections to a Qdrant server (or a qdrant-client local-mode directory) with
+    qdrant-client's own `migrate`, reading from ferrovec's Qdrant-compatible client."""
+    try:
+        from qdrant_client import QdrantClient as Destination
+        from qdrant_client.migrate.migrate import migrate
+    except ImportError:
+        print("ferrovec migrate needs qdrant-client: pip install qdrant-client", file=sys.stderr)
+        return 2
+    if "://" in args.dest:
+        dest = Destination(url=args.dest, api_key=args.api_key)
+    else:
+        dest = Destination(path=args.dest)
+    source: Any = ferrovec.QdrantClient(path=args.path)  # migrate() reads it duck-typed
+    try:
+        names = args.collection or [c.name for c in source.get_collections().collections]
+        migrate(
+            source,
+            dest,
+            collection_names=names,
+            recreate_on_collision=args.recreate,
+            batch_size=args.batch_size,
+        )
+        for name in names:
+            print(f"{name}: {dest.count(name).count:,} points in {args.dest}")
+    except ValueError as e:  # qdrant-client's refusals (a collection exists there, ...)
+        print(f"ferrovec migrate: {e}", file=sys.stderr)
+        return 1
+    finally:
+        source.close()
+        dest.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ferrovec", description="ferrovec vector store tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -366,6 +401,17 @@ def main(argv: list[str] | None = None) -> int:
     p = bk.add_parser("status", help="age and size of the newest backup, last verification")
     p.add_argument("dest")
     p.set_defaults(func=cmd_backup_status)
+    p = sub.add_parser(
+        "migrate",
+        help="copy collections to a Qdrant server (URL) or a qdrant-client local directory",
+    )
+    p.add_argument("path", help="the ferrovec store")
+    p.add_argument("dest", help="http(s)://host:6333 of a Qdrant server, or a directory")
+    p.add_argument("--collection", action="append", help="only this collection (repeatable)")
+    p.add_argument("--api-key", default=None)
+    p.add_argument("--recreate", action="store_true", help="replace collections that exist there")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.set_defaults(func=cmd_migrate)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
