@@ -95,6 +95,13 @@ class World:
         return m.Filter(must_not=pick(r.randint(1, 2)))
 
 
+def canon_id(pid: Any) -> Any:
+    """A point id as stored (UUIDs canonical)."""
+    if isinstance(pid, int):
+        return pid
+    return str(uuid.UUID(pid.strip("{}").removeprefix("urn:uuid:")))
+
+
 def canon(x: Any) -> Any:
     """Results as plain comparable data: payload key order kept, scores and vectors rounded."""
     if isinstance(x, tuple):
@@ -200,7 +207,7 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
 
     both(ours, ref, "upsert", "c", points(30))
     for _ in range(steps):
-        op = rng.randrange(15)
+        op = rng.randrange(16)
         f = w.filter()
         if op == 0:
             batch = points(rng.randint(1, 8))
@@ -220,6 +227,21 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
                 )
             else:
                 both(ours, ref, "upsert", "c", batch)
+        elif op == 15:
+            # Conditional upserts (ids distinct: with a repeated id, local mode checks the
+            # second copy against the first one's payload; ferrovec keeps only the last copy).
+            batch = list({canon_id(p.id): p for p in points(rng.randint(1, 8))}.values())
+            both(
+                ours,
+                ref,
+                "upsert",
+                "c",
+                batch,
+                update_filter=f,
+                update_mode=rng.choice(
+                    [None, m.UpdateMode.UPSERT, m.UpdateMode.INSERT_ONLY, m.UpdateMode.UPDATE_ONLY]
+                ),
+            )
         elif op == 1:
             ids = [w.pid() for _ in range(3)]
             sel = rng.choice([ids, m.PointIdsList(points=ids)])
@@ -267,7 +289,8 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
                 ref,
                 "query_points",
                 "c",
-                query=w.pid(),
+                # Not the point that may hold a zero vector: every score would tie at 0.
+                query=next(p for p in iter(w.pid, None) if p != ZERO_ID),
                 query_filter=f,
                 limit=5,
                 search_params=m.SearchParams(exact=True),

@@ -413,13 +413,46 @@ class QdrantClient:
         ids: list[int | str],
         vectors: Any,
         payloads: list[Any] | None,
+        when: tuple[dict[str, Any] | None, str] | None = None,
     ) -> None:
         """Upsert with qdrant-client's rules: a repeated id in one batch is written once, with
-        its last vector and payload; zero vectors are taken under cosine."""
+        its last vector and payload; zero vectors are taken under cosine. `when`: the
+        (update_filter, update_mode) of a conditional upsert."""
         if not ids:
             return
         ids, vectors, payloads = last_wins(ids, vectors, payloads)
-        col.upsert(ids, vectors, payloads, allow_zero=True)
+        if when is None:
+            col.upsert(ids, vectors, payloads, allow_zero=True)
+            return
+        with self._lock:  # the check and the write, as one step for this client
+            keep = self._conditional(col, ids, *when)
+            if len(keep) < len(ids):
+                ids = [ids[n] for n in keep]
+                vectors = np.asarray(vectors, dtype=np.float32)[keep]
+                payloads = None if payloads is None else [payloads[n] for n in keep]
+            if ids:
+                col.upsert(ids, vectors, payloads, allow_zero=True)
+
+    @staticmethod
+    def _conditional(
+        col: native.Collection, ids: list[int | str], flt: dict[str, Any] | None, mode: str
+    ) -> list[int]:
+        """Positions in `ids` that a conditional upsert writes, by Qdrant's rules: an existing
+        point only if it matches `flt` (and the mode is not insert_only), a new one unless the
+        mode is update_only."""
+        existing = {r.id for r in col.get(ids, with_payload=False)}
+        updatable = existing
+        if flt is not None and existing:
+            match = {"must": [flt, {"has_id": list(existing)}]}
+            updatable = {r.id for r in col.scroll(len(existing), filter=match)[0]}
+        keep = []
+        for n, pid in enumerate(ids):
+            if pid in existing:
+                if mode != "insert_only" and pid in updatable:
+                    keep.append(n)
+            elif mode != "update_only":
+                keep.append(n)
+        return keep
 
     def _points(
         self, points: Any, as_array: bool = False
@@ -455,17 +488,19 @@ class QdrantClient:
         ordering: Any = None,
         shard_key_selector: Any = None,
         update_filter: Any = None,
+        update_mode: Any = None,
         **kwargs: Any,
     ) -> Any:
         """Insert or replace points (a list of PointStruct, or a Batch). Writes are durable
-        when this returns, whatever ``wait`` says."""
-        if update_filter is not None:
-            raise UnsupportedError("upsert(update_filter=...) is not supported yet")
+        when this returns, whatever ``wait`` says. ``update_filter``: existing points are
+        replaced only if they match it; ``update_mode``: "upsert" (default), "insert_only"
+        or "update_only"."""
         col = self._col(collection_name)
+        when = _condition(update_filter, update_mode)
         ids, vectors, payloads = self._points(points)
         if not ids:
             raise InvalidInputError("Empty update request")
-        self._write(col, ids, vectors, payloads)
+        self._write(col, ids, vectors, payloads, when)
         return cv.update_result()
 
     def upload_points(
@@ -479,18 +514,19 @@ class QdrantClient:
         wait: bool = False,
         shard_key_selector: Any = None,
         update_filter: Any = None,
+        update_mode: Any = None,
         progress: Progress | bool | None = None,
         **kwargs: Any,
     ) -> None:
-        """Upsert points from an iterable in batches of ``batch_size``. ``progress``: a
-        callback ``(done, total_or_0)`` or ``True`` for a bar on stderr."""
-        if update_filter is not None:
-            raise UnsupportedError("upload_points(update_filter=...) is not supported yet")
+        """Upsert points from an iterable in batches of ``batch_size`` (``update_filter`` and
+        ``update_mode`` as in :meth:`upsert`). ``progress``: a callback ``(done, total_or_0)``
+        or ``True`` for a bar on stderr."""
         col = self._col(collection_name)
+        when = _condition(update_filter, update_mode)
         report = _progress(progress, 0)
         batch: list[Any] = []
         done = 0
-        with _Writer(self._write, col) as writer:
+        with _Writer(self._write, col, when) as writer:
             for p in points:
                 batch.append(p)
                 if len(batch) >= max(1, batch_size):
@@ -520,14 +556,15 @@ class QdrantClient:
         wait: bool = False,
         shard_key_selector: Any = None,
         update_filter: Any = None,
+        update_mode: Any = None,
         progress: Progress | bool | None = None,
         **kwargs: Any,
     ) -> None:
         """Upsert vectors (a 2-D numpy array is passed to the core without copies, a batch at a
-        time), with optional payloads and ids (random UUIDs when ``ids`` is None)."""
-        if update_filter is not None:
-            raise UnsupportedError("upload_collection(update_filter=...) is not supported yet")
+        time), with optional payloads and ids (random UUIDs when ``ids`` is None);
+        ``update_filter`` and ``update_mode`` as in :meth:`upsert`."""
         col = self._col(collection_name)
+        when = _condition(update_filter, update_mode)
         batch_size = max(1, batch_size)
         if isinstance(vectors, Mapping):
             vectors = cv.dense_vector(vectors, "vectors")
@@ -552,7 +589,7 @@ class QdrantClient:
             return bid, bpay
 
         try:
-            with _Writer(self._write, col) as writer:
+            with _Writer(self._write, col, when) as writer:
                 if chunked:
                     for block in rows:
                         bid, bpay = take(len(block))
@@ -1320,6 +1357,16 @@ class QdrantClient:
         return True
 
 
+def _condition(update_filter: Any, update_mode: Any) -> tuple[dict[str, Any] | None, str] | None:
+    """A conditional upsert's (filter, mode), or None for a plain one."""
+    mode = cv.dump(update_mode) or "upsert"
+    if mode not in ("upsert", "insert_only", "update_only"):
+        raise InvalidInputError(f"unknown update_mode {update_mode!r}")
+    if update_filter is None and mode == "upsert":
+        return None
+    return cv.filter_dict(update_filter), mode
+
+
 def _aliases_digest(aliases: dict[str, str]) -> str:
     canonical = json.dumps(aliases, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -1331,15 +1378,21 @@ class _Writer:
     are written in order, one at a time; the first error stops the upload and is raised (the
     batches before it are written, as with qdrant-client's uploads)."""
 
-    def __init__(self, write: Callable[..., None], col: native.Collection) -> None:
+    def __init__(
+        self,
+        write: Callable[..., None],
+        col: native.Collection,
+        when: tuple[dict[str, Any] | None, str] | None = None,
+    ) -> None:
         self._write = write
         self._col = col
+        self._when = when
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferrovec-upload")
         self._pending: Future[None] | None = None
 
     def submit(self, *batch: Any) -> None:
         self._wait()
-        self._pending = self._pool.submit(self._write, self._col, *batch)
+        self._pending = self._pool.submit(self._write, self._col, *batch, self._when)
 
     def _wait(self) -> None:
         pending, self._pending = self._pending, None
