@@ -68,6 +68,22 @@ impl PyCollection {
         Ok(Some((ids, m, payloads)))
     }
 
+    /// An (n, dim) array of queries, checked against the collection's dimension.
+    fn queries<'py>(&self, py: Python<'py>, vectors: &Bound<'py, PyAny>) -> PyResult<Matrix<'py>> {
+        let m = matrix_from_py(py, vectors, "vectors")?;
+        let dim = self.col.config().dim as usize;
+        if m.cols() != dim && m.rows() > 0 {
+            return Err(invalid(
+                py,
+                format!(
+                    "queries have dimension {}, the collection has dimension {dim}",
+                    m.cols()
+                ),
+            ));
+        }
+        Ok(m)
+    }
+
     fn payload_op(
         &self,
         py: Python<'_>,
@@ -109,6 +125,7 @@ fn search_params(
     ef: Option<usize>,
     exact: bool,
     filter: Option<Filter>,
+    allow_zero: bool,
 ) -> PyResult<SearchParams> {
     if k == 0 {
         return Err(invalid(py, "k must be at least 1"));
@@ -125,7 +142,7 @@ fn search_params(
         ef,
         exact,
         filter,
-        allow_zero: false,
+        allow_zero,
     })
 }
 
@@ -434,7 +451,7 @@ impl PyCollection {
         exact: bool,
         allow_zero: bool,
     ) -> PyResult<Py<PyList>> {
-        let mut params = search_params(
+        let params = search_params(
             py,
             k,
             offset,
@@ -444,8 +461,8 @@ impl PyCollection {
             ef,
             exact,
             filter_from_py(py, filter)?,
+            allow_zero,
         )?;
-        params.allow_zero = allow_zero;
         let q = vector_from_py(py, vector, "vector")?;
         let qs = q.as_slice().map_err(|e| invalid(py, e.to_string()))?;
         let col = &self.col;
@@ -470,7 +487,7 @@ impl PyCollection {
         exact: bool,
         allow_zero: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let mut params = search_params(
+        let params = search_params(
             py,
             k,
             offset,
@@ -480,8 +497,8 @@ impl PyCollection {
             ef,
             exact,
             filter_from_py(py, filter)?,
+            allow_zero,
         )?;
-        params.allow_zero = allow_zero;
         let q = vector_from_py(py, vector, "vector")?;
         let q = q
             .as_slice()
@@ -511,7 +528,7 @@ impl PyCollection {
         exact: bool,
         allow_zero: bool,
     ) -> PyResult<Py<PyList>> {
-        let mut params = search_params(
+        let params = search_params(
             py,
             k,
             0,
@@ -521,19 +538,9 @@ impl PyCollection {
             ef,
             exact,
             filter_from_py(py, filter)?,
+            allow_zero,
         )?;
-        params.allow_zero = allow_zero;
-        let m = matrix_from_py(py, vectors, "vectors")?;
-        let dim = self.col.config().dim as usize;
-        if m.cols() != dim && m.rows() > 0 {
-            return Err(invalid(
-                py,
-                format!(
-                    "queries have dimension {}, the collection has dimension {dim}",
-                    m.cols()
-                ),
-            ));
-        }
+        let m = self.queries(py, vectors)?;
         let slice = m.as_slice();
         let col = &self.col;
         let all = run_detached(py, || col.search_batch(slice, &params))?;
@@ -556,7 +563,7 @@ impl PyCollection {
         exact: bool,
         allow_zero: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let mut params = search_params(
+        let params = search_params(
             py,
             k,
             0,
@@ -566,19 +573,9 @@ impl PyCollection {
             ef,
             exact,
             filter_from_py(py, filter)?,
+            allow_zero,
         )?;
-        params.allow_zero = allow_zero;
-        let m = matrix_from_py(py, vectors, "vectors")?;
-        let dim = self.col.config().dim as usize;
-        if m.cols() != dim && m.rows() > 0 {
-            return Err(invalid(
-                py,
-                format!(
-                    "queries have dimension {}, the collection has dimension {dim}",
-                    m.cols()
-                ),
-            ));
-        }
+        let m = self.queries(py, vectors)?;
         let queries = m.as_slice().to_vec();
         let col = self.col.clone();
         aio::core_future(
