@@ -365,6 +365,8 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
                 }
             )
             existing = [r.id for r in ref.retrieve("c", ids, with_payload=False)]
+            if rng.random() < 0.3:
+                existing = ids  # some may be missing: the rest is updated, then an error
             if existing:
                 both(
                     ours,
@@ -372,6 +374,7 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
                     "update_vectors",
                     "c",
                     [m.PointVectors(id=i, vector=w.vector(i, cosine)) for i in existing],
+                    update_filter=f if rng.random() < 0.4 else None,
                 )
         # Bad input now and then: both must refuse it, and it must change nothing.
         if rng.random() < 0.05:

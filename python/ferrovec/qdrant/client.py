@@ -696,20 +696,23 @@ class QdrantClient:
         update_filter: Any = None,
         **kwargs: Any,
     ) -> Any:
-        """Replace the vectors of existing points, keeping their payloads. As on a Qdrant
-        server, the points that exist are updated, then PointNotFoundError names the first that
-        does not."""
-        if update_filter is not None:
-            raise UnsupportedError("update_vectors(update_filter=...) is not supported yet")
+        """Replace the vectors of existing points (those matching ``update_filter``, if given),
+        keeping their payloads. As on a Qdrant server, the points that exist are updated, then
+        PointNotFoundError names the first that does not."""
         col = self._col(collection_name)
         ids = [cv.point_id(cv.field(p, "id")) for p in points]
         vectors = [
             cv.dense_vector(cv.field(p, "vector"), f"points[{i}].vector")
             for i, p in enumerate(points)
         ]
+        flt = cv.filter_dict(update_filter)
         with self._lock:
             found = {r.id: r.payload for r in col.get(ids, with_payload=True)}
-            keep = [n for n, i in enumerate(ids) if i in found]
+            chosen = set(found)
+            if flt is not None and found:
+                match = {"must": [flt, {"has_id": list(found)}]}
+                chosen = {r.id for r in col.scroll(len(found), filter=match)[0]}
+            keep = [n for n, i in enumerate(ids) if i in chosen]
             if keep:
                 self._write(
                     col,
