@@ -108,7 +108,12 @@ class Collection:
     def count(self, *, filter: _Filter | None = None) -> int: ...
     def __len__(self) -> int: ...
     def set_payload(
-        self, payload: _Payload, ids: _Ids | None = None, *, filter: _Filter | None = None
+        self,
+        payload: _Payload,
+        ids: _Ids | None = None,
+        *,
+        filter: _Filter | None = None,
+        null_removes: bool = False,
     ) -> int: ...
     def overwrite_payload(
         self, payload: _Payload, ids: _Ids | None = None, *, filter: _Filter | None = None

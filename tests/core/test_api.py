@@ -188,3 +188,17 @@ def test_vectors_accept_lists_and_other_dtypes(db):
     col.upsert([], [])  # an empty batch is a no-op
     assert col.count() == 3
     assert col.search(np.array([1, 0, 0], dtype=np.float64), k=3)[0].score == 1.0
+
+
+def test_set_payload_null_removes(tmp_path):
+    """By default a None value is stored as null; null_removes=True removes the key instead
+    (Qdrant's set_payload), and that survives a reopen like any logged write."""
+    with ferrovec.open(tmp_path / "db") as db:
+        col = db.create_collection("c", dim=2)
+        col.upsert([1, 2], np.eye(2, dtype=np.float32), [{"a": 1, "b": 2}, {"a": 1, "b": 2}])
+        assert col.set_payload({"a": None}, [1]) == 1
+        assert col.set_payload({"a": None, "c": 3}, [2], null_removes=True) == 1
+        del col
+    with ferrovec.open(tmp_path / "db") as db:
+        got = {r.id: r.payload for r in db.collection("c").get([1, 2])}
+    assert got == {1: {"a": None, "b": 2}, 2: {"b": 2, "c": 3}}

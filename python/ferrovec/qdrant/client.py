@@ -648,7 +648,10 @@ class QdrantClient:
     ) -> Any:
         if key is not None:
             raise UnsupportedError("set_payload(key=...) (a nested key) is not supported yet")
-        self._payload_op(collection_name, points, "set_payload", cv.dump(payload))
+        # As on a Qdrant server, a None value removes its key.
+        self._payload_op(
+            collection_name, points, "set_payload", cv.dump(payload), null_removes=True
+        )
         return cv.update_result()
 
     def overwrite_payload(
@@ -667,13 +670,15 @@ class QdrantClient:
         self._payload_op(collection_name, points_selector, "clear_payload")
         return cv.update_result()
 
-    def _payload_op(self, collection_name: str, points: Any, op: str, *args: Any) -> None:
+    def _payload_op(
+        self, collection_name: str, points: Any, op: str, *args: Any, **options: Any
+    ) -> None:
         """A payload operation with Qdrant's rule for ids: the points that exist are updated,
         then PointNotFoundError names the first that does not (as the server answers 404)."""
         col = self._col(collection_name)
         ids, flt = cv.selector(points)
         if ids is None:
-            getattr(col, op)(*args, filter=flt)
+            getattr(col, op)(*args, filter=flt, **options)
             return
         if not ids:
             raise InvalidInputError("Empty update request")
@@ -681,7 +686,7 @@ class QdrantClient:
             found = {r.id for r in col.get(ids, with_payload=False)}
             present = [i for i in ids if i in found]
             if present:
-                getattr(col, op)(*args, list(dict.fromkeys(present)))
+                getattr(col, op)(*args, list(dict.fromkeys(present)), **options)
         missing = [i for i in ids if i not in found]
         if missing:
             raise PointNotFoundError(f"No point with id {missing[0]} found")

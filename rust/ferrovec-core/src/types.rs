@@ -338,6 +338,8 @@ pub struct PayloadIndexInfo {
 pub enum PayloadOp {
     /// Set these top-level keys, keeping the others.
     Set(Payload),
+    /// Like `Set`, but a null value removes its key (Qdrant's `set_payload`).
+    Merge(Payload),
     /// Replace the whole payload.
     Overwrite(Payload),
     /// Remove these top-level keys.
@@ -353,6 +355,16 @@ impl PayloadOp {
             PayloadOp::Set(p) => {
                 for (k, v) in p {
                     current.insert(k.clone(), v.clone());
+                }
+                current
+            }
+            PayloadOp::Merge(p) => {
+                for (k, v) in p {
+                    if v.is_null() {
+                        current.shift_remove(k);
+                    } else {
+                        current.insert(k.clone(), v.clone());
+                    }
                 }
                 current
             }

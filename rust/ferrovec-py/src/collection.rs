@@ -297,15 +297,22 @@ impl PyCollection {
 
     /// Set these top-level payload keys (keeping the others) on the points given by `ids` or
     /// `filter`; returns how many points changed. Logged and durable like an upsert.
-    #[pyo3(signature = (payload, ids = None, *, filter = None))]
+    /// null_removes=True: a None value removes its key instead (Qdrant's set_payload).
+    #[pyo3(signature = (payload, ids = None, *, filter = None, null_removes = false))]
     fn set_payload(
         &self,
         py: Python<'_>,
         payload: &Bound<'_, PyAny>,
         ids: Option<&Bound<'_, PyAny>>,
         filter: Option<&Bound<'_, PyAny>>,
+        null_removes: bool,
     ) -> PyResult<usize> {
-        let op = PayloadOp::Set(payload_from_py(py, payload)?);
+        let payload = payload_from_py(py, payload)?;
+        let op = if null_removes {
+            PayloadOp::Merge(payload)
+        } else {
+            PayloadOp::Set(payload)
+        };
         self.payload_op(py, op, ids, filter)
     }
 
