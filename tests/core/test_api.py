@@ -202,3 +202,15 @@ def test_set_payload_null_removes(tmp_path):
     with ferrovec.open(tmp_path / "db") as db:
         got = {r.id: r.payload for r in db.collection("c").get([1, 2])}
     assert got == {1: {"a": None, "b": 2}, 2: {"b": 2, "c": 3}}
+
+
+def test_delete_payload_paths(db):
+    """Keys are paths, as in filters and in Qdrant: `a.k` removes a nested key, `arr[]`
+    empties an array, a path ending in `[n]` changes nothing, a missing path is a no-op."""
+    col = db.create_collection("p", dim=2)
+    payload = {"a": {"k": 1, "j": 2}, "arr": [1, 2], "objs": [{"x": 1, "y": 2}], "z": 0}
+    col.upsert([1], np.ones((1, 2), dtype=np.float32), [payload])
+    col.delete_payload(["a.k", "arr[]", "objs[].x", "objs[0]", "missing.path"], [1])
+    assert col.get([1])[0].payload == {"a": {"j": 2}, "arr": [], "objs": [{"y": 2}], "z": 0}
+    with pytest.raises(ferrovec.InvalidInputError):
+        col.delete_payload(["a..b"], [1])

@@ -7,6 +7,7 @@ so scores do not tie (one point may hold a zero vector, which scores 0 under cos
 
 from __future__ import annotations
 
+import datetime
 import random
 import uuid
 from collections import Counter
@@ -52,7 +53,7 @@ class World:
         if r.random() < 0.1:
             return None
         p: dict[str, Any] = {}
-        keys = ["color", "n", "price", "tags", "meta", "title"]
+        keys = ["color", "n", "price", "tags", "meta", "title", "when"]
         r.shuffle(keys)
         for k in keys[: r.randint(0, len(keys))]:
             if k == "color":
@@ -65,6 +66,8 @@ class World:
                 p[k] = r.sample(TAGS, r.randint(0, 3))
             elif k == "meta":
                 p[k] = {"k": r.choice(COLORS), "depth": r.randrange(3)}
+            elif k == "when":  # a datetime object: both store its ISO string
+                p[k] = datetime.datetime(2024, 1, 1) + datetime.timedelta(minutes=r.randrange(9999))
             else:
                 p[k] = r.choice(["alpha beta", "gamma", "beta delta"])
         return p
@@ -263,7 +266,7 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
                 ref,
                 "delete_payload",
                 "c",
-                rng.sample(["color", "n", "tags", "meta"], 2),
+                rng.sample(["color", "n", "tags", "meta", "meta.k", "meta.depth", "tags[]"], 2),
                 [w.pid() for _ in range(5)],
             )
         elif op == 6:

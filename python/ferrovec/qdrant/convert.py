@@ -7,9 +7,11 @@ ferrovec's light models.
 
 from __future__ import annotations
 
+import datetime
+import operator
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,13 @@ try:  # qdrant-client is optional: its types are returned when it is there.
 except ImportError:  # pragma: no cover - exercised by the no-qdrant-client test
     from ferrovec import models as out
 
+_jsonable: Callable[[Any], Any]
+try:  # pydantic comes with qdrant-client: spell dates exactly as it does
+    from pydantic_core import to_jsonable_python as _jsonable
+except ImportError:  # pragma: no cover - exercised by the no-qdrant-client test
+    _jsonable = operator.methodcaller("isoformat")
+
+
 _HYPHENATED = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 # The spellings of a UUID that Qdrant accepts (Python's uuid.UUID alone takes more).
 _UUID = re.compile(rf"[0-9a-fA-F]{{32}}|{_HYPHENATED}|\{{{_HYPHENATED}\}}|urn:uuid:{_HYPHENATED}")
@@ -32,9 +41,12 @@ NATIVE_TO_DISTANCE = {v: k for k, v in DISTANCES.items()}
 
 def dump(obj: Any) -> Any:
     """A model (qdrant-client's or ferrovec's) as Qdrant's JSON shape; dicts and lists are
-    walked, so models nested in them are converted too."""
+    walked, so models nested in them are converted too. Dates, times and UUIDs become strings,
+    as qdrant-client sends them."""
     if obj is None or isinstance(obj, (str, int, float, bool)):
         return obj
+    if isinstance(obj, (datetime.date, datetime.time)):
+        return _jsonable(obj)
     if hasattr(obj, "model_dump"):
         return obj.model_dump(mode="json", exclude_none=True, by_alias=True)
     if isinstance(obj, Mapping):

@@ -342,13 +342,24 @@ pub enum PayloadOp {
     Merge(Payload),
     /// Replace the whole payload.
     Overwrite(Payload),
-    /// Remove these top-level keys.
-    DeleteKeys(Vec<String>),
+    /// Remove the values at these keys: top-level names, or paths such as `a.b`, `a[].b`
+    /// (see `filter::Path::remove`). Made by [`PayloadOp::delete_keys`].
+    DeleteKeys(Vec<crate::filter::Path>),
     /// Remove every key.
     Clear,
 }
 
 impl PayloadOp {
+    /// Removal of `keys`, each a top-level name or a path (`a.b`, `a[].b`, `a[0].b`, as in
+    /// filters); an invalid key is an `InvalidInput` error.
+    pub fn delete_keys(keys: &[String]) -> Result<Self> {
+        let paths = keys
+            .iter()
+            .map(|k| crate::filter::Path::parse(k, "keys"))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PayloadOp::DeleteKeys(paths))
+    }
+
     /// Apply to a point's current payload.
     pub fn apply(&self, mut current: Payload) -> Payload {
         match self {
@@ -369,9 +380,9 @@ impl PayloadOp {
                 current
             }
             PayloadOp::Overwrite(p) => p.clone(),
-            PayloadOp::DeleteKeys(keys) => {
-                for k in keys {
-                    current.shift_remove(k);
+            PayloadOp::DeleteKeys(paths) => {
+                for path in paths {
+                    path.remove(&mut current);
                 }
                 current
             }

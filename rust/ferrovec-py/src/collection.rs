@@ -329,7 +329,8 @@ impl PyCollection {
         self.payload_op(py, op, ids, filter)
     }
 
-    /// Remove these top-level keys from the payload of the points given by `ids` or `filter`.
+    /// Remove these keys (top-level names, or paths such as `a.b` and `a[]`, as in filters) from
+    /// the payload of the points given by `ids` or `filter`.
     #[pyo3(signature = (keys, ids = None, *, filter = None))]
     fn delete_payload(
         &self,
@@ -338,7 +339,8 @@ impl PyCollection {
         ids: Option<&Bound<'_, PyAny>>,
         filter: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<usize> {
-        self.payload_op(py, PayloadOp::DeleteKeys(keys), ids, filter)
+        let op = PayloadOp::delete_keys(&keys).map_err(|e| crate::errors::to_py(py, e))?;
+        self.payload_op(py, op, ids, filter)
     }
 
     /// Remove the whole payload of the points given by `ids` or `filter`.

@@ -188,6 +188,51 @@ impl Path {
     }
 }
 
+impl Path {
+    /// Remove what this path names, as Qdrant's `delete_payload` does: a path that names
+    /// nothing changes nothing; one ending in `[]` empties that array; one ending in `[n]`
+    /// changes nothing (a Qdrant server does not remove array elements by index, since doing
+    /// so twice would remove two).
+    pub fn remove(&self, payload: &mut Map<String, Value>) {
+        match self.0.split_first() {
+            Some((Step::Key(first), [])) => {
+                payload.shift_remove(first);
+            }
+            Some((Step::Key(first), rest)) => {
+                if let Some(v) = payload.get_mut(first) {
+                    remove_in(v, rest);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn remove_in(v: &mut Value, steps: &[Step]) {
+    match (steps, v) {
+        ([Step::Key(k)], Value::Object(m)) => {
+            m.shift_remove(k);
+        }
+        ([Step::Key(k), rest @ ..], Value::Object(m)) => {
+            if let Some(x) = m.get_mut(k) {
+                remove_in(x, rest);
+            }
+        }
+        ([Step::All], Value::Array(items)) => items.clear(),
+        ([Step::All, rest @ ..], Value::Array(items)) => {
+            for x in items {
+                remove_in(x, rest);
+            }
+        }
+        ([Step::Index(i), rest @ ..], Value::Array(items)) if !rest.is_empty() => {
+            if let Some(x) = items.get_mut(*i) {
+                remove_in(x, rest);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn collect<'a>(v: &'a Value, steps: &[Step], out: &mut Vec<&'a Value>) {
     match steps.split_first() {
         None => match v {
