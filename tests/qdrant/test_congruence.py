@@ -57,7 +57,7 @@ class World:
         r.shuffle(keys)
         for k in keys[: r.randint(0, len(keys))]:
             if k == "color":
-                p[k] = r.choice(COLORS)
+                p[k] = r.choice(COLORS) if r.random() < 0.9 else None
             elif k == "n":
                 p[k] = r.randrange(10)
             elif k == "price":
@@ -86,6 +86,33 @@ class World:
             lambda: m.HasIdCondition(has_id=[self.pid() for _ in range(5)]),
             lambda: m.IsEmptyCondition(is_empty=m.PayloadField(key="tags")),
             lambda: m.FieldCondition(key="n", match=m.MatchExcept(**{"except": [1, 2, 3]})),
+            lambda: m.FieldCondition(
+                key="title", match=m.MatchText(text=r.choice(["beta", "gamma"]))
+            ),
+            lambda: m.FieldCondition(key="tags", values_count=m.ValuesCount(gte=r.randrange(3))),
+            lambda: m.IsNullCondition(is_null=m.PayloadField(key="color")),
+            lambda: m.FieldCondition(
+                key="when",
+                range=m.DatetimeRange(
+                    gte=datetime.datetime(2024, 1, 1)
+                    + datetime.timedelta(minutes=r.randrange(9999))
+                ),
+            ),
+            lambda: m.FieldCondition(key="meta.depth", range=m.Range(lte=r.randrange(3))),
+            lambda: (
+                m.FieldCondition(key="color", match=m.MatchValue(value=r.choice(COLORS)))
+                if r.random() < 0.5
+                else m.Filter(
+                    min_should=m.MinShould(
+                        conditions=[
+                            m.FieldCondition(key="color", match=m.MatchValue(value=c))
+                            for c in COLORS
+                        ]
+                        + [m.FieldCondition(key="tags", match=m.MatchValue(value=t)) for t in TAGS],
+                        min_count=2,
+                    )
+                )
+            ),
         ]
         roll = r.random()
         if roll < 0.3:
