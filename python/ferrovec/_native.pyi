@@ -114,6 +114,7 @@ class Collection:
         *,
         filter: _Filter | None = None,
         null_removes: bool = False,
+        key: str | None = None,
     ) -> int: ...
     def overwrite_payload(
         self, payload: _Payload, ids: _Ids | None = None, *, filter: _Filter | None = None

@@ -214,3 +214,20 @@ def test_delete_payload_paths(db):
     assert col.get([1])[0].payload == {"a": {"j": 2}, "arr": [], "objs": [{"y": 2}], "z": 0}
     with pytest.raises(ferrovec.InvalidInputError):
         col.delete_payload(["a..b"], [1])
+
+
+def test_set_payload_at_a_path(db):
+    """set_payload(key=path) merges into the object at the path, creating what is missing and
+    replacing a value of another type in the way; `[]` reaches every element."""
+    col = db.create_collection("k", dim=2)
+    payload = {"meta": {"a": 1}, "objs": [{"v": 1}, {"v": 2}], "n": 5}
+    col.upsert([1], np.ones((1, 2), dtype=np.float32), [payload])
+    col.set_payload({"b": 2}, [1], key="meta")
+    col.set_payload({"w": 0}, [1], key="objs[]")
+    col.set_payload({"x": 1}, [1], key="n.deep")  # n is a number: replaced by an object
+    col.set_payload({"v": None}, [1], key="objs[1]", null_removes=True)
+    assert col.get([1])[0].payload == {
+        "meta": {"a": 1, "b": 2},
+        "objs": [{"v": 1, "w": 0}, {"w": 0}],
+        "n": {"deep": {"x": 1}},
+    }

@@ -53,7 +53,7 @@ class World:
         if r.random() < 0.1:
             return None
         p: dict[str, Any] = {}
-        keys = ["color", "n", "price", "tags", "meta", "title", "when"]
+        keys = ["color", "n", "price", "tags", "meta", "title", "when", "objs"]
         r.shuffle(keys)
         for k in keys[: r.randint(0, len(keys))]:
             if k == "color":
@@ -66,6 +66,8 @@ class World:
                 p[k] = r.sample(TAGS, r.randint(0, 3))
             elif k == "meta":
                 p[k] = {"k": r.choice(COLORS), "depth": r.randrange(3)}
+            elif k == "objs":
+                p[k] = [{"v": r.randrange(3)} for _ in range(r.randint(0, 2))]
             elif k == "when":  # a datetime object: both store its ISO string
                 p[k] = datetime.datetime(2024, 1, 1) + datetime.timedelta(minutes=r.randrange(9999))
             else:
@@ -283,7 +285,8 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
             new = w.payload() or {"x": 1}
             if rng.random() < 0.3:
                 new[rng.choice(["color", "n", "tags", "meta"])] = None  # removes the key
-            both(ours, ref, "set_payload", "c", new, sel)
+            key = rng.choice([None, None, "meta", "meta.sub", "tags[]", "objs[0]", "new.deep"])
+            both(ours, ref, "set_payload", "c", new, sel, key=key)
         elif op == 4:
             sel = [w.pid() for _ in range(4)] if f is None else m.FilterSelector(filter=f)
             both(ours, ref, "overwrite_payload", "c", w.payload() or {}, sel)

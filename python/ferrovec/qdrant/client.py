@@ -646,11 +646,10 @@ class QdrantClient:
         shard_key_selector: Any = None,
         **kwargs: Any,
     ) -> Any:
-        if key is not None:
-            raise UnsupportedError("set_payload(key=...) (a nested key) is not supported yet")
-        # As on a Qdrant server, a None value removes its key.
+        # As on a Qdrant server, a None value removes its key; `key` is a path to the object
+        # the keys are set in (`a.b`, `a[].b`, `a[0]`).
         self._payload_op(
-            collection_name, points, "set_payload", cv.dump(payload), null_removes=True
+            collection_name, points, "set_payload", cv.dump(payload), null_removes=True, key=key
         )
         return cv.update_result()
 

@@ -340,6 +340,13 @@ pub enum PayloadOp {
     Set(Payload),
     /// Like `Set`, but a null value removes its key (Qdrant's `set_payload`).
     Merge(Payload),
+    /// Set these keys in the object at a path (`a.b`, `a[].b`, `a[0]`), as Qdrant's
+    /// `set_payload(key=...)`; see `filter::Path::set`.
+    SetAt {
+        path: crate::filter::Path,
+        payload: Payload,
+        null_removes: bool,
+    },
     /// Replace the whole payload.
     Overwrite(Payload),
     /// Remove the values at these keys: top-level names, or paths such as `a.b`, `a[].b`
@@ -377,6 +384,14 @@ impl PayloadOp {
                         current.insert(k.clone(), v.clone());
                     }
                 }
+                current
+            }
+            PayloadOp::SetAt {
+                path,
+                payload,
+                null_removes,
+            } => {
+                path.set(&mut current, payload, *null_removes);
                 current
             }
             PayloadOp::Overwrite(p) => p.clone(),

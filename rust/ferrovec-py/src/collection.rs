@@ -298,7 +298,10 @@ impl PyCollection {
     /// Set these top-level payload keys (keeping the others) on the points given by `ids` or
     /// `filter`; returns how many points changed. Logged and durable like an upsert.
     /// null_removes=True: a None value removes its key instead (Qdrant's set_payload).
-    #[pyo3(signature = (payload, ids = None, *, filter = None, null_removes = false))]
+    /// key: set the keys in the object at this path instead (`a.b`, `a[].b`, `a[0]`), creating
+    /// what is missing on the way, as Qdrant's set_payload(key=...).
+    #[pyo3(signature = (payload, ids = None, *, filter = None, null_removes = false, key = None))]
+    #[allow(clippy::too_many_arguments)]
     fn set_payload(
         &self,
         py: Python<'_>,
@@ -306,12 +309,18 @@ impl PyCollection {
         ids: Option<&Bound<'_, PyAny>>,
         filter: Option<&Bound<'_, PyAny>>,
         null_removes: bool,
+        key: Option<&str>,
     ) -> PyResult<usize> {
         let payload = payload_from_py(py, payload)?;
-        let op = if null_removes {
-            PayloadOp::Merge(payload)
-        } else {
-            PayloadOp::Set(payload)
+        let op = match key {
+            Some(key) => PayloadOp::SetAt {
+                path: ferrovec_core::filter::Path::parse(key, "key")
+                    .map_err(|e| crate::errors::to_py(py, e))?,
+                payload,
+                null_removes,
+            },
+            None if null_removes => PayloadOp::Merge(payload),
+            None => PayloadOp::Set(payload),
         };
         self.payload_op(py, op, ids, filter)
     }

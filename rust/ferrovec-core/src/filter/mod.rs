@@ -208,6 +208,72 @@ impl Path {
     }
 }
 
+impl Path {
+    /// Set `value`'s keys in the object at this path, as Qdrant's `set_payload(key=...)` does:
+    /// missing objects on the way are created and a value of another type in the way is
+    /// replaced (by an object at a key; by an empty array at `[n]` or `[]`, which then takes
+    /// nothing); `[]` applies to every element, `[n]` only to an element that exists. With
+    /// `null_removes`, a null in `value` removes its key.
+    pub fn set(
+        &self,
+        payload: &mut Map<String, Value>,
+        value: &Map<String, Value>,
+        null_removes: bool,
+    ) {
+        if let Some((Step::Key(first), rest)) = self.0.split_first() {
+            let slot = payload
+                .entry(first.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+            set_at(slot, rest, value, null_removes);
+        }
+    }
+}
+
+/// Merge `value` into the object `slot` leads to along `steps` (see `Path::set`).
+fn set_at(slot: &mut Value, steps: &[Step], value: &Map<String, Value>, null_removes: bool) {
+    match steps.split_first() {
+        None | Some((Step::Key(_), _)) if !slot.is_object() => {
+            *slot = Value::Object(Map::new());
+            set_at(slot, steps, value, null_removes);
+        }
+        None => {
+            if let Value::Object(m) = slot {
+                for (k, v) in value {
+                    if null_removes && v.is_null() {
+                        m.shift_remove(k);
+                    } else {
+                        m.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        Some((Step::Key(k), rest)) => {
+            if let Value::Object(m) = slot {
+                let next = m
+                    .entry(k.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                set_at(next, rest, value, null_removes);
+            }
+        }
+        Some((Step::Index(i), rest)) => match slot {
+            Value::Array(items) => {
+                if let Some(x) = items.get_mut(*i) {
+                    set_at(x, rest, value, null_removes);
+                }
+            }
+            other => *other = Value::Array(Vec::new()),
+        },
+        Some((Step::All, rest)) => match slot {
+            Value::Array(items) => {
+                for x in items {
+                    set_at(x, rest, value, null_removes);
+                }
+            }
+            other => *other = Value::Array(Vec::new()),
+        },
+    }
+}
+
 fn remove_in(v: &mut Value, steps: &[Step]) {
     match (steps, v) {
         ([Step::Key(k)], Value::Object(m)) => {
