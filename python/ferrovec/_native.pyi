@@ -38,7 +38,8 @@ __all__ = [
 _PointId = int | str
 _Payload = dict[str, Any]
 _Ids = Sequence[_PointId] | npt.NDArray[np.integer[Any]] | Iterable[_PointId]
-_PayloadSelector = bool | Sequence[str] | None
+# a bool, keys or paths to include (`a.b`, `a[].b`), {"include": [...]} or {"exclude": [...]}
+_PayloadSelector = bool | Sequence[str] | dict[str, Sequence[str]] | None
 _Distance = Literal["cosine", "dot", "euclid", "manhattan"]
 _Durability = Literal["fsync", "interval", "off"]
 # Qdrant's JSON filter as a dict, or a qdrant_client.models.Filter (anything with model_dump).

@@ -26,6 +26,17 @@ DIM = 8
 COLORS = ["red", "green", "blue", "black"]
 TAGS = ["a", "b", "c", "d", "e"]
 ZERO_ID = 7  # the one point that may get a zero vector
+# with_payload choices: booleans, keys, paths into objects and arrays, include and exclude.
+SELECTORS = [
+    True,
+    False,
+    ["color", "n"],
+    m.PayloadSelectorExclude(exclude=["meta"]),
+    ["meta.k", "objs[].v", "tags[]"],
+    m.PayloadSelectorInclude(include=["meta.depth", "n.x", "color"]),
+    m.PayloadSelectorExclude(exclude=["meta.k", "objs[].v", "tags"]),
+    ["objs[0]"],
+]
 
 
 def spelled(u: uuid.UUID, rng: random.Random) -> str:
@@ -312,9 +323,7 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
                 query_filter=f,
                 limit=rng.randint(1, 12),
                 offset=rng.choice([None, 0, 2]),
-                with_payload=rng.choice(
-                    [True, False, ["color", "n"], m.PayloadSelectorExclude(exclude=["meta"])]
-                ),
+                with_payload=rng.choice(SELECTORS),
                 with_vectors=rng.random() < 0.3,
                 score_threshold=rng.choice([None, None, 0.0]),
                 search_params=m.SearchParams(exact=True),
@@ -359,6 +368,7 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
                     limit=limit,
                     offset=offset,
                     with_vectors=rng.random() < 0.2,
+                    with_payload=rng.choice(SELECTORS),
                 )
                 if page is None or page[1] is None:
                     break
@@ -371,6 +381,7 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
                 "c",
                 [w.pid() for _ in range(5)],
                 with_vectors=rng.random() < 0.5,
+                with_payload=rng.choice(SELECTORS),
             )
         elif op == 14:
             q = [rng.uniform(-1, 1) for _ in range(DIM)]

@@ -810,10 +810,10 @@ class QdrantClient:
         **kwargs: Any,
     ) -> list[Any]:
         col = self._col(collection_name)
-        sel, exclude = cv.payload_selector(with_payload)
+        sel = cv.payload_selector(with_payload)
         wanted = [i for i in (cv.lookup_id(x) for x in ids) if i is not None]
         recs = col.get(wanted, with_payload=sel, with_vectors=cv.vector_selector(with_vectors))
-        return [cv.record(r, exclude) for r in recs]
+        return [cv.record(r) for r in recs]
 
     def scroll(
         self,
@@ -828,7 +828,7 @@ class QdrantClient:
     ) -> tuple[list[Any], Any]:
         _check_limit("limit", limit, 1)
         col = self._col(collection_name)
-        sel, exclude = cv.payload_selector(with_payload)
+        sel = cv.payload_selector(with_payload)
         if order_by is not None and offset is not None:
             raise InvalidInputError(
                 "Offset is not supported in conjunction with `order_by` scroll parameter"
@@ -841,7 +841,7 @@ class QdrantClient:
             with_payload=sel,
             with_vectors=cv.vector_selector(with_vectors),
         )
-        return [cv.record(r, exclude) for r in recs], nxt
+        return [cv.record(r) for r in recs], nxt
 
     def count(
         self, collection_name: str, count_filter: Any = None, exact: bool = True, **kwargs: Any
@@ -921,7 +921,7 @@ class QdrantClient:
                 with_vectors,
                 score_threshold,
             )
-        sel, exclude = cv.payload_selector(with_payload)
+        sel = cv.payload_selector(with_payload)
         hits = col.search(
             np.asarray(vector, dtype=np.float32),
             limit,
@@ -934,7 +934,7 @@ class QdrantClient:
             exact=bool(cv.field(search_params, "exact", False)),
             allow_zero=True,
         )
-        return [cv.scored_point(h, exclude) for h in _beyond(hits, col, score_threshold)]
+        return [cv.scored_point(h) for h in _beyond(hits, col, score_threshold)]
 
     def _search_mmr(
         self,
@@ -958,7 +958,7 @@ class QdrantClient:
         if not 0.0 <= diversity <= 1.0:
             raise InvalidInputError(f"MMR diversity must be between 0 and 1, got {diversity}")
         candidates = cv.field(mmr, "candidates_limit") or limit
-        sel, exclude = cv.payload_selector(with_payload)
+        sel = cv.payload_selector(with_payload)
         hits = col.search(
             np.asarray(vector, dtype=np.float32),
             candidates,
@@ -997,7 +997,7 @@ class QdrantClient:
         out_ = []
         for i in picked[offset:]:
             h = hits[i]
-            point = cv.scored_point(h, exclude)
+            point = cv.scored_point(h)
             if not keep_vectors:
                 point.vector = None
             out_.append(point)
@@ -1074,7 +1074,7 @@ class QdrantClient:
             r = reqs[0]
             limit = cv.field(r, "limit") or 10
             _check_limit("limit", limit, 1)
-            sel, exclude = cv.payload_selector(cv.field(r, "with_payload"))
+            sel = cv.payload_selector(cv.field(r, "with_payload"))
             params = cv.field(r, "params")
             offset = cv.field(r, "offset") or 0
             batch = col.search_batch(
@@ -1092,7 +1092,7 @@ class QdrantClient:
                 cv.make(
                     out.QueryResponse,
                     points=[
-                        cv.scored_point(h, exclude)
+                        cv.scored_point(h)
                         for h in _beyond(hits[offset:], col, cv.field(r, "score_threshold"))
                     ],
                 )
@@ -1167,16 +1167,17 @@ class QdrantClient:
             if full >= limit or len(hits) < k or k >= total:
                 break
             k *= 4
-        sel, exclude = cv.payload_selector(with_payload)
         chosen = list(groups.items())[:limit]
+        # Grouping needed whole payloads; the hits carry what `with_payload` asks for.
+        sel = cv.payload_selector(with_payload)
+        if sel is not True:
+            wanted = list({h.id: None for _, members in chosen for h in members})
+            payloads = {r.id: r.payload for r in col.get(wanted, with_payload=sel)}
+            for _, members in chosen:
+                for h in members:
+                    h.payload = payloads.get(h.id)
         return out.GroupsResult(
-            groups=[
-                out.PointGroup(
-                    id=value,
-                    hits=[_select_payload(h, sel, exclude) for h in members],
-                )
-                for value, members in chosen
-            ]
+            groups=[out.PointGroup(id=value, hits=members) for value, members in chosen]
         )
 
     # ----- the older calls that recent qdrant-client releases removed --------------------------
@@ -1442,16 +1443,6 @@ def _group_values(payload: dict[str, Any] | None, key: str) -> list[Any]:
         value = value.get(part)
     values = value if isinstance(value, list) else [value]
     return [v for v in values if isinstance(v, (str, int)) and not isinstance(v, bool)]
-
-
-def _select_payload(hit: Any, sel: Any, exclude: list[str] | None) -> Any:
-    payload = hit.payload
-    if sel is False:
-        payload = None
-    elif isinstance(sel, list) and payload is not None:
-        payload = {k: v for k, v in payload.items() if k in sel}
-    hit.payload = cv.drop_keys(payload, exclude)
-    return hit
 
 
 def _progress(progress: Progress | bool | None, total: int) -> Callable[..., None]:

@@ -148,22 +148,26 @@ def vector_params(config: Any) -> tuple[int, str]:
     return size, DISTANCES[distance]
 
 
-def payload_selector(with_payload: Any) -> tuple[Any, list[str] | None]:
-    """The native selector for `with_payload`, and keys to drop afterwards (exclude)."""
+def payload_selector(with_payload: Any) -> Any:
+    """The native selector for `with_payload`: a bool, a list of keys (paths such as `a.b`,
+    `a[].b`), or ``{"exclude": [...]}``."""
     if with_payload is None or with_payload is True:
-        return True, None
+        return True
     if with_payload is False:
-        return False, None
+        return False
     if isinstance(with_payload, str):
-        return [with_payload], None
+        raise InvalidInputError(
+            "with_payload must be a bool, a list of payload keys or a PayloadSelector, "
+            f"got a str: {with_payload!r}"
+        )
     if isinstance(with_payload, Sequence):
-        return list(with_payload), None
+        return list(with_payload)
     include = field(with_payload, "include")
     if include is not None:
-        return list(include), None
+        return list(include)
     exclude = field(with_payload, "exclude")
     if exclude is not None:
-        return True, list(exclude)
+        return {"exclude": list(exclude)}
     raise InvalidInputError(f"with_payload={with_payload!r} is not a payload selector")
 
 
@@ -177,12 +181,6 @@ def vector_selector(with_vectors: Any) -> bool:
             raise UnsupportedError(f"with_vectors={names}: named vectors are not supported yet")
         return bool(names)
     raise InvalidInputError(f"with_vectors={with_vectors!r} is not a vector selector")
-
-
-def drop_keys(payload: dict[str, Any] | None, exclude: list[str] | None) -> dict[str, Any] | None:
-    if payload is None or not exclude:
-        return payload
-    return {k: v for k, v in payload.items() if k not in exclude}
 
 
 def vector_out(v: Any) -> list[float] | None:
@@ -244,12 +242,12 @@ def _fast_defaults(cls: Any, sample: dict[str, Any]) -> dict[str, Any] | None:
     return defaults
 
 
-def scored_point(hit: Any, exclude: list[str] | None) -> Any:
+def scored_point(hit: Any) -> Any:
     values = {
         "id": hit.id,
         "version": 0,
         "score": float(hit.score),
-        "payload": hit.payload if exclude is None else drop_keys(hit.payload, exclude),
+        "payload": hit.payload,
         "vector": None if hit.vector is None else vector_out(hit.vector),
         "shard_key": None,
         "order_value": None,
@@ -266,11 +264,11 @@ def scored_point(hit: Any, exclude: list[str] | None) -> Any:
     return make(cls, **values)
 
 
-def record(rec: Any, exclude: list[str] | None) -> Any:
+def record(rec: Any) -> Any:
     return make(
         out.Record,
         id=rec.id,
-        payload=drop_keys(rec.payload, exclude),
+        payload=rec.payload,
         vector=vector_out(rec.vector),
         shard_key=None,
         order_value=None,

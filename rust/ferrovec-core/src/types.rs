@@ -227,8 +227,29 @@ impl Durability {
 pub enum PayloadSelector {
     None,
     All,
-    /// Only these top-level keys (in payload order); missing keys are left out.
-    Keys(Vec<String>),
+    /// Only what these keys name: top-level names or paths (`a.b`, `a[].b`), in payload
+    /// order; missing keys are left out. Made by [`PayloadSelector::include`].
+    Include(crate::filter::PathTree),
+    /// Everything but what these keys name. Made by [`PayloadSelector::exclude`].
+    Exclude(crate::filter::PathTree),
+}
+
+impl PayloadSelector {
+    fn tree(keys: &[String]) -> Result<crate::filter::PathTree> {
+        let paths = keys
+            .iter()
+            .map(|k| crate::filter::Path::parse(k, "with_payload"))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::filter::PathTree::new(&paths))
+    }
+
+    pub fn include(keys: &[String]) -> Result<Self> {
+        Ok(PayloadSelector::Include(Self::tree(keys)?))
+    }
+
+    pub fn exclude(keys: &[String]) -> Result<Self> {
+        Ok(PayloadSelector::Exclude(Self::tree(keys)?))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

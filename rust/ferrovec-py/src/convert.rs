@@ -243,13 +243,29 @@ pub fn selector_from_py(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Payl
             PayloadSelector::None
         });
     }
+    let bad = || {
+        invalid(
+            py,
+            "with_payload must be a bool, a list of keys, or {\"include\": [...]} or {\"exclude\": [...]}",
+        )
+    };
     if obj.is_instance_of::<PyString>() {
-        return Err(invalid(py, "with_payload must be a bool or a list of keys"));
+        return Err(bad());
     }
-    let keys: Vec<String> = obj
-        .extract()
-        .map_err(|_| invalid(py, "with_payload must be a bool or a list of keys"))?;
-    Ok(PayloadSelector::Keys(keys))
+    let selector = if let Ok(d) = obj.cast::<PyDict>() {
+        match (d.get_item("include")?, d.get_item("exclude")?, d.len()) {
+            (Some(keys), None, 1) => {
+                PayloadSelector::include(&keys.extract::<Vec<String>>().map_err(|_| bad())?)
+            }
+            (None, Some(keys), 1) => {
+                PayloadSelector::exclude(&keys.extract::<Vec<String>>().map_err(|_| bad())?)
+            }
+            _ => return Err(bad()),
+        }
+    } else {
+        PayloadSelector::include(&obj.extract::<Vec<String>>().map_err(|_| bad())?)
+    };
+    selector.map_err(|e| crate::errors::to_py(py, e))
 }
 
 /// A float32 matrix borrowed from numpy, or converted (once) when it is not float32 C-order.

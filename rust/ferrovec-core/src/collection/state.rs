@@ -350,16 +350,17 @@ impl State {
         let Some(bytes) = bytes else {
             return Ok(Some(Payload::new()));
         };
-        let mut p: Payload = serde_json::from_slice(bytes).map_err(|e| {
+        let p: Payload = serde_json::from_slice(bytes).map_err(|e| {
             Error::corrupt(
                 PathBuf::from("segments"),
                 format!("stored payload is not valid JSON: {e}"),
             )
         })?;
-        if let PayloadSelector::Keys(keys) = sel {
-            p.retain(|k, _| keys.iter().any(|want| want == k));
-        }
-        Ok(Some(p))
+        Ok(Some(match sel {
+            PayloadSelector::Include(tree) => tree.include_map(&p),
+            PayloadSelector::Exclude(tree) => tree.exclude_map(&p),
+            PayloadSelector::None | PayloadSelector::All => p,
+        }))
     }
 
     pub fn record(

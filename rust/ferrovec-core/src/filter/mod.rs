@@ -128,7 +128,7 @@ pub fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
 }
 
 /// One step of a key path.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
     Key(String),
     /// `[]`: every element of an array.
@@ -137,8 +137,104 @@ pub enum Step {
     Index(usize),
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Path(pub Vec<Step>);
+
+/// The keys of a payload selector (`with_payload=[...]`, or an exclude list) merged into a
+/// prefix tree, applied the way Qdrant applies them: object keys by name, `[]` to every element
+/// of an array; `[n]` selects nothing; a shorter path takes in everything under it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PathTree {
+    keys: std::collections::BTreeMap<String, Sub>,
+    items: Option<Sub>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Sub {
+    All,
+    Tree(Box<PathTree>),
+}
+
+impl Sub {
+    fn include(&self, v: &Value) -> Value {
+        match self {
+            Sub::All => v.clone(),
+            Sub::Tree(t) => t.include(v),
+        }
+    }
+}
+
+impl PathTree {
+    pub fn new(paths: &[Path]) -> Self {
+        let mut tree = PathTree::default();
+        for p in paths {
+            tree.insert(&p.0);
+        }
+        tree
+    }
+
+    fn insert(&mut self, steps: &[Step]) {
+        let Some((first, rest)) = steps.split_first() else {
+            return;
+        };
+        let slot = match first {
+            Step::Key(k) => self
+                .keys
+                .entry(k.clone())
+                .or_insert_with(|| Sub::Tree(Box::default())),
+            Step::All => self.items.get_or_insert_with(|| Sub::Tree(Box::default())),
+            Step::Index(_) => return, // selects nothing, but its parent stays a tree
+        };
+        if rest.is_empty() {
+            *slot = Sub::All;
+        } else if let Sub::Tree(t) = slot {
+            t.insert(rest);
+        }
+    }
+
+    /// Only the parts of `payload` the paths name, in payload order.
+    pub fn include_map(&self, payload: &Map<String, Value>) -> Map<String, Value> {
+        payload
+            .iter()
+            .filter_map(|(k, x)| self.keys.get(k).map(|s| (k.clone(), s.include(x))))
+            .collect()
+    }
+
+    fn include(&self, v: &Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(self.include_map(m)),
+            Value::Array(items) => match &self.items {
+                None => Value::Array(Vec::new()),
+                Some(s) => Value::Array(items.iter().map(|x| s.include(x)).collect()),
+            },
+            other => other.clone(),
+        }
+    }
+
+    /// `payload` without the parts the paths name.
+    pub fn exclude_map(&self, payload: &Map<String, Value>) -> Map<String, Value> {
+        payload
+            .iter()
+            .filter_map(|(k, x)| match self.keys.get(k) {
+                None => Some((k.clone(), x.clone())),
+                Some(Sub::All) => None,
+                Some(Sub::Tree(t)) => Some((k.clone(), t.exclude(x))),
+            })
+            .collect()
+    }
+
+    fn exclude(&self, v: &Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(self.exclude_map(m)),
+            Value::Array(items) => match &self.items {
+                None => v.clone(),
+                Some(Sub::All) => Value::Array(Vec::new()),
+                Some(Sub::Tree(t)) => Value::Array(items.iter().map(|x| t.exclude(x)).collect()),
+            },
+            other => other.clone(),
+        }
+    }
+}
 
 impl Path {
     pub fn parse(key: &str, at: &str) -> Result<Path> {
