@@ -833,9 +833,12 @@ class QdrantClient:
             raise InvalidInputError(
                 "Offset is not supported in conjunction with `order_by` scroll parameter"
             )
+        start = None if offset is None else cv.lookup_id(offset)
+        if offset is not None and start is None:
+            return [], None  # an offset that is no valid id finds nothing, as in local mode
         recs, nxt = col.scroll(
             limit,
-            None if offset is None else cv.point_id(offset),
+            start,
             filter=cv.filter_dict(scroll_filter),
             order_by=cv.dump(order_by),
             with_payload=sel,
