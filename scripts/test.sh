@@ -12,8 +12,11 @@ python3 -m venv .venv
 # shellcheck disable=SC1091
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-python -m pip install -q "maturin>=1.7,<2" "numpy>=1.21" "pytest>=8" pytest-timeout hypothesis ruff mypy qdrant-client zstandard \
-  langchain-core langchain-qdrant langchain-tests llama-index-core llama-index-vector-stores-qdrant
+# The peers the compatibility tests compare against are pinned to the versions they were
+# checked with: qdrant-client's local mode is the reference for the Qdrant client's semantics.
+python -m pip install -q "maturin>=1.7,<2" "numpy>=1.21" "pytest>=8" pytest-timeout hypothesis ruff mypy zstandard \
+  qdrant-client==1.20.0 langchain-core==1.7.2 langchain-qdrant==1.1.0 langchain-tests==1.1.9 \
+  llama-index-core==0.14.25 llama-index-vector-stores-qdrant==0.10.4
 
 step "rust: format and lints"
 cargo fmt --all -- --check
