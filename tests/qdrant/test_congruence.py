@@ -312,6 +312,25 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
             )
         elif op == 6:
             both(ours, ref, "clear_payload", "c", [w.pid() for _ in range(2)])
+        elif op == 8 and rng.random() < 0.5:
+            # Several queries at once: plain vectors with equal parameters run as one native
+            # batch, mixed ones one by one; unset with_payload means none in a request object.
+            same = rng.random() < 0.5
+            shared = {
+                "limit": rng.randint(1, 6),
+                "filter": f,
+                "with_payload": rng.choice([None, True]),
+            }
+            reqs = [
+                m.QueryRequest(
+                    query=[rng.uniform(-1, 1) for _ in range(DIM)],
+                    # no params: local mode warns about them, and ferrovec scans collections
+                    # under full_scan_threshold exactly anyway
+                    **(shared if same else {"limit": rng.randint(1, 6), "filter": w.filter()}),
+                )
+                for _ in range(rng.randint(1, 4))
+            ]
+            both(ours, ref, "query_batch_points", "c", reqs)
         elif op in (7, 8):
             q = [rng.uniform(-1, 1) for _ in range(DIM)]
             both(

@@ -1077,7 +1077,8 @@ class QdrantClient:
             r = reqs[0]
             limit = cv.field(r, "limit") or 10
             _check_limit("limit", limit, 1)
-            sel = cv.payload_selector(cv.field(r, "with_payload"))
+            # A QueryRequest's with_payload=None means no payload (query_points' default is True).
+            sel = cv.payload_selector(_or_false(cv.field(r, "with_payload")))
             params = cv.field(r, "params")
             offset = cv.field(r, "offset") or 0
             batch = col.search_batch(
@@ -1111,8 +1112,8 @@ class QdrantClient:
                 search_params=cv.field(r, "params"),
                 limit=cv.field(r, "limit") or 10,
                 offset=cv.field(r, "offset"),
-                with_payload=cv.field(r, "with_payload", True),
-                with_vectors=cv.field(r, "with_vector", False),
+                with_payload=_or_false(cv.field(r, "with_payload")),
+                with_vectors=_or_false(cv.field(r, "with_vector")),
                 score_threshold=cv.field(r, "score_threshold"),
                 lookup_from=cv.field(r, "lookup_from"),
             )
@@ -1238,8 +1239,8 @@ class QdrantClient:
                 search_params=cv.field(r, "params"),
                 limit=cv.field(r, "limit") or 10,
                 offset=cv.field(r, "offset"),
-                with_payload=cv.field(r, "with_payload", True),
-                with_vectors=cv.field(r, "with_vector", False),
+                with_payload=_or_false(cv.field(r, "with_payload")),
+                with_vectors=_or_false(cv.field(r, "with_vector")),
                 score_threshold=cv.field(r, "score_threshold"),
             )
             for r in requests
@@ -1366,6 +1367,12 @@ class QdrantClient:
             )
         native.restore_snapshot(archive, str(self._path), collection=name, replace=True)
         return True
+
+
+def _or_false(selector: Any) -> Any:
+    """A request object's with_payload / with_vector: unset (None) means none, unlike the
+    keyword arguments of query_points and search, whose default is the payload."""
+    return False if selector is None else selector
 
 
 def _condition(update_filter: Any, update_mode: Any) -> tuple[dict[str, Any] | None, str] | None:
