@@ -98,6 +98,9 @@ class Collection:
         *,
         allow_zero: bool = False,
     ) -> Awaitable[None]: ...
+    def update_vectors(
+        self, ids: _Ids, vectors: npt.ArrayLike, *, allow_zero: bool = False
+    ) -> list[_PointId]: ...
     def get(
         self,
         ids: _Ids,

@@ -231,3 +231,19 @@ def test_set_payload_at_a_path(db):
         "objs": [{"v": 1, "w": 0}, {"w": 0}],
         "n": {"deep": {"x": 1}},
     }
+
+
+def test_update_vectors_keeps_payloads(tmp_path):
+    """update_vectors replaces the vectors of the points that exist, keeps their payloads as
+    stored, leaves the missing ids alone, and is a logged write like any other."""
+    with ferrovec.open(tmp_path / "db") as db:
+        col = db.create_collection("u", dim=2, distance="dot")
+        col.upsert([1, 2], np.eye(2, dtype=np.float32), [{"k": [1, {"x": None}]}, None])
+        found = col.update_vectors([2, 9, 1], np.array([[3, 0], [1, 1], [0, 5]], np.float32))
+        assert found == [2, 1]
+        del col
+    with ferrovec.open(tmp_path / "db") as db:
+        recs = {r.id: r for r in db.collection("u").get([1, 2, 9], with_vectors=True)}
+    assert sorted(recs) == [1, 2]
+    assert recs[1].payload == {"k": [1, {"x": None}]} and recs[1].vector.tolist() == [0, 5]
+    assert recs[2].payload == {} and recs[2].vector.tolist() == [3, 0]

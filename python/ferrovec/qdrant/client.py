@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 import ferrovec._native as native
-from ferrovec._batch import last_wins
+from ferrovec._batch import last_wins, take
 from ferrovec.errors import (
     CollectionNotFoundError,
     CorruptionError,
@@ -164,15 +164,13 @@ class QdrantClient:
             raise UnsupportedError("sparse vectors are not supported yet (a later issue)")
         if init_from is not None:
             raise UnsupportedError("init_from is not supported; use qdrant_client.migrate")
-        size, distance = cv.vector_params(vectors_config)
-        hnsw = self._hnsw(cv.field(vectors_config, "hnsw_config") or hnsw_config, size)
+        size, distance, vector_hnsw = cv.vector_params(vectors_config)
+        hnsw = self._hnsw(vector_hnsw or hnsw_config, size)
         optimizer = self._optimizer(optimizers_config, size)
         with self._lock:
             if collection_name in self._aliases:
                 raise InvalidInputError(f"Alias {collection_name} already exists")
-            if collection_name in self._db.list_collections():
-                raise InvalidInputError(f"Collection {collection_name} already exists")
-            self._db.create_collection(
+            self._db.create_collection(  # CollectionExistsError (a ValueError) if it exists
                 collection_name,
                 size,
                 distance,  # type: ignore[arg-type]
@@ -427,9 +425,7 @@ class QdrantClient:
         with self._lock:  # the check and the write, as one step for this client
             keep = self._conditional(col, ids, *when)
             if len(keep) < len(ids):
-                ids = [ids[n] for n in keep]
-                vectors = np.asarray(vectors, dtype=np.float32)[keep]
-                payloads = None if payloads is None else [payloads[n] for n in keep]
+                ids, vectors, payloads = take(ids, vectors, payloads, keep)
             if ids:
                 col.upsert(ids, vectors, payloads, allow_zero=True)
 
@@ -440,11 +436,8 @@ class QdrantClient:
         """Positions in `ids` that a conditional upsert writes, by Qdrant's rules: an existing
         point only if it matches `flt` (and the mode is not insert_only), a new one unless the
         mode is update_only."""
-        existing = {r.id for r in col.get(ids, with_payload=False)}
-        updatable = existing
-        if flt is not None and existing:
-            match = {"must": [flt, {"has_id": list(existing)}]}
-            updatable = {r.id for r in col.scroll(len(existing), filter=match)[0]}
+        existing = _existing(col, ids)
+        updatable = existing if flt is None else _existing(col, list(existing), flt)
         keep = []
         for n, pid in enumerate(ids):
             if pid in existing:
@@ -682,7 +675,7 @@ class QdrantClient:
         if not ids:
             raise InvalidInputError("Empty update request")
         with self._lock:
-            found = {r.id for r in col.get(ids, with_payload=False)}
+            found = _existing(col, ids)
             present = [i for i in ids if i in found]
             if present:
                 getattr(col, op)(*args, list(dict.fromkeys(present)), **options)
@@ -701,30 +694,27 @@ class QdrantClient:
         **kwargs: Any,
     ) -> Any:
         """Replace the vectors of existing points (those matching ``update_filter``, if given),
-        keeping their payloads. As on a Qdrant server, the points that exist are updated, then
-        PointNotFoundError names the first that does not."""
+        keeping their payloads (one logged write in the core). As on a Qdrant server, the points
+        that exist are updated, then PointNotFoundError names the first that does not."""
         col = self._col(collection_name)
-        ids = [cv.point_id(cv.field(p, "id")) for p in points]
-        vectors = [
+        ids_asked = [cv.point_id(cv.field(p, "id")) for p in points]
+        ids: list[int | str] = list(ids_asked)
+        vectors: Any = [
             cv.dense_vector(cv.field(p, "vector"), f"points[{i}].vector")
             for i, p in enumerate(points)
         ]
         flt = cv.filter_dict(update_filter)
-        with self._lock:
-            found = {r.id: r.payload for r in col.get(ids, with_payload=True)}
-            chosen = set(found)
-            if flt is not None and found:
-                match = {"must": [flt, {"has_id": list(found)}]}
-                chosen = {r.id for r in col.scroll(len(found), filter=match)[0]}
-            keep = [n for n, i in enumerate(ids) if i in chosen]
-            if keep:
-                self._write(
-                    col,
-                    [ids[n] for n in keep],
-                    [vectors[n] for n in keep],
-                    [found[ids[n]] for n in keep],
-                )
-        missing = [i for i in ids if i not in found]
+        ids, vectors, _ = last_wins(ids, vectors, None)
+        found = _existing(col, ids)
+        if flt is not None:
+            # Only the points that match; the core writes the rest in one logged step.
+            matching = _existing(col, ids, flt)
+            ids, vectors, _ = take(
+                ids, vectors, None, [n for n, i in enumerate(ids) if i in matching]
+            )
+        if ids:
+            col.update_vectors(ids, vectors, allow_zero=True)
+        missing = [i for i in ids_asked if i not in found]
         if missing:
             raise PointNotFoundError(f"No point with id {missing[0]} found")
         return cv.update_result()
@@ -1367,6 +1357,18 @@ class QdrantClient:
             )
         native.restore_snapshot(archive, str(self._path), collection=name, replace=True)
         return True
+
+
+def _existing(
+    col: native.Collection, ids: list[Any], flt: dict[str, Any] | None = None
+) -> set[Any]:
+    """Those of `ids` that are points of `col` (and match `flt`, if given)."""
+    if not ids:
+        return set()
+    if flt is None:
+        return {r.id for r in col.get(ids, with_payload=False)}
+    match = {"must": [flt, {"has_id": list(ids)}]}
+    return {r.id for r in col.scroll(len(ids), filter=match, with_payload=False)[0]}
 
 
 def _or_false(selector: Any) -> Any:

@@ -123,9 +123,9 @@ def check_using(using: str | None) -> None:
         )
 
 
-def vector_params(config: Any) -> tuple[int, str]:
-    """(size, native distance) of a collection's vectors config (one VectorParams, or
-    ``{"": VectorParams}``)."""
+def vector_params(config: Any) -> tuple[int, str, Any]:
+    """(size, native distance, its hnsw_config) of a collection's vectors config (one
+    VectorParams, or ``{"": VectorParams}``)."""
     if isinstance(config, Mapping):
         names = list(config)
         if names != [""]:
@@ -142,10 +142,9 @@ def vector_params(config: Any) -> tuple[int, str]:
         raise InvalidInputError(f"vector size must be a positive integer, got {size!r}")
     if distance not in DISTANCES:
         raise InvalidInputError(f"unknown distance {distance!r}; expected one of {list(DISTANCES)}")
-    for key in ("multivector_config",):
-        if field(config, key) is not None:
-            raise UnsupportedError(f"VectorParams.{key} is not supported yet")
-    return size, DISTANCES[distance]
+    if field(config, "multivector_config") is not None:
+        raise UnsupportedError("VectorParams.multivector_config is not supported yet")
+    return size, DISTANCES[distance], field(config, "hnsw_config")
 
 
 def payload_selector(with_payload: Any) -> Any:

@@ -288,7 +288,7 @@ pub fn write_deleted(
 }
 
 /// Segments whose f32 vectors take at least this many bytes rescore with pread (see
-/// `Segment::open_with`). Measured with `benches/bench_ann.py`: at 1M x 384 (1.5 GiB) pread cost
+/// `Segment::open`). Measured with `benches/bench_ann.py`: at 1M x 384 (1.5 GiB) pread cost
 /// 5% of QPS and kept serving at 579 MiB instead of 1,960 MiB; at 100k x 384 (150 MiB) it cost
 /// 35% of QPS to save at most the segment's 150 MiB, so smaller segments read the mapping.
 pub const PREAD_MIN_BYTES: u64 = 256 << 20;
@@ -337,31 +337,6 @@ impl Segment {
         has_graph: bool,
         has_codes: bool,
     ) -> Result<Arc<Self>> {
-        let seg = Self::open_with(
-            fs,
-            dir,
-            id,
-            rows,
-            dim,
-            has_graph,
-            has_codes,
-            PREAD_MIN_BYTES,
-        )?;
-        Ok(Arc::new(seg))
-    }
-
-    /// `open`, rescoring with pread when the vectors take at least `pread_min_bytes`.
-    #[allow(clippy::too_many_arguments)]
-    fn open_with(
-        fs: Arc<dyn FileSystem>,
-        dir: &Path,
-        id: u64,
-        rows: usize,
-        dim: u32,
-        has_graph: bool,
-        has_codes: bool,
-        pread_min_bytes: u64,
-    ) -> Result<Self> {
         let vec_path = dir.join(vec_name(id));
         let vectors = fs.map(&vec_path)?;
         let (h, body) = Header::decode_whole(FileKind::Vectors, &vectors, &vec_path, false)?;
@@ -413,12 +388,12 @@ impl Segment {
         // rows are read with pread: a fault on the mapping maps up to 64 KiB of cached pages
         // around each row (the kernel's fault-around, which MADV_RANDOM does not turn off), so
         // serving would soon hold all the f32 vectors resident on top of the codes.
-        let row_file = if has_codes && expect_bytes >= pread_min_bytes {
+        let row_file = if has_codes && expect_bytes >= PREAD_MIN_BYTES {
             Some(fs.open_read(&vec_path)?)
         } else {
             None
         };
-        Ok(Segment {
+        Ok(Arc::new(Segment {
             id,
             rows,
             dim: dim as usize,
@@ -433,7 +408,7 @@ impl Segment {
             codes: OnceLock::new(),
             indexes: Mutex::new(BTreeMap::new()),
             fs,
-        })
+        }))
     }
 
     /// All vectors, row-major.
@@ -454,7 +429,8 @@ impl Segment {
         metric: Distance,
         q: &'a [f32],
     ) -> impl FnMut(u32) -> Result<f32> + 'a {
-        let mut buf = vec![0f32; self.dim];
+        // Only the pread path needs a buffer (allocated on its first row).
+        let mut buf = Vec::new();
         move |row| {
             let row = row as usize;
             if row >= self.rows {
@@ -465,6 +441,7 @@ impl Segment {
             }
             match &self.row_file {
                 Some(f) => {
+                    buf.resize(self.dim, 0f32);
                     let at = HEADER_LEN as u64 + (row * self.dim * 4) as u64;
                     f.read_exact_at(bytemuck::cast_slice_mut(&mut buf), at)?;
                     Ok(hnsw::dist(metric, q, &buf))
@@ -781,17 +758,13 @@ mod tests {
         let fs: Arc<dyn FileSystem> = Arc::new(OsFs);
         write_segment(&*fs, dir.path(), 1, dim as u32, &data, Some(&graph), true)
             .expect("write segment");
-        let small = Segment::open(fs.clone(), dir.path(), 1, rows, dim as u32, true, true);
-        assert!(
-            small.expect("open").row_file.is_none(),
-            "a small segment reads its mapping"
-        );
-        let seg = Segment::open_with(fs, dir.path(), 1, rows, dim as u32, true, true, 0);
-        let seg = seg.expect("open");
-        assert!(
-            seg.row_file.is_some(),
-            "a large segment rescores with pread"
-        );
+        let mut seg =
+            Segment::open(fs.clone(), dir.path(), 1, rows, dim as u32, true, true).expect("open");
+        assert!(seg.row_file.is_none(), "a small segment reads its mapping");
+        // As `open` does for a segment of PREAD_MIN_BYTES or more.
+        let rows_path = dir.path().join(vec_name(1));
+        Arc::get_mut(&mut seg).expect("one handle").row_file =
+            Some(fs.open_read(&rows_path).expect("open for pread"));
         let q: Vec<f32> = (0..dim).map(|i| i as f32 / dim as f32).collect();
         let mut exact = seg.rescorer(Distance::Dot, &q);
         for row in [0u32, 1, 150, rows as u32 - 1] {

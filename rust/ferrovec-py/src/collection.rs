@@ -124,9 +124,10 @@ fn search_params(
     with_vectors: bool,
     ef: Option<usize>,
     exact: bool,
-    filter: Option<Filter>,
+    filter: Option<&Bound<'_, PyAny>>,
     allow_zero: bool,
 ) -> PyResult<SearchParams> {
+    let filter = filter_from_py(py, filter)?;
     if k == 0 {
         return Err(invalid(py, "k must be at least 1"));
     }
@@ -238,6 +239,32 @@ impl PyCollection {
             },
             |py, ()| Ok(py.None()),
         )
+    }
+
+    /// Replace the vectors of the points given by `ids` that exist, keeping their payloads,
+    /// as one logged write; returns the ids found (the others are left alone). Ids must be
+    /// distinct. allow_zero as in upsert.
+    #[pyo3(signature = (ids, vectors, *, allow_zero = false))]
+    fn update_vectors(
+        &self,
+        py: Python<'_>,
+        ids: &Bound<'_, PyAny>,
+        vectors: &Bound<'_, PyAny>,
+        allow_zero: bool,
+    ) -> PyResult<Py<PyList>> {
+        let found = match self.upsert_input(py, ids, vectors, None)? {
+            Some((ids, m, _)) => {
+                let slice = m.as_slice();
+                let col = &self.col;
+                run_detached(py, || col.update_vectors(&ids, slice, allow_zero))?
+            }
+            None => Vec::new(),
+        };
+        let out = PyList::empty(py);
+        for id in &found {
+            out.append(id_to_py(py, id)?)?;
+        }
+        Ok(out.unbind())
     }
 
     /// Points by id, in the order asked; ids that do not exist are left out.
@@ -478,7 +505,7 @@ impl PyCollection {
             with_vectors,
             ef,
             exact,
-            filter_from_py(py, filter)?,
+            filter,
             allow_zero,
         )?;
         let q = vector_from_py(py, vector, "vector")?;
@@ -514,7 +541,7 @@ impl PyCollection {
             with_vectors,
             ef,
             exact,
-            filter_from_py(py, filter)?,
+            filter,
             allow_zero,
         )?;
         let q = vector_from_py(py, vector, "vector")?;
@@ -555,7 +582,7 @@ impl PyCollection {
             with_vectors,
             ef,
             exact,
-            filter_from_py(py, filter)?,
+            filter,
             allow_zero,
         )?;
         let m = self.queries(py, vectors)?;
@@ -590,7 +617,7 @@ impl PyCollection {
             with_vectors,
             ef,
             exact,
-            filter_from_py(py, filter)?,
+            filter,
             allow_zero,
         )?;
         let m = self.queries(py, vectors)?;

@@ -474,6 +474,40 @@ impl Collection {
         Ok(n)
     }
 
+    /// Replace the vectors of the points of `ids` that exist, keeping their payloads, as one
+    /// logged write (Qdrant's `update_vectors`); returns the ids that were found. `vectors`
+    /// holds one row per id; ids must be distinct. `allow_zero` as in `upsert_with`.
+    pub fn update_vectors(
+        &self,
+        ids: &[PointId],
+        vectors: &[f32],
+        allow_zero: bool,
+    ) -> Result<Vec<PointId>> {
+        self.check_open()?;
+        let dim = self.dim();
+        if vectors.len() != ids.len() * dim {
+            return Err(Error::invalid(format!(
+                "got {} ids but {} vector values; expected vectors of dimension {dim}",
+                ids.len(),
+                vectors.len()
+            )));
+        }
+        validate_ids(ids, true)?;
+        let vectors = self.prepare_vectors(vectors, "vectors", allow_zero)?;
+        let guard = self.writer.lock();
+        self.check_open()?;
+        let plan = self.state.read().plan_vector_update(ids, &vectors, dim)?;
+        if plan.ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = plan.ids.clone();
+        let seq = self.log_upsert(&plan.ids, &plan.vectors, &plan.payloads)?;
+        self.state.write().apply_payload_plan(plan, dim);
+        drop(guard);
+        self.after_write(seq)?;
+        Ok(found)
+    }
+
     fn after_write(&self, seq: Option<u64>) -> Result<()> {
         self.note_write();
         let (Some(wal), Some(seq)) = (&self.wal, seq) else {

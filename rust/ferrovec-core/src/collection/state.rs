@@ -274,7 +274,28 @@ impl State {
         Ok(plan)
     }
 
-    /// Apply a plan: each point is rewritten into the appendable rows with its new payload.
+    /// New vectors (`vectors` holds one row per id, normalised already) for the points of
+    /// `ids` that exist, keeping their payloads as stored. Ids must be distinct.
+    pub fn plan_vector_update(
+        &self,
+        ids: &[PointId],
+        vectors: &[f32],
+        dim: usize,
+    ) -> Result<PayloadPlan> {
+        let mut plan = PayloadPlan::default();
+        for (id, v) in ids.iter().zip(vectors.chunks_exact(dim)) {
+            let Some(loc) = self.locate(id)? else {
+                continue;
+            };
+            plan.vectors.extend_from_slice(v);
+            plan.ids.push(id.clone());
+            plan.payloads.push(self.payload_bytes(loc)?.map(Box::from));
+            plan.found.push((loc.source != MEM).then_some(loc));
+        }
+        Ok(plan)
+    }
+
+    /// Apply a plan: each point is rewritten into the appendable rows (new payload or vector).
     pub fn apply_payload_plan(&mut self, plan: PayloadPlan, dim: usize) -> usize {
         let n = plan.ids.len();
         self.apply_upsert(&plan.ids, &plan.vectors, plan.payloads, &plan.found, dim);
@@ -338,16 +359,20 @@ impl State {
         }
     }
 
+    /// A point's payload as stored (JSON), `None` if it has none.
+    fn payload_bytes(&self, loc: Loc) -> Result<Option<&[u8]>> {
+        if loc.source == MEM {
+            Ok(self.mem.payloads[loc.row as usize].as_deref())
+        } else {
+            self.sources[loc.source as usize].payload(loc.row as usize)
+        }
+    }
+
     pub fn payload(&self, loc: Loc, sel: &PayloadSelector) -> Result<Option<Payload>> {
         if *sel == PayloadSelector::None {
             return Ok(None);
         }
-        let bytes = if loc.source == MEM {
-            self.mem.payloads[loc.row as usize].as_deref()
-        } else {
-            self.sources[loc.source as usize].payload(loc.row as usize)?
-        };
-        let Some(bytes) = bytes else {
+        let Some(bytes) = self.payload_bytes(loc)? else {
             return Ok(Some(Payload::new()));
         };
         let p: Payload = serde_json::from_slice(bytes).map_err(|e| {
