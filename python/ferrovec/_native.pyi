@@ -46,6 +46,14 @@ _Durability = Literal["fsync", "interval", "off"]
 _Filter = dict[str, Any] | Any
 _IndexType = Literal["keyword", "integer", "float", "bool", "datetime", "uuid", "geo", "text"]
 _OrderBy = str | dict[str, Any]
+# One (n, dim) array, or for named vectors a dict of one per name.
+_Vectors = npt.ArrayLike | dict[str, npt.ArrayLike]
+# A point's vector: an array, or for named vectors a dict of one per name.
+_Vector = npt.NDArray[np.float32] | dict[str, npt.NDArray[np.float32]]
+
+class _VectorSpec(TypedDict, total=False):
+    dim: int
+    distance: _Distance
 
 _Progress = Callable[[int, int], object]
 _T = TypeVar("_T")
@@ -61,7 +69,7 @@ class Record:
     @property
     def payload(self) -> _Payload | None: ...
     @property
-    def vector(self) -> npt.NDArray[np.float32] | None: ...
+    def vector(self) -> _Vector | None: ...
 
 @final
 class Hit:
@@ -72,20 +80,22 @@ class Hit:
     @property
     def payload(self) -> _Payload | None: ...
     @property
-    def vector(self) -> npt.NDArray[np.float32] | None: ...
+    def vector(self) -> _Vector | None: ...
 
 @final
 class Collection:
     @property
     def name(self) -> str: ...
     @property
-    def dim(self) -> int: ...
+    def dim(self) -> int | None: ...
     @property
-    def distance(self) -> str: ...
+    def distance(self) -> str | None: ...
+    @property
+    def vectors(self) -> dict[str, dict[str, Any]]: ...
     def upsert(
         self,
         ids: _Ids,
-        vectors: npt.ArrayLike,
+        vectors: _Vectors,
         payloads: Sequence[_Payload | None] | None = None,
         *,
         allow_zero: bool = False,
@@ -93,14 +103,17 @@ class Collection:
     def upsert_async(
         self,
         ids: _Ids,
-        vectors: npt.ArrayLike,
+        vectors: _Vectors,
         payloads: Sequence[_Payload | None] | None = None,
         *,
         allow_zero: bool = False,
     ) -> Awaitable[None]: ...
     def update_vectors(
-        self, ids: _Ids, vectors: npt.ArrayLike, *, allow_zero: bool = False
+        self, ids: _Ids, vectors: _Vectors, *, allow_zero: bool = False
     ) -> list[_PointId]: ...
+    def delete_vectors(
+        self, names: Sequence[str], ids: _Ids | None = None, *, filter: _Filter | None = None
+    ) -> int: ...
     def get(
         self,
         ids: _Ids,
@@ -150,6 +163,7 @@ class Collection:
         ef: int | None = None,
         exact: bool = False,
         allow_zero: bool = False,
+        using: str | None = None,
     ) -> list[Hit]: ...
     def search_async(
         self,
@@ -164,6 +178,7 @@ class Collection:
         ef: int | None = None,
         exact: bool = False,
         allow_zero: bool = False,
+        using: str | None = None,
     ) -> Awaitable[list[Hit]]: ...
     def search_batch(
         self,
@@ -177,6 +192,7 @@ class Collection:
         ef: int | None = None,
         exact: bool = False,
         allow_zero: bool = False,
+        using: str | None = None,
     ) -> list[list[Hit]]: ...
     def search_batch_async(
         self,
@@ -190,6 +206,7 @@ class Collection:
         ef: int | None = None,
         exact: bool = False,
         allow_zero: bool = False,
+        using: str | None = None,
     ) -> Awaitable[list[list[Hit]]]: ...
     def scroll(
         self,
@@ -215,10 +232,11 @@ class Database:
     def create_collection(
         self,
         name: str,
-        dim: int,
+        dim: int | None = None,
         distance: _Distance = "cosine",
         exist_ok: bool = False,
         *,
+        vectors: dict[str, _VectorSpec] | None = None,
         hnsw: dict[str, int] | None = None,
         optimizer: dict[str, int] | None = None,
         retention: _Retention | None = None,

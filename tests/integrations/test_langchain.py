@@ -82,3 +82,37 @@ def test_langchain_qdrant_on_ferrovec_client(tmp_path: Path) -> None:
     assert store.delete([ids[0]])
     assert client.count("lc").count == 3
     assert [d.page_content for d in store.get_by_ids(ids[1:2])] == ["dogs chase cats"]
+
+
+def test_langchain_qdrant_with_a_named_vector(tmp_path: Path) -> None:
+    """With `vector_name=`, langchain-qdrant writes points as {name: vector} to a collection of
+    named vectors and queries with using=name; it survives a reopen."""
+    emb = DeterministicFakeEmbedding(size=16)
+    client = ferrovec.QdrantClient(path=tmp_path / "db")
+    client.create_collection(
+        "named",
+        vectors_config={
+            "text": m.VectorParams(size=16, distance=m.Distance.COSINE),
+        },
+    )
+    store = QdrantVectorStore(
+        client=client, collection_name="named", embedding=emb, vector_name="text"
+    )
+    ids = store.add_documents(docs())
+    params = client.get_collection("named").config.params.vectors
+    assert isinstance(params, dict) and params["text"].size == 16
+    top = store.similarity_search_with_score("the dog barked", k=2)
+    assert top[0][0].page_content == "the dog barked" and top[0][1] == pytest.approx(1.0)
+    mmr = store.max_marginal_relevance_search("a bird in the hand", k=2, fetch_k=4)
+    assert mmr[0].page_content == "a bird in the hand"
+    assert store.delete([ids[0]])
+    client.close()
+    again = ferrovec.QdrantClient(path=tmp_path / "db")
+    store = QdrantVectorStore(
+        client=again, collection_name="named", embedding=emb, vector_name="text"
+    )
+    assert store.similarity_search("dogs chase cats", k=1)[0].page_content == "dogs chase cats"
+    assert again.count("named").count == 3
+    record = again.retrieve("named", [ids[1]], with_vectors=True)
+    assert set(record[0].vector) == {"text"}  # type: ignore[arg-type]
+    again.close()

@@ -108,3 +108,38 @@ def test_native_async_calls(tmp_path: Path) -> None:
         db.close()
 
     asyncio.run(main())
+
+
+def test_named_vectors_async(tmp_path: Path) -> None:
+    """Named vectors through AsyncQdrantClient and the native awaitables: `using` picks the
+    vector, results carry a dict of vectors, as with the sync calls."""
+    rng = np.random.default_rng(4)
+    text = rng.standard_normal((500, 16), dtype=np.float32)
+    image = rng.standard_normal((500, 6), dtype=np.float32)
+
+    async def main() -> None:
+        client = ferrovec.AsyncQdrantClient(path=tmp_path / "named")
+        await client.create_collection(
+            "n",
+            vectors_config={
+                "text": m.VectorParams(size=16, distance=m.Distance.COSINE),
+                "image": m.VectorParams(size=6, distance=m.Distance.MANHATTAN),
+            },
+        )
+        await client.upload_collection("n", {"text": text, "image": image}, ids=range(500))
+        res = await client.query_points("n", query=image[42], using="image", limit=3)
+        assert res.points[0].id == 42 and res.points[0].score == pytest.approx(0.0, abs=1e-5)
+        sync = client.sync_client.query_points("n", query=image[42], using="image", limit=3)
+        assert [p.id for p in res.points] == [p.id for p in sync.points]
+        col = client.sync_client.database.collection("n")
+        hits = await col.search_async(text[7], 2, using="text", with_vectors=True)
+        assert hits[0].id == 7 and set(hits[0].vector) == {"text", "image"}
+        batch = await col.search_batch_async(image[:4], 1, using="image", exact=True)
+        assert [b[0].id for b in batch] == [0, 1, 2, 3]
+        await col.upsert_async([900], {"text": text[:1], "image": image[:1]})
+        assert len(col) == 501
+        with pytest.raises(ferrovec.InvalidInputError, match="say which one"):
+            await col.search_async(text[0])
+        await client.close()
+
+    asyncio.run(main())

@@ -199,8 +199,10 @@ def test_unsupported_requests_say_so(client: ferrovec.QdrantClient) -> None:
             vectors_config=m.VectorParams(size=2, distance=m.Distance.DOT),
             sparse_vectors_config={"text": m.SparseVectorParams()},
         )
-    with pytest.raises(UnsupportedError, match="named vectors"):
-        client.query_points("c", query=[1, 0, 0, 0], using="image")
+    with pytest.raises(UnsupportedError, match="init_from"):
+        client.create_collection(
+            "i", vectors_config=m.VectorParams(size=2, distance=m.Distance.DOT), init_from="c"
+        )
     with pytest.raises(UnsupportedError, match="hybrid"):
         client.query_points("c", query=[1, 0, 0, 0], prefetch=[m.Prefetch(query=[1, 0, 0, 0])])
     with pytest.raises(UnsupportedError, match="sparse"):
@@ -280,3 +282,109 @@ def test_damaged_alias_file_is_refused(tmp_path: Path) -> None:
     f.write_text('{"format": "ferrovec.qdrant_aliases", "version": 9}')
     with pytest.raises(ferrovec.CorruptionError, match="version 9"):
         ferrovec.QdrantClient(path=tmp_path / "db")
+
+
+@pytest.fixture
+def named(tmp_path: Path) -> ferrovec.QdrantClient:
+    """A collection of two named vectors: "text" (cosine, 4) and "image" (euclid, 3)."""
+    c = ferrovec.QdrantClient(path=tmp_path / "named")
+    c.create_collection(
+        "n",
+        vectors_config={
+            "text": m.VectorParams(size=DIM, distance=m.Distance.COSINE),
+            "image": m.VectorParams(size=3, distance=m.Distance.EUCLID),
+        },
+    )
+    rng = np.random.default_rng(3)
+    c.upload_collection(
+        "n",
+        {"text": unit(rng, 30), "image": rng.standard_normal((30, 3))},
+        payload=[{"i": i} for i in range(30)],
+        ids=range(30),
+        batch_size=7,
+    )
+    return c
+
+
+def test_named_vectors_in_every_call(named: ferrovec.QdrantClient) -> None:
+    c = named
+    info = c.get_collection("n")
+    vectors = info.config.params.vectors
+    assert isinstance(vectors, dict) and vectors["image"].size == 3
+    assert vectors["image"].distance == m.Distance.EUCLID and info.points_count == 30
+    # Points: dicts per point, a Batch of dicts, upload_points.
+    c.upsert("n", [m.PointStruct(id=100, vector={"text": [1, 0, 0, 0], "image": [9, 9, 9]})])
+    c.upsert("n", m.Batch(ids=[101], vectors={"text": [[0, 1, 0, 0]], "image": [[8, 8, 8]]}))
+    c.upload_points("n", [m.PointStruct(id=102, vector={"image": [7, 7, 7], "text": [0, 0, 1, 0]})])
+    assert c.count("n").count == 33
+    # Each query form names its vector.
+    assert c.query_points("n", query=[9, 9, 9], using="image", limit=1).points[0].id == 100
+    assert c.search("n", ("image", [8, 8, 8]), limit=1)[0].id == 101
+    # A NamedVector (gone from qdrant-client 1.20's models) in its JSON shape.
+    named_vector = {"name": "text", "vector": [0, 0, 1, 0]}
+    assert c.search("n", named_vector, limit=1)[0].id == 102
+    assert c.query_points("n", query=100, using="image", limit=1).points[0].id == 101
+    rec = c.recommend("n", positive=[100], negative=[102], using="text", limit=1)
+    assert rec[0].id not in (100, 102)
+    # Vectors come back by name; with_vectors may pick some.
+    got = c.retrieve("n", [100], with_vectors=True)[0].vector
+    assert got == {"text": [1.0, 0.0, 0.0, 0.0], "image": [9.0, 9.0, 9.0]}
+    assert c.retrieve("n", [100], with_vectors=["image"])[0].vector == {"image": [9.0, 9.0, 9.0]}
+    # update_vectors replaces the vectors given, keeps the other.
+    c.update_vectors("n", [m.PointVectors(id=100, vector={"image": [1, 2, 3]})])
+    got = c.retrieve("n", [100], with_vectors=True)[0].vector
+    assert got == {"text": [1.0, 0.0, 0.0, 0.0], "image": [1.0, 2.0, 3.0]}
+
+
+def test_points_may_lack_named_vectors(named: ferrovec.QdrantClient) -> None:
+    """As in Qdrant, a point may have only some of its collection's named vectors (left out, or
+    removed by delete_vectors): searches of a vector never find points without it."""
+    named.upsert(
+        "n",
+        [
+            m.PointStruct(id=200, vector={"text": [1, 0, 0, 0], "image": [5, 5, 5]}),
+            m.PointStruct(id=201, vector={"text": [1, 0, 0, 0]}),
+            m.PointStruct(id=202, vector={}),
+        ],
+    )
+    got = {r.id: r.vector for r in named.retrieve("n", [200, 201, 202], with_vectors=True)}
+    assert got[201] == {"text": [1.0, 0.0, 0.0, 0.0]} and got[202] == {}
+    image_hits = named.query_points("n", query=[5, 5, 5], using="image", limit=40).points
+    assert 200 in [h.id for h in image_hits] and not {201, 202} & {h.id for h in image_hits}
+    named.delete_vectors("n", ["image"], [200])
+    image_hits = named.query_points("n", query=[5, 5, 5], using="image", limit=40).points
+    assert 200 not in [h.id for h in image_hits] and len(image_hits) == 30
+    assert named.retrieve("n", [200], with_vectors=True)[0].vector == {"text": [1.0, 0, 0, 0]}
+    with pytest.raises(ValueError, match="for point 201 not found"):
+        named.query_points("n", query=201, using="image")
+    # Missing ids: the rest is done, then the error names the first.
+    with pytest.raises(KeyError):
+        named.delete_vectors("n", ["text"], [200, 999])
+    assert named.retrieve("n", [200], with_vectors=True)[0].vector == {}
+    assert named.count("n").count == 33  # points stay, with their payloads
+    named.update_vectors("n", [m.PointVectors(id=202, vector={"image": [5, 5, 5]})])
+    image_hits = named.query_points("n", query=[5, 5, 5], using="image", limit=1).points
+    assert image_hits[0].id == 202
+    with pytest.raises(UnsupportedError, match="hnsw_config"):
+        named.create_collection(
+            "h",
+            vectors_config={
+                "a": m.VectorParams(size=2, distance=m.Distance.DOT, hnsw_config={"m": 8}),
+                "b": m.VectorParams(size=2, distance=m.Distance.DOT, hnsw_config={"m": 32}),
+            },
+        )
+    assert not named.collection_exists("h")
+
+
+def test_migrate_named_vectors_to_local_mode(named: ferrovec.QdrantClient) -> None:
+    from qdrant_client.migrate import migrate
+
+    dest = Reference(":memory:")
+    migrate(named, dest)
+    assert dest.get_collection("n").config.params.vectors["image"].size == 3  # type: ignore[index]
+    got = dest.scroll("n", limit=100, with_vectors=True)[0]
+    want = named.scroll("n", limit=100, with_vectors=True)[0]
+    assert [(r.id, r.payload) for r in got] == [(r.id, r.payload) for r in want]
+    for g, w in zip(got, want):
+        for name in ("text", "image"):
+            assert np.allclose(g.vector[name], w.vector[name], atol=1e-6)  # type: ignore[index]

@@ -2,7 +2,8 @@
 qdrant-client's local mode (the reference for semantics), comparing everything they return.
 
 Searches use exact=True so that both sides are exact and comparable. Vectors are random floats,
-so scores do not tie (one point may hold a zero vector, which scores 0 under cosine).
+so scores do not tie (one point may hold a zero vector, which scores 0 under cosine). Some
+sequences run on a collection of two named vectors, of different sizes and distances.
 """
 
 from __future__ import annotations
@@ -54,10 +55,10 @@ class World:
             return spelled(self.rng.choice(self.uuids), self.rng)
         return self.rng.randrange(40)
 
-    def vector(self, pid: Any, cosine: bool) -> list[float]:
+    def vector(self, pid: Any, cosine: bool, dim: int = DIM) -> list[float]:
         if cosine and pid == ZERO_ID and self.rng.random() < 0.5:
-            return [0.0] * DIM
-        return [self.rng.uniform(-1, 1) for _ in range(DIM)]
+            return [0.0] * dim
+        return [self.rng.uniform(-1, 1) for _ in range(dim)]
 
     def payload(self) -> dict[str, Any] | None:
         r = self.rng
@@ -158,7 +159,9 @@ def canon(x: Any) -> Any:
         }
         if isinstance(x, m.ScoredPoint):
             d["score"] = round(x.score, 4)
-        if x.vector is not None:
+        if isinstance(x.vector, dict):
+            d["vector"] = {k: [round(v, 4) for v in vec] for k, vec in x.vector.items()}
+        elif x.vector is not None:
             d["vector"] = [round(v, 4) for v in x.vector]
         return d
     if isinstance(x, rest.QueryResponse):
@@ -182,6 +185,11 @@ def close_scores(a: Any, b: Any) -> bool:
         for k in a:
             if k == "score":
                 if abs(a[k] - b[k]) > 2e-4:
+                    return False
+            elif k == "vector" and isinstance(a[k], dict):
+                if not isinstance(b[k], dict) or a[k].keys() != b[k].keys():
+                    return False
+                if not all(np.allclose(a[k][n], b[k][n], atol=2e-4) for n in a[k]):
                     return False
             elif k == "vector":
                 if not np.allclose(a[k], b[k], atol=2e-4):
@@ -227,36 +235,97 @@ def both(ours: Any, ref: Any, name: str, *args: Any, **kwargs: Any) -> Any:
     return got
 
 
-def run_sequence(seed: int, tmp: Path, steps: int) -> None:
+def run_sequence(seed: int, tmp: Path, steps: int, named: bool = False) -> None:
     rng = random.Random(seed)
     w = World(rng)
     ours = ferrovec.QdrantClient(path=tmp / f"s{seed}")
     ref = Reference(":memory:")
-    distance = rng.choice(
-        [m.Distance.COSINE, m.Distance.DOT, m.Distance.EUCLID, m.Distance.MANHATTAN]
-    )
-    cosine = distance == m.Distance.COSINE
+    all_distances = [m.Distance.COSINE, m.Distance.DOT, m.Distance.EUCLID, m.Distance.MANHATTAN]
+    distance = rng.choice(all_distances)
+    # One unnamed vector, or two named ones ("text" as the unnamed one would be, "image"
+    # smaller, with a distance of its own).
+    dims = {"text": DIM, "image": 4} if named else {"": DIM}
+    distances = {"text": distance, "image": rng.choice(all_distances)} if named else {"": distance}
+    config: Any = {n: m.VectorParams(size=dims[n], distance=distances[n]) for n in dims}
     for c in (ours, ref):
-        c.create_collection("c", vectors_config=m.VectorParams(size=DIM, distance=distance))
+        c.create_collection("c", vectors_config=config if named else config[""])
     both(ours, ref, "collection_exists", "c")
     both(ours, ref, "collection_exists", "nope")
+
+    def vector(pid: Any, name: str) -> list[float]:
+        return w.vector(pid, distances[name] == m.Distance.COSINE, dims[name])
+
+    def point_vector(pid: Any, names: list[str] | None = None) -> Any:
+        """The vectors of a point (those named, else each with probability 0.8, as a point
+        may lack some): a list, or a dict for named vectors."""
+        if not named:
+            return vector(pid, "")
+        names = names or [n for n in dims if rng.random() < 0.8]
+        return {n: vector(pid, n) for n in names}
+
+    def query() -> tuple[str | None, list[float]]:
+        """A vector to search with (`using`, query)."""
+        using = rng.choice(list(dims)) if named else None
+        return using, [rng.uniform(-1, 1) for _ in range(dims[using or ""])]
 
     def points(n: int) -> list[m.PointStruct]:
         out = []
         for _ in range(n):
             pid = w.pid()
-            out.append(m.PointStruct(id=pid, vector=w.vector(pid, cosine), payload=w.payload()))
+            out.append(m.PointStruct(id=pid, vector=point_vector(pid), payload=w.payload()))
         return out
 
     both(ours, ref, "upsert", "c", points(30))
+
+    def operation() -> Any:
+        """One operation of a batch_update_points call."""
+        ids = [w.pid() for _ in range(3)]
+        existing = [r.id for r in ref.retrieve("c", ids, with_payload=False)]
+        kind = rng.randrange(8)
+        if kind == 0:
+            return m.UpsertOperation(upsert=m.PointsList(points=points(rng.randint(1, 3))))
+        if kind == 1:
+            return m.DeleteOperation(delete=m.PointIdsList(points=ids))
+        if kind == 2:
+            return m.SetPayloadOperation(
+                set_payload=m.SetPayload(payload=w.payload() or {"x": 1}, points=existing)
+            )
+        if kind == 3:
+            return m.OverwritePayloadOperation(
+                overwrite_payload=m.SetPayload(payload=w.payload() or {}, points=existing)
+            )
+        if kind == 4:
+            return m.DeletePayloadOperation(
+                delete_payload=m.DeletePayload(keys=["color", "meta.k"], points=existing)
+            )
+        if kind == 5:
+            return m.ClearPayloadOperation(clear_payload=m.PointIdsList(points=existing))
+        if kind == 6:
+            return m.UpdateVectorsOperation(
+                update_vectors=m.UpdateVectors(
+                    points=[m.PointVectors(id=i, vector=point_vector(i)) for i in existing]
+                    or [m.PointVectors(id=1, vector=point_vector(1))]
+                )
+            )
+        return m.DeleteVectorsOperation(
+            delete_vectors=m.DeleteVectors(points=ids, vector=[rng.choice(list(dims))])
+        )
+
     for _ in range(steps):
-        op = rng.randrange(16)
+        op = rng.randrange(18)
         f = w.filter()
         if op == 0:
             batch = points(rng.randint(1, 8))
             if rng.random() < 0.3:
-                batch.append(batch[0].model_copy(update={"vector": w.vector(None, cosine)}))
+                batch.append(batch[0].model_copy(update={"vector": point_vector(None)}))
             if rng.random() < 0.3:
+                vectors: Any = [p.vector for p in batch]
+                if named:  # a Batch has a list per name: the names every point has
+                    vectors = {
+                        n: [p.vector[n] for p in batch]  # type: ignore[index]
+                        for n in dims
+                        if all(n in p.vector for p in batch)  # type: ignore[operator]
+                    }
                 both(
                     ours,
                     ref,
@@ -264,7 +333,7 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
                     "c",
                     m.Batch(
                         ids=[p.id for p in batch],
-                        vectors=[p.vector for p in batch],
+                        vectors=vectors,
                         payloads=[p.payload or {} for p in batch],
                     ),
                 )
@@ -316,38 +385,47 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
             # Several queries at once: plain vectors with equal parameters run as one native
             # batch, mixed ones one by one; unset with_payload means none in a request object.
             same = rng.random() < 0.5
+            using, _ = query()
             shared = {
                 "limit": rng.randint(1, 6),
                 "filter": f,
                 "with_payload": rng.choice([None, True]),
+                "using": using,
             }
-            reqs = [
-                m.QueryRequest(
-                    query=[rng.uniform(-1, 1) for _ in range(DIM)],
-                    # no params: local mode warns about them, and ferrovec scans collections
-                    # under full_scan_threshold exactly anyway
-                    **(shared if same else {"limit": rng.randint(1, 6), "filter": w.filter()}),
+            reqs = []
+            for _ in range(rng.randint(1, 4)):
+                own = {"limit": rng.randint(1, 6), "filter": w.filter(), "using": query()[0]}
+                kwargs: dict[str, Any] = shared if same else own
+                reqs.append(
+                    m.QueryRequest(
+                        query=[rng.uniform(-1, 1) for _ in range(dims[kwargs["using"] or ""])],
+                        # no params: local mode warns about them, and ferrovec scans
+                        # collections under full_scan_threshold exactly anyway
+                        **kwargs,
+                    )
                 )
-                for _ in range(rng.randint(1, 4))
-            ]
             both(ours, ref, "query_batch_points", "c", reqs)
         elif op in (7, 8):
-            q = [rng.uniform(-1, 1) for _ in range(DIM)]
+            using, q = query()
             both(
                 ours,
                 ref,
                 "query_points",
                 "c",
                 query=q,
+                using=using,
                 query_filter=f,
                 limit=rng.randint(1, 12),
                 offset=rng.choice([None, 0, 2]),
                 with_payload=rng.choice(SELECTORS),
-                with_vectors=rng.random() < 0.3,
+                with_vectors=rng.choice(
+                    [False, False, True, ["image"]] if named else [False, True]
+                ),
                 score_threshold=rng.choice([None, None, 0.0]),
                 search_params=m.SearchParams(exact=True),
             )
         elif op == 9:
+            using, q = query()
             both(
                 ours,
                 ref,
@@ -355,6 +433,7 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
                 "c",
                 # Not the point that may hold a zero vector: every score would tie at 0.
                 query=next(p for p in iter(w.pid, None) if p != ZERO_ID),
+                using=using,
                 query_filter=f,
                 limit=5,
                 search_params=m.SearchParams(exact=True),
@@ -362,13 +441,14 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
             mmr = m.Mmr(
                 diversity=rng.choice([0.0, 0.3, 0.7, 1.0]), candidates_limit=rng.randint(5, 20)
             )
-            q = [rng.uniform(-1, 1) for _ in range(DIM)]
+            using, q = query()
             both(
                 ours,
                 ref,
                 "query_points",
                 "c",
                 query=m.NearestQuery(nearest=q, mmr=mmr),
+                using=using,
                 query_filter=f,
                 limit=rng.randint(1, 6),
                 offset=rng.choice([None, 1]),
@@ -403,7 +483,7 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
                 with_payload=rng.choice(SELECTORS),
             )
         elif op == 14:
-            q = [rng.uniform(-1, 1) for _ in range(DIM)]
+            using, q = query()
             both(
                 ours,
                 ref,
@@ -411,11 +491,20 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
                 "c",
                 group_by=rng.choice(["color", "n", "tags"]),
                 query=q,
+                using=using,
                 query_filter=f,
                 limit=rng.randint(1, 4),
                 group_size=rng.randint(1, 3),
                 search_params=m.SearchParams(exact=True),
             )
+        elif op == 17:
+            ops = [operation() for _ in range(rng.randint(1, 3))]
+            both(ours, ref, "batch_update_points", "c", ops)
+        elif op == 16:
+            # Remove vectors (a named one, or the unnamed one) from points by id or filter.
+            names = [rng.choice(list(dims))]
+            sel = [w.pid() for _ in range(3)] if f is None else m.FilterSelector(filter=f)
+            both(ours, ref, "delete_vectors", "c", names, sel)
         elif op == 12:
             both(ours, ref, "count", "c", count_filter=f)
             both(ours, ref, "facet", "c", "color", facet_filter=f, limit=rng.randint(1, 5))
@@ -439,13 +528,29 @@ def run_sequence(seed: int, tmp: Path, steps: int) -> None:
                     ref,
                     "update_vectors",
                     "c",
-                    [m.PointVectors(id=i, vector=w.vector(i, cosine)) for i in existing],
+                    [
+                        m.PointVectors(
+                            id=i,
+                            # Named: some of the vectors (the others are kept).
+                            vector=point_vector(i, rng.choice([["text"], ["image"], None])),
+                        )
+                        for i in existing
+                    ],
                     update_filter=f if rng.random() < 0.4 else None,
                 )
         # Bad input now and then: both must refuse it, and it must change nothing.
         if rng.random() < 0.05:
-            both(ours, ref, "upsert", "c", [m.PointStruct(id=1, vector=[1.0] * (DIM + 1))])
-            both(ours, ref, "upsert", "c", [m.PointStruct(id="not-a-uuid", vector=[1.0] * DIM)])
+            too_long: Any = [1.0] * (DIM + 1)
+            if named:
+                too_long = {"text": too_long, "image": [1.0] * 4}
+            both(ours, ref, "upsert", "c", [m.PointStruct(id=1, vector=too_long)])
+            good = point_vector(1)
+            both(ours, ref, "upsert", "c", [m.PointStruct(id="not-a-uuid", vector=good)])
+            if named:
+                unknown = {**good, "audio": [1.0] * 3}
+                both(ours, ref, "upsert", "c", [m.PointStruct(id=1, vector=unknown)])
+                both(ours, ref, "upsert", "c", [m.PointStruct(id=1, vector=[1.0] * DIM)])
+                both(ours, ref, "query_points", "c", query=[1.0] * DIM, using="audio")
     # Everything, once more, at the end.
     both(ours, ref, "scroll", "c", limit=1000, with_vectors=True)
     both(ours, ref, "count", "c")
@@ -461,6 +566,14 @@ def test_random_sequences_match_local_mode(seed: int, tmp_path: Path) -> None:
     COMPARED.clear()
     run_sequence(seed, tmp_path, steps=150)
     # The sequence compared real results, not just empty ones or errors.
+    for name, least in (("query_points", 3), ("scroll", 3), ("retrieve", 1), ("count", 1)):
+        assert COMPARED[name] >= least, (name, COMPARED)
+
+
+@pytest.mark.parametrize("seed", range(100, 120))
+def test_random_sequences_with_named_vectors_match_local_mode(seed: int, tmp_path: Path) -> None:
+    COMPARED.clear()
+    run_sequence(seed, tmp_path, steps=150, named=True)
     for name, least in (("query_points", 3), ("scroll", 3), ("retrieve", 1), ("count", 1)):
         assert COMPARED[name] >= least, (name, COMPARED)
 

@@ -40,7 +40,7 @@ def original(tmp_path_factory) -> list[Member]:
             members.append((m, f.read() if f else None))
     assert members[0][0].name == "SNAPSHOT.json"
     index = json.loads(members[0][1] or b"")
-    assert index["configs"]["c"]["dim"] == 8  # configs travel in the index too
+    assert index["configs"]["c"]["vectors"][0]["dim"] == 8  # configs travel in the index too
     assert {f["path"] for f in index["files"]} == {m.name for m, _ in members[1:]}
     return members
 

@@ -24,7 +24,7 @@ from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 import ferrovec
-from ferrovec._batch import last_wins
+from ferrovec._batch import last_wins, unnamed_distance
 
 CONTENT = "page_content"
 METADATA = "metadata"
@@ -67,12 +67,12 @@ class FerrovecVectorStore(VectorStore):
         self._col = collection
         if collection is not None:
             self._db = database
-            self._distance = collection.distance
+            self._distance = unnamed_distance(collection)
         else:
             self._db = database or ferrovec.open(path or ":memory:")
             if collection_name in self._db.list_collections():
                 self._col = self._db.collection(collection_name)
-                self._distance = self._col.distance
+                self._distance = unnamed_distance(self._col)
 
     @property
     def embeddings(self) -> Embeddings:

@@ -31,7 +31,7 @@ from llama_index.core.vector_stores.types import (
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
 import ferrovec
-from ferrovec._batch import last_wins
+from ferrovec._batch import last_wins, unnamed_distance
 from ferrovec.errors import UnsupportedError
 
 
@@ -101,6 +101,7 @@ class FerrovecVectorStore(BasePydanticVectorStore):
         self._db = database or ferrovec.open(path)
         if collection_name in self._db.list_collections():
             self._col = self._db.collection(collection_name)
+            unnamed_distance(self._col)
 
     @classmethod
     def class_name(cls) -> str:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -164,19 +164,36 @@ class QdrantClient:
             raise UnsupportedError("sparse vectors are not supported yet (a later issue)")
         if init_from is not None:
             raise UnsupportedError("init_from is not supported; use qdrant_client.migrate")
-        size, distance, vector_hnsw = cv.vector_params(vectors_config)
-        hnsw = self._hnsw(vector_hnsw or hnsw_config, size)
+        specs = cv.vector_params(vectors_config)
+        per_vector = [cv.dump(h) for _, _, _, h in specs if h is not None]
+        if any(h != per_vector[0] for h in per_vector):
+            raise UnsupportedError(
+                "named vectors with different hnsw_config are not supported: ferrovec indexes "
+                "all vectors of a collection with the same settings"
+            )
+        # Thresholds in kilobytes of vectors (Qdrant) are converted by the bytes of a point.
+        size = sum(s for _, s, _, _ in specs)
+        hnsw = self._hnsw(per_vector[0] if per_vector else hnsw_config, size)
         optimizer = self._optimizer(optimizers_config, size)
         with self._lock:
             if collection_name in self._aliases:
                 raise InvalidInputError(f"Alias {collection_name} already exists")
-            self._db.create_collection(  # CollectionExistsError (a ValueError) if it exists
-                collection_name,
-                size,
-                distance,  # type: ignore[arg-type]
-                hnsw=hnsw or None,
-                optimizer=optimizer or None,
-            )
+            # CollectionExistsError (a ValueError) if it exists.
+            if specs[0][0] == "":
+                self._db.create_collection(
+                    collection_name,
+                    specs[0][1],
+                    specs[0][2],  # type: ignore[arg-type]
+                    hnsw=hnsw or None,
+                    optimizer=optimizer or None,
+                )
+            else:
+                self._db.create_collection(
+                    collection_name,
+                    vectors={n: {"dim": s, "distance": cast(Any, d)} for n, s, d, _ in specs},
+                    hnsw=hnsw or None,
+                    optimizer=optimizer or None,
+                )
         return True
 
     def recreate_collection(
@@ -232,7 +249,14 @@ class QdrantClient:
         info = col.info()
         hnsw = info["hnsw"]
         opt = info["optimizer"]
-        size = info["dim"]
+        specs = info["vectors"]
+        size = sum(v["dim"] for v in specs.values())  # bytes of a point / 4, for thresholds
+        params = {
+            name: out.VectorParams(
+                size=v["dim"], distance=out.Distance(cv.NATIVE_TO_DISTANCE[v["distance"]])
+            )
+            for name, v in specs.items()
+        }
         schema = {
             ix["key"]: out.PayloadIndexInfo(data_type=ix["type"], points=ix.get("points", 0))
             for ix in info["payload_indexes"]
@@ -249,9 +273,7 @@ class QdrantClient:
             payload_schema=schema,
             config=out.CollectionConfig(
                 params=out.CollectionParams(
-                    vectors=out.VectorParams(
-                        size=size, distance=out.Distance(cv.NATIVE_TO_DISTANCE[info["distance"]])
-                    ),
+                    vectors=params[""] if "" in params else params,
                     shard_number=1,
                     replication_factor=1,
                     write_consistency_factor=1,
@@ -448,10 +470,13 @@ class QdrantClient:
         return keep
 
     def _points(
-        self, points: Any, as_array: bool = False
+        self, points: Any, dims: dict[str, int] | None, as_array: bool = False
     ) -> tuple[list[int | str], Any, list[Any] | None]:
         """(ids, vectors, payloads) of a list of PointStruct (or dicts) or a Batch; the vectors
-        as one float32 array if `as_array`."""
+        as one float32 array if `as_array`. For a collection of named vectors (`dims`: their
+        sizes), the vectors are a dict of one array per name."""
+        if dims is not None:
+            return self._named_points(points, dims)
         if not isinstance(points, (list, tuple)) and cv.field(points, "ids") is not None:
             ids = [cv.point_id(i) for i in cv.field(points, "ids")]
             vectors = cv.dense_vector(cv.field(points, "vectors"), "Batch.vectors")
@@ -473,6 +498,28 @@ class QdrantClient:
                 pass  # ragged or odd input: the upsert names the bad row
         return ids, vectors, payloads
 
+    @staticmethod
+    def _named_points(
+        points: Any, dims: dict[str, int]
+    ) -> tuple[list[int | str], dict[str, Any], list[Any] | None]:
+        names = list(dims)
+        if not isinstance(points, (list, tuple)) and cv.field(points, "ids") is not None:
+            ids = [cv.point_id(i) for i in cv.field(points, "ids")]
+            if not ids:
+                return ids, {}, None
+            given = cv.named_vectors(cv.field(points, "vectors"), names, "Batch.vectors")
+            payloads = cv.field(points, "payloads")
+            if payloads is not None:
+                payloads = [cv.dump(p) for p in payloads]
+            vectors = {n: native._as_matrix(v) for n, v in given.items()}
+            return ids, vectors, payloads
+        ids, per_point, plain_payloads = [], [], []
+        for i, p in enumerate(points):
+            ids.append(cv.point_id(cv.field(p, "id")))
+            per_point.append(cv.named_vectors(cv.field(p, "vector"), names, f"points[{i}].vector"))
+            plain_payloads.append(cv.dump(cv.field(p, "payload")))
+        return ids, cv.by_name(per_point, dims), plain_payloads
+
     def upsert(
         self,
         collection_name: str,
@@ -490,7 +537,7 @@ class QdrantClient:
         or "update_only"."""
         col = self._col(collection_name)
         when = _condition(update_filter, update_mode)
-        ids, vectors, payloads = self._points(points)
+        ids, vectors, payloads = self._points(points, _dims(col))
         if not ids:
             raise InvalidInputError("Empty update request")
         self._write(col, ids, vectors, payloads, when)
@@ -517,18 +564,19 @@ class QdrantClient:
         col = self._col(collection_name)
         when = _condition(update_filter, update_mode)
         report = _progress(progress, 0)
+        dims = _dims(col)
         batch: list[Any] = []
         done = 0
         with _Writer(self._write, col, when) as writer:
             for p in points:
                 batch.append(p)
                 if len(batch) >= max(1, batch_size):
-                    writer.submit(*self._points(batch, as_array=True))
+                    writer.submit(*self._points(batch, dims, as_array=True))
                     done += len(batch)
                     batch = []
                     report(done)
             if batch:
-                writer.submit(*self._points(batch, as_array=True))
+                writer.submit(*self._points(batch, dims, as_array=True))
                 done += len(batch)
         report(done, final=True)
 
@@ -559,11 +607,25 @@ class QdrantClient:
         col = self._col(collection_name)
         when = _condition(update_filter, update_mode)
         batch_size = max(1, batch_size)
+        dims = _dims(col)
+        rows: Iterable[Any]
+        if isinstance(vectors, Mapping) and dims is None:
+            vectors = cv.dense_vector(vectors, "vectors")  # {"": vectors}
         if isinstance(vectors, Mapping):
-            vectors = cv.dense_vector(vectors, "vectors")
-        if isinstance(vectors, np.ndarray):
+            # Named vectors, one array (or list) per name: cut into batches of a dict each.
+            given = cv.named_vectors(vectors, list(dims or {}), "vectors")
+            arrays = {n: np.asarray(v, dtype=np.float32) for n, v in given.items()}
+            total = min(len(a) for a in arrays.values())
+            if any(len(a) != total for a in arrays.values()):
+                raise InvalidInputError("the named vectors hold different numbers of points")
+            rows = (
+                {n: a[i : i + batch_size] for n, a in arrays.items()}
+                for i in range(0, total, batch_size)
+            )
+            chunked = True
+        elif isinstance(vectors, np.ndarray):
             total = len(vectors)
-            rows: Iterable[Any] = (vectors[i : i + batch_size] for i in range(0, total, batch_size))
+            rows = (vectors[i : i + batch_size] for i in range(0, total, batch_size))
             chunked = True
         else:
             total = len(vectors) if hasattr(vectors, "__len__") else 0
@@ -585,23 +647,32 @@ class QdrantClient:
             with _Writer(self._write, col, when) as writer:
                 if chunked:
                     for block in rows:
-                        bid, bpay = take(len(block))
+                        named_block = isinstance(block, dict)
+                        n = len(next(iter(block.values()))) if named_block else len(block)
+                        bid, bpay = take(n)
                         writer.submit(bid, block, bpay)
-                        done += len(block)
+                        done += n
                         report(done)
                 else:
                     buf: list[Any] = []
+
+                    def rows_of(buf: list[Any]) -> Any:
+                        return native._as_matrix(buf) if dims is None else cv.by_name(buf, dims)
+
                     for v in rows:
-                        buf.append(cv.dense_vector(v, "vectors"))
+                        if dims is None:
+                            buf.append(cv.dense_vector(v, "vectors"))
+                        else:
+                            buf.append(cv.named_vectors(v, list(dims), "vectors"))
                         if len(buf) >= batch_size:
                             bid, bpay = take(len(buf))
-                            writer.submit(bid, native._as_matrix(buf), bpay)
+                            writer.submit(bid, rows_of(buf), bpay)
                             done += len(buf)
                             buf = []
                             report(done)
                     if buf:
                         bid, bpay = take(len(buf))
-                        writer.submit(bid, native._as_matrix(buf), bpay)
+                        writer.submit(bid, rows_of(buf), bpay)
                         done += len(buf)
         except StopIteration:
             raise InvalidInputError(
@@ -694,38 +765,69 @@ class QdrantClient:
         **kwargs: Any,
     ) -> Any:
         """Replace the vectors of existing points (those matching ``update_filter``, if given),
-        keeping their payloads (one logged write in the core). As on a Qdrant server, the points
-        that exist are updated, then PointNotFoundError names the first that does not."""
+        keeping their payloads and the named vectors not given (one logged write in the core
+        per set of names given). As on a Qdrant server, the points that exist are updated,
+        then PointNotFoundError names the first that does not."""
         col = self._col(collection_name)
+        dims = _dims(col)
         ids_asked = [cv.point_id(cv.field(p, "id")) for p in points]
-        ids: list[int | str] = list(ids_asked)
-        vectors: Any = [
+        given: list[Any] = [
             cv.dense_vector(cv.field(p, "vector"), f"points[{i}].vector")
+            if dims is None
+            else cv.named_vectors(cv.field(p, "vector"), list(dims), f"points[{i}].vector")
             for i, p in enumerate(points)
         ]
         flt = cv.filter_dict(update_filter)
-        ids, vectors, _ = last_wins(ids, vectors, None)
-        found = _existing(col, ids)
+        # A repeated id: applied in order, so the last vector (of each name) wins.
+        merged: dict[int | str, Any] = {}
+        for pid, vec in zip(ids_asked, given):
+            if dims is None:
+                merged[pid] = vec
+            else:
+                merged.setdefault(pid, {}).update(vec)
+        found = _existing(col, list(merged))
+        keep = [pid for pid in merged if pid in found]
         if flt is not None:
             # Only the points that match; the core writes the rest in one logged step.
-            matching = _existing(col, ids, flt)
-            ids, vectors, _ = take(
-                ids, vectors, None, [n for n, i in enumerate(ids) if i in matching]
-            )
-        if ids:
-            col.update_vectors(ids, vectors, allow_zero=True)
+            matching = _existing(col, keep, flt)
+            keep = [pid for pid in keep if pid in matching]
+        if dims is None:
+            if keep:
+                col.update_vectors(
+                    keep, native._as_matrix([merged[pid] for pid in keep]), allow_zero=True
+                )
+        else:
+            groups: dict[tuple[str, ...], list[int | str]] = {}
+            for pid in keep:
+                groups.setdefault(tuple(sorted(merged[pid])), []).append(pid)
+            for key, pids in groups.items():
+                if not key:
+                    continue  # no vectors given: nothing to change
+                col.update_vectors(
+                    pids,
+                    {k: native._as_matrix([merged[pid][k] for pid in pids]) for k in key},
+                    allow_zero=True,
+                )
         missing = [i for i in ids_asked if i not in found]
         if missing:
             raise PointNotFoundError(f"No point with id {missing[0]} found")
         return cv.update_result()
 
     def delete_vectors(
-        self, collection_name: str, vectors: Sequence[str], points: Any, **kwargs: Any
+        self,
+        collection_name: str,
+        vectors: Sequence[str],
+        points: Any,
+        wait: bool = True,
+        ordering: Any = None,
+        shard_key_selector: Any = None,
+        **kwargs: Any,
     ) -> Any:
-        raise UnsupportedError(
-            "delete_vectors is not supported: every ferrovec point has its vector (named "
-            "vectors, which may be absent, come later)"
-        )
+        """Remove the named vectors ``vectors`` from the points (ids or a filter): they keep
+        their payloads and other vectors, and searches of those vectors no longer find them."""
+        names = [str(v) for v in vectors]
+        self._payload_op(collection_name, points, "delete_vectors", names)
+        return cv.update_result()
 
     def batch_update_points(
         self, collection_name: str, update_operations: Sequence[Any], **kwargs: Any
@@ -765,7 +867,10 @@ class QdrantClient:
         if part("update_vectors") is not None:
             return self.update_vectors(collection_name, cv.field(part("update_vectors"), "points"))
         if part("delete_vectors") is not None:
-            return self.delete_vectors(collection_name, [], None)
+            dv = part("delete_vectors")
+            return self.delete_vectors(
+                collection_name, list(cv.field(dv, "vector") or []), _payload_points(dv)
+            )
         raise InvalidInputError(f"unknown update operation {op!r}")
 
     def create_payload_index(
@@ -802,8 +907,9 @@ class QdrantClient:
         col = self._col(collection_name)
         sel = cv.payload_selector(with_payload)
         wanted = [i for i in (cv.lookup_id(x) for x in ids) if i is not None]
-        recs = col.get(wanted, with_payload=sel, with_vectors=cv.vector_selector(with_vectors))
-        return [cv.record(r) for r in recs]
+        vsel = cv.vector_selector(with_vectors)
+        recs = col.get(wanted, with_payload=sel, with_vectors=bool(vsel))
+        return [cv.record(r, vsel) for r in recs]
 
     def scroll(
         self,
@@ -823,6 +929,7 @@ class QdrantClient:
             raise InvalidInputError(
                 "Offset is not supported in conjunction with `order_by` scroll parameter"
             )
+        vsel = cv.vector_selector(with_vectors)
         start = None if offset is None else cv.lookup_id(offset)
         if offset is not None and start is None:
             return [], None  # an offset that is no valid id finds nothing, as in local mode
@@ -832,9 +939,9 @@ class QdrantClient:
             filter=cv.filter_dict(scroll_filter),
             order_by=cv.dump(order_by),
             with_payload=sel,
-            with_vectors=cv.vector_selector(with_vectors),
+            with_vectors=bool(vsel),
         )
-        return [cv.record(r) for r in recs], nxt
+        return [cv.record(r, vsel) for r in recs], nxt
 
     def count(
         self, collection_name: str, count_filter: Any = None, exact: bool = True, **kwargs: Any
@@ -859,21 +966,35 @@ class QdrantClient:
 
     # ----- search ------------------------------------------------------------------------------
 
-    def _query_vector(self, col: native.Collection, query: Any) -> tuple[Any, list[int | str]]:
-        """The vector a query asks for, and the ids it mentions (which are not results)."""
+    def _query_vector(
+        self, col: native.Collection, query: Any, using: str | None
+    ) -> tuple[Any, list[int | str]]:
+        """The vector a query asks for (of the vector `using`), and the ids it mentions (which
+        are not results)."""
         if isinstance(query, (int, np.integer, str, uuid.UUID)) and not isinstance(query, bool):
             pid = cv.point_id(query)
             recs = col.get([pid], with_payload=False, with_vectors=True)
             if not recs:
                 raise InvalidInputError(f"No point with id {pid} found")
-            return recs[0].vector, [pid]
+            vector = recs[0].vector
+            if (col.dim is None) != (using is not None) or (
+                using is not None and using not in col.vectors
+            ):
+                raise InvalidInputError(
+                    f"Dense vector {using or ''} is not found in the collection"
+                )
+            if isinstance(vector, Mapping):
+                vector = vector.get(using)  # type: ignore[arg-type]
+            if vector is None:  # this point has no such vector (delete_vectors, or left out)
+                raise InvalidInputError(f"Vector with name {using or ''} for point {pid} not found")
+            return vector, [pid]
         if isinstance(query, np.ndarray):
             return query, []
         if isinstance(query, (list, tuple)):
             return query, []
         nearest = cv.field(query, "nearest")
         if nearest is not None:
-            return self._query_vector(col, nearest)
+            return self._query_vector(col, nearest, using)
         if isinstance(query, Mapping) and set(query) == {""}:
             return query[""], []
         if hasattr(query, "indices") or (isinstance(query, Mapping) and "indices" in query):
@@ -894,12 +1015,13 @@ class QdrantClient:
         with_payload: Any,
         with_vectors: Any,
         score_threshold: float | None,
+        using: str | None = None,
     ) -> list[Any]:
         _check_limit("limit", limit, 1)
         if offset is not None:
             _check_limit("offset", offset, 0)
         col = self._col(collection_name)
-        vector, mentioned = self._query_vector(col, query)
+        vector, mentioned = self._query_vector(col, query, using)
         mmr = cv.field(query, "mmr") if not isinstance(query, (list, np.ndarray)) else None
         if mmr is not None:
             return self._search_mmr(
@@ -913,8 +1035,10 @@ class QdrantClient:
                 with_payload,
                 with_vectors,
                 score_threshold,
+                using,
             )
         sel = cv.payload_selector(with_payload)
+        vsel = cv.vector_selector(with_vectors)
         hits = col.search(
             np.asarray(vector, dtype=np.float32),
             limit,
@@ -922,12 +1046,13 @@ class QdrantClient:
             score_threshold=score_threshold,
             offset=offset or 0,
             with_payload=sel,
-            with_vectors=cv.vector_selector(with_vectors),
+            with_vectors=bool(vsel),
             ef=cv.field(search_params, "hnsw_ef"),
             exact=bool(cv.field(search_params, "exact", False)),
             allow_zero=True,
+            using=using,
         )
-        return [cv.scored_point(h) for h in _beyond(hits, col, score_threshold)]
+        return [cv.scored_point(h, vsel) for h in _beyond(hits, col, score_threshold, using)]
 
     def _search_mmr(
         self,
@@ -941,6 +1066,7 @@ class QdrantClient:
         with_payload: Any,
         with_vectors: Any,
         score_threshold: float | None,
+        using: str | None,
     ) -> list[Any]:
         """Maximal marginal relevance, as Qdrant's ``NearestQuery(mmr=Mmr(diversity,
         candidates_limit))``: from the ``candidates_limit`` nearest points, pick greedily the one
@@ -962,22 +1088,27 @@ class QdrantClient:
             ef=cv.field(search_params, "hnsw_ef"),
             exact=bool(cv.field(search_params, "exact", False)),
             allow_zero=True,
+            using=using,
         )
-        hits = _beyond(hits, col, score_threshold)
+        hits = _beyond(hits, col, score_threshold, using)
         if not hits:
             return []
-        vecs = np.asarray([h.vector for h in hits], dtype=np.float64)
-        if col.distance in ("cosine", "dot"):
+        distance = _distance(col, using)
+        vecs = np.asarray(
+            [h.vector if using is None else cast("dict[str, Any]", h.vector)[using] for h in hits],
+            dtype=np.float64,
+        )
+        if distance in ("cosine", "dot"):
             pair = vecs @ vecs.T
-        elif col.distance == "euclid":
+        elif distance == "euclid":
             # Qdrant compares squared distances inside MMR (its internal euclid score).
             pair = -((vecs[:, None, :] - vecs[None, :, :]) ** 2).sum(-1)
         else:
             pair = -np.abs(vecs[:, None, :] - vecs[None, :, :]).sum(-1)
         relevance = np.array([h.score for h in hits], dtype=np.float64)
-        if col.distance == "euclid":
+        if distance == "euclid":
             relevance = -(relevance**2)
-        elif col.distance == "manhattan":
+        elif distance == "manhattan":
             relevance = -relevance  # scores are distances there: lower is more relevant
         picked = [int(np.argmax(relevance))]
         pending = [i for i in range(len(hits)) if i != picked[0]]
@@ -986,15 +1117,8 @@ class QdrantClient:
             closest = pair[np.ix_(pending, picked)].max(axis=1)
             mmr_score = (1.0 - diversity) * relevance[pending] - diversity * closest
             picked.append(pending.pop(int(np.argmax(mmr_score))))
-        keep_vectors = cv.vector_selector(with_vectors)
-        out_ = []
-        for i in picked[offset:]:
-            h = hits[i]
-            point = cv.scored_point(h)
-            if not keep_vectors:
-                point.vector = None
-            out_.append(point)
-        return out_
+        vsel = cv.vector_selector(with_vectors)
+        return [cv.scored_point(hits[i], vsel) for i in picked[offset:]]
 
     def query_points(
         self,
@@ -1016,8 +1140,7 @@ class QdrantClient:
         **kwargs: Any,
     ) -> Any:
         """Nearest points to ``query``: a vector, a point id (that point itself is left out) or
-        a NearestQuery."""
-        cv.check_using(using)
+        a NearestQuery; ``using`` names the vector searched."""
         if prefetch:
             raise UnsupportedError("prefetch (hybrid queries) is not supported yet (a later issue)")
         if lookup_from is not None:
@@ -1034,6 +1157,7 @@ class QdrantClient:
             with_payload,
             with_vectors,
             score_threshold,
+            cv.using_of(using),
         )
         return cv.make(out.QueryResponse, points=points)
 
@@ -1047,7 +1171,6 @@ class QdrantClient:
         plain = all(
             isinstance(cv.field(r, "query"), (list, np.ndarray))
             and not cv.field(r, "prefetch")
-            and cv.field(r, "using") in (None, "")
             and cv.field(r, "lookup_from") is None
             for r in reqs
         )
@@ -1055,7 +1178,15 @@ class QdrantClient:
             json.dumps(
                 [
                     cv.dump(cv.field(r, k))
-                    for k in ("filter", "params", "limit", "offset", "with_payload", "with_vector")
+                    for k in (
+                        "filter",
+                        "params",
+                        "limit",
+                        "offset",
+                        "with_payload",
+                        "with_vector",
+                        "using",
+                    )
                 ]
                 + [cv.field(r, "score_threshold")],
                 sort_keys=True,
@@ -1071,23 +1202,27 @@ class QdrantClient:
             sel = cv.payload_selector(_or_false(cv.field(r, "with_payload")))
             params = cv.field(r, "params")
             offset = cv.field(r, "offset") or 0
+            using = cv.using_of(cv.field(r, "using"))
+            vsel = cv.vector_selector(cv.field(r, "with_vector"))
             batch = col.search_batch(
                 np.asarray([cv.field(x, "query") for x in reqs], dtype=np.float32),
                 limit + offset,
                 filter=cv.filter_dict(cv.field(r, "filter")),
                 score_threshold=cv.field(r, "score_threshold"),
                 with_payload=sel,
-                with_vectors=cv.vector_selector(cv.field(r, "with_vector")),
+                with_vectors=bool(vsel),
                 ef=cv.field(params, "hnsw_ef"),
                 exact=bool(cv.field(params, "exact", False)),
                 allow_zero=True,
+                using=using,
             )
+            threshold = cv.field(r, "score_threshold")
             return [
                 cv.make(
                     out.QueryResponse,
                     points=[
-                        cv.scored_point(h)
-                        for h in _beyond(hits[offset:], col, cv.field(r, "score_threshold"))
+                        cv.scored_point(h, vsel)
+                        for h in _beyond(hits[offset:], col, threshold, using)
                     ],
                 )
                 for hits in batch
@@ -1131,7 +1266,6 @@ class QdrantClient:
         """The best ``limit`` groups of points sharing the payload value at ``group_by`` (a
         string or integer; a point with an array there joins each of its values' groups), each
         with its best ``group_size`` points, groups ordered by their best point."""
-        cv.check_using(using)
         if prefetch or with_lookup is not None or lookup_from is not None:
             raise UnsupportedError("prefetch, with_lookup and lookup_from are not supported yet")
         _check_limit("limit", limit, 1)
@@ -1150,6 +1284,7 @@ class QdrantClient:
                 True,
                 with_vectors,
                 score_threshold,
+                cv.using_of(using),
             )
             groups: dict[Any, list[Any]] = {}
             for h in hits:
@@ -1194,15 +1329,16 @@ class QdrantClient:
         **kwargs: Any,
     ) -> list[Any]:
         """qdrant-client's removed ``search``: ``query_vector`` is a vector, a
-        ``(name, vector)`` pair or a NamedVector (the name must be "")."""
+        ``(name, vector)`` pair or a NamedVector."""
+        using = None
         if isinstance(query_vector, tuple) and len(query_vector) == 2:
-            cv.check_using(query_vector[0])
+            using = cv.using_of(query_vector[0])
             query_vector = query_vector[1]
         elif (
             cv.field(query_vector, "name") is not None
             and cv.field(query_vector, "vector") is not None
         ):
-            cv.check_using(cv.field(query_vector, "name"))
+            using = cv.using_of(cv.field(query_vector, "name"))
             query_vector = cv.field(query_vector, "vector")
         if not isinstance(query_vector, (list, np.ndarray)):
             raise InvalidInputError("query_vector must be a vector")
@@ -1216,6 +1352,7 @@ class QdrantClient:
             with_payload,
             with_vectors,
             score_threshold,
+            using,
         )
 
     def search_batch(
@@ -1256,7 +1393,7 @@ class QdrantClient:
         """qdrant-client's removed ``recommend`` with Qdrant's default ``average_vector``
         strategy: search near ``mean(pos) + (mean(pos) - mean(neg))``, leaving out the points
         given by id."""
-        cv.check_using(using)
+        using = cv.using_of(using)
         if lookup_from is not None:
             raise UnsupportedError("lookup_from is not supported yet")
         if strategy not in (None, "average_vector") and cv.dump(strategy) != "average_vector":
@@ -1269,7 +1406,7 @@ class QdrantClient:
         mentioned: list[int | str] = []
         for examples, into in ((positive, pos), (negative or [], neg)):
             for e in examples:
-                vec, ids = self._query_vector(col, e)
+                vec, ids = self._query_vector(col, e, using)
                 into.append(np.asarray(vec, dtype=np.float64))
                 mentioned += ids
         mean_pos = np.mean(pos, axis=0)
@@ -1285,6 +1422,7 @@ class QdrantClient:
             with_payload,
             with_vectors,
             score_threshold,
+            using,
         )
 
     # ----- snapshots ---------------------------------------------------------------------------
@@ -1429,12 +1567,28 @@ class _Writer:
             self._pool.shutdown(wait=True)
 
 
-def _beyond(hits: list[Any], col: native.Collection, threshold: float | None) -> list[Any]:
+def _dims(col: native.Collection) -> dict[str, int] | None:
+    """The sizes of a collection's named vectors by name; None for one unnamed vector."""
+    if col.dim is not None:
+        return None
+    return {name: int(spec["dim"]) for name, spec in col.vectors.items()}
+
+
+def _distance(col: native.Collection, using: str | None) -> str:
+    """The native distance of the vector `using` (None: the unnamed one)."""
+    if using is None:
+        return col.distance or ""
+    return str(col.vectors[using]["distance"])
+
+
+def _beyond(
+    hits: list[Any], col: native.Collection, threshold: float | None, using: str | None = None
+) -> list[Any]:
     """Hits strictly better than `threshold`, as qdrant-client takes it (the core keeps a score
     equal to the threshold too); hits are sorted, so those equal to it are at the end."""
     if threshold is None:
         return hits
-    if col.distance in ("euclid", "manhattan"):
+    if _distance(col, using) in ("euclid", "manhattan"):
         return [h for h in hits if h.score < threshold]
     return [h for h in hits if h.score > threshold]
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+import ferrovec._native as native
 from ferrovec.errors import InvalidInputError, UnsupportedError
 
 out: Any
@@ -104,10 +105,8 @@ def dense_vector(value: Any, what: str) -> Any:
         names = list(value)
         if names == [""]:
             return value[""]
-        raise UnsupportedError(
-            f"{what}: named vectors {names} are not supported yet by ferrovec's Qdrant client; "
-            'use the unnamed vector (or the name "")'
-        )
+        unknown = [n for n in names if n != ""]
+        raise InvalidInputError(f"Wrong input: Not existing vector name error: {unknown[0]}")
     if hasattr(value, "indices") and hasattr(value, "values"):
         raise UnsupportedError(f"{what}: sparse vectors are not supported yet (a later issue)")
     if value is None:
@@ -115,36 +114,71 @@ def dense_vector(value: Any, what: str) -> Any:
     return value
 
 
-def check_using(using: str | None) -> None:
-    if using not in (None, ""):
-        raise UnsupportedError(
-            f"using={using!r}: named vectors are not supported yet; the collection has only the "
-            "unnamed vector"
+def named_vectors(value: Any, names: Sequence[str], what: str) -> dict[str, Any]:
+    """The named dense vectors of one point (a dict name -> vector), checked against the
+    collection's `names`; a point may have only some of them (or none), as in Qdrant."""
+    if not isinstance(value, Mapping):
+        if value is None:
+            raise InvalidInputError(f"{what}: a vector is required")
+        raise InvalidInputError(
+            "Wrong input: Unnamed vectors are not allowed when a collection has named vectors "
+            f"or multivectors: {list(names)}, []"
         )
+    for name, v in value.items():
+        if name not in names:
+            raise InvalidInputError(f"Wrong input: Not existing vector name error: {name}")
+        if hasattr(v, "indices") and hasattr(v, "values"):
+            raise UnsupportedError(f"{what}: sparse vectors are not supported yet (a later issue)")
+    return dict(value)
 
 
-def vector_params(config: Any) -> tuple[int, str, Any]:
-    """(size, native distance, its hnsw_config) of a collection's vectors config (one
-    VectorParams, or ``{"": VectorParams}``)."""
-    if isinstance(config, Mapping):
-        names = list(config)
-        if names != [""]:
-            raise UnsupportedError(
-                f"vectors_config with names {names}: named vectors are not supported yet by "
-                "ferrovec's Qdrant client; pass one VectorParams"
-            )
-        config = config[""]
+def by_name(points: Sequence[Mapping[str, Any]], dims: Mapping[str, int]) -> dict[str, Any]:
+    """Per-point dicts of named vectors as one float32 matrix per name, as the native API
+    takes them; a point without a vector some others have gets NaN there (absent)."""
+    names = [n for n in dims if any(n in p for p in points)]
+    out = {}
+    for n in names:
+        absent = [float("nan")] * dims[n]
+        out[n] = native._as_matrix([p[n] if n in p else absent for p in points])
+    return out
+
+
+def using_of(using: Any) -> str | None:
+    """The vector a query uses (``None`` or ``""``: the unnamed one)."""
+    if using is None or using == "":
+        return None
+    if not isinstance(using, str):
+        raise InvalidInputError(f"using={using!r} must be a vector name")
+    return using
+
+
+def vector_params(config: Any) -> list[tuple[str, int, str, Any]]:
+    """(name, size, native distance, its hnsw_config) of each vector of a collection's vectors
+    config: one VectorParams (the unnamed vector, name ""), ``{"": VectorParams}``, or a dict of
+    named VectorParams."""
     if config is None:
         raise InvalidInputError("vectors_config is required (ferrovec stores dense vectors)")
-    size = field(config, "size")
-    distance = dump(field(config, "distance"))
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise InvalidInputError(f"vector size must be a positive integer, got {size!r}")
-    if distance not in DISTANCES:
-        raise InvalidInputError(f"unknown distance {distance!r}; expected one of {list(DISTANCES)}")
-    if field(config, "multivector_config") is not None:
-        raise UnsupportedError("VectorParams.multivector_config is not supported yet")
-    return size, DISTANCES[distance], field(config, "hnsw_config")
+    items = list(config.items()) if isinstance(config, Mapping) else [("", config)]
+    if not items:
+        raise InvalidInputError("vectors_config names no vector")
+    if len(items) > 1 and "" in dict(items):
+        raise InvalidInputError('the unnamed vector "" cannot be combined with named vectors')
+    specs = []
+    for name, params in items:
+        if not isinstance(name, str):
+            raise InvalidInputError(f"vector name {name!r} is not a string")
+        size = field(params, "size")
+        distance = dump(field(params, "distance"))
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise InvalidInputError(f"vector size must be a positive integer, got {size!r}")
+        if distance not in DISTANCES:
+            raise InvalidInputError(
+                f"unknown distance {distance!r}; expected one of {list(DISTANCES)}"
+            )
+        if field(params, "multivector_config") is not None:
+            raise UnsupportedError("VectorParams.multivector_config is not supported yet")
+        specs.append((name, size, DISTANCES[distance], field(params, "hnsw_config")))
+    return specs
 
 
 def payload_selector(with_payload: Any) -> Any:
@@ -170,20 +204,27 @@ def payload_selector(with_payload: Any) -> Any:
     raise InvalidInputError(f"with_payload={with_payload!r} is not a payload selector")
 
 
-def vector_selector(with_vectors: Any) -> bool:
+def vector_selector(with_vectors: Any) -> bool | list[str]:
+    """Which vectors results carry: all (True), none (False), or the named ones listed."""
     if isinstance(with_vectors, bool) or with_vectors is None:
         return bool(with_vectors)
     if isinstance(with_vectors, Sequence) and not isinstance(with_vectors, str):
-        names = list(with_vectors)
-        unknown = [n for n in names if n != ""]
-        if unknown:
-            raise UnsupportedError(f"with_vectors={names}: named vectors are not supported yet")
-        return bool(names)
+        return [str(n) for n in with_vectors]
     raise InvalidInputError(f"with_vectors={with_vectors!r} is not a vector selector")
 
 
-def vector_out(v: Any) -> list[float] | None:
+def vector_out(v: Any, selector: bool | list[str] = True) -> Any:
+    """A result's vector as qdrant-client gives it: a list of floats for the unnamed vector, a
+    dict of them for named vectors (only the names selected); ``{}`` for a point whose
+    vectors were removed (the native API gives None for an absent unnamed vector)."""
+    if selector is False:
+        return None
     if v is None:
+        return {}
+    if isinstance(v, Mapping):
+        wanted = list(v) if selector is True else [n for n in selector if n in v]
+        return {n: v[n].tolist() for n in wanted}
+    if selector is not True and "" not in selector:
         return None
     return v.tolist() if isinstance(v, np.ndarray) else [float(x) for x in v]
 
@@ -241,13 +282,13 @@ def _fast_defaults(cls: Any, sample: dict[str, Any]) -> dict[str, Any] | None:
     return defaults
 
 
-def scored_point(hit: Any) -> Any:
+def scored_point(hit: Any, selector: bool | list[str] = True) -> Any:
     values = {
         "id": hit.id,
         "version": 0,
         "score": float(hit.score),
         "payload": hit.payload,
-        "vector": None if hit.vector is None else vector_out(hit.vector),
+        "vector": vector_out(hit.vector, selector),
         "shard_key": None,
         "order_value": None,
     }
@@ -263,12 +304,12 @@ def scored_point(hit: Any) -> Any:
     return make(cls, **values)
 
 
-def record(rec: Any) -> Any:
+def record(rec: Any, selector: bool | list[str] = True) -> Any:
     return make(
         out.Record,
         id=rec.id,
         payload=rec.payload,
-        vector=vector_out(rec.vector),
+        vector=vector_out(rec.vector, selector),
         shard_key=None,
         order_value=None,
     )

@@ -27,7 +27,7 @@ fn main() {
         .chunks_exact(4)
         .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    let rows = Rows { data: &base, dim };
+    let rows = Rows::dense(&base, dim);
     let t = Instant::now();
     let g = hnsw::build(
         rows,

@@ -162,6 +162,16 @@ pub fn normalize_into(v: &[f32], out: &mut Vec<f32>) {
     out.extend(v.iter().map(|&x| (f64::from(x) / n) as f32));
 }
 
+/// Scale `v` to unit length in place; a zero vector stays zero.
+pub fn normalize_in_place(v: &mut [f32]) {
+    let n = norm(v);
+    if n > 0.0 {
+        for x in v {
+            *x = (f64::from(*x) / n) as f32;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@ pub const HEADER_LEN: usize = 64;
 
 /// The one format version this build writes and reads. Bump it (and keep a reader for the old
 /// one, or an "upgrade required" error) whenever any layout below changes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {

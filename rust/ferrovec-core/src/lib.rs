@@ -44,5 +44,5 @@ pub use store::Store;
 pub use types::{
     CollectionConfig, CollectionInfo, Distance, Durability, FacetValue, HnswConfig,
     OptimizerConfig, Payload, PayloadIndexInfo, PayloadOp, PayloadSelector, PointId, Record,
-    Retention, ScoredPoint, SearchParams, SegmentInfo, Selector,
+    Retention, ScoredPoint, SearchParams, SegmentInfo, Selector, Space, VectorSpec,
 };

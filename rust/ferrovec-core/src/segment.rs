@@ -2,15 +2,19 @@
 //!
 //! A segment `<id>` is these files in the collection's `segments/` directory, each with the
 //! common header (`format.rs`):
-//! - `<id>.vec`: `rows × dim` f32, little-endian, row-major, from byte 64 (rows 4-byte aligned in
-//!   the page-aligned mapping);
+//! - `<id>.vec`: `rows × width` f32, little-endian, row-major, from byte 64 (rows 4-byte aligned
+//!   in the page-aligned mapping); a row holds all of a point's vectors, concatenated in the
+//!   collection's order (`width` is the sum of their dimensions);
 //! - `<id>.ids`: a fixed 16-byte entry per row (tag u8: 0 number, 1 string; 3 zero bytes; string
 //!   length u32; the number, or the string's offset in the heap, u64), then `rows` u32 row numbers
 //!   in id order (numbers ascending, then strings bytewise: scroll order, binary-searchable),
 //!   then the string heap. Mapped, so opening costs nothing per row;
 //! - `<id>.pay`: `rows + 1` u64 offsets into the JSON bytes that follow them; an empty range is a
 //!   point without payload;
-//! - `<id>.hnsw` (optional): the HNSW graph (`index/hnsw.rs`), mapped on first search;
+//! - `<id>.hnsw` (optional): the HNSW graph (`index/hnsw.rs`) of the first vector, mapped on first
+//!   search, and `<id>.<k>.hnsw` that of vector `k` > 0 (a segment has graphs for all its
+//!   vectors or for none);
+//! - `<id>.q8`, `<id>.<k>.q8` (optional, with the graphs of dot and cosine vectors): int8 codes;
 //! - `<id>.del-<generation>`: a bitmap of rows deleted or replaced after sealing (bit `r % 8` of
 //!   byte `r / 8`), written at checkpoints; the manifest names the current one;
 //! - `<id>.pidx-<n>`: the segment's payload index for the collection's index definition `n`
@@ -29,7 +33,7 @@ use crate::format::{read_u32, read_u64, FileKind, Header, HEADER_LEN};
 use crate::index::hnsw::{self, Graph};
 use crate::index::quant::{self, Codes};
 use crate::io::{FileSystem, Mapped, ReadAt};
-use crate::types::{Distance, PointId};
+use crate::types::{is_absent, PointId, Space};
 
 const ID_ENTRY: usize = 16;
 
@@ -42,11 +46,19 @@ pub fn ids_name(id: u64) -> String {
 pub fn pay_name(id: u64) -> String {
     format!("{id:016}.pay")
 }
-pub fn graph_name(id: u64) -> String {
-    format!("{id:016}.hnsw")
+/// The graph file of vector `k` of segment `id`.
+pub fn graph_name(id: u64, k: usize) -> String {
+    match k {
+        0 => format!("{id:016}.hnsw"),
+        _ => format!("{id:016}.{k}.hnsw"),
+    }
 }
-pub fn codes_name(id: u64) -> String {
-    format!("{id:016}.q8")
+/// The int8 code file of vector `k` of segment `id`.
+pub fn codes_name(id: u64, k: usize) -> String {
+    match k {
+        0 => format!("{id:016}.q8"),
+        _ => format!("{id:016}.{k}.q8"),
+    }
 }
 pub fn pidx_name(id: u64, number: u32) -> String {
     format!("{id:016}.pidx-{number}")
@@ -168,16 +180,22 @@ pub struct SegmentData<'a> {
     pub payloads: &'a [Option<&'a [u8]>],
 }
 
-/// Write the immutable files of segment `id` (and its graph, if given, with the vectors' int8
-/// codes if `codes`). Returns their size.
+/// The graph of one vector of a segment being written, and whether to write its int8 codes.
+pub struct GraphData<'a> {
+    pub space: Space,
+    pub graph: &'a Graph,
+    pub codes: bool,
+}
+
+/// Write the immutable files of segment `id` (rows of `width` values), with a graph (and
+/// codes) per vector when `graphs` has them. Returns their size.
 pub fn write_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     id: u64,
-    dim: u32,
+    width: u32,
     data: &SegmentData<'_>,
-    graph: Option<&Graph>,
-    codes: bool,
+    graphs: &[GraphData<'_>],
 ) -> Result<u64> {
     let rows = data.ids.len() as u64;
     let mut total = write_file(
@@ -185,7 +203,7 @@ pub fn write_segment(
         &dir.join(vec_name(id)),
         FileKind::Vectors,
         rows,
-        dim,
+        width,
         &[bytemuck::cast_slice(data.vectors)],
     )?;
 
@@ -238,32 +256,74 @@ pub fn write_segment(
         0,
         &[&offsets, &json],
     )?;
-    if let Some(g) = graph {
+    for g in graphs {
+        let sp = g.space;
         total += write_file(
             fs,
-            &dir.join(graph_name(id)),
+            &dir.join(graph_name(id, sp.index)),
             FileKind::Graph,
             rows,
-            dim,
-            &[g.as_bytes()],
+            sp.dim as u32,
+            &[g.graph.as_bytes()],
         )?;
-        if codes {
-            let scale = quant::scale_of(data.vectors);
+        if g.codes {
+            let values = space_values(data.vectors, sp);
+            let scale = quant::scale_of(&values);
             let mut prefix = [0u8; CODES_PREFIX];
             prefix[..4].copy_from_slice(&scale.to_le_bytes());
-            let mut body = Vec::with_capacity(data.vectors.len());
-            quant::encode_into(data.vectors, scale, &mut body);
+            let mut body = Vec::with_capacity(values.len());
+            quant::encode_into(&values, scale, &mut body);
             total += write_file(
                 fs,
-                &dir.join(codes_name(id)),
+                &dir.join(codes_name(id, sp.index)),
                 FileKind::Codes,
                 rows,
-                dim,
+                sp.dim as u32,
                 &[&prefix, bytemuck::cast_slice(&body)],
             )?;
         }
     }
     Ok(total)
+}
+
+/// Vector `sp` of every row, contiguous, with absent vectors (NaN) as zeros: what a graph is
+/// built and codes are made on (absent rows are never results; `Segment::absent`). Borrowed
+/// when the rows hold nothing else and none is absent.
+pub fn space_values(vectors: &[f32], sp: Space) -> std::borrow::Cow<'_, [f32]> {
+    if sp.stride == sp.dim && absent_rows(vectors, sp) == 0 {
+        return std::borrow::Cow::Borrowed(vectors);
+    }
+    let mut out = Vec::with_capacity(vectors.len() / sp.stride * sp.dim);
+    for row in vectors.chunks_exact(sp.stride) {
+        let v = &row[sp.offset..sp.offset + sp.dim];
+        if is_absent(v) {
+            out.extend(std::iter::repeat_n(0.0, sp.dim));
+        } else {
+            out.extend_from_slice(v);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Rows lacking vector `sp` (a named vector a point does not have; see `types::is_absent`).
+pub fn absent_rows(vectors: &[f32], sp: Space) -> usize {
+    vectors
+        .chunks_exact(sp.stride)
+        .filter(|row| is_absent(&row[sp.offset..]))
+        .count()
+}
+
+/// Per vector, how many rows lack it; empty when every row has every vector.
+pub fn absent_counts(vectors: &[f32], spaces: &[Space]) -> Vec<u64> {
+    let counts: Vec<u64> = spaces
+        .iter()
+        .map(|&sp| absent_rows(vectors, sp) as u64)
+        .collect();
+    if counts.iter().all(|&c| c == 0) {
+        Vec::new()
+    } else {
+        counts
+    }
 }
 
 /// Bytes before the codes in a code file's body: the scale (f32) and reserved zeros.
@@ -297,22 +357,31 @@ pub const PREAD_MIN_BYTES: u64 = 256 << 20;
 pub struct Segment {
     pub id: u64,
     pub rows: usize,
-    dim: usize,
+    /// Values per row (all of a point's vectors).
+    width: usize,
     dir: PathBuf,
     vectors: Mapped,
-    /// The vector file opened for pread, in segments with codes (`rescorer`).
+    /// The vector file opened for pread, in large segments with codes (`rescorer`).
     row_file: Option<Box<dyn ReadAt>>,
     ids: Mapped,
     payloads: Mapped,
-    has_graph: bool,
-    graph: OnceLock<std::result::Result<Arc<Graph>, String>>,
-    has_codes: bool,
-    /// The int8 code file, mapped on first use.
-    codes: OnceLock<std::result::Result<Mapped, String>>,
+    /// One per vector of the collection when the segment is indexed, else empty.
+    graphs: Vec<VectorGraph>,
+    /// Per vector, the rows lacking it (from the manifest's counts; empty: none) and their
+    /// bitmap, found by a scan on first use.
+    absent: Vec<(u64, OnceLock<Bitmap>)>,
     /// Payload indexes of this segment, by the number of the collection's index definition:
     /// the file exists; `Some` once read (on first use).
     indexes: Mutex<BTreeMap<u32, Option<Arc<FieldIndex>>>>,
     fs: Arc<dyn FileSystem>,
+}
+
+/// The graph of one vector of a segment, and its int8 codes: both mapped on first use.
+struct VectorGraph {
+    space: Space,
+    graph: OnceLock<std::result::Result<Arc<Graph>, String>>,
+    has_codes: bool,
+    codes: OnceLock<std::result::Result<Mapped, String>>,
 }
 
 impl std::fmt::Debug for Segment {
@@ -320,34 +389,38 @@ impl std::fmt::Debug for Segment {
         f.debug_struct("Segment")
             .field("id", &self.id)
             .field("rows", &self.rows)
-            .field("has_graph", &self.has_graph)
+            .field("has_graph", &self.has_graph())
             .finish_non_exhaustive()
     }
 }
 
 impl Segment {
     /// Map a segment's files and check their headers and sizes. Whole-file checksums are checked
-    /// only by [`Segment::verify`]; the graph is mapped on first use.
+    /// only by [`Segment::verify`]; graphs and codes are mapped on first use. `spaces` are the
+    /// collection's vectors; `codes` says, per vector, whether the segment's graph of it has
+    /// int8 codes, and is empty for a segment without graphs; `absent` counts, per vector, the
+    /// rows that lack it (empty: none do).
     pub fn open(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         id: u64,
         rows: usize,
-        dim: u32,
-        has_graph: bool,
-        has_codes: bool,
+        spaces: &[Space],
+        codes: &[bool],
+        absent: &[u64],
     ) -> Result<Arc<Self>> {
+        let width = spaces.first().map_or(0, |s| s.stride);
         let vec_path = dir.join(vec_name(id));
         let vectors = fs.map(&vec_path)?;
         let (h, body) = Header::decode_whole(FileKind::Vectors, &vectors, &vec_path, false)?;
         let expect_bytes = (rows as u64)
-            .checked_mul(u64::from(dim) * 4)
+            .checked_mul(width as u64 * 4)
             .ok_or_else(|| Error::corrupt(&vec_path, "row count overflows"))?;
-        if h.count != rows as u64 || h.dim != dim || body.len() as u64 != expect_bytes {
+        if h.count != rows as u64 || h.dim as usize != width || body.len() as u64 != expect_bytes {
             return Err(Error::corrupt(
                 &vec_path,
                 format!(
-                    "vector file holds {} rows of dim {} in {} bytes; the manifest expects {rows} rows of dim {dim}",
+                    "vector file holds {} rows of width {} in {} bytes; the manifest expects {rows} rows of width {width}",
                     h.count,
                     h.dim,
                     body.len()
@@ -358,6 +431,20 @@ impl Segment {
             return Err(Error::corrupt(
                 &vec_path,
                 "vector data is not 4-byte aligned",
+            ));
+        }
+        if !codes.is_empty() && codes.len() != spaces.len()
+            || !absent.is_empty() && absent.len() != spaces.len()
+            || absent.iter().any(|&a| a > rows as u64)
+        {
+            return Err(Error::corrupt(
+                &vec_path,
+                format!(
+                    "the manifest lists {} graphs and {} absent counts for a segment of {} vectors and {rows} rows",
+                    codes.len(),
+                    absent.len(),
+                    spaces.len()
+                ),
             ));
         }
 
@@ -383,52 +470,79 @@ impl Segment {
                 format!("payload file too short for {rows} rows"),
             ));
         }
-        let has_codes = has_graph && has_codes;
         // Searches walk the codes and rescore a few rows per query. In a large segment those
         // rows are read with pread: a fault on the mapping maps up to 64 KiB of cached pages
         // around each row (the kernel's fault-around, which MADV_RANDOM does not turn off), so
         // serving would soon hold all the f32 vectors resident on top of the codes.
-        let row_file = if has_codes && expect_bytes >= PREAD_MIN_BYTES {
+        let row_file = if codes.iter().any(|&c| c) && expect_bytes >= PREAD_MIN_BYTES {
             Some(fs.open_read(&vec_path)?)
         } else {
             None
         };
+        let graphs = spaces
+            .iter()
+            .zip(codes)
+            .map(|(&space, &has_codes)| VectorGraph {
+                space,
+                graph: OnceLock::new(),
+                has_codes,
+                codes: OnceLock::new(),
+            })
+            .collect();
         Ok(Arc::new(Segment {
             id,
             rows,
-            dim: dim as usize,
+            width,
             dir: dir.to_path_buf(),
             vectors,
             row_file,
             ids,
             payloads,
-            has_graph,
-            graph: OnceLock::new(),
-            has_codes,
-            codes: OnceLock::new(),
+            graphs,
+            absent: absent.iter().map(|&a| (a, OnceLock::new())).collect(),
             indexes: Mutex::new(BTreeMap::new()),
             fs,
         }))
     }
 
-    /// All vectors, row-major.
+    /// Per vector, how many rows lack it (empty: none do), as the manifest records it.
+    pub fn absent_counts(&self) -> Vec<u64> {
+        self.absent.iter().map(|(a, _)| *a).collect()
+    }
+
+    /// The rows lacking vector `sp`, if any do: found by a scan of the vector file on first use
+    /// (only segments of named vectors, some absent, ever scan).
+    pub fn absent(&self, sp: Space) -> Option<&Bitmap> {
+        let (count, bitmap) = self.absent.get(sp.index)?;
+        if *count == 0 {
+            return None;
+        }
+        Some(bitmap.get_or_init(|| {
+            let mut b = Bitmap::new(self.rows);
+            for (r, row) in self.vectors().chunks_exact(self.width).enumerate() {
+                if is_absent(&row[sp.offset..]) {
+                    b.set(r);
+                }
+            }
+            b
+        }))
+    }
+
+    /// All rows, row-major (each holds all of a point's vectors).
     pub fn vectors(&self) -> &[f32] {
         // Checked in `open`: length and alignment.
         bytemuck::try_cast_slice(&self.vectors[HEADER_LEN..]).unwrap_or(&[])
     }
 
+    /// Row `row`: all of a point's vectors.
     pub fn vector(&self, row: usize) -> &[f32] {
-        &self.vectors()[row * self.dim..(row + 1) * self.dim]
+        &self.vectors()[row * self.width..(row + 1) * self.width]
     }
 
-    /// Exact distances from `q` to rows of this segment, for rescoring a search walked on the
-    /// codes. Rows are read with pread where the segment has codes (see `open`), else from the
-    /// mapping.
-    pub fn rescorer<'a>(
-        &'a self,
-        metric: Distance,
-        q: &'a [f32],
-    ) -> impl FnMut(u32) -> Result<f32> + 'a {
+    /// Exact distances from `q` to vector `sp` of rows of this segment, for rescoring a search
+    /// walked on the codes. Rows are read with pread in large segments (see `open`), else from
+    /// the mapping.
+    pub fn rescorer<'a>(&'a self, sp: Space, q: &'a [f32]) -> impl FnMut(u32) -> Result<f32> + 'a {
         // Only the pread path needs a buffer (allocated on its first row).
         let mut buf = Vec::new();
         move |row| {
@@ -441,31 +555,37 @@ impl Segment {
             }
             match &self.row_file {
                 Some(f) => {
-                    buf.resize(self.dim, 0f32);
-                    let at = HEADER_LEN as u64 + (row * self.dim * 4) as u64;
+                    buf.resize(sp.dim, 0f32);
+                    let at = HEADER_LEN as u64 + ((row * self.width + sp.offset) * 4) as u64;
                     f.read_exact_at(bytemuck::cast_slice_mut(&mut buf), at)?;
-                    Ok(hnsw::dist(metric, q, &buf))
+                    Ok(hnsw::dist(sp.distance, q, &buf))
                 }
-                None => Ok(hnsw::dist(metric, q, self.vector(row))),
+                None => {
+                    let v = &self.vector(row)[sp.offset..sp.offset + sp.dim];
+                    Ok(hnsw::dist(sp.distance, q, v))
+                }
             }
         }
     }
 
+    /// The segment has graphs (one per vector).
     pub fn has_graph(&self) -> bool {
-        self.has_graph
+        !self.graphs.is_empty()
     }
 
-    /// The segment's graph, mapped on first use.
-    pub fn graph(&self) -> Result<Option<Arc<Graph>>> {
-        if !self.has_graph {
+    /// The graph of vector `k`, mapped on first use.
+    pub fn graph(&self, k: usize) -> Result<Option<Arc<Graph>>> {
+        let Some(vg) = self.graphs.get(k) else {
             return Ok(None);
-        }
-        let loaded = self.graph.get_or_init(|| {
-            let path = self.dir.join(graph_name(self.id));
+        };
+        let path = self.dir.join(graph_name(self.id, k));
+        let loaded = vg.graph.get_or_init(|| {
             let load = || -> Result<Arc<Graph>> {
                 let map = self.fs.map(&path)?;
                 let h = Header::decode(FileKind::Graph, &map, &path)?;
-                if h.count != self.rows as u64 || map.len() as u64 != HEADER_LEN as u64 + h.body_len
+                if h.count != self.rows as u64
+                    || h.dim as usize != vg.space.dim
+                    || map.len() as u64 != HEADER_LEN as u64 + h.body_len
                 {
                     return Err(Error::corrupt(
                         &path,
@@ -480,28 +600,24 @@ impl Segment {
         });
         match loaded {
             Ok(g) => Ok(Some(g.clone())),
-            Err(msg) => Err(Error::corrupt(
-                self.dir.join(graph_name(self.id)),
-                msg.clone(),
-            )),
+            Err(msg) => Err(Error::corrupt(path, msg.clone())),
         }
     }
 
-    /// The int8 codes the graph is searched on (`index/quant.rs`), mapped on first use; `None`
-    /// if the segment has none (no graph, or a metric searched on f32).
-    pub fn codes(&self) -> Result<Option<Codes<'_>>> {
-        if !self.has_codes {
+    /// The int8 codes of vector `k` its graph is searched on (`index/quant.rs`), mapped on
+    /// first use; `None` if the segment has none (no graph, or a metric searched on f32).
+    pub fn codes(&self, k: usize) -> Result<Option<Codes<'_>>> {
+        let Some(vg) = self.graphs.get(k).filter(|g| g.has_codes) else {
             return Ok(None);
-        }
-        let path = self.dir.join(codes_name(self.id));
-        let loaded = self.codes.get_or_init(|| {
+        };
+        let dim = vg.space.dim;
+        let path = self.dir.join(codes_name(self.id, k));
+        let loaded = vg.codes.get_or_init(|| {
             let load = || -> Result<Mapped> {
                 let map = self.fs.map(&path)?;
                 let (h, body) = Header::decode_whole(FileKind::Codes, &map, &path, false)?;
-                let want = CODES_PREFIX as u64 + self.rows as u64 * self.dim as u64;
-                if h.count != self.rows as u64
-                    || h.dim as usize != self.dim
-                    || body.len() as u64 != want
+                let want = CODES_PREFIX as u64 + self.rows as u64 * dim as u64;
+                if h.count != self.rows as u64 || h.dim as usize != dim || body.len() as u64 != want
                 {
                     return Err(Error::corrupt(
                         &path,
@@ -517,7 +633,7 @@ impl Segment {
                 let body = &map[HEADER_LEN + CODES_PREFIX..];
                 Ok(Some(Codes {
                     data: bytemuck::cast_slice(body),
-                    dim: self.dim,
+                    dim,
                 }))
             }
             Err(msg) => Err(Error::corrupt(path, msg.clone())),
@@ -684,11 +800,11 @@ impl Segment {
             (FileKind::Ids, ids_name(self.id)),
             (FileKind::Payloads, pay_name(self.id)),
         ];
-        if self.has_graph {
-            files.push((FileKind::Graph, graph_name(self.id)));
-        }
-        if self.has_codes {
-            files.push((FileKind::Codes, codes_name(self.id)));
+        for (k, g) in self.graphs.iter().enumerate() {
+            files.push((FileKind::Graph, graph_name(self.id, k)));
+            if g.has_codes {
+                files.push((FileKind::Codes, codes_name(self.id, k)));
+            }
         }
         if let Some(d) = deleted {
             files.push((FileKind::Deleted, d.to_string()));
@@ -725,14 +841,31 @@ mod tests {
     use super::*;
     use crate::index::hnsw::{self, HnswParams, Rows};
     use crate::io::OsFs;
+    use crate::types::Distance;
 
     /// A large segment with codes reads the rows it rescores with pread (no mapping); the
-    /// distances must be those of the mapped rows, and a row past the end is an error.
+    /// distances must be those of the mapped rows, for each of a point's two vectors, and a
+    /// row past the end is an error.
     #[test]
     fn rescorer_reads_rows_with_pread_exactly() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (rows, dim) = (300usize, 16usize);
-        let vectors: Vec<f32> = (0..rows * dim)
+        let rows = 300usize;
+        let config = crate::types::CollectionConfig::with_vectors(vec![
+            crate::types::VectorSpec {
+                name: "a".into(),
+                dim: 16,
+                distance: Distance::Dot,
+            },
+            crate::types::VectorSpec {
+                name: "b".into(),
+                dim: 8,
+                distance: Distance::Euclid,
+            },
+        ])
+        .expect("config");
+        let spaces = config.spaces();
+        let width = config.width();
+        let vectors: Vec<f32> = (0..rows * width)
             .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
             .collect();
         let ids: Vec<PointId> = (0..rows as u64).map(PointId::Num).collect();
@@ -742,35 +875,62 @@ mod tests {
             vectors: &vectors,
             payloads: &payloads,
         };
-        let graph = hnsw::build(
-            Rows {
-                data: &vectors,
-                dim,
-            },
-            Distance::Dot,
-            HnswParams {
-                m: 8,
-                ef_construct: 32,
-            },
-            1,
-            &AtomicBool::new(false),
-        );
+        let built: Vec<Graph> = spaces
+            .iter()
+            .map(|&sp| {
+                hnsw::build(
+                    Rows::of(&vectors, sp),
+                    sp.distance,
+                    HnswParams {
+                        m: 8,
+                        ef_construct: 32,
+                    },
+                    1,
+                    &AtomicBool::new(false),
+                )
+            })
+            .collect();
+        let graphs: Vec<GraphData<'_>> = spaces
+            .iter()
+            .zip(&built)
+            .map(|(&space, graph)| GraphData {
+                space,
+                graph,
+                codes: space.index == 0,
+            })
+            .collect();
         let fs: Arc<dyn FileSystem> = Arc::new(OsFs);
-        write_segment(&*fs, dir.path(), 1, dim as u32, &data, Some(&graph), true)
-            .expect("write segment");
-        let mut seg =
-            Segment::open(fs.clone(), dir.path(), 1, rows, dim as u32, true, true).expect("open");
+        write_segment(&*fs, dir.path(), 1, width as u32, &data, &graphs).expect("write segment");
+        let mut seg = Segment::open(
+            fs.clone(),
+            dir.path(),
+            1,
+            rows,
+            &spaces,
+            &[true, false],
+            &[],
+        )
+        .expect("open");
         assert!(seg.row_file.is_none(), "a small segment reads its mapping");
+        assert!(seg.codes(0).expect("codes").is_some());
+        assert!(seg.codes(1).expect("codes").is_none());
+        assert!(seg.graph(1).expect("graph").is_some());
+        seg.verify(None).expect("checksums");
         // As `open` does for a segment of PREAD_MIN_BYTES or more.
         let rows_path = dir.path().join(vec_name(1));
         Arc::get_mut(&mut seg).expect("one handle").row_file =
             Some(fs.open_read(&rows_path).expect("open for pread"));
-        let q: Vec<f32> = (0..dim).map(|i| i as f32 / dim as f32).collect();
-        let mut exact = seg.rescorer(Distance::Dot, &q);
-        for row in [0u32, 1, 150, rows as u32 - 1] {
-            let want = hnsw::dist(Distance::Dot, &q, seg.vector(row as usize));
-            assert_eq!(exact(row).expect("read row"), want);
+        for sp in spaces {
+            let q: Vec<f32> = (0..sp.dim).map(|i| i as f32 / sp.dim as f32).collect();
+            let mut exact = seg.rescorer(sp, &q);
+            for row in [0u32, 1, 150, rows as u32 - 1] {
+                let v = &seg.vector(row as usize)[sp.offset..sp.offset + sp.dim];
+                assert_eq!(
+                    exact(row).expect("read row"),
+                    hnsw::dist(sp.distance, &q, v)
+                );
+            }
+            assert!(exact(rows as u32).is_err());
         }
-        assert!(exact(rows as u32).is_err());
     }
 }

@@ -236,13 +236,21 @@ impl Store {
             }
             let existing = self.load(&mut slots, name)?;
             let have = existing.config();
-            if have.dim != config.dim || have.distance != config.distance {
+            if have.vectors != config.vectors {
+                let describe = |c: &CollectionConfig| {
+                    c.vectors
+                        .iter()
+                        .map(|v| match v.name.as_str() {
+                            "" => format!("dim {} and distance {}", v.dim, v.distance.name()),
+                            n => format!("{n:?}: dim {}, {}", v.dim, v.distance.name()),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
                 return Err(Error::invalid(format!(
-                    "collection {name:?} exists with dim {} and distance {}, not dim {} and distance {}",
-                    existing.config().dim,
-                    existing.config().distance.name(),
-                    config.dim,
-                    config.distance.name()
+                    "collection {name:?} exists with {}, not {}",
+                    describe(have),
+                    describe(&config)
                 )));
             }
             return Ok(existing);

@@ -150,31 +150,119 @@ pub struct Retention {
     pub max_age_secs: u64,
 }
 
+/// A stored vector that a point does not have (a named vector left out, or deleted) is all NaN,
+/// which input can never be otherwise (vectors must be finite); its first value tells.
+pub fn is_absent(v: &[f32]) -> bool {
+    v.first().is_some_and(|x| x.is_nan())
+}
+
+/// Most named vectors a collection may hold.
+pub const MAX_VECTORS: usize = 64;
+/// Longest vector name, in bytes.
+pub const MAX_VECTOR_NAME_BYTES: usize = 128;
+
+/// One vector of every point: its name (`""` for a collection's single unnamed vector), its
+/// dimension and its distance.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CollectionConfig {
+pub struct VectorSpec {
+    pub name: String,
     pub dim: u32,
     pub distance: Distance,
+}
+
+/// Where one vector lives inside a point's stored row: the row holds every vector of the
+/// point, concatenated in the collection's order (`VectorSpec`s), so `offset` and `dim` pick
+/// it out of a row of `stride` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Space {
+    /// Position among the collection's vectors.
+    pub index: usize,
+    pub offset: usize,
+    pub dim: usize,
+    /// Values per stored row (all vectors of a point).
+    pub stride: usize,
+    pub distance: Distance,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionConfig {
+    /// One unnamed vector, or one or more named ones.
+    pub vectors: Vec<VectorSpec>,
     pub hnsw: HnswConfig,
     pub optimizer: OptimizerConfig,
 }
 
 impl CollectionConfig {
+    /// A collection of one unnamed vector.
     pub fn new(dim: u32, distance: Distance) -> Result<Self> {
-        if dim == 0 || dim > MAX_DIM {
-            return Err(Error::invalid(format!(
-                "dim must be between 1 and {MAX_DIM}, got {dim}"
-            )));
-        }
-        Ok(CollectionConfig {
+        Self::with_vectors(vec![VectorSpec {
+            name: String::new(),
             dim,
             distance,
+        }])
+    }
+
+    /// A collection of the given vectors: one unnamed (name `""`), or named ones.
+    pub fn with_vectors(vectors: Vec<VectorSpec>) -> Result<Self> {
+        let config = CollectionConfig {
+            vectors,
             hnsw: HnswConfig::default(),
             optimizer: OptimizerConfig::default(),
-        })
+        };
+        config.validate_vectors()?;
+        Ok(config)
+    }
+
+    fn validate_vectors(&self) -> Result<()> {
+        let v = &self.vectors;
+        if v.is_empty() || v.len() > MAX_VECTORS {
+            return Err(Error::invalid(format!(
+                "a collection holds 1 to {MAX_VECTORS} vectors, got {}",
+                v.len()
+            )));
+        }
+        let unnamed = v.iter().filter(|s| s.name.is_empty()).count();
+        if unnamed > 0 && v.len() > 1 {
+            return Err(Error::invalid(
+                "the unnamed vector (name \"\") cannot be combined with named vectors",
+            ));
+        }
+        for (i, spec) in v.iter().enumerate() {
+            if spec.dim == 0 || spec.dim > MAX_DIM {
+                let what = if spec.name.is_empty() {
+                    String::from("dim")
+                } else {
+                    format!("vector {:?}: dim", spec.name)
+                };
+                return Err(Error::invalid(format!(
+                    "{what} must be between 1 and {MAX_DIM}, got {}",
+                    spec.dim
+                )));
+            }
+            if spec.name.len() > MAX_VECTOR_NAME_BYTES {
+                return Err(Error::invalid(format!(
+                    "vector names are at most {MAX_VECTOR_NAME_BYTES} bytes, got {}",
+                    spec.name.len()
+                )));
+            }
+            if v[..i].iter().any(|o| o.name == spec.name) {
+                return Err(Error::invalid(format!(
+                    "vector name {:?} is given twice",
+                    spec.name
+                )));
+            }
+        }
+        let width: u64 = v.iter().map(|s| u64::from(s.dim)).sum();
+        if width > u64::from(MAX_DIM) {
+            return Err(Error::invalid(format!(
+                "the vectors of a point hold at most {MAX_DIM} values together, got {width}"
+            )));
+        }
+        Ok(())
     }
 
     pub fn validate(&self) -> Result<()> {
-        Self::new(self.dim, self.distance)?;
+        self.validate_vectors()?;
         crate::index::hnsw::HnswParams {
             m: self.hnsw.m,
             ef_construct: self.hnsw.ef_construct,
@@ -190,6 +278,71 @@ impl CollectionConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The collection holds named vectors (rather than one unnamed vector).
+    pub fn is_named(&self) -> bool {
+        self.vectors.first().is_some_and(|s| !s.name.is_empty())
+    }
+
+    /// Values per stored row: every vector of a point, concatenated.
+    pub fn width(&self) -> usize {
+        self.vectors.iter().map(|s| s.dim as usize).sum()
+    }
+
+    /// Every vector's place in a row, in order.
+    pub fn spaces(&self) -> Vec<Space> {
+        let stride = self.width();
+        let mut offset = 0;
+        self.vectors
+            .iter()
+            .enumerate()
+            .map(|(index, s)| {
+                let space = Space {
+                    index,
+                    offset,
+                    dim: s.dim as usize,
+                    stride,
+                    distance: s.distance,
+                };
+                offset += s.dim as usize;
+                space
+            })
+            .collect()
+    }
+
+    /// The vector a search uses: `name`, or the collection's only vector when `None` or `""`.
+    pub fn space(&self, name: Option<&str>) -> Result<Space> {
+        let spaces = self.spaces();
+        match name {
+            None | Some("") if !self.is_named() => Ok(spaces[0]),
+            None | Some("") => Err(Error::invalid(format!(
+                "this collection holds named vectors ({}); say which one to use",
+                self.vector_names()
+            ))),
+            Some(n) => self
+                .vectors
+                .iter()
+                .position(|s| s.name == n)
+                .map(|i| spaces[i])
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "no vector named {n:?}; this collection holds {}",
+                        self.vector_names()
+                    ))
+                }),
+        }
+    }
+
+    fn vector_names(&self) -> String {
+        if !self.is_named() {
+            return String::from("one unnamed vector");
+        }
+        self.vectors
+            .iter()
+            .map(|s| format!("{:?}", s.name))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -283,6 +436,8 @@ pub struct SearchParams {
     /// Under cosine, take a zero query vector (every score 0) instead of rejecting it, as
     /// Qdrant does (the Qdrant-compatible client sets it).
     pub allow_zero: bool,
+    /// The named vector to search (`None` or `""`: the collection's unnamed vector).
+    pub using: Option<String>,
 }
 
 impl Default for SearchParams {
@@ -297,6 +452,7 @@ impl Default for SearchParams {
             exact: false,
             filter: None,
             allow_zero: false,
+            using: None,
         }
     }
 }

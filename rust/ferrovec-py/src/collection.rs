@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use ferrovec_core::{Collection, Payload, PointId, ScoredPoint, SearchParams, Store};
+use ferrovec_core::{
+    Collection, CollectionConfig, Payload, PointId, ScoredPoint, SearchParams, Space, Store,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
@@ -15,6 +17,7 @@ use crate::convert::{
 use crate::errors::invalid;
 use crate::gil::run_detached;
 use ferrovec_core::{Direction, FacetValue, Filter, IndexKind, PayloadOp, Retention, Selector};
+use numpy::{PyArray1, PyArrayMethods};
 
 /// A collection of points (id, vector, JSON payload) in a ferrovec store.
 #[pyclass(name = "Collection", module = "ferrovec", frozen)]
@@ -47,14 +50,27 @@ impl PyCollection {
                 return Ok(None);
             }
         }
-        let m = matrix_from_py(py, vectors, "vectors")?;
+        let config = self.col.config();
+        let m = match vectors.cast::<PyDict>() {
+            Ok(named) => named_rows(py, named, config, ids.len(), true)?.1,
+            Err(_) if config.is_named() => {
+                return Err(invalid(
+                    py,
+                    format!(
+                        "collection {:?} holds named vectors: pass vectors as a dict of one (n, dim) array per name",
+                        self.col.name()
+                    ),
+                ))
+            }
+            Err(_) => matrix_from_py(py, vectors, "vectors")?,
+        };
         if m.rows() != ids.len() {
             return Err(invalid(
                 py,
                 format!("got {} ids but {} vectors", ids.len(), m.rows()),
             ));
         }
-        let dim = self.col.config().dim as usize;
+        let dim = config.width();
         if m.cols() != dim {
             return Err(invalid(
                 py,
@@ -68,16 +84,30 @@ impl PyCollection {
         Ok(Some((ids, m, payloads)))
     }
 
-    /// An (n, dim) array of queries, checked against the collection's dimension.
-    fn queries<'py>(&self, py: Python<'py>, vectors: &Bound<'py, PyAny>) -> PyResult<Matrix<'py>> {
+    /// An (n, dim) array of queries, checked against the dimension of the vector `using`.
+    fn queries<'py>(
+        &self,
+        py: Python<'py>,
+        vectors: &Bound<'py, PyAny>,
+        using: Option<&str>,
+    ) -> PyResult<Matrix<'py>> {
         let m = matrix_from_py(py, vectors, "vectors")?;
-        let dim = self.col.config().dim as usize;
+        let dim = self
+            .col
+            .config()
+            .space(using)
+            .map_err(|e| crate::errors::to_py(py, e))?
+            .dim;
         if m.cols() != dim && m.rows() > 0 {
             return Err(invalid(
                 py,
                 format!(
-                    "queries have dimension {}, the collection has dimension {dim}",
-                    m.cols()
+                    "queries have dimension {}, the {} has dimension {dim}",
+                    m.cols(),
+                    match using {
+                        None | Some("") => String::from("collection"),
+                        Some(n) => format!("vector {n:?}"),
+                    }
                 ),
             ));
         }
@@ -97,18 +127,101 @@ impl PyCollection {
     }
 }
 
-fn hits_to_list(py: Python<'_>, hits: Vec<ScoredPoint>) -> PyResult<Py<PyList>> {
+/// Named vectors given as a dict of one (n, dim) array per name, as one matrix of rows holding
+/// them concatenated: every vector of the collection in its order when `all` (an upsert; a
+/// vector not given is absent from those points, stored as NaN), else the vectors given, in the
+/// dict's order. Returns the names in row order, and the rows.
+fn named_rows<'py>(
+    py: Python<'py>,
+    named: &Bound<'py, PyDict>,
+    config: &CollectionConfig,
+    n: usize,
+    all: bool,
+) -> PyResult<(Vec<String>, Matrix<'py>)> {
+    let mut given = Vec::with_capacity(named.len());
+    for (k, v) in named.iter() {
+        let name: String = k
+            .extract()
+            .map_err(|_| invalid(py, "vector names must be strings"))?;
+        let sp = config
+            .space(Some(&name))
+            .map_err(|e| crate::errors::to_py(py, e))?;
+        let m = matrix_from_py(py, &v, "vectors")?;
+        if m.rows() != n {
+            return Err(invalid(
+                py,
+                format!("got {n} ids but {} vectors named {name:?}", m.rows()),
+            ));
+        }
+        if m.cols() != sp.dim {
+            return Err(invalid(
+                py,
+                format!(
+                    "vectors named {name:?} have dimension {}, the vector has dimension {}",
+                    m.cols(),
+                    sp.dim
+                ),
+            ));
+        }
+        // A row of NaN: that point lacks this vector (the batch format of leaving it out). A
+        // NaN among numbers is refused, as everywhere.
+        for (r, row) in m.as_slice().chunks_exact(sp.dim).enumerate() {
+            if row.iter().any(|x| x.is_nan()) && !row.iter().all(|x| x.is_nan()) {
+                let at = row.iter().position(|x| x.is_nan()).unwrap_or(0);
+                return Err(invalid(
+                    py,
+                    format!(
+                        "vectors named {name:?} row {r}: component {at} is NaN (only finite numbers are allowed; a row of NaN leaves the vector out)"
+                    ),
+                ));
+            }
+        }
+        given.push((name, sp, m));
+    }
+    let mut spaces: Vec<Space> = given.iter().map(|(_, sp, _)| *sp).collect();
+    if all {
+        spaces = config.spaces();
+    }
+    let width: usize = spaces.iter().map(|sp| sp.dim).sum();
+    let mut rows = Vec::with_capacity(n * width);
+    for r in 0..n {
+        for sp in &spaces {
+            match given.iter().find(|(_, g, _)| g.index == sp.index) {
+                Some((_, _, m)) => {
+                    rows.extend_from_slice(&m.as_slice()[r * sp.dim..(r + 1) * sp.dim])
+                }
+                None => rows.extend(std::iter::repeat_n(f32::NAN, sp.dim)),
+            }
+        }
+    }
+    let array = PyArray1::from_vec(py, rows).reshape([n, width])?;
+    let names = match all {
+        true => config.vectors.iter().map(|v| v.name.clone()).collect(),
+        false => given.into_iter().map(|(name, _, _)| name).collect(),
+    };
+    Ok((names, matrix_from_py(py, array.as_any(), "vectors")?))
+}
+
+fn hits_to_list(
+    py: Python<'_>,
+    hits: Vec<ScoredPoint>,
+    config: &CollectionConfig,
+) -> PyResult<Py<PyList>> {
     let out = PyList::empty(py);
     for h in hits {
-        out.append(hit_to_py(py, h)?)?;
+        out.append(hit_to_py(py, h, config)?)?;
     }
     Ok(out.unbind())
 }
 
-fn batch_to_list(py: Python<'_>, all: Vec<Vec<ScoredPoint>>) -> PyResult<Py<PyList>> {
+fn batch_to_list(
+    py: Python<'_>,
+    all: Vec<Vec<ScoredPoint>>,
+    config: &CollectionConfig,
+) -> PyResult<Py<PyList>> {
     let out = PyList::empty(py);
     for hits in all {
-        out.append(hits_to_list(py, hits)?)?;
+        out.append(hits_to_list(py, hits, config)?)?;
     }
     Ok(out.unbind())
 }
@@ -126,6 +239,7 @@ fn search_params(
     exact: bool,
     filter: Option<&Bound<'_, PyAny>>,
     allow_zero: bool,
+    using: Option<String>,
 ) -> PyResult<SearchParams> {
     let filter = filter_from_py(py, filter)?;
     if k == 0 {
@@ -144,6 +258,7 @@ fn search_params(
         exact,
         filter,
         allow_zero,
+        using,
     })
 }
 
@@ -183,14 +298,24 @@ impl PyCollection {
         self.col.name()
     }
 
+    /// The dimension of the unnamed vector (None for a collection of named vectors).
     #[getter]
-    fn dim(&self) -> u32 {
-        self.col.config().dim
+    fn dim(&self) -> Option<u32> {
+        let c = self.col.config();
+        (!c.is_named()).then(|| c.vectors[0].dim)
     }
 
+    /// The distance of the unnamed vector (None for a collection of named vectors).
     #[getter]
-    fn distance(&self) -> &'static str {
-        self.col.config().distance.name()
+    fn distance(&self) -> Option<&'static str> {
+        let c = self.col.config();
+        (!c.is_named()).then(|| c.vectors[0].distance.name())
+    }
+
+    /// Every vector of a point: {name: {"dim": int, "distance": str}} ("" for the unnamed one).
+    #[getter]
+    fn vectors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        vectors_to_dict(py, self.col.config())
     }
 
     /// Insert or replace points. `vectors` is an (n, dim) array-like; float32 C-contiguous numpy
@@ -243,7 +368,8 @@ impl PyCollection {
 
     /// Replace the vectors of the points given by `ids` that exist, keeping their payloads,
     /// as one logged write; returns the ids found (the others are left alone). Ids must be
-    /// distinct. allow_zero as in upsert.
+    /// distinct. For named vectors, `vectors` is a dict of arrays for the names to replace (the
+    /// others are kept). allow_zero as in upsert.
     #[pyo3(signature = (ids, vectors, *, allow_zero = false))]
     fn update_vectors(
         &self,
@@ -252,19 +378,45 @@ impl PyCollection {
         vectors: &Bound<'_, PyAny>,
         allow_zero: bool,
     ) -> PyResult<Py<PyList>> {
-        let found = match self.upsert_input(py, ids, vectors, None)? {
-            Some((ids, m, _)) => {
+        let col = &self.col;
+        let found = match vectors.cast::<PyDict>() {
+            Ok(named) => {
+                let ids = ids_from_py(py, ids)?;
+                let (names, m) = named_rows(py, named, col.config(), ids.len(), false)?;
                 let slice = m.as_slice();
-                let col = &self.col;
-                run_detached(py, || col.update_vectors(&ids, slice, allow_zero))?
+                run_detached(py, || {
+                    col.update_vectors(&ids, Some(&names), slice, allow_zero)
+                })?
             }
-            None => Vec::new(),
+            Err(_) => match self.upsert_input(py, ids, vectors, None)? {
+                Some((ids, m, _)) => {
+                    let slice = m.as_slice();
+                    run_detached(py, || col.update_vectors(&ids, None, slice, allow_zero))?
+                }
+                None => Vec::new(),
+            },
         };
         let out = PyList::empty(py);
         for id in &found {
             out.append(id_to_py(py, id)?)?;
         }
         Ok(out.unbind())
+    }
+
+    /// Remove the named vectors `names` from the points given by `ids` or `filter` (they keep
+    /// their payloads and other vectors; searches of those vectors no longer find them);
+    /// returns how many of the points exist.
+    #[pyo3(signature = (names, ids = None, *, filter = None))]
+    fn delete_vectors(
+        &self,
+        py: Python<'_>,
+        names: Vec<String>,
+        ids: Option<&Bound<'_, PyAny>>,
+        filter: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        let points = Points::from_py(py, ids, filter)?;
+        let col = &self.col;
+        run_detached(py, || col.delete_vectors(points.selector(), &names))
     }
 
     /// Points by id, in the order asked; ids that do not exist are left out.
@@ -285,7 +437,7 @@ impl PyCollection {
         let records = run_detached(py, || col.get(&ids, &sel, with_vectors))?;
         let out = PyList::empty(py);
         for r in records {
-            out.append(record_to_py(py, r)?)?;
+            out.append(record_to_py(py, r, col.config())?)?;
         }
         Ok(out.unbind())
     }
@@ -480,7 +632,7 @@ impl PyCollection {
 
     /// The `k` best points for one query vector, best first. ef: the graph search's candidate
     /// list (default max(ef_construct, k + offset)); exact=True scans every point instead.
-    #[pyo3(signature = (vector, k = 10, *, filter = None, score_threshold = None, offset = 0, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false))]
+    #[pyo3(signature = (vector, k = 10, *, filter = None, score_threshold = None, offset = 0, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false, using = None))]
     #[allow(clippy::too_many_arguments)]
     fn search(
         &self,
@@ -495,6 +647,7 @@ impl PyCollection {
         ef: Option<usize>,
         exact: bool,
         allow_zero: bool,
+        using: Option<String>,
     ) -> PyResult<Py<PyList>> {
         let params = search_params(
             py,
@@ -507,16 +660,17 @@ impl PyCollection {
             exact,
             filter,
             allow_zero,
+            using,
         )?;
         let q = vector_from_py(py, vector, "vector")?;
         let qs = q.as_slice().map_err(|e| invalid(py, e.to_string()))?;
         let col = &self.col;
         let hits = run_detached(py, || col.search(qs, &params))?;
-        hits_to_list(py, hits)
+        hits_to_list(py, hits, col.config())
     }
 
     /// `search` as an awaitable for asyncio: the search runs on a worker thread.
-    #[pyo3(signature = (vector, k = 10, *, filter = None, score_threshold = None, offset = 0, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false))]
+    #[pyo3(signature = (vector, k = 10, *, filter = None, score_threshold = None, offset = 0, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false, using = None))]
     #[allow(clippy::too_many_arguments)]
     fn search_async<'py>(
         &self,
@@ -531,6 +685,7 @@ impl PyCollection {
         ef: Option<usize>,
         exact: bool,
         allow_zero: bool,
+        using: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let params = search_params(
             py,
@@ -543,6 +698,7 @@ impl PyCollection {
             exact,
             filter,
             allow_zero,
+            using,
         )?;
         let q = vector_from_py(py, vector, "vector")?;
         let q = q
@@ -550,15 +706,16 @@ impl PyCollection {
             .map_err(|e| invalid(py, e.to_string()))?
             .to_vec();
         let col = self.col.clone();
+        let config = col.config().clone();
         aio::core_future(
             py,
             move || col.search(&q, &params),
-            |py, hits| Ok(hits_to_list(py, hits)?.into_any()),
+            move |py, hits| Ok(hits_to_list(py, hits, &config)?.into_any()),
         )
     }
 
     /// The `k` best points for each row of an (n, dim) array of queries (spread over threads).
-    #[pyo3(signature = (vectors, k = 10, *, filter = None, score_threshold = None, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false))]
+    #[pyo3(signature = (vectors, k = 10, *, filter = None, score_threshold = None, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false, using = None))]
     #[allow(clippy::too_many_arguments)]
     fn search_batch(
         &self,
@@ -572,6 +729,7 @@ impl PyCollection {
         ef: Option<usize>,
         exact: bool,
         allow_zero: bool,
+        using: Option<String>,
     ) -> PyResult<Py<PyList>> {
         let params = search_params(
             py,
@@ -584,16 +742,17 @@ impl PyCollection {
             exact,
             filter,
             allow_zero,
+            using,
         )?;
-        let m = self.queries(py, vectors)?;
+        let m = self.queries(py, vectors, params.using.as_deref())?;
         let slice = m.as_slice();
         let col = &self.col;
         let all = run_detached(py, || col.search_batch(slice, &params))?;
-        batch_to_list(py, all)
+        batch_to_list(py, all, col.config())
     }
 
     /// `search_batch` as an awaitable for asyncio: the queries run on the core's threads.
-    #[pyo3(signature = (vectors, k = 10, *, filter = None, score_threshold = None, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false))]
+    #[pyo3(signature = (vectors, k = 10, *, filter = None, score_threshold = None, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false, using = None))]
     #[allow(clippy::too_many_arguments)]
     fn search_batch_async<'py>(
         &self,
@@ -607,6 +766,7 @@ impl PyCollection {
         ef: Option<usize>,
         exact: bool,
         allow_zero: bool,
+        using: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let params = search_params(
             py,
@@ -619,14 +779,16 @@ impl PyCollection {
             exact,
             filter,
             allow_zero,
+            using,
         )?;
-        let m = self.queries(py, vectors)?;
+        let m = self.queries(py, vectors, params.using.as_deref())?;
         let queries = m.as_slice().to_vec();
         let col = self.col.clone();
+        let config = col.config().clone();
         aio::core_future(
             py,
             move || col.search_batch(&queries, &params),
-            |py, all| Ok(batch_to_list(py, all)?.into_any()),
+            move |py, all| Ok(batch_to_list(py, all, &config)?.into_any()),
         )
     }
 
@@ -699,7 +861,7 @@ impl PyCollection {
             })?;
             let list = PyList::empty(py);
             for r in records {
-                list.append(record_to_py(py, r)?)?;
+                list.append(record_to_py(py, r, col.config())?)?;
             }
             return Ok(PyTuple::new(py, [list.into_any().unbind(), py.None()])?.unbind());
         }
@@ -708,7 +870,7 @@ impl PyCollection {
         })?;
         let list = PyList::empty(py);
         for r in records {
-            list.append(record_to_py(py, r)?)?;
+            list.append(record_to_py(py, r, col.config())?)?;
         }
         let next = match next {
             Some(id) => id_to_py(py, &id)?,
@@ -753,13 +915,30 @@ impl PyCollection {
     }
 
     fn __repr__(&self) -> String {
+        let c = self.col.config();
+        if c.is_named() {
+            let names: Vec<&str> = c.vectors.iter().map(|v| v.name.as_str()).collect();
+            return format!("Collection(name={:?}, vectors={names:?})", self.col.name());
+        }
         format!(
             "Collection(name={:?}, dim={}, distance={:?})",
             self.col.name(),
-            self.col.config().dim,
-            self.col.config().distance.name()
+            c.vectors[0].dim,
+            c.vectors[0].distance.name()
         )
     }
+}
+
+/// {name: {"dim": int, "distance": str}} for every vector of a point.
+fn vectors_to_dict<'py>(py: Python<'py>, c: &CollectionConfig) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for v in &c.vectors {
+        let spec = PyDict::new(py);
+        spec.set_item("dim", v.dim)?;
+        spec.set_item("distance", v.distance.name())?;
+        d.set_item(&v.name, spec)?;
+    }
+    Ok(d)
 }
 
 pub fn info_to_dict<'py>(
@@ -768,8 +947,13 @@ pub fn info_to_dict<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("name", &info.name)?;
-    d.set_item("dim", info.config.dim)?;
-    d.set_item("distance", info.config.distance.name())?;
+    let c = &info.config;
+    d.set_item("dim", (!c.is_named()).then(|| c.vectors[0].dim))?;
+    d.set_item(
+        "distance",
+        (!c.is_named()).then(|| c.vectors[0].distance.name()),
+    )?;
+    d.set_item("vectors", vectors_to_dict(py, c)?)?;
     d.set_item("points", info.points)?;
     d.set_item("indexed_points", info.indexed_points)?;
     d.set_item("unindexed_points", info.unindexed_points)?;

@@ -1,7 +1,7 @@
 //! Python values ↔ core types: ids, payloads (JSON), vectors (numpy, without a copy when the
 //! caller hands us C-contiguous float32).
 
-use ferrovec_core::{Payload, PayloadSelector, PointId, Record, ScoredPoint};
+use ferrovec_core::{CollectionConfig, Payload, PayloadSelector, PointId, Record, ScoredPoint};
 use numpy::{
     PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
 };
@@ -398,11 +398,30 @@ pub fn vector_from_py<'py>(
         .map_err(PyErr::from)
 }
 
-pub fn vector_to_py(py: Python<'_>, v: Option<Vec<f32>>) -> Py<PyAny> {
-    match v {
-        Some(v) => PyArray1::from_vec(py, v).into_any().unbind(),
-        None => py.None(),
+/// A point's stored row as Python: a float32 array, or for a collection of named vectors a
+/// dict of one array per name.
+pub fn vector_to_py(
+    py: Python<'_>,
+    v: Option<Vec<f32>>,
+    config: &CollectionConfig,
+) -> PyResult<Py<PyAny>> {
+    let Some(v) = v else {
+        return Ok(py.None());
+    };
+    if !config.is_named() {
+        if ferrovec_core::types::is_absent(&v) {
+            return Ok(py.None()); // removed by delete_vectors
+        }
+        return Ok(PyArray1::from_vec(py, v).into_any().unbind());
     }
+    let d = PyDict::new(py);
+    for (spec, sp) in config.vectors.iter().zip(config.spaces()) {
+        let part = v.get(sp.offset..sp.offset + sp.dim).unwrap_or(&[]);
+        if !ferrovec_core::types::is_absent(part) {
+            d.set_item(&spec.name, PyArray1::from_slice(py, part))?;
+        }
+    }
+    Ok(d.into_any().unbind())
 }
 
 #[pyclass(name = "Record", module = "ferrovec", frozen, get_all)]
@@ -411,7 +430,8 @@ pub struct PyRecord {
     pub id: Py<PyAny>,
     /// The payload dict (or None when not requested).
     pub payload: Py<PyAny>,
-    /// The vector as a float32 numpy array (or None when not requested).
+    /// The vector as a float32 numpy array, a dict of them by name for named vectors (or None
+    /// when not requested).
     pub vector: Py<PyAny>,
 }
 
@@ -466,25 +486,29 @@ fn payload_opt(py: Python<'_>, p: Option<Payload>) -> PyResult<Py<PyAny>> {
     }
 }
 
-pub fn record_to_py(py: Python<'_>, r: Record) -> PyResult<Py<PyRecord>> {
+pub fn record_to_py(
+    py: Python<'_>,
+    r: Record,
+    config: &CollectionConfig,
+) -> PyResult<Py<PyRecord>> {
     Py::new(
         py,
         PyRecord {
             id: id_to_py(py, &r.id)?,
             payload: payload_opt(py, r.payload)?,
-            vector: vector_to_py(py, r.vector),
+            vector: vector_to_py(py, r.vector, config)?,
         },
     )
 }
 
-pub fn hit_to_py(py: Python<'_>, h: ScoredPoint) -> PyResult<Py<PyHit>> {
+pub fn hit_to_py(py: Python<'_>, h: ScoredPoint, config: &CollectionConfig) -> PyResult<Py<PyHit>> {
     Py::new(
         py,
         PyHit {
             id: id_to_py(py, &h.id)?,
             score: f64::from(h.score),
             payload: payload_opt(py, h.payload)?,
-            vector: vector_to_py(py, h.vector),
+            vector: vector_to_py(py, h.vector, config)?,
         },
     )
 }

@@ -153,31 +153,77 @@ impl PyDatabase {
         &self.path
     }
 
-    /// Create a collection. distance: "cosine" (default), "dot", "euclid" or "manhattan".
+    /// Create a collection of one unnamed vector of `dim` values, or of the named vectors
+    /// `vectors` ({name: {"dim": int, "distance": str}}; each point holds all of them).
+    /// distance: "cosine" (default), "dot", "euclid" or "manhattan".
     /// hnsw: {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000} (any subset).
     /// optimizer: {"indexing_threshold": 20000, "max_segment_points": 2000000, "idle_ms": 1000}.
     /// retention: {"key": "created_at", "max_age_seconds": 86400} (see Collection.set_retention).
-    /// With exist_ok=True an existing collection of the same dim and distance is returned.
-    #[pyo3(signature = (name, dim, distance = "cosine", exist_ok = false, *, hnsw = None, optimizer = None, retention = None))]
+    /// With exist_ok=True an existing collection of the same vectors is returned.
+    #[pyo3(signature = (name, dim = None, distance = "cosine", exist_ok = false, *, vectors = None, hnsw = None, optimizer = None, retention = None))]
     #[allow(clippy::too_many_arguments)]
     fn create_collection(
         &self,
         py: Python<'_>,
         name: &str,
-        dim: i64,
+        dim: Option<i64>,
         distance: &str,
         exist_ok: bool,
+        vectors: Option<&Bound<'_, PyDict>>,
         hnsw: Option<&Bound<'_, PyDict>>,
         optimizer: Option<&Bound<'_, PyDict>>,
         retention: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyCollection> {
         let store = self.store(py)?;
-        let dim = u32::try_from(dim).map_err(|_| {
-            crate::errors::invalid(py, format!("dim must be between 1 and 65536, got {dim}"))
-        })?;
-        let mut config = Distance::parse(distance)
-            .and_then(|d| CollectionConfig::new(dim, d))
-            .map_err(|e| to_py(py, e))?;
+        let dim_of = |dim: i64| {
+            u32::try_from(dim).map_err(|_| {
+                crate::errors::invalid(py, format!("dim must be between 1 and 65536, got {dim}"))
+            })
+        };
+        let mut config = match (dim, vectors) {
+            (Some(dim), None) => {
+                let dim = dim_of(dim)?;
+                Distance::parse(distance)
+                    .and_then(|d| CollectionConfig::new(dim, d))
+                    .map_err(|e| to_py(py, e))?
+            }
+            (None, Some(named)) => {
+                let mut specs = Vec::with_capacity(named.len());
+                for (k, v) in named.iter() {
+                    let bad = || {
+                        crate::errors::invalid(
+                            py,
+                            "vectors: expected {name: {\"dim\": int, \"distance\": str}}",
+                        )
+                    };
+                    let name: String = k.extract().map_err(|_| bad())?;
+                    let spec = v.cast::<PyDict>().map_err(|_| bad())?;
+                    let dim: i64 = match spec.get_item("dim")? {
+                        Some(d) => d.extract().map_err(|_| bad())?,
+                        None => return Err(bad()),
+                    };
+                    let distance: String = match spec.get_item("distance")? {
+                        Some(d) => d.extract().map_err(|_| bad())?,
+                        None => String::from("cosine"),
+                    };
+                    if spec.len() > 1 + usize::from(spec.contains("distance")?) {
+                        return Err(bad());
+                    }
+                    specs.push(ferrovec_core::VectorSpec {
+                        name,
+                        dim: dim_of(dim)?,
+                        distance: Distance::parse(&distance).map_err(|e| to_py(py, e))?,
+                    });
+                }
+                CollectionConfig::with_vectors(specs).map_err(|e| to_py(py, e))?
+            }
+            _ => {
+                return Err(crate::errors::invalid(
+                    py,
+                    "pass either dim (one unnamed vector) or vectors (named vectors)",
+                ))
+            }
+        };
         if let Some(h) = hnsw {
             for (k, v) in dict_ints(py, h, "hnsw", &["m", "ef_construct", "full_scan_threshold"])? {
                 match k.as_str() {

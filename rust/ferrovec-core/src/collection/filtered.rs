@@ -22,10 +22,10 @@ use crate::error::{Error, Result};
 use crate::filter::index::{self as pindex, FieldIndex, SourceView};
 use crate::filter::rowset::RowSet;
 use crate::filter::{parse_datetime, Cond, Filter, Path as KeyPath};
-use crate::index::hnsw::{self, Rows};
+use crate::index::hnsw;
 use crate::index::quant::Codes;
 use crate::segment::{Bitmap, Segment};
-use crate::types::{Distance, FacetValue, Payload, PayloadSelector, PointId, Record, SearchParams};
+use crate::types::{FacetValue, Payload, PayloadSelector, PointId, Record, SearchParams, Space};
 
 /// Rows of exact scoring that one filtered graph search costs, per unit of ef and of
 /// 1/sqrt(selectivity) (see `search_filtered`).
@@ -186,9 +186,9 @@ impl State {
         Ok(ids)
     }
 
-    fn source_vectors(&self, src: u32, dim: usize) -> &[f32] {
+    fn source_vectors(&self, src: u32, width: usize) -> &[f32] {
         if src == MEM {
-            &self.mem.vectors[..self.mem.len() * dim]
+            &self.mem.vectors[..self.mem.len() * width]
         } else {
             self.sources[src as usize].vectors()
         }
@@ -198,9 +198,8 @@ impl State {
     #[allow(clippy::too_many_arguments)]
     pub fn search_filtered(
         &self,
-        metric: Distance,
+        sp: Space,
         queries: &[f32],
-        dim: usize,
         n: usize,
         min_key: f32,
         params: &SearchParams,
@@ -215,6 +214,8 @@ impl State {
             vectors: &'a [f32],
             graph: Option<Arc<hnsw::Graph>>,
             coded: Option<(&'a Segment, Codes<'a>)>,
+            /// Rows lacking this vector: graph nodes, never results.
+            absent: Option<&'a Bitmap>,
         }
         let ef = params.ef.unwrap_or(ef_construct).max(n);
         let mut plans = Vec::new();
@@ -233,7 +234,7 @@ impl State {
                         Some(seg)
                             if count as f64 > exact_limit && seg.rows >= full_scan_threshold =>
                         {
-                            seg.graph()?
+                            seg.graph(sp.index)?
                         }
                         _ => None,
                     }
@@ -244,31 +245,31 @@ impl State {
                 .as_ref()
                 .and_then(|_| self.sources[src as usize].segment());
             let coded = match seg {
-                Some(seg) => seg.codes()?.map(|c| (&**seg, c)),
+                Some(seg) => seg.codes(sp.index)?.map(|c| (&**seg, c)),
                 None => None,
             };
             plans.push(Plan {
                 src,
                 count,
-                vectors: self.source_vectors(src, dim),
+                vectors: self.source_vectors(src, sp.stride),
                 set,
                 graph,
                 coded,
+                absent: seg.and_then(|seg| seg.absent(sp)),
             });
         }
-        let single = queries.len() == dim;
+        let single = queries.len() == sp.dim;
         let one_query = |q: &[f32]| -> Result<Vec<Cand>> {
             let mut top = TopK::new(n, min_key);
             for p in &plans {
                 if let Some(g) = &p.graph {
-                    let rows = Rows {
-                        data: p.vectors,
-                        dim,
-                    };
                     let set = &p.set;
-                    let accept = |r: u32| set.contains(r as usize);
+                    let absent = p.absent;
+                    let accept = |r: u32| {
+                        set.contains(r as usize) && !absent.is_some_and(|a| a.get(r as usize))
+                    };
                     let found =
-                        search::graph_search(g, p.coded, rows, metric, q, n, ef, &accept, true)?;
+                        search::graph_search(g, p.coded, p.vectors, sp, q, n, ef, &accept, true)?;
                     if found.len() >= n.min(p.count) {
                         for item in found {
                             top.push(Cand {
@@ -282,9 +283,10 @@ impl State {
                 }
                 let score = |words: std::ops::Range<usize>, top: &mut TopK| {
                     for r in p.set.iter_words(words) {
-                        let v = &p.vectors[r * dim..(r + 1) * dim];
+                        let at = r * sp.stride + sp.offset;
+                        let v = &p.vectors[at..at + sp.dim];
                         top.push(Cand {
-                            key: -hnsw::dist(metric, q, v),
+                            key: -hnsw::dist(sp.distance, q, v),
                             source: p.src,
                             row: r as u32,
                         });
@@ -312,7 +314,7 @@ impl State {
             }
             Ok(top.into_sorted())
         };
-        search::each_query(queries, dim, one_query)
+        search::each_query(queries, sp.dim, one_query)
     }
 
     /// Points per string value at `key` among those matching `filter`, most frequent first.

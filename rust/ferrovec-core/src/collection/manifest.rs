@@ -46,10 +46,15 @@ pub struct SegmentMeta {
     pub rows: u64,
     /// File name of the current deletion bitmap, if any row was deleted since sealing.
     pub deleted: Option<String>,
-    /// The segment's HNSW graph (file `<id>.hnsw`), if it has one.
-    pub graph: Option<GraphMeta>,
+    /// The segment's HNSW graphs, one per vector of the collection in its order (files
+    /// `<id>.hnsw`, then `<id>.<k>.hnsw` for vector k > 0), or none: a segment is indexed for
+    /// all its vectors or for none.
+    pub graphs: Vec<GraphMeta>,
     /// Numbers of the payload index definitions this segment has a file for.
     pub indexes: Vec<u32>,
+    /// Per vector, how many rows lack it (named vectors a point does not have); empty when
+    /// every row has every vector.
+    pub absent: Vec<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,7 +63,7 @@ pub struct GraphMeta {
     pub ef_construct: u32,
     /// Recall@10 measured by the self-check after the build.
     pub self_check_recall: f32,
-    /// The segment has an int8 code file (`<id>.q8`) the graph is searched on.
+    /// The segment has an int8 code file (`<id>.q8`, `<id>.<k>.q8`) the graph is searched on.
     pub codes: bool,
 }
 
@@ -91,10 +96,10 @@ impl Manifest {
             names.push(segment::vec_name(s.id));
             names.push(segment::ids_name(s.id));
             names.push(segment::pay_name(s.id));
-            if let Some(g) = &s.graph {
-                names.push(segment::graph_name(s.id));
+            for (k, g) in s.graphs.iter().enumerate() {
+                names.push(segment::graph_name(s.id, k));
                 if g.codes {
-                    names.push(segment::codes_name(s.id));
+                    names.push(segment::codes_name(s.id, k));
                 }
             }
             if let Some(d) = &s.deleted {
@@ -120,7 +125,7 @@ impl Manifest {
         let body = postcard::to_stdvec(self)
             .map_err(|e| Error::InvalidInput(format!("internal: manifest does not encode: {e}")))?;
         let tmp = dir.join(MANIFEST_TMP);
-        segment::write_file(fs, &tmp, FileKind::Manifest, 0, self.config.dim, &[&body])?;
+        segment::write_file(fs, &tmp, FileKind::Manifest, 0, 0, &[&body])?;
         fs.rename(&tmp, &dir.join(MANIFEST))?;
         fs.sync_dir(dir)
     }

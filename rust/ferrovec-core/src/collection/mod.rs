@@ -31,7 +31,8 @@ use crate::io::FileSystem;
 use crate::segment::{self, Bitmap, Segment};
 use crate::types::{
     CollectionConfig, CollectionInfo, Distance, Durability, Payload, PayloadIndexInfo, PayloadOp,
-    PayloadSelector, PointId, Record, ScoredPoint, SearchParams, SegmentInfo, Selector,
+    PayloadSelector, PointId, Record, ScoredPoint, SearchParams, SegmentInfo, Selector, Space,
+    VectorSpec,
 };
 use crate::wal::record::{encode_frame, Op, OpRef};
 use crate::wal::Wal;
@@ -105,6 +106,67 @@ impl std::fmt::Debug for Collection {
             .field("config", &self.config)
             .field("dir", &self.dir)
             .finish_non_exhaustive()
+    }
+}
+
+/// Check rows of vectors, each holding the vectors `spaces` (of the collection's `specs`) at
+/// their offsets; return them with every cosine vector unit-normalised (a zero vector, if
+/// `allow_zero`, stays zero). With `allow_absent` (named vectors), a vector of all NaN is one
+/// the point does not have (`types::is_absent`).
+fn prepare<'a>(
+    rows: &'a [f32],
+    spaces: &[Space],
+    specs: &[VectorSpec],
+    what: &str,
+    allow_zero: bool,
+    allow_absent: bool,
+) -> Result<Cow<'a, [f32]>> {
+    let Some(stride) = spaces.first().map(|s| s.stride) else {
+        return Ok(Cow::Borrowed(rows));
+    };
+    for (r, row) in rows.chunks_exact(stride).enumerate() {
+        for sp in spaces {
+            let v = &row[sp.offset..sp.offset + sp.dim];
+            let name = specs.get(sp.index).map_or("", |s| s.name.as_str());
+            let which = || match name {
+                "" => String::new(),
+                n => format!(" (vector {n:?})"),
+            };
+            if allow_absent && v.iter().all(|x| x.is_nan()) {
+                continue;
+            }
+            if let Some(col) = v.iter().position(|x| !x.is_finite()) {
+                return Err(Error::invalid(format!(
+                    "{what} row {r}{}: component {col} is {} (only finite numbers are allowed)",
+                    which(),
+                    v[col]
+                )));
+            }
+            if sp.distance == Distance::Cosine && !allow_zero && v.iter().all(|&x| x == 0.0) {
+                return Err(Error::invalid(format!(
+                    "{what} row {r}{} is a zero vector, which has no direction under cosine distance",
+                    which()
+                )));
+            }
+        }
+    }
+    if spaces.iter().all(|s| s.distance != Distance::Cosine) {
+        return Ok(Cow::Borrowed(rows));
+    }
+    let mut out = rows.to_vec();
+    for row in out.chunks_exact_mut(stride) {
+        for sp in spaces.iter().filter(|s| s.distance == Distance::Cosine) {
+            distance::normalize_in_place(&mut row[sp.offset..sp.offset + sp.dim]);
+        }
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// "vector \"name\"", or "collection" for the unnamed vector (in errors).
+fn vector_what(using: Option<&str>) -> String {
+    match using {
+        None | Some("") => String::from("collection"),
+        Some(n) => format!("vector {n:?}"),
     }
 }
 
@@ -197,7 +259,7 @@ impl Collection {
         fs.create_dir_all(&seg_dir)?;
         remove_unreferenced(fs.as_ref(), dir, &seg_dir, &manifest)?;
 
-        let dim = manifest.config.dim;
+        let spaces = manifest.config.spaces();
         let mut state = State {
             index_defs: manifest.payload_indexes.clone(),
             ..State::default()
@@ -210,9 +272,9 @@ impl Collection {
                 &seg_dir,
                 meta.id,
                 rows,
-                dim,
-                meta.graph.is_some(),
-                meta.graph.as_ref().is_some_and(|g| g.codes),
+                &spaces,
+                &meta.graphs.iter().map(|g| g.codes).collect::<Vec<_>>(),
+                &meta.absent,
             )?;
             seg.set_index_files(&meta.indexes);
             let deleted = match &meta.deleted {
@@ -228,7 +290,7 @@ impl Collection {
         }
 
         let config = manifest.config.clone();
-        let dim = config.dim as usize;
+        let dim = config.width();
         let log_dir = dir.join(WAL_DIR);
         let (wal, stats) = Wal::open(
             fs.clone(),
@@ -265,8 +327,9 @@ impl Collection {
         &self.config
     }
 
+    /// Values per point: all its vectors, concatenated in the collection's order.
     fn dim(&self) -> usize {
-        self.config.dim as usize
+        self.config.width()
     }
 
     fn check_open(&self) -> Result<()> {
@@ -287,8 +350,9 @@ impl Collection {
 
     // ----- writes -------------------------------------------------------------------------
 
-    /// Insert or replace points. `vectors` holds `ids.len()` rows of `dim` values, row-major.
-    /// The batch is applied whole or, if any row is invalid, not at all.
+    /// Insert or replace points. `vectors` holds `ids.len()` rows, row-major, each with all of
+    /// a point's vectors concatenated in the collection's order (`CollectionConfig::width`
+    /// values). The batch is applied whole or, if any row is invalid, not at all.
     pub fn upsert(
         &self,
         ids: &[PointId],
@@ -326,7 +390,9 @@ impl Collection {
             }
         }
         validate_ids(ids, true)?;
-        let vectors = self.prepare_vectors(vectors, "vectors", allow_zero)?;
+        let (specs, named) = (&self.config.vectors, self.config.is_named());
+        let spaces = self.config.spaces();
+        let vectors = prepare(vectors, &spaces, specs, "vectors", allow_zero, named)?;
         let payload_bytes: Vec<Option<Box<[u8]>>> = match payloads {
             None => vec![None; n],
             Some(p) => p
@@ -474,29 +540,75 @@ impl Collection {
         Ok(n)
     }
 
-    /// Replace the vectors of the points of `ids` that exist, keeping their payloads, as one
-    /// logged write (Qdrant's `update_vectors`); returns the ids that were found. `vectors`
-    /// holds one row per id; ids must be distinct. `allow_zero` as in `upsert_with`.
+    /// Replace vectors of the points of `ids` that exist, keeping their payloads (and their
+    /// other vectors), as one logged write (Qdrant's `update_vectors`); returns the ids that
+    /// were found. `using` names the vectors replaced (`None`: all of them); `vectors` holds one
+    /// row per id with those vectors concatenated in that order. Ids must be distinct.
+    /// `allow_zero` as in `upsert_with`.
     pub fn update_vectors(
         &self,
         ids: &[PointId],
+        using: Option<&[String]>,
         vectors: &[f32],
         allow_zero: bool,
     ) -> Result<Vec<PointId>> {
         self.check_open()?;
-        let dim = self.dim();
-        if vectors.len() != ids.len() * dim {
+        let spaces: Vec<Space> = match using {
+            None => self.config.spaces(),
+            Some(names) => {
+                let mut picked: Vec<Space> = Vec::with_capacity(names.len());
+                for name in names {
+                    let sp = self.config.space(Some(name))?;
+                    if picked.iter().any(|p| p.index == sp.index) {
+                        return Err(Error::invalid(format!("vector {name:?} is given twice")));
+                    }
+                    picked.push(sp);
+                }
+                picked
+            }
+        };
+        if spaces.is_empty() {
+            return Err(Error::invalid("update_vectors: no vector named to update"));
+        }
+        let given: usize = spaces.iter().map(|s| s.dim).sum();
+        if vectors.len() != ids.len() * given {
             return Err(Error::invalid(format!(
-                "got {} ids but {} vector values; expected vectors of dimension {dim}",
+                "got {} ids but {} vector values; expected rows of {given} values",
                 ids.len(),
                 vectors.len()
             )));
         }
         validate_ids(ids, true)?;
-        let vectors = self.prepare_vectors(vectors, "vectors", allow_zero)?;
+        // The given vectors as rows of their own (offsets within the given row).
+        let mut offset = 0;
+        let given_spaces: Vec<Space> = spaces
+            .iter()
+            .map(|s| {
+                let g = Space {
+                    offset,
+                    stride: given,
+                    ..*s
+                };
+                offset += s.dim;
+                g
+            })
+            .collect();
+        let specs = &self.config.vectors;
+        let vectors = prepare(vectors, &given_spaces, specs, "vectors", allow_zero, false)?;
+        let dim = self.dim();
         let guard = self.writer.lock();
         self.check_open()?;
-        let plan = self.state.read().plan_vector_update(ids, &vectors, dim)?;
+        let plan = self.state.read().plan_vector_update(
+            ids,
+            &vectors,
+            &spaces
+                .iter()
+                .zip(&given_spaces)
+                .map(|(to, from)| (from.offset, to.offset, to.dim))
+                .collect::<Vec<_>>(),
+            given,
+            dim,
+        )?;
         if plan.ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -506,6 +618,57 @@ impl Collection {
         drop(guard);
         self.after_write(seq)?;
         Ok(found)
+    }
+
+    /// Remove the vectors `names` (`""`: the unnamed one) from the points `sel` picks (Qdrant's
+    /// `delete_vectors`), keeping their payloads and other vectors, as one logged write; a
+    /// search of one of those vectors no longer finds them. Returns how many points exist among
+    /// those picked.
+    pub fn delete_vectors(&self, sel: Selector<'_>, names: &[String]) -> Result<usize> {
+        self.check_open()?;
+        let mut spaces: Vec<Space> = Vec::with_capacity(names.len());
+        for name in names {
+            let sp = self.config.space(Some(name))?;
+            if !spaces.iter().any(|p| p.index == sp.index) {
+                spaces.push(sp);
+            }
+        }
+        if let Selector::Ids(ids) = sel {
+            validate_ids(ids, false)?;
+        }
+        let dim = self.dim();
+        let guard = self.writer.lock();
+        self.check_open()?;
+        let plan = {
+            let st = self.state.read();
+            let mut ids = match sel {
+                Selector::Ids(ids) => ids.to_vec(),
+                Selector::Filter(f) => st.ids_matching(f)?,
+            };
+            let mut seen = std::collections::HashSet::new();
+            ids.retain(|id| seen.insert(id.clone()));
+            // Every row of the given vectors is NaN: absent.
+            let given: usize = spaces.iter().map(|s| s.dim).sum();
+            let mut offset = 0;
+            let copies: Vec<(usize, usize, usize)> = spaces
+                .iter()
+                .map(|s| {
+                    offset += s.dim;
+                    (offset - s.dim, s.offset, s.dim)
+                })
+                .collect();
+            let nan = vec![f32::NAN; ids.len() * given];
+            st.plan_vector_update(&ids, &nan, &copies, given.max(1), dim)?
+        };
+        if plan.ids.is_empty() {
+            return Ok(0);
+        }
+        let n = plan.ids.len();
+        let seq = self.log_upsert(&plan.ids, &plan.vectors, &plan.payloads)?;
+        self.state.write().apply_payload_plan(plan, dim);
+        drop(guard);
+        self.after_write(seq)?;
+        Ok(n)
     }
 
     fn after_write(&self, seq: Option<u64>) -> Result<()> {
@@ -523,43 +686,6 @@ impl Collection {
             }
         }
         Ok(())
-    }
-
-    /// Check a batch of vectors; under cosine, return them unit-normalised (a zero vector, if
-    /// `allow_zero`, stays zero).
-    fn prepare_vectors<'a>(
-        &self,
-        vectors: &'a [f32],
-        what: &str,
-        allow_zero: bool,
-    ) -> Result<Cow<'a, [f32]>> {
-        let dim = self.dim();
-        let cosine = self.config.distance == Distance::Cosine;
-        for (row, v) in vectors.chunks_exact(dim).enumerate() {
-            if let Some(col) = v.iter().position(|x| !x.is_finite()) {
-                return Err(Error::invalid(format!(
-                    "{what} row {row}: component {col} is {} (only finite numbers are allowed)",
-                    v[col]
-                )));
-            }
-            if cosine && !allow_zero && v.iter().all(|&x| x == 0.0) {
-                return Err(Error::invalid(format!(
-                    "{what} row {row} is a zero vector, which has no direction under cosine distance"
-                )));
-            }
-        }
-        if !cosine {
-            return Ok(Cow::Borrowed(vectors));
-        }
-        let mut out = Vec::with_capacity(vectors.len());
-        for v in vectors.chunks_exact(dim) {
-            if v.iter().all(|&x| x == 0.0) {
-                out.extend_from_slice(v);
-            } else {
-                distance::normalize_into(v, &mut out);
-            }
-        }
-        Ok(Cow::Owned(out))
     }
 
     // ----- reads --------------------------------------------------------------------------
@@ -661,15 +787,16 @@ impl Collection {
             .scroll(limit, offset, with_payload, with_vector, self.dim(), filter)
     }
 
-    /// Top-k search for one query of `dim` values: through the segments' graphs, exactly where
-    /// a segment has none (or `params.exact`).
+    /// Top-k search for one query of the dimension of the vector `params.using`: through the
+    /// segments' graphs, exactly where a segment has none (or `params.exact`).
     pub fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<ScoredPoint>> {
         self.check_open()?;
-        let dim = self.dim();
+        let dim = self.config.space(params.using.as_deref())?.dim;
         if query.len() != dim {
             return Err(Error::invalid(format!(
-                "query has dimension {}, the collection has dimension {dim}",
-                query.len()
+                "query has dimension {}, the {} has dimension {dim}",
+                query.len(),
+                vector_what(params.using.as_deref()),
             )));
         }
         let mut all = self.search_many(query, params)?;
@@ -683,11 +810,12 @@ impl Collection {
         params: &SearchParams,
     ) -> Result<Vec<Vec<ScoredPoint>>> {
         self.check_open()?;
-        let dim = self.dim();
+        let dim = self.config.space(params.using.as_deref())?.dim;
         if !queries.len().is_multiple_of(dim) {
             return Err(Error::invalid(format!(
-                "queries hold {} values, not a whole number of vectors of dimension {dim}",
-                queries.len()
+                "queries hold {} values, not a whole number of vectors of dimension {dim} (the {})",
+                queries.len(),
+                vector_what(params.using.as_deref()),
             )));
         }
         self.search_many(queries, params)
@@ -697,15 +825,21 @@ impl Collection {
         if params.ef == Some(0) {
             return Err(Error::invalid("ef must be at least 1"));
         }
+        let sp = self.config.space(params.using.as_deref())?;
+        let metric = sp.distance;
+        let alone = Space {
+            offset: 0,
+            stride: sp.dim,
+            ..sp
+        };
+        let specs = &self.config.vectors;
+        let q = prepare(queries, &[alone], specs, "query", params.allow_zero, false)?;
         let dim = self.dim();
-        let q = self.prepare_vectors(queries, "query", params.allow_zero)?;
-        let metric = self.config.distance;
         let st = self.state.read();
         let n = params.offset.saturating_add(params.k);
         let cands = st.search(
-            metric,
+            sp,
             &q,
-            dim,
             n,
             search::min_key_for(metric, params.score_threshold),
             params,
@@ -928,7 +1062,15 @@ impl Collection {
         let recalls: HashMap<u64, f32> = m
             .segments
             .iter()
-            .filter_map(|s| s.graph.as_ref().map(|g| (s.id, g.self_check_recall)))
+            .filter_map(|s| {
+                // The weakest of a segment's graphs (one per vector).
+                let worst = s
+                    .graphs
+                    .iter()
+                    .map(|g| g.self_check_recall)
+                    .reduce(f32::min);
+                worst.map(|r| (s.id, r))
+            })
             .collect();
         let st = self.state.read();
         let mut segments = Vec::new();

@@ -30,9 +30,9 @@ use crate::error::{Error, Result};
 use crate::filter::index::FieldIndex;
 use crate::filter::Path as KeyPath;
 use crate::format::FileKind;
-use crate::index::hnsw::{self, HnswParams, Rows};
+use crate::index::hnsw::{self, Graph, HnswParams, Rows};
 use crate::index::quant;
-use crate::segment::{self, Bitmap, Segment, SegmentData};
+use crate::segment::{self, Bitmap, GraphData, Segment, SegmentData};
 
 /// A segment with more than this fraction of deleted rows is rebuilt without them.
 const VACUUM_FRACTION: f64 = 0.2;
@@ -339,7 +339,6 @@ pub fn seal(col: &Collection) -> Result<()> {
         return Ok(());
     };
     let seg_dir = dir.join(SEGMENTS_DIR);
-    let dim = col.config.dim;
 
     // Freeze.
     let (frozen, seq, idx, id) = {
@@ -369,7 +368,7 @@ pub fn seal(col: &Collection) -> Result<()> {
     };
 
     // Write, with no lock held.
-    let seg = write_frozen(col, &seg_dir, id, dim, &frozen)?;
+    let seg = write_frozen(col, &seg_dir, id, &frozen)?;
 
     // Switch.
     let mut m = col.writer.lock();
@@ -378,28 +377,31 @@ pub fn seal(col: &Collection) -> Result<()> {
     wal.remove_through(seq)
 }
 
-fn write_frozen(
-    col: &Collection,
-    seg_dir: &Path,
-    id: u64,
-    dim: u32,
-    rows: &MemRows,
-) -> Result<Arc<Segment>> {
+fn write_frozen(col: &Collection, seg_dir: &Path, id: u64, rows: &MemRows) -> Result<Arc<Segment>> {
     let payloads: Vec<Option<&[u8]>> = rows.payloads.iter().map(|p| p.as_deref()).collect();
     segment::write_segment(
         col.fs.as_ref(),
         seg_dir,
         id,
-        dim,
+        col.config.width() as u32,
         &SegmentData {
             ids: &rows.ids,
             vectors: &rows.vectors,
             payloads: &payloads,
         },
-        None,
-        false,
+        &[],
     )?;
-    let seg = Segment::open(col.fs.clone(), seg_dir, id, rows.len(), dim, false, false)?;
+    let spaces = col.config.spaces();
+    let absent = segment::absent_counts(&rows.vectors, &spaces);
+    let seg = Segment::open(
+        col.fs.clone(),
+        seg_dir,
+        id,
+        rows.len(),
+        &spaces,
+        &[],
+        &absent,
+    )?;
     write_payload_indexes(col, seg_dir, &seg)?;
     col.fs.sync_dir(seg_dir)?;
     Ok(seg)
@@ -480,8 +482,9 @@ fn install(
                         id: seg.id,
                         rows: seg.rows as u64,
                         deleted,
-                        graph: None,
+                        graphs: Vec::new(),
                         indexes: seg.index_numbers(),
+                        absent: seg.absent_counts(),
                     });
                 }
                 (_, Some(seg)) if s.dirty => {
@@ -533,8 +536,7 @@ pub(super) fn remove_obsolete(col: &Collection, old: &Manifest, new: &Manifest) 
 fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
     let Some(dir) = &col.dir else { return Ok(()) };
     let seg_dir = dir.join(SEGMENTS_DIR);
-    let dim = col.config.dim as usize;
-    let metric = col.config.distance;
+    let spaces = col.config.spaces();
     let hcfg = col.config.hnsw;
 
     // Snapshot the inputs and their deletions now; later deletions are carried over at the end.
@@ -564,8 +566,12 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
         })
         .max_by_key(|(_, (s, _))| s.rows)
         .map(|(i, _)| i);
-    let base_graph = match base {
-        Some(b) => snap[b].0.graph()?,
+    // The base segment's graph of each vector (all of them, or none).
+    let base_graphs: Option<Vec<Arc<Graph>>> = match base {
+        Some(b) => spaces
+            .iter()
+            .map(|sp| snap[b].0.graph(sp.index))
+            .collect::<Result<Option<Vec<_>>>>()?,
         None => None,
     };
     let mut order: Vec<usize> = (0..snap.len()).collect();
@@ -582,7 +588,7 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
     let mut mapping: Vec<Vec<u32>> = vec![Vec::new(); snap.len()];
     for &k in &order {
         let (seg, deleted) = &snap[k];
-        let keep_all = Some(k) == base && base_graph.is_some();
+        let keep_all = Some(k) == base && base_graphs.is_some();
         let mut map = vec![u32::MAX; seg.rows];
         for (row, slot) in map.iter_mut().enumerate() {
             if !keep_all && deleted.get(row) {
@@ -604,67 +610,92 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
         "collection {}: merging {} segment(s) into one of {rows_total} points{}",
         col.name,
         snap.len(),
-        if base_graph.is_some() {
+        if base_graphs.is_some() {
             ", extending the largest graph"
         } else {
             ""
         }
     );
-    let rows = Rows {
-        data: &vectors,
-        dim,
-    };
     let params = HnswParams {
         m: hcfg.m,
         ef_construct: hcfg.ef_construct,
     };
     let id = col.writer.lock().take_segment_id();
     let cancel = &col.optimizer.shared.cancel;
-    let graph = if rows_total >= hcfg.full_scan_threshold {
-        let g = match &base_graph {
-            Some(bg) => hnsw::extend(rows, metric, bg, id, cancel),
-            None => hnsw::build(rows, metric, params, id, cancel),
-        };
-        if col.optimizer.cancelled() {
-            return Err(cancelled_error());
+    let absent = segment::absent_counts(&vectors, &spaces);
+    // One graph per vector, or none.
+    let mut graphs = Vec::new();
+    let mut graph_metas = Vec::new();
+    if rows_total >= hcfg.full_scan_threshold {
+        for &sp in &spaces {
+            let build_started = std::time::Instant::now();
+            // Rows lacking this vector join the graph as zeros (never accepted as results), so
+            // a graph has a node per row; otherwise the rows are read in place.
+            let finite = match absent.get(sp.index) {
+                Some(&n) if n > 0 => Some(segment::space_values(&vectors, sp)),
+                _ => None,
+            };
+            let rows = match &finite {
+                Some(values) => Rows::dense(values, sp.dim),
+                None => Rows::of(&vectors, sp),
+            };
+            let metric = sp.distance;
+            let g = match &base_graphs {
+                Some(bg) => hnsw::extend(rows, metric, &bg[sp.index], id, cancel),
+                None => hnsw::build(rows, metric, params, id, cancel),
+            };
+            if col.optimizer.cancelled() {
+                return Err(cancelled_error());
+            }
+            let built = build_started.elapsed();
+            let recall = g.self_check(rows, metric, hcfg.ef_construct, SELF_CHECK_SAMPLES, id);
+            log::info!(
+                "collection {}: graph{} over {rows_total} points built in {:.1} s (rows gathered in {:.1} s); \
+                 self-check recall@10 {recall:.3} at ef {} ({:.1} s)",
+                col.name,
+                match col.config.vectors[sp.index].name.as_str() {
+                    "" => String::new(),
+                    name => format!(" of vector {name:?}"),
+                },
+                built.as_secs_f64(),
+                gathered.as_secs_f64(),
+                hcfg.ef_construct,
+                (build_started.elapsed() - built).as_secs_f64()
+            );
+            graph_metas.push(GraphMeta {
+                m: hcfg.m as u32,
+                ef_construct: hcfg.ef_construct as u32,
+                self_check_recall: recall,
+                codes: quant::applies(metric),
+            });
+            graphs.push(g);
+            drop(finite);
         }
-        Some(g)
-    } else {
-        None
-    };
-    let built = started.elapsed();
-    let graph_meta = graph.as_ref().map(|g| {
-        let recall = g.self_check(rows, metric, hcfg.ef_construct, SELF_CHECK_SAMPLES, id);
-        log::info!(
-            "collection {}: graph over {rows_total} points built in {:.1} s (rows gathered in {:.1} s); \
-             self-check recall@10 {recall:.3} at ef {} ({:.1} s)",
-            col.name,
-            (built - gathered).as_secs_f64(),
-            gathered.as_secs_f64(),
-            hcfg.ef_construct,
-            (started.elapsed() - built).as_secs_f64()
-        );
-        GraphMeta {
-            m: hcfg.m as u32,
-            ef_construct: hcfg.ef_construct as u32,
-            self_check_recall: recall,
-            codes: quant::applies(metric),
-        }
-    });
+    }
+    let graph_data: Vec<GraphData<'_>> = spaces
+        .iter()
+        .zip(&graphs)
+        .zip(&graph_metas)
+        .map(|((&space, graph), meta)| GraphData {
+            space,
+            graph,
+            codes: meta.codes,
+        })
+        .collect();
     segment::write_segment(
         col.fs.as_ref(),
         &seg_dir,
         id,
-        dim as u32,
+        col.config.width() as u32,
         &SegmentData {
             ids: &ids,
             vectors: &vectors,
             payloads: &payloads,
         },
-        graph.as_ref(),
-        quant::applies(metric),
+        &graph_data,
     )?;
-    drop(graph);
+    drop(graph_data);
+    drop(graphs);
     drop(payloads);
     drop(vectors);
     col.fs.sync_dir(&seg_dir)?;
@@ -673,14 +704,15 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
         col.name,
         started.elapsed().as_secs_f64()
     );
+    let codes: Vec<bool> = graph_metas.iter().map(|g| g.codes).collect();
     let seg = Segment::open(
         col.fs.clone(),
         &seg_dir,
         id,
         rows_total,
-        dim as u32,
-        graph_meta.is_some(),
-        graph_meta.as_ref().is_some_and(|g| g.codes),
+        &spaces,
+        &codes,
+        &absent,
     )?;
     write_payload_indexes(col, &seg_dir, &seg)?;
     col.fs.sync_dir(&seg_dir)?;
@@ -721,8 +753,9 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
         id,
         rows: rows_total as u64,
         deleted: deleted_name,
-        graph: graph_meta,
+        graphs: graph_metas,
         indexes: seg.index_numbers(),
+        absent,
     });
     next.write(col.fs.as_ref(), dir)?;
     {

@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::index::hnsw::{Graph, Item, Rows};
 use crate::index::quant::Codes;
 use crate::segment::{Bitmap, Segment};
-use crate::types::Distance;
+use crate::types::{Distance, Space};
 
 /// Rows scanned by one parallel task.
 const CHUNK_ROWS: usize = 8 * 1024;
@@ -26,7 +26,8 @@ const GEMM_QUERY_CHUNK: usize = 64;
 /// Rows per matrix product (the score tile is GEMM_QUERY_CHUNK × this).
 const GEMM_ROW_TILE: usize = 1024;
 
-/// A contiguous run of rows of one source (a sealed segment, or the in-memory rows).
+/// A contiguous run of rows of one source (a sealed segment, or the in-memory rows). Rows hold
+/// all of a point's vectors (`Space::stride` values); searches read one of them.
 #[derive(Clone, Copy)]
 pub struct Block<'a> {
     pub source: u32,
@@ -37,18 +38,18 @@ pub struct Block<'a> {
 }
 
 impl Block<'_> {
-    fn rows(&self, dim: usize) -> usize {
-        self.vectors.len() / dim
+    fn rows(&self, stride: usize) -> usize {
+        self.vectors.len() / stride
     }
 
-    fn split(self, dim: usize, rows_per_piece: usize) -> impl Iterator<Item = Self> {
-        let rows = self.rows(dim);
+    fn split(self, stride: usize, rows_per_piece: usize) -> impl Iterator<Item = Self> {
+        let rows = self.rows(stride);
         (0..rows).step_by(rows_per_piece.max(1)).map(move |start| {
             let end = (start + rows_per_piece).min(rows);
             Block {
                 source: self.source,
                 first_row: self.first_row + start,
-                vectors: &self.vectors[start * dim..end * dim],
+                vectors: &self.vectors[start * stride..end * stride],
                 deleted: self.deleted,
             }
         })
@@ -97,13 +98,13 @@ where
 }
 
 /// One graph search of a source: walked on its segment's int8 codes when `coded` holds them
-/// (the candidates rescored by the segment), else on the f32 `rows`.
+/// (the candidates rescored by the segment), else on vector `sp` of the source's f32 rows.
 #[allow(clippy::too_many_arguments)]
 pub fn graph_search<F: Fn(u32) -> bool>(
     g: &Graph,
     coded: Option<(&Segment, Codes<'_>)>,
-    rows: Rows<'_>,
-    metric: Distance,
+    vectors: &[f32],
+    sp: Space,
     q: &[f32],
     n: usize,
     ef: usize,
@@ -111,16 +112,18 @@ pub fn graph_search<F: Fn(u32) -> bool>(
     rejecting: bool,
 ) -> Result<Vec<Item>> {
     match coded {
-        Some((seg, codes)) => g.search_coded(
-            codes,
-            &mut seg.rescorer(metric, q),
+        Some((seg, codes)) => {
+            g.search_coded(codes, &mut seg.rescorer(sp, q), q, n, ef, accept, rejecting)
+        }
+        None => Ok(g.search(
+            Rows::of(vectors, sp),
+            sp.distance,
             q,
             n,
             ef,
             accept,
             rejecting,
-        ),
-        None => Ok(g.search(rows, metric, q, n, ef, accept, rejecting)),
+        )),
     }
 }
 
@@ -210,13 +213,13 @@ pub fn min_key_for(metric: Distance, threshold: Option<f32>) -> f32 {
     }
 }
 
-fn scan(metric: Distance, q: &[f32], dim: usize, block: Block<'_>, top: &mut TopK) {
-    for (i, v) in block.vectors.chunks_exact(dim).enumerate() {
+fn scan(sp: Space, q: &[f32], block: Block<'_>, top: &mut TopK) {
+    for (i, row_values) in block.vectors.chunks_exact(sp.stride).enumerate() {
         let row = block.first_row + i;
         if block.deleted.is_some_and(|d| d.get(row)) {
             continue;
         }
-        let key = key_of(metric, q, v);
+        let key = key_of(sp.distance, q, &row_values[sp.offset..sp.offset + sp.dim]);
         if key >= top.floor() {
             top.push(Cand {
                 key,
@@ -228,32 +231,25 @@ fn scan(metric: Distance, q: &[f32], dim: usize, block: Block<'_>, top: &mut Top
 }
 
 /// Top `n` rows for one query.
-pub fn search_one(
-    metric: Distance,
-    q: &[f32],
-    dim: usize,
-    blocks: &[Block<'_>],
-    n: usize,
-    min_key: f32,
-) -> Vec<Cand> {
-    let total: usize = blocks.iter().map(|b| b.rows(dim)).sum();
+pub fn search_one(sp: Space, q: &[f32], blocks: &[Block<'_>], n: usize, min_key: f32) -> Vec<Cand> {
+    let total: usize = blocks.iter().map(|b| b.rows(sp.stride)).sum();
     if total < PARALLEL_MIN_ROWS || crate::pool::num_threads() == 1 {
         let mut top = TopK::new(n, min_key);
         for b in blocks {
-            scan(metric, q, dim, *b, &mut top);
+            scan(sp, q, *b, &mut top);
         }
         return top.into_sorted();
     }
     let pieces: Vec<Block<'_>> = blocks
         .iter()
-        .flat_map(|b| b.split(dim, CHUNK_ROWS))
+        .flat_map(|b| b.split(sp.stride, CHUNK_ROWS))
         .collect();
     crate::pool::install(|| {
         pieces
             .par_iter()
             .map(|b| {
                 let mut top = TopK::new(n, min_key);
-                scan(metric, q, dim, *b, &mut top);
+                scan(sp, q, *b, &mut top);
                 top
             })
             .reduce(|| TopK::new(n, min_key), TopK::merge)
@@ -261,21 +257,21 @@ pub fn search_one(
     })
 }
 
-/// Top `n` rows for each of `queries.len() / dim` queries.
+/// Top `n` rows for each of `queries.len() / sp.dim` queries.
 pub fn search_many(
-    metric: Distance,
+    sp: Space,
     queries: &[f32],
-    dim: usize,
     blocks: &[Block<'_>],
     n: usize,
     min_key: f32,
 ) -> Vec<Vec<Cand>> {
+    let dim = sp.dim;
     let nq = queries.len() / dim;
     crate::pool::install(|| {
-        if matches!(metric, Distance::Cosine | Distance::Dot) && nq >= 4 {
+        if matches!(sp.distance, Distance::Cosine | Distance::Dot) && nq >= 4 {
             return queries
                 .par_chunks(GEMM_QUERY_CHUNK * dim)
-                .flat_map_iter(|qs| gemm_chunk(qs, dim, blocks, n, min_key))
+                .flat_map_iter(|qs| gemm_chunk(qs, sp, blocks, n, min_key))
                 .collect();
         }
         queries
@@ -283,7 +279,7 @@ pub fn search_many(
             .map(|q| {
                 let mut top = TopK::new(n, min_key);
                 for b in blocks {
-                    scan(metric, q, dim, *b, &mut top);
+                    scan(sp, q, *b, &mut top);
                 }
                 top.into_sorted()
             })
@@ -294,18 +290,18 @@ pub fn search_many(
 /// Dot-product top-k of a few queries against all blocks, tile by tile.
 fn gemm_chunk(
     qs: &[f32],
-    dim: usize,
+    sp: Space,
     blocks: &[Block<'_>],
     n: usize,
     min_key: f32,
 ) -> Vec<Vec<Cand>> {
-    let nq = qs.len() / dim;
+    let nq = qs.len() / sp.dim;
     let mut tops: Vec<TopK> = (0..nq).map(|_| TopK::new(n, min_key)).collect();
     let mut scores = vec![0.0f32; nq * GEMM_ROW_TILE];
     for block in blocks {
-        for tile in block.split(dim, GEMM_ROW_TILE) {
-            let rows = tile.rows(dim);
-            dot_tile(qs, tile.vectors, dim, &mut scores[..nq * rows]);
+        for tile in block.split(sp.stride, GEMM_ROW_TILE) {
+            let rows = tile.rows(sp.stride);
+            dot_tile(qs, tile.vectors, sp, &mut scores[..nq * rows]);
             for (qi, top) in tops.iter_mut().enumerate() {
                 let row_scores = &scores[qi * rows..(qi + 1) * rows];
                 for (j, &key) in row_scores.iter().enumerate() {
@@ -328,20 +324,25 @@ fn gemm_chunk(
     tops.into_iter().map(TopK::into_sorted).collect()
 }
 
-/// `out[i * rows + j] = dot(queries[i], vectors[j])` by one matrix product.
-pub fn dot_tile(queries: &[f32], vectors: &[f32], dim: usize, out: &mut [f32]) {
+/// `out[i * rows + j] = dot(queries[i], vector sp of row j)` by one matrix product.
+pub fn dot_tile(queries: &[f32], vectors: &[f32], sp: Space, out: &mut [f32]) {
+    let (dim, stride) = (sp.dim, sp.stride);
     let nq = queries.len() / dim;
-    let rows = vectors.len() / dim;
+    let rows = vectors.len() / stride;
     assert!(
-        queries.len() == nq * dim && vectors.len() == rows * dim && out.len() == nq * rows,
+        queries.len() == nq * dim
+            && vectors.len() == rows * stride
+            && sp.offset + dim <= stride
+            && out.len() == nq * rows,
         "dot_tile: shapes do not agree"
     );
     if nq == 0 || rows == 0 {
         return;
     }
     // SAFETY: the assert above proves every index sgemm touches is in bounds: A = queries is
-    // nq × dim with row stride dim; B = vectorsᵀ is dim × rows, element (k, j) at j*dim + k;
-    // C = out is nq × rows with row stride rows. The slices do not overlap (out is &mut).
+    // nq × dim with row stride dim; B = (vector sp of each row)ᵀ is dim × rows, element (k, j)
+    // at offset + j*stride + k ≤ (rows-1)*stride + stride - 1 < vectors.len(); C = out is
+    // nq × rows with row stride rows. The slices do not overlap (out is &mut).
     unsafe {
         matrixmultiply::sgemm(
             nq,
@@ -351,9 +352,9 @@ pub fn dot_tile(queries: &[f32], vectors: &[f32], dim: usize, out: &mut [f32]) {
             queries.as_ptr(),
             dim as isize,
             1,
-            vectors.as_ptr(),
+            vectors.as_ptr().add(sp.offset),
             1,
-            dim as isize,
+            stride as isize,
             0.0,
             out.as_mut_ptr(),
             rows as isize,
@@ -368,15 +369,27 @@ mod tests {
 
     #[test]
     fn dot_tile_matches_per_pair_dot() {
-        let dim = 13;
-        let q: Vec<f32> = (0..3 * dim).map(|i| (i as f32 * 0.7).sin()).collect();
-        let v: Vec<f32> = (0..5 * dim).map(|i| (i as f32 * 0.3).cos()).collect();
-        let mut out = vec![0.0; 15];
-        dot_tile(&q, &v, dim, &mut out);
-        for i in 0..3 {
-            for j in 0..5 {
-                let d = distance::dot(&q[i * dim..(i + 1) * dim], &v[j * dim..(j + 1) * dim]);
-                assert!((out[i * 5 + j] - d).abs() < 1e-4);
+        // One vector of 13 values at offset 4 in rows of 24 (a point with named vectors), and
+        // the dense case.
+        for (offset, stride) in [(4usize, 24usize), (0, 13)] {
+            let dim = 13;
+            let sp = Space {
+                index: 0,
+                offset,
+                dim,
+                stride,
+                distance: Distance::Dot,
+            };
+            let q: Vec<f32> = (0..3 * dim).map(|i| (i as f32 * 0.7).sin()).collect();
+            let v: Vec<f32> = (0..5 * stride).map(|i| (i as f32 * 0.3).cos()).collect();
+            let mut out = vec![0.0; 15];
+            dot_tile(&q, &v, sp, &mut out);
+            for i in 0..3 {
+                for j in 0..5 {
+                    let row = &v[j * stride + offset..j * stride + offset + dim];
+                    let d = distance::dot(&q[i * dim..(i + 1) * dim], row);
+                    assert!((out[i * 5 + j] - d).abs() < 1e-4);
+                }
             }
         }
     }

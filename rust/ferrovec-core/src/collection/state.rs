@@ -12,11 +12,12 @@ use super::search::{self, Block, Cand, TopK};
 use crate::error::{Error, Result};
 use crate::filter::rowset::RowSet;
 use crate::filter::Filter;
-use crate::index::hnsw::{self, Rows};
+use crate::index::hnsw;
 use crate::index::quant::Codes;
 use crate::segment::{Bitmap, Segment};
 use crate::types::{
     Distance, Payload, PayloadOp, PayloadSelector, PointId, Record, ScoredPoint, SearchParams,
+    Space,
 };
 
 /// Source number of the appendable rows in a [`Loc`].
@@ -274,20 +275,29 @@ impl State {
         Ok(plan)
     }
 
-    /// New vectors (`vectors` holds one row per id, normalised already) for the points of
-    /// `ids` that exist, keeping their payloads as stored. Ids must be distinct.
+    /// New vectors for the points of `ids` that exist, keeping their payloads and the vectors
+    /// not given as stored. `given` holds one row of `given_width` values per id (normalised
+    /// already); each `(from, to, len)` of `copies` puts `given[from..from + len]` of a row at
+    /// `to` in the stored row of `width` values. Ids must be distinct.
     pub fn plan_vector_update(
         &self,
         ids: &[PointId],
-        vectors: &[f32],
-        dim: usize,
+        given: &[f32],
+        copies: &[(usize, usize, usize)],
+        given_width: usize,
+        width: usize,
     ) -> Result<PayloadPlan> {
         let mut plan = PayloadPlan::default();
-        for (id, v) in ids.iter().zip(vectors.chunks_exact(dim)) {
+        for (id, v) in ids.iter().zip(given.chunks_exact(given_width)) {
             let Some(loc) = self.locate(id)? else {
                 continue;
             };
-            plan.vectors.extend_from_slice(v);
+            let start = plan.vectors.len();
+            plan.vectors.extend_from_slice(self.vector(loc, width));
+            let row = &mut plan.vectors[start..];
+            for &(from, to, len) in copies {
+                row[to..to + len].copy_from_slice(&v[from..from + len]);
+            }
             plan.ids.push(id.clone());
             plan.payloads.push(self.payload_bytes(loc)?.map(Box::from));
             plan.found.push((loc.source != MEM).then_some(loc));
@@ -446,7 +456,7 @@ impl State {
 
     /// Exactly-scanned blocks: every source without a usable graph (all of them when `exact`),
     /// and the appendable rows.
-    fn exact_blocks(&self, dim: usize, graphs_used: &[bool]) -> Vec<Block<'_>> {
+    fn exact_blocks(&self, width: usize, graphs_used: &[bool]) -> Vec<Block<'_>> {
         let mut blocks: Vec<Block<'_>> = self
             .sources
             .iter()
@@ -463,36 +473,36 @@ impl State {
             blocks.push(Block {
                 source: MEM,
                 first_row: 0,
-                vectors: &self.mem.vectors[..self.mem.len() * dim],
+                vectors: &self.mem.vectors[..self.mem.len() * width],
                 deleted: None,
             });
         }
         blocks
     }
 
-    /// Which sources to search through their graph.
+    /// Which sources to search through their graph of vector `k`.
     fn graph_plan(
         &self,
+        k: usize,
         exact: bool,
         full_scan_threshold: usize,
     ) -> Result<Vec<Option<Arc<hnsw::Graph>>>> {
         self.sources
             .iter()
             .map(|s| match s.segment() {
-                Some(seg) if !exact && s.rows() >= full_scan_threshold => seg.graph(),
+                Some(seg) if !exact && s.rows() >= full_scan_threshold => seg.graph(k),
                 _ => Ok(None),
             })
             .collect()
     }
 
-    /// The best `n` candidates for each query (`queries` holds whole vectors), among the points
-    /// matching `params.filter` if it has one.
+    /// The best `n` candidates for each query (`queries` holds whole vectors `sp`), among the
+    /// points matching `params.filter` if it has one.
     #[allow(clippy::too_many_arguments)]
     pub fn search(
         &self,
-        metric: Distance,
+        sp: Space,
         queries: &[f32],
-        dim: usize,
         n: usize,
         min_key: f32,
         params: &SearchParams,
@@ -501,9 +511,8 @@ impl State {
     ) -> Result<Vec<Vec<Cand>>> {
         if let Some(f) = params.filter.as_ref().filter(|f| !f.is_empty()) {
             return self.search_filtered(
-                metric,
+                sp,
                 queries,
-                dim,
                 n,
                 min_key,
                 params,
@@ -512,20 +521,16 @@ impl State {
                 f,
             );
         }
-        let graphs = self.graph_plan(params.exact, full_scan_threshold)?;
+        let graphs = self.graph_plan(sp.index, params.exact, full_scan_threshold)?;
         let used: Vec<bool> = graphs.iter().map(Option::is_some).collect();
-        let blocks = self.exact_blocks(dim, &used);
-        let nq = queries.len() / dim;
+        let blocks = self.exact_blocks(sp.stride, &used);
+        let nq = queries.len() / sp.dim;
         let exact = if blocks.is_empty() {
             None
         } else if nq == 1 {
-            Some(vec![search::search_one(
-                metric, queries, dim, &blocks, n, min_key,
-            )])
+            Some(vec![search::search_one(sp, queries, &blocks, n, min_key)])
         } else {
-            Some(search::search_many(
-                metric, queries, dim, &blocks, n, min_key,
-            ))
+            Some(search::search_many(sp, queries, &blocks, n, min_key))
         };
         // Each graph with the int8 codes it is walked on, if its segment has them.
         type Coded<'s> = Option<(&'s Segment, Codes<'s>)>;
@@ -533,7 +538,7 @@ impl State {
         for (i, g) in graphs.iter().enumerate() {
             if let Some(g) = g {
                 let coded = match self.sources[i].segment() {
-                    Some(seg) => seg.codes()?.map(|c| (&**seg, c)),
+                    Some(seg) => seg.codes(sp.index)?.map(|c| (&**seg, c)),
                     None => None,
                 };
                 graph_sources.push((i, g, coded));
@@ -547,15 +552,14 @@ impl State {
             let mut top = TopK::new(n, min_key);
             for &(i, g, coded) in &graph_sources {
                 let s = &self.sources[i];
-                let rows = Rows {
-                    data: s.vectors(),
-                    dim,
-                };
                 let deleted = &s.deleted;
-                let rejecting = deleted.count_ones() > 0;
-                let accept = |r: u32| !deleted.get(r as usize);
+                // Rows lacking this vector are graph nodes but never results.
+                let absent = s.segment().and_then(|seg| seg.absent(sp));
+                let rejecting = deleted.count_ones() > 0 || absent.is_some();
+                let accept =
+                    |r: u32| !deleted.get(r as usize) && !absent.is_some_and(|a| a.get(r as usize));
                 let found =
-                    search::graph_search(g, coded, rows, metric, q, n, ef, &accept, rejecting)?;
+                    search::graph_search(g, coded, s.vectors(), sp, q, n, ef, &accept, rejecting)?;
                 for item in found {
                     top.push(Cand {
                         key: -item.d,
@@ -566,7 +570,7 @@ impl State {
             }
             Ok(top.into_sorted())
         };
-        let graph_results = search::each_query(queries, dim, one_query)?;
+        let graph_results = search::each_query(queries, sp.dim, one_query)?;
         // Merge only when both the graphs and the exact scan produced candidates.
         let Some(exact) = exact else {
             return Ok(graph_results);

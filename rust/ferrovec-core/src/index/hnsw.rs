@@ -163,21 +163,56 @@ fn prefetch_ptr<T>(p: &T) {
     let _ = p;
 }
 
-/// Vectors of the graph's nodes: row `i` of a row-major slice.
+/// Vectors of the graph's nodes: node `i` is `dim` values at `offset` in row `i` of a
+/// row-major slice of `stride` values per row (a point's rows hold all its named vectors).
 #[derive(Clone, Copy)]
 pub struct Rows<'a> {
-    pub data: &'a [f32],
-    pub dim: usize,
+    data: &'a [f32],
+    dim: usize,
+    stride: usize,
+    offset: usize,
 }
 
 impl<'a> Rows<'a> {
+    /// Rows of exactly `dim` values.
+    pub fn dense(data: &'a [f32], dim: usize) -> Self {
+        Rows {
+            data,
+            dim,
+            stride: dim,
+            offset: 0,
+        }
+    }
+
+    /// One vector (`space`) of rows holding all of a point's vectors.
+    pub fn of(data: &'a [f32], space: crate::types::Space) -> Self {
+        Rows {
+            data,
+            dim: space.dim,
+            stride: space.stride,
+            offset: space.offset,
+        }
+    }
+
+    /// The first `n` rows.
+    pub fn first(self, n: usize) -> Self {
+        Rows {
+            data: &self.data[..(n * self.stride).min(self.data.len())],
+            ..self
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
     /// Ask the CPU to start loading row `i` (its first cache lines) before it is needed.
     #[inline]
     fn prefetch(&self, i: u32) {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let start = i as usize * self.dim;
+            let start = i as usize * self.stride + self.offset;
             if let Some(row) = self.data.get(start..start + self.dim) {
                 for line in row.chunks(16).take(4) {
                     // SAFETY: SSE is part of the x86_64 baseline, and a prefetch is only a hint:
@@ -193,12 +228,12 @@ impl<'a> Rows<'a> {
 
     #[inline]
     pub fn get(&self, i: u32) -> &'a [f32] {
-        let s = i as usize * self.dim;
+        let s = i as usize * self.stride + self.offset;
         &self.data[s..s + self.dim]
     }
 
     pub fn len(&self) -> usize {
-        self.data.len() / self.dim
+        self.data.len() / self.stride
     }
 
     pub fn is_empty(&self) -> bool {
@@ -845,10 +880,7 @@ impl Graph {
         if rows.len() < self.n {
             return Vec::new();
         }
-        let rows = Rows {
-            data: &rows.data[..self.n * rows.dim],
-            dim: rows.dim,
-        };
+        let rows = rows.first(self.n);
         let mut found = self.search_in(&Exact { rows, metric, q }, ef.max(k), accept, rejecting);
         found.truncate(k);
         found
@@ -990,7 +1022,7 @@ mod tests {
     fn recall_is_high_and_rejected_nodes_are_never_returned() {
         let dim = 32;
         let data = clustered(5000, dim, 7);
-        let rows = Rows { data: &data, dim };
+        let rows = Rows::dense(&data, dim);
         let g = graph(rows, Distance::Cosine, 16, 100);
         let recall = g.self_check(rows, Distance::Cosine, 64, 100, 3);
         assert!(recall >= 0.95, "recall {recall}");
@@ -1018,7 +1050,7 @@ mod tests {
         let dim = 32;
         let n = 5000;
         let data = clustered(n, dim, 13);
-        let rows = Rows { data: &data, dim };
+        let rows = Rows::dense(&data, dim);
         let g = graph(rows, Distance::Cosine, 16, 100);
         // Membership by a hash of the row, independent of the clusters.
         let member = |i: u32, per_mille: u64| {
@@ -1053,7 +1085,7 @@ mod tests {
         let dim = 48;
         let n = 4000;
         let data = clustered(n, dim, 21);
-        let rows = Rows { data: &data, dim };
+        let rows = Rows::dense(&data, dim);
         let g = graph(rows, Distance::Cosine, 16, 100);
         let scale = quant::scale_of(&data);
         let mut codes = Vec::new();
@@ -1088,11 +1120,8 @@ mod tests {
     fn extending_a_graph_keeps_recall() {
         let dim = 24;
         let data = clustered(4000, dim, 9);
-        let first = Rows {
-            data: &data[..2000 * dim],
-            dim,
-        };
-        let all = Rows { data: &data, dim };
+        let first = Rows::dense(&data[..2000 * dim], dim);
+        let all = Rows::dense(&data, dim);
         let base = graph(first, Distance::Dot, 12, 80);
         let g = extend(all, Distance::Dot, &base, 2, &AtomicBool::new(false));
         assert_eq!(g.n, 4000);
@@ -1104,7 +1133,7 @@ mod tests {
     fn damaged_graph_files_are_rejected_not_trusted() {
         let dim = 8;
         let data = clustered(300, dim, 3);
-        let rows = Rows { data: &data, dim };
+        let rows = Rows::dense(&data, dim);
         let g = graph(rows, Distance::Euclid, 8, 40);
         let mut file = vec![0u8; 64];
         file.extend_from_slice(g.as_bytes());

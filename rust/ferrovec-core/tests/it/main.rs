@@ -2,6 +2,7 @@
 
 mod durability;
 mod fixtures;
+mod named;
 mod optimizer;
 mod recovery;
 mod search;

@@ -11,7 +11,12 @@ use crate::fixtures::{ids, top_k, Rng};
 
 const DIM: usize = 24;
 
-fn reference(metric: Distance, q: &[f32], points: &[(u64, Vec<f32>)], k: usize) -> Vec<(u64, f64)> {
+pub fn reference(
+    metric: Distance,
+    q: &[f32],
+    points: &[(u64, Vec<f32>)],
+    k: usize,
+) -> Vec<(u64, f64)> {
     let norm = |v: &[f32]| v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
     let mut scored: Vec<(u64, f64)> = points
         .iter()
