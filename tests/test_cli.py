@@ -23,6 +23,9 @@ def test_info_and_verify(store_path):
         a.flush()
         a.upsert([100], np.ones((1, 8), dtype=np.float32))
         db.create_collection("beta", dim=3, distance="euclid")
+        db.create_collection(
+            "gamma", vectors={"text": {"dim": 4}, "image": {"dim": 2, "distance": "dot"}}
+        )
         del a
     out = run("info", str(store_path))
     assert out.returncode == 0, out.stderr
@@ -31,6 +34,12 @@ def test_info_and_verify(store_path):
     assert alpha.split()[:4] == ["alpha", "8", "dot", "101"]
     beta = next(line for line in lines if line.startswith("beta"))
     assert beta.split()[:4] == ["beta", "3", "euclid", "0"]
+    at = next(n for n, line in enumerate(lines) if line.startswith("gamma"))
+    assert lines[at].split()[:4] == ["gamma", "-", "named", "0"]
+    assert [line.split() for line in lines[at + 1 : at + 3]] == [
+        ["text", "4", "cosine"],
+        ["image", "2", "dot"],
+    ]
     out = run("verify", str(store_path))
     assert out.returncode == 0 and "alpha: ok" in out.stdout
 

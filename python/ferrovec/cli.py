@@ -35,10 +35,15 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(header)
         print("-" * len(header))
         for i in infos:
+            named = i["dim"] is None
             print(
-                f"{i['name']:<24} {i['dim']:>6} {i['distance']:<10} {i['points']:>10} "
+                f"{i['name']:<24} {'-' if named else i['dim']:>6} "
+                f"{'named' if named else i['distance']:<10} {i['points']:>10} "
                 f"{_size(i['disk_bytes']):>10} {_size(i['log_bytes']):>10}"
             )
+            if named:  # one line per named vector
+                for name, spec in i["vectors"].items():
+                    print(f"  {name:<22} {spec['dim']:>6} {spec['distance']:<10}")
     return 0
 
 
@@ -330,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ferrovec", description="ferrovec vector store tools")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser(
-        "info", help="print each collection's dim, distance, points, disk and log bytes"
+        "info",
+        help="print each collection's dim and distance (each named vector's), points, disk and "
+        "log bytes",
     )
     p.add_argument("path")
     p.set_defaults(func=cmd_info)

@@ -39,3 +39,24 @@ def test_lists_of_floats_read_like_numpy() -> None:
         _as_matrix([[1.0, 2.0], [3.0]])
     with pytest.raises(ferrovec.InvalidInputError):
         _as_matrix([[1.0, "x"]])
+
+
+def test_a_query_as_a_list_of_floats_reads_like_numpy(db) -> None:
+    """One query given as a list of Python floats (the fast path) scores exactly as the same
+    query as a float32 array; ints, empty and nested lists still go through numpy's checks."""
+    col = db.create_collection("c", dim=5, distance="dot")
+    rng = np.random.default_rng(2)
+    col.upsert(list(range(50)), rng.standard_normal((50, 5)).astype(np.float32))
+    q = rng.standard_normal(5).tolist()
+    as_list = [(h.id, h.score) for h in col.search(q, 5)]
+    as_array = [(h.id, h.score) for h in col.search(np.asarray(q, dtype=np.float32), 5)]
+    assert as_list == as_array
+    assert [h.id for h in col.search([1, 0, 0, 0, 0], 3)] == [
+        h.id for h in col.search([1.0, 0.0, 0.0, 0.0, 0.0], 3)
+    ]
+    with pytest.raises(ferrovec.InvalidInputError, match="dimension"):
+        col.search([1.0, 2.0], 3)
+    with pytest.raises(ferrovec.InvalidInputError):
+        col.search([], 3)
+    with pytest.raises(ferrovec.InvalidInputError, match="1-D"):
+        col.search([[1.0] * 5], 3)

@@ -282,26 +282,37 @@ def _fast_defaults(cls: Any, sample: dict[str, Any]) -> dict[str, Any] | None:
     return defaults
 
 
-def scored_point(hit: Any, selector: bool | list[str] = True) -> Any:
-    values = {
-        "id": hit.id,
-        "version": 0,
-        "score": float(hit.score),
-        "payload": hit.payload,
-        "vector": vector_out(hit.vector, selector),
-        "shard_key": None,
-        "order_value": None,
-    }
+def scored_points(hits: Iterable[Any], selector: bool | list[str] = True) -> list[Any]:
+    """Native hits as ScoredPoints. On the hot path of every query: the class checks are made
+    once per call, and each instance takes its field dict as it is (see `make`)."""
     cls = out.ScoredPoint
-    if _FAST.get(cls) is not None and len(values) == len(_FAST[cls]):  # type: ignore[arg-type]
-        # Every field, in field order: the instance takes the dict as it is (see `make`).
+    fields = _FAST.get(cls)
+    points = []
+    for hit in hits:
+        values = {
+            "id": hit.id,
+            "version": 0,
+            "score": hit.score,
+            "payload": hit.payload,
+            "vector": None if selector is False else vector_out(hit.vector, selector),
+            "shard_key": None,
+            "order_value": None,
+        }
+        if fields is None or len(fields) != len(values):
+            points.append(make(cls, **values))
+            fields = _FAST.get(cls)
+            continue
+        # Every field, in field order: what model_construct would set (checked in `make`).
         obj = cls.__new__(cls)
-        object.__setattr__(obj, "__dict__", values)
-        object.__setattr__(obj, "__pydantic_fields_set__", set(values))
-        object.__setattr__(obj, "__pydantic_extra__", None)
-        object.__setattr__(obj, "__pydantic_private__", None)
-        return obj
-    return make(cls, **values)
+        _set(obj, "__dict__", values)
+        _set(obj, "__pydantic_fields_set__", set(values))
+        _set(obj, "__pydantic_extra__", None)
+        _set(obj, "__pydantic_private__", None)
+        points.append(obj)
+    return points
+
+
+_set = object.__setattr__
 
 
 def record(rec: Any, selector: bool | list[str] = True) -> Any:

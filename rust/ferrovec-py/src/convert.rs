@@ -325,6 +325,17 @@ fn floats_from_lists(obj: &Bound<'_, PyAny>) -> Option<(Vec<f32>, usize, usize)>
     Some((values, rows, cols))
 }
 
+/// A non-empty list of Python floats as float32; `None` for anything else (numpy converts it).
+fn floats_from_list(obj: &Bound<'_, PyAny>) -> Option<Vec<f32>> {
+    let list = obj.cast::<PyList>().ok()?;
+    if list.is_empty() {
+        return None;
+    }
+    list.iter()
+        .map(|x| x.cast::<PyFloat>().ok().map(|f| f.value() as f32))
+        .collect()
+}
+
 /// `vectors` as the (n, dim) float32 array the core would read (the fast list path included).
 #[pyfunction]
 pub fn _as_matrix<'py>(
@@ -380,6 +391,10 @@ pub fn vector_from_py<'py>(
         if a.is_c_contiguous() {
             return Ok(a.readonly());
         }
+    }
+    // A list of floats (an embedding as JSON carries it) straight into float32.
+    if let Some(values) = floats_from_list(obj) {
+        return Ok(PyArray1::from_vec(py, values).readonly());
     }
     let arr = match floats_from_lists(obj) {
         Some((values, rows, cols)) => PyArray1::from_vec(py, values)

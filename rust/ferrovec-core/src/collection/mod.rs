@@ -162,6 +162,42 @@ fn prepare<'a>(
     Ok(Cow::Owned(out))
 }
 
+/// The ids a selector picks: as given, or those matching its filter now.
+fn selected<'a>(st: &State, sel: Selector<'a>) -> Result<Cow<'a, [PointId]>> {
+    Ok(match sel {
+        Selector::Ids(ids) => Cow::Borrowed(ids),
+        Selector::Filter(f) => Cow::Owned(st.ids_matching(f)?),
+    })
+}
+
+/// Some of a point's vectors as a row of their own, in the order given: its width, and where
+/// each lies in it.
+fn given_layout(spaces: &[Space]) -> (usize, Vec<Space>) {
+    let width: usize = spaces.iter().map(|s| s.dim).sum();
+    let mut offset = 0;
+    let layout = spaces
+        .iter()
+        .map(|s| {
+            offset += s.dim;
+            Space {
+                offset: offset - s.dim,
+                stride: width,
+                ..*s
+            }
+        })
+        .collect();
+    (width, layout)
+}
+
+/// `(offset in the given row, offset in the stored row, dim)` for each vector given.
+fn copies(stored: &[Space], given: &[Space]) -> Vec<(usize, usize, usize)> {
+    stored
+        .iter()
+        .zip(given)
+        .map(|(to, from)| (from.offset, to.offset, to.dim))
+        .collect()
+}
+
 /// "vector \"name\"", or "collection" for the unnamed vector (in errors).
 fn vector_what(using: Option<&str>) -> String {
     match using {
@@ -519,25 +555,13 @@ impl Collection {
         if let Selector::Ids(ids) = sel {
             validate_ids(ids, false)?;
         }
-        let dim = self.dim();
         let guard = self.writer.lock();
         self.check_open()?;
         let plan = {
             let st = self.state.read();
-            let ids = match sel {
-                Selector::Ids(ids) => Cow::Borrowed(ids),
-                Selector::Filter(f) => Cow::Owned(st.ids_matching(f)?),
-            };
-            st.plan_payload_op(&ids, op, dim)?
+            st.plan_payload_op(&selected(&st, sel)?, op, self.dim())?
         };
-        if plan.ids.is_empty() {
-            return Ok(0);
-        }
-        let seq = self.log_upsert(&plan.ids, &plan.vectors, &plan.payloads)?;
-        let n = self.state.write().apply_payload_plan(plan, dim);
-        drop(guard);
-        self.after_write(seq)?;
-        Ok(n)
+        Ok(self.write_plan(guard, plan)?.len())
     }
 
     /// Replace vectors of the points of `ids` that exist, keeping their payloads (and their
@@ -553,24 +577,11 @@ impl Collection {
         allow_zero: bool,
     ) -> Result<Vec<PointId>> {
         self.check_open()?;
-        let spaces: Vec<Space> = match using {
+        let spaces = match using {
             None => self.config.spaces(),
-            Some(names) => {
-                let mut picked: Vec<Space> = Vec::with_capacity(names.len());
-                for name in names {
-                    let sp = self.config.space(Some(name))?;
-                    if picked.iter().any(|p| p.index == sp.index) {
-                        return Err(Error::invalid(format!("vector {name:?} is given twice")));
-                    }
-                    picked.push(sp);
-                }
-                picked
-            }
+            Some(names) => self.named_spaces(names)?,
         };
-        if spaces.is_empty() {
-            return Err(Error::invalid("update_vectors: no vector named to update"));
-        }
-        let given: usize = spaces.iter().map(|s| s.dim).sum();
+        let (given, layout) = given_layout(&spaces);
         if vectors.len() != ids.len() * given {
             return Err(Error::invalid(format!(
                 "got {} ids but {} vector values; expected rows of {given} values",
@@ -579,45 +590,16 @@ impl Collection {
             )));
         }
         validate_ids(ids, true)?;
-        // The given vectors as rows of their own (offsets within the given row).
-        let mut offset = 0;
-        let given_spaces: Vec<Space> = spaces
-            .iter()
-            .map(|s| {
-                let g = Space {
-                    offset,
-                    stride: given,
-                    ..*s
-                };
-                offset += s.dim;
-                g
-            })
-            .collect();
         let specs = &self.config.vectors;
-        let vectors = prepare(vectors, &given_spaces, specs, "vectors", allow_zero, false)?;
-        let dim = self.dim();
+        let vectors = prepare(vectors, &layout, specs, "vectors", allow_zero, false)?;
         let guard = self.writer.lock();
         self.check_open()?;
-        let plan = self.state.read().plan_vector_update(
-            ids,
-            &vectors,
-            &spaces
-                .iter()
-                .zip(&given_spaces)
-                .map(|(to, from)| (from.offset, to.offset, to.dim))
-                .collect::<Vec<_>>(),
-            given,
-            dim,
-        )?;
-        if plan.ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let found = plan.ids.clone();
-        let seq = self.log_upsert(&plan.ids, &plan.vectors, &plan.payloads)?;
-        self.state.write().apply_payload_plan(plan, dim);
-        drop(guard);
-        self.after_write(seq)?;
-        Ok(found)
+        let copies = copies(&spaces, &layout);
+        let plan =
+            self.state
+                .read()
+                .plan_vector_update(ids, &vectors, &copies, given, self.dim())?;
+        self.write_plan(guard, plan)
     }
 
     /// Remove the vectors `names` (`""`: the unnamed one) from the points `sel` picks (Qdrant's
@@ -626,49 +608,63 @@ impl Collection {
     /// those picked.
     pub fn delete_vectors(&self, sel: Selector<'_>, names: &[String]) -> Result<usize> {
         self.check_open()?;
-        let mut spaces: Vec<Space> = Vec::with_capacity(names.len());
+        let mut unique: Vec<String> = Vec::with_capacity(names.len());
         for name in names {
-            let sp = self.config.space(Some(name))?;
-            if !spaces.iter().any(|p| p.index == sp.index) {
-                spaces.push(sp);
+            if !unique.contains(name) {
+                unique.push(name.clone());
             }
         }
+        let spaces = self.named_spaces(&unique)?;
+        let (given, layout) = given_layout(&spaces);
         if let Selector::Ids(ids) = sel {
             validate_ids(ids, false)?;
         }
-        let dim = self.dim();
         let guard = self.writer.lock();
         self.check_open()?;
         let plan = {
             let st = self.state.read();
-            let mut ids = match sel {
-                Selector::Ids(ids) => ids.to_vec(),
-                Selector::Filter(f) => st.ids_matching(f)?,
-            };
+            let mut ids = selected(&st, sel)?.into_owned();
             let mut seen = std::collections::HashSet::new();
             ids.retain(|id| seen.insert(id.clone()));
-            // Every row of the given vectors is NaN: absent.
-            let given: usize = spaces.iter().map(|s| s.dim).sum();
-            let mut offset = 0;
-            let copies: Vec<(usize, usize, usize)> = spaces
-                .iter()
-                .map(|s| {
-                    offset += s.dim;
-                    (offset - s.dim, s.offset, s.dim)
-                })
-                .collect();
+            // The new values of those vectors: all NaN, absent.
             let nan = vec![f32::NAN; ids.len() * given];
-            st.plan_vector_update(&ids, &nan, &copies, given.max(1), dim)?
+            st.plan_vector_update(&ids, &nan, &copies(&spaces, &layout), given, self.dim())?
         };
-        if plan.ids.is_empty() {
-            return Ok(0);
+        Ok(self.write_plan(guard, plan)?.len())
+    }
+
+    /// The vectors `names` name, in that order; a name given twice is an error.
+    fn named_spaces(&self, names: &[String]) -> Result<Vec<Space>> {
+        if names.is_empty() {
+            return Err(Error::invalid("no vector named"));
         }
-        let n = plan.ids.len();
+        let mut spaces: Vec<Space> = Vec::with_capacity(names.len());
+        for name in names {
+            let sp = self.config.space(Some(name))?;
+            if spaces.iter().any(|p| p.index == sp.index) {
+                return Err(Error::invalid(format!("vector {name:?} is given twice")));
+            }
+            spaces.push(sp);
+        }
+        Ok(spaces)
+    }
+
+    /// Log and apply a plan made under the writer lock (`guard`), then keep the log's
+    /// durability promise; returns the ids of the points written.
+    fn write_plan(
+        &self,
+        guard: parking_lot::MutexGuard<'_, Manifest>,
+        plan: state::PayloadPlan,
+    ) -> Result<Vec<PointId>> {
+        if plan.ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let written = plan.ids.clone();
         let seq = self.log_upsert(&plan.ids, &plan.vectors, &plan.payloads)?;
-        self.state.write().apply_payload_plan(plan, dim);
+        self.state.write().apply_payload_plan(plan, self.dim());
         drop(guard);
         self.after_write(seq)?;
-        Ok(n)
+        Ok(written)
     }
 
     fn after_write(&self, seq: Option<u64>) -> Result<()> {
