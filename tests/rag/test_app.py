@@ -3,6 +3,7 @@ real uvicorn server on 127.0.0.1 for start-up, auth and persistence across a res
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -96,14 +97,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve(tmp_path: Path, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+def _serve(
+    tmp_path: Path, port: int, log: IO[bytes], api_key: str | None = "k3y"
+) -> subprocess.Popen[bytes]:
     """uvicorn in a child process, its stderr into `log`."""
-    env = {
-        **os.environ,
-        "FERROVEC_PATH": str(tmp_path / "served"),
-        "EMBEDDING_MODEL": "hash:128",
-        "API_KEY": "k3y",
-    }
+    env = {**os.environ, "FERROVEC_PATH": str(tmp_path / "served"), "EMBEDDING_MODEL": "hash:128"}
+    env.pop("API_KEY", None)
+    if api_key is not None:
+        env["API_KEY"] = api_key
     args = ["-m", "uvicorn", "--factory", "ferrovec.rag.app:create_app", "--host", "127.0.0.1"]
     return subprocess.Popen(
         [sys.executable, *args, "--port", str(port)],
@@ -154,3 +155,59 @@ def test_a_real_server_keeps_documents_across_a_restart(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_chat_with_history_streaming_and_sessions(client: TestClient) -> None:
+    client.post("/ingest", json={"texts": DOCS})
+    r = client.post("/chat", json={"session_id": "s1", "message": "why do cats purr?"})
+    assert r.status_code == 200, r.text
+    first = r.json()
+    # No LLM configured: an extractive answer that says so and quotes the best passage.
+    assert first["generated"] is False and "No LLM is configured" in first["answer"]
+    assert first["sources"][0]["source"] == "cats.md" and "purr" in first["answer"]
+    # A follow-up: the earlier question helps find the passages.
+    follow = client.post("/chat", json={"session_id": "s1", "message": "anything else?"})
+    assert follow.json()["sources"][0]["source"] == "cats.md"
+    # Streamed as server-sent events: token events, then done with the sources.
+    with client.stream(
+        "POST", "/chat", json={"session_id": "s2", "message": "moon craters", "stream": True}
+    ) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        body = "".join(stream.iter_text())
+    events = [e for e in body.split("\n\n") if e.strip()]
+    assert events[0].startswith("event: token") and events[-1].startswith("event: done")
+    done = json.loads(events[-1].split("data: ", 1)[1])
+    tokens = "".join(json.loads(e.split("data: ", 1)[1]) for e in events[:-1])
+    assert tokens == done["answer"] and done["sources"][0]["source"] == "moon.md"
+    # History per session, oldest first, both turns of each exchange.
+    turns = client.get("/sessions/s1").json()["turns"]
+    assert [t["role"] for t in turns] == ["user", "assistant", "user", "assistant"]
+    assert turns[0]["text"] == "why do cats purr?" and turns[1]["text"] == first["answer"]
+    assert len(client.get("/sessions/s2").json()["turns"]) == 2
+    assert client.get("/sessions/nobody").json()["turns"] == []
+
+
+def test_metrics_and_snapshots(client: TestClient) -> None:
+    client.post("/ingest", json={"texts": DOCS})
+    client.post("/query", json={"query": "cats"})
+    text = client.get("/metrics").text
+    assert 'ferrovec_rag_request_seconds_count{method="POST",route="/query",status="200"} 1' in text
+    assert "ferrovec_rag_search_seconds_count 1" in text
+    assert "ferrovec_rag_ingested_documents_total 3" in text
+    assert 'ferrovec_points{collection="rag_collection"}' in text
+    assert 'ferrovec_log_bytes{collection="rag_collection"}' in text
+
+    snap = client.post("/admin/snapshots", json={"collection": "rag_collection"})
+    assert snap.status_code == 200, snap.text
+    name = snap.json()["name"]
+    assert name in [s["name"] for s in client.get("/admin/snapshots").json()["snapshots"]]
+    client.delete("/documents/cats.md")
+    assert client.post("/query", json={"query": "purr"}).json()["results"][0]["source"] != (
+        "cats.md"
+    )
+    restored = client.post(f"/admin/snapshots/{name}/restore")
+    assert restored.status_code == 200, restored.text
+    assert client.post("/query", json={"query": "purr"}).json()["results"][0]["source"] == (
+        "cats.md"
+    )
+    assert client.post("/admin/snapshots/nope/restore").status_code == 404

@@ -9,22 +9,28 @@ an `api-key` header), compared in constant time.
 from __future__ import annotations
 
 import hmac
+import json
 import threading
-from pathlib import PurePosixPath
+import time
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 import ferrovec
 from ferrovec.errors import FerrovecError, InvalidInputError, UnsupportedError
 from ferrovec.rag import loaders
+from ferrovec.rag.chat import Answer, Chat
 from ferrovec.rag.embed import Embedder, make_embedder
 from ferrovec.rag.library import Library
+from ferrovec.rag.metrics import Metrics, gauge
 from ferrovec.rag.settings import Settings
 
 
@@ -43,6 +49,17 @@ class IngestRequest(BaseModel):
     texts: list[TextIn] = Field(min_length=1)
 
 
+class ChatRequest(BaseModel):
+    session_id: str = Field(min_length=1, max_length=256)
+    message: str = Field(min_length=1)
+    stream: bool = False
+    top_k: int | None = Field(default=None, ge=1, le=100)
+
+
+class SnapshotRequest(BaseModel):
+    collection: str | None = None
+
+
 class Backend:
     """The store and the model, made ready on a background thread."""
 
@@ -57,6 +74,7 @@ class Backend:
         self.error: BaseException | None = None
         self.db: ferrovec.Database | None = None
         self.library: Library | None = None
+        self.chat: Chat | None = None
         self.lock = threading.Lock()  # ingestion and deletion: one at a time
 
     def start(self) -> None:
@@ -67,6 +85,7 @@ class Backend:
             self.db = ferrovec.open(self.settings.path)
             self.library = Library(self.db, self.settings, self._make_embedder())
             _ = self.library.collection
+            self.chat = Chat(self.library, self.settings)
         except BaseException as e:
             self.error = e
         finally:
@@ -108,6 +127,18 @@ def create_app(
 
     app = FastAPI(title="ferrovec RAG", lifespan=lifespan)
     app.state.backend = backend
+    metrics = Metrics()
+
+    @app.middleware("http")
+    async def timed(request: Request, call_next: Any) -> Any:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.requests.observe(
+            time.perf_counter() - started, request.method, route, str(response.status_code)
+        )
+        return response
+
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -136,6 +167,11 @@ def create_app(
         status = 400 if isinstance(exc, (InvalidInputError, UnsupportedError)) else 500
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        """The web page: a search box and a chat with cited sources (no build step)."""
+        return (Path(__file__).parent / "static" / "index.html").read_text(encoding="utf-8")
+
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -150,7 +186,82 @@ def create_app(
     @app.post("/query", dependencies=guarded)
     def query(req: QueryRequest) -> dict[str, Any]:
         lib = backend.get()
-        return {"results": lib.query(req.query, req.top_k, req.filter)}
+        started = time.perf_counter()
+        results = lib.query(req.query, req.top_k, req.filter)
+        metrics.search.observe(time.perf_counter() - started)
+        return {"results": results}
+
+    @app.post("/chat", dependencies=guarded, response_model=None)
+    def chat(req: ChatRequest) -> dict[str, Any] | StreamingResponse:
+        """An answer from the documents and the session's earlier turns; with `stream`, as
+        server-sent events: `token` events with pieces of text, then `done` with the sources."""
+        backend.get()
+        assert backend.chat is not None
+        chat = backend.chat
+        if not req.stream:
+            answer = chat.ask(req.session_id, req.message, req.top_k)
+            return _answer(req.session_id, answer)
+
+        def events() -> Iterator[str]:
+            for part in chat.stream(req.session_id, req.message, req.top_k):
+                if isinstance(part, Answer):
+                    yield f"event: done\ndata: {json.dumps(_answer(req.session_id, part))}\n\n"
+                else:
+                    yield f"event: token\ndata: {json.dumps(part)}\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.get("/sessions/{session_id}", dependencies=guarded)
+    def session(session_id: str) -> dict[str, Any]:
+        backend.get()
+        assert backend.chat is not None
+        return {"session_id": session_id, "turns": backend.chat.history(session_id)}
+
+    @app.get("/metrics", dependencies=guarded, response_class=PlainTextResponse)
+    def prometheus() -> str:
+        lines = [
+            *metrics.requests.render(),
+            *metrics.search.render(),
+            *metrics.documents.render(),
+            *metrics.chunks.render(),
+            *metrics.embedded.render(),
+        ]
+        if backend.ready and backend.db is not None:
+            infos = backend.db.info()
+            for name, key, help in (
+                ("ferrovec_points", "points", "points per collection"),
+                ("ferrovec_disk_bytes", "disk_bytes", "bytes of sealed segment files"),
+                ("ferrovec_log_bytes", "log_bytes", "bytes of write-ahead log"),
+            ):
+                lines += gauge(name, help, (({"collection": i["name"]}, i[key]) for i in infos))
+        return "\n".join(lines) + "\n"
+
+    @app.post("/admin/snapshots", dependencies=guarded)
+    def create_snapshot(req: SnapshotRequest | None = None) -> dict[str, Any]:
+        backend.get()
+        assert backend.db is not None
+        return _snapshot(backend.db.create_snapshot(req.collection if req else None))
+
+    @app.get("/admin/snapshots", dependencies=guarded)
+    def list_snapshots() -> dict[str, Any]:
+        backend.get()
+        assert backend.db is not None
+        return {"snapshots": [_snapshot(s) for s in backend.db.list_snapshots()]}
+
+    @app.post("/admin/snapshots/{name}/restore", dependencies=guarded)
+    def restore_snapshot(name: str) -> dict[str, Any]:
+        """Replace the collections a snapshot holds with their state in it."""
+        lib = backend.get()
+        assert backend.db is not None
+        found = [s for s in backend.db.list_snapshots() if s.name == name]
+        if not found:
+            raise HTTPException(404, f"no snapshot {name!r}")
+        with backend.lock:
+            restored = ferrovec.restore_snapshot(str(found[0].path), settings.path, replace=True)
+            lib.reopen()
+            if backend.chat is not None:
+                backend.chat.reopen()
+        return {"snapshot": name, "restored": restored}
 
     @app.post("/ingest", dependencies=guarded)
     async def ingest(request: Request) -> dict[str, Any]:
@@ -183,7 +294,10 @@ def create_app(
                 raise HTTPException(400, 'expected JSON {"texts": [...]} or files') from None
             docs = [loaders.Document(t.name, t.name, t.text) for t in body.texts]
         with backend.lock:
-            report = lib.ingest(docs)
+            report = await run_in_threadpool(lib.ingest, docs)
+        metrics.documents.inc(report.documents)
+        metrics.chunks.inc(report.chunks_written)
+        metrics.embedded.inc(report.chunks_embedded)
         return report.as_dict()
 
     @app.delete("/documents/{source:path}", dependencies=guarded)
@@ -204,3 +318,25 @@ def create_app(
         return {"collections": out}
 
     return app
+
+
+def _answer(session_id: str, answer: Answer) -> dict[str, Any]:
+    return {
+        "session_id": session_id,
+        "answer": answer.text,
+        "generated": answer.generated,
+        "sources": [
+            {k: s.get(k) for k in ("source", "title", "chunk", "score", "text")}
+            for s in answer.sources
+        ],
+    }
+
+
+def _snapshot(info: Any) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "created_at": info.created_at,
+        "size_bytes": info.size_bytes,
+        "sha256": info.sha256,
+        "collections": dict(info.collections),
+    }

@@ -62,6 +62,10 @@ class Library:
         self.embedder = embedder
         self._col: ferrovec.Collection | None = None
 
+    def reopen(self) -> None:
+        """Take the collection afresh from the store (after a restore replaced it)."""
+        self._col = None
+
     @property
     def collection(self) -> ferrovec.Collection:
         """The collection, created on first use (cosine, the embedder's dimension, indexes on

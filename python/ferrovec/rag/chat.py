@@ -1,0 +1,165 @@
+"""Chat: answers from the documents, with each session's history kept in its own collection.
+
+Each turn (the user's message, the answer) is a point of the chat-history collection: its text
+embedded, its payload the session id, turn number, role, text and time. An answer is written by
+the LLM endpoint when one is configured (OpenAI-compatible `/chat/completions`), else it is
+extractive: it quotes the best passages and says plainly that no LLM is configured.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import ferrovec
+from ferrovec.rag.library import Library
+from ferrovec.rag.settings import Settings
+
+# Earlier turns of a session given to the LLM, and how many of them are also used to find
+# passages (a follow-up question often needs the one before it).
+HISTORY_TURNS = 8
+NO_LLM = (
+    "No LLM is configured (set LLM_BASE_URL and LLM_MODEL for generated answers), so here are "
+    "the passages from your documents that best match the question:"
+)
+
+
+@dataclass
+class Answer:
+    text: str
+    sources: list[dict[str, Any]]
+    generated: bool
+
+
+class Chat:
+    def __init__(self, library: Library, settings: Settings) -> None:
+        self.library = library
+        self.settings = settings
+        self._col: ferrovec.Collection | None = None
+
+    def reopen(self) -> None:
+        """Take the collection afresh from the store (after a restore replaced it)."""
+        self._col = None
+
+    @property
+    def history_collection(self) -> ferrovec.Collection:
+        if self._col is None:
+            db, name = self.library.db, self.settings.chat_collection
+            dim = self.library.embedder.dim
+            self._col = db.create_collection(name, dim, "cosine", exist_ok=True)
+            if "session_id" not in {ix["key"] for ix in self._col.info()["payload_indexes"]}:
+                self._col.create_payload_index("session_id", "keyword")
+        return self._col
+
+    def history(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's turns, oldest first: turn, role, text, at."""
+        flt = {"must": [{"key": "session_id", "match": {"value": session_id}}]}
+        turns: list[dict[str, Any]] = []
+        offset = None
+        while True:
+            recs, offset = self.history_collection.scroll(1000, offset, filter=flt)
+            turns += [r.payload or {} for r in recs]
+            if offset is None:
+                break
+        turns.sort(key=lambda t: int(t.get("turn", 0)))
+        return [{k: t.get(k) for k in ("turn", "role", "text", "at")} for t in turns]
+
+    def _remember(self, session_id: str, first_turn: int, texts: list[tuple[str, str]]) -> None:
+        vectors = self.library.embedder.embed_passages([t for _, t in texts])
+        now = time.time()
+        ids = [
+            str(uuid.uuid5(uuid.NAMESPACE_URL, f"{session_id}#{first_turn + i}"))
+            for i in range(len(texts))
+        ]
+        payloads = [
+            {
+                "session_id": session_id,
+                "turn": first_turn + i,
+                "role": role,
+                "text": text,
+                "at": now,
+            }
+            for i, (role, text) in enumerate(texts)
+        ]
+        self.history_collection.upsert(ids, vectors, payloads)
+
+    def _context(
+        self, message: str, earlier: list[dict[str, Any]], top_k: int | None
+    ) -> list[dict[str, Any]]:
+        last_user = [t["text"] for t in earlier if t["role"] == "user"][-1:]
+        question = " ".join([*last_user, message]) if last_user else message
+        return self.library.query(question, top_k)
+
+    def ask(self, session_id: str, message: str, top_k: int | None = None) -> Answer:
+        """Answer `message` in the session, and remember both turns."""
+        parts = list(self.stream(session_id, message, top_k))
+        answer = parts[-1]
+        assert isinstance(answer, Answer)
+        return answer
+
+    def stream(
+        self, session_id: str, message: str, top_k: int | None = None
+    ) -> Iterator[str | Answer]:
+        """The answer's text in pieces as it is made, then the whole `Answer` (after both turns
+        are stored)."""
+        earlier = self.history(session_id)[-HISTORY_TURNS:]
+        sources = self._context(message, earlier, top_k)
+        pieces: list[str] = []
+        generated = bool(self.settings.llm_base_url and self.settings.llm_model)
+        gen = self._llm(message, earlier, sources) if generated else self._extractive(sources)
+        for piece in gen:
+            pieces.append(piece)
+            yield piece
+        text = "".join(pieces)
+        turn = len(self.history(session_id))
+        self._remember(session_id, turn, [("user", message), ("assistant", text)])
+        yield Answer(text, sources, generated)
+
+    @staticmethod
+    def _extractive(sources: list[dict[str, Any]]) -> Iterator[str]:
+        yield NO_LLM
+        if not sources:
+            yield "\n\n(no passage matched: ingest documents first)"
+        for i, s in enumerate(sources[:3], 1):
+            text = " ".join(str(s.get("text", "")).split())
+            yield f"\n\n[{i}] {s.get('source')} (chunk {s.get('chunk')}): \u201c{text}\u201d"
+
+    def _llm(
+        self, message: str, earlier: list[dict[str, Any]], sources: list[dict[str, Any]]
+    ) -> Iterator[str]:
+        context = "\n\n".join(
+            f"[{i}] {s.get('source')}: {s.get('text')}" for i, s in enumerate(sources, 1)
+        )
+        messages = [
+            {
+                "role": "system",
+                "content": "Answer from the passages below; cite them as [n]. If they do not "
+                "hold the answer, say so.\n\n" + context,
+            },
+            *({"role": t["role"], "content": t["text"]} for t in earlier),
+            {"role": "user", "content": message},
+        ]
+        s = self.settings
+        body = {"model": s.llm_model, "messages": messages, "stream": True}
+        url = str(s.llm_base_url).rstrip("/") + "/chat/completions"
+        req = urllib.request.Request(
+            url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        if s.llm_api_key:
+            req.add_header("Authorization", f"Bearer {s.llm_api_key}")
+        with urllib.request.urlopen(req, timeout=300) as resp:
+            for raw in resp:
+                line = raw.decode("utf-8", "replace").strip()
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                delta = json.loads(data)["choices"][0].get("delta", {}).get("content")
+                if delta:
+                    yield str(delta)
