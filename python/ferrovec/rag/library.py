@@ -13,6 +13,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,32 +124,44 @@ class Library:
         chunks = chunking.split(doc.text, s.chunk_size, s.chunk_overlap)
         hashes = [_sha(c) for c in chunks]
         known = self._known_vectors(hashes)
-        for start in range(0, len(chunks), EMBED_BATCH):
-            part = chunks[start : start + EMBED_BATCH]
-            part_hashes = hashes[start : start + EMBED_BATCH]
-            todo = [i for i, h in enumerate(part_hashes) if h not in known]
-            if todo:
-                fresh = self.embedder.embed_passages([part[i] for i in todo])
-                for i, v in zip(todo, fresh):
-                    known[part_hashes[i]] = v
-                report.chunks_embedded += len(todo)
-            vectors = np.stack([known[h] for h in part_hashes]).astype(np.float32)
-            ids = [chunk_id(doc.source, start + i) for i in range(len(part))]
-            payloads = [
-                {
-                    "source": doc.source,
-                    "title": doc.title,
-                    "chunk": start + i,
-                    "text": text,
-                    "chunk_hash": part_hashes[i],
-                    "file_hash": file_hash,
-                }
-                for i, text in enumerate(part)
-            ]
+
+        def write(ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
             col.upsert(ids, vectors, payloads)
-            report.chunks_written += len(part)
+            report.chunks_written += len(ids)
             if progress is not None:
-                progress(len(part))
+                progress(len(ids))
+
+        # Each batch is written on a second thread while the next one is embedded (both release
+        # the GIL): the store ingests as the model works.
+        with ThreadPoolExecutor(1, thread_name_prefix="ferrovec-rag-write") as writer:
+            pending: Future[None] | None = None
+            for start in range(0, len(chunks), EMBED_BATCH):
+                part = chunks[start : start + EMBED_BATCH]
+                part_hashes = hashes[start : start + EMBED_BATCH]
+                todo = [i for i, h in enumerate(part_hashes) if h not in known]
+                if todo:
+                    fresh = self.embedder.embed_passages([part[i] for i in todo])
+                    for i, v in zip(todo, fresh):
+                        known[part_hashes[i]] = v
+                    report.chunks_embedded += len(todo)
+                vectors = np.stack([known[h] for h in part_hashes]).astype(np.float32)
+                ids = [chunk_id(doc.source, start + i) for i in range(len(part))]
+                payloads = [
+                    {
+                        "source": doc.source,
+                        "title": doc.title,
+                        "chunk": start + i,
+                        "text": text,
+                        "chunk_hash": part_hashes[i],
+                        "file_hash": file_hash,
+                    }
+                    for i, text in enumerate(part)
+                ]
+                if pending is not None:
+                    pending.result()  # in order, and the first error stops the document
+                pending = writer.submit(write, ids, vectors, payloads)
+            if pending is not None:
+                pending.result()
         # The old chunks beyond the new ones (a file that shrank).
         new_ids = {chunk_id(doc.source, i) for i in range(len(chunks))}
         stale = [pid for pid in stored if pid not in new_ids]
