@@ -29,7 +29,7 @@ from ferrovec.errors import FerrovecError, InvalidInputError, UnsupportedError
 from ferrovec.rag import loaders
 from ferrovec.rag.chat import Answer, Chat
 from ferrovec.rag.embed import Embedder, make_embedder
-from ferrovec.rag.library import Library
+from ferrovec.rag.library import IngestReport, Library
 from ferrovec.rag.metrics import Metrics, gauge
 from ferrovec.rag.settings import Settings
 
@@ -266,7 +266,8 @@ def create_app(
     @app.post("/ingest", dependencies=guarded)
     async def ingest(request: Request) -> dict[str, Any]:
         """JSON `{"texts": [{"name", "text"}]}`, or files uploaded as multipart form data."""
-        lib = backend.get()
+        # Waiting (for start-up, for another ingest) happens off the event loop.
+        lib = await run_in_threadpool(backend.get)
         length = int(request.headers.get("content-length") or 0)
         if length > settings.max_upload_bytes:
             raise HTTPException(413, f"upload larger than {settings.max_upload_bytes} bytes")
@@ -293,8 +294,12 @@ def create_app(
             except ValueError:
                 raise HTTPException(400, 'expected JSON {"texts": [...]} or files') from None
             docs = [loaders.Document(t.name, t.name, t.text) for t in body.texts]
-        with backend.lock:
-            report = await run_in_threadpool(lib.ingest, docs)
+
+        def locked_ingest() -> IngestReport:
+            with backend.lock:
+                return lib.ingest(docs)
+
+        report = await run_in_threadpool(locked_ingest)
         metrics.documents.inc(report.documents)
         metrics.chunks.inc(report.chunks_written)
         metrics.embedded.inc(report.chunks_embedded)
