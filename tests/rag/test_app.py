@@ -240,3 +240,21 @@ def test_upload_limit_and_cors(tmp_path: Path) -> None:
             headers={"Origin": "http://evil.test", "Access-Control-Request-Method": "POST"},
         )
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_concurrent_chats_in_one_session_keep_every_turn(client: TestClient) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client.post("/ingest", json={"texts": DOCS})
+
+    def ask(i: int) -> int:
+        r = client.post("/chat", json={"session_id": "busy", "message": f"question {i} cats"})
+        return r.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(ask, range(16))) == {200}
+    turns = client.get("/sessions/busy").json()["turns"]
+    assert [t["turn"] for t in turns] == list(range(32))
+    assert sorted(t["text"] for t in turns if t["role"] == "user") == sorted(
+        f"question {i} cats" for i in range(16)
+    )

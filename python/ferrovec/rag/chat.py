@@ -9,6 +9,7 @@ extractive: it quotes the best passages and says plainly that no LLM is configur
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.request
 import uuid
@@ -41,6 +42,13 @@ class Chat:
         self.library = library
         self.settings = settings
         self._col: ferrovec.Collection | None = None
+        # One exchange at a time per session: turn numbers (and so point ids) stay distinct.
+        self._sessions: dict[str, threading.Lock] = {}
+        self._sessions_lock = threading.Lock()
+
+    def _session_lock(self, session_id: str) -> threading.Lock:
+        with self._sessions_lock:
+            return self._sessions.setdefault(session_id, threading.Lock())
 
     def reopen(self) -> None:
         """Take the collection afresh from the store (after a restore replaced it)."""
@@ -106,8 +114,13 @@ class Chat:
         self, session_id: str, message: str, top_k: int | None = None
     ) -> Iterator[str | Answer]:
         """The answer's text in pieces as it is made, then the whole `Answer` (after both turns
-        are stored)."""
-        earlier = self.history(session_id)[-HISTORY_TURNS:]
+        are stored). Exchanges in one session run one after another."""
+        with self._session_lock(session_id):
+            yield from self._exchange(session_id, message, top_k)
+
+    def _exchange(self, session_id: str, message: str, top_k: int | None) -> Iterator[str | Answer]:
+        everything = self.history(session_id)
+        earlier = everything[-HISTORY_TURNS:]
         sources = self._context(message, earlier, top_k)
         pieces: list[str] = []
         generated = bool(self.settings.llm_base_url and self.settings.llm_model)
@@ -116,8 +129,7 @@ class Chat:
             pieces.append(piece)
             yield piece
         text = "".join(pieces)
-        turn = len(self.history(session_id))
-        self._remember(session_id, turn, [("user", message), ("assistant", text)])
+        self._remember(session_id, len(everything), [("user", message), ("assistant", text)])
         yield Answer(text, sources, generated)
 
     @staticmethod
