@@ -9,9 +9,11 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "system packages: Chromium for the web page's browser test"
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  as_root=""
+  [ "$(id -u)" = 0 ] || as_root="sudo -n"
+  if command -v apt-get >/dev/null && $as_root true 2>/dev/null; then
+    $as_root apt-get update -qq
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
   else
     echo "install Debian's chromium and chromium-driver (as root: apt-get install chromium chromium-driver)" >&2
     exit 1
