@@ -34,6 +34,25 @@ def last_wins(
     return take(ids, vectors, payloads, sorted(last.values()))
 
 
+def scroll_all(
+    col: Collection,
+    filter: dict[str, Any] | None = None,
+    *,
+    with_payload: Any = True,
+    with_vectors: bool = False,
+) -> list[Any]:
+    """Every record of `col` (matching `filter`), page by page, in id order."""
+    out: list[Any] = []
+    offset = None
+    while True:
+        page, offset = col.scroll(
+            1000, offset, filter=filter, with_payload=with_payload, with_vectors=with_vectors
+        )
+        out += page
+        if offset is None:
+            return out
+
+
 def unnamed_distance(col: Collection) -> str:
     """The distance of a collection of one unnamed vector, which the native framework adapters
     use; a collection of named vectors is refused with a way forward."""

@@ -31,7 +31,7 @@ from llama_index.core.vector_stores.types import (
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
 import ferrovec
-from ferrovec._batch import last_wins, unnamed_distance
+from ferrovec._batch import last_wins, scroll_all, unnamed_distance
 from ferrovec.errors import UnsupportedError
 
 
@@ -171,20 +171,11 @@ class FerrovecVectorStore(BasePydanticVectorStore):
         if node_ids is not None:
             recs = self._col.get(node_ids, with_vectors=True)
             if flt is not None:
-                keep = {r.id for r in self._scroll_all(flt)}
+                keep = {r.id for r in scroll_all(self._col, flt, with_payload=False)}
                 recs = [r for r in recs if r.id in keep]
         else:
-            recs = self._scroll_all(flt, with_vectors=True)
+            recs = scroll_all(self._col, flt, with_vectors=True)
         return [self._node(r) for r in recs]
-
-    def _scroll_all(self, flt: dict[str, Any] | None, with_vectors: bool = False) -> list[Any]:
-        out: list[Any] = []
-        offset = None
-        while True:
-            page, offset = self._col.scroll(1000, offset, filter=flt, with_vectors=with_vectors)
-            out += page
-            if offset is None:
-                return out
 
     @staticmethod
     def _node(point: Any) -> BaseNode:

@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
@@ -116,8 +117,6 @@ def create_app(
     makes the embedder (default: the one EMBEDDING_MODEL names)."""
     settings = settings or Settings.from_env()
     backend = Backend(settings, embedder)
-
-    from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ferrovec
+from ferrovec._batch import scroll_all
 from ferrovec.rag.library import Library
 from ferrovec.rag.settings import Settings
 
@@ -60,20 +61,13 @@ class Chat:
             db, name = self.library.db, self.settings.chat_collection
             dim = self.library.embedder.dim
             self._col = db.create_collection(name, dim, "cosine", exist_ok=True)
-            if "session_id" not in {ix["key"] for ix in self._col.info()["payload_indexes"]}:
-                self._col.create_payload_index("session_id", "keyword")
+            self._col.create_payload_index("session_id", "keyword")  # a no-op when it exists
         return self._col
 
     def history(self, session_id: str) -> list[dict[str, Any]]:
         """The session's turns, oldest first: turn, role, text, at."""
         flt = {"must": [{"key": "session_id", "match": {"value": session_id}}]}
-        turns: list[dict[str, Any]] = []
-        offset = None
-        while True:
-            recs, offset = self.history_collection.scroll(1000, offset, filter=flt)
-            turns += [r.payload or {} for r in recs]
-            if offset is None:
-                break
+        turns = [r.payload or {} for r in scroll_all(self.history_collection, flt)]
         turns.sort(key=lambda t: int(t.get("turn", 0)))
         return [{k: t.get(k) for k in ("turn", "role", "text", "at")} for t in turns]
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 import ferrovec
+from ferrovec._batch import scroll_all
 from ferrovec.rag import chunking, loaders
 from ferrovec.rag.embed import Embedder
 from ferrovec.rag.settings import Settings
@@ -84,8 +85,7 @@ class Library:
             else:
                 col = self.db.create_collection(name, self.embedder.dim, "cosine", exist_ok=True)
             for key in ("source", "chunk_hash"):
-                if key not in {ix["key"] for ix in col.info()["payload_indexes"]}:
-                    col.create_payload_index(key, "keyword")
+                col.create_payload_index(key, "keyword")  # a no-op when it exists
             self._col = col
         return self._col
 
@@ -170,17 +170,9 @@ class Library:
 
     def _stored(self, source: str) -> dict[str, dict[str, Any]]:
         """The stored chunks of `source`: id -> payload (hashes only)."""
-        out: dict[str, dict[str, Any]] = {}
         flt = {"must": [{"key": "source", "match": {"value": source}}]}
-        offset = None
-        while True:
-            recs, offset = self.collection.scroll(
-                1000, offset, filter=flt, with_payload=["file_hash", "chunk_hash"]
-            )
-            for r in recs:
-                out[str(r.id)] = r.payload or {}
-            if offset is None:
-                return out
+        recs = scroll_all(self.collection, flt, with_payload=["file_hash", "chunk_hash"])
+        return {str(r.id): r.payload or {} for r in recs}
 
     def _known_vectors(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Vectors already stored for chunks of these texts (by content hash): not embedded
@@ -189,17 +181,11 @@ class Library:
         unique = list(dict.fromkeys(hashes))
         for start in range(0, len(unique), 1000):
             flt = {"must": [{"key": "chunk_hash", "match": {"any": unique[start : start + 1000]}}]}
-            offset = None
-            while True:
-                recs, offset = self.collection.scroll(
-                    1000, offset, filter=flt, with_payload=["chunk_hash"], with_vectors=True
-                )
-                for r in recs:
-                    h = (r.payload or {}).get("chunk_hash")
-                    if isinstance(h, str) and r.vector is not None:
-                        known[h] = np.asarray(r.vector)
-                if offset is None:
-                    break
+            recs = scroll_all(self.collection, flt, with_payload=["chunk_hash"], with_vectors=True)
+            for r in recs:
+                h = (r.payload or {}).get("chunk_hash")
+                if isinstance(h, str) and r.vector is not None:
+                    known[h] = np.asarray(r.vector)
         return known
 
     def delete_source(self, source: str) -> int:

@@ -162,14 +162,6 @@ fn prepare<'a>(
     Ok(Cow::Owned(out))
 }
 
-/// The ids a selector picks: as given, or those matching its filter now.
-fn selected<'a>(st: &State, sel: Selector<'a>) -> Result<Cow<'a, [PointId]>> {
-    Ok(match sel {
-        Selector::Ids(ids) => Cow::Borrowed(ids),
-        Selector::Filter(f) => Cow::Owned(st.ids_matching(f)?),
-    })
-}
-
 /// Some of a point's vectors as a row of their own, in the order given: its width, and where
 /// each lies in it.
 fn given_layout(spaces: &[Space]) -> (usize, Vec<Space>) {
@@ -551,17 +543,9 @@ impl Collection {
     /// key k on ids" would not be replayable: a checkpoint running meanwhile may already have
     /// persisted the old copies' deletion, so replay could no longer find them.
     pub fn update_payload(&self, sel: Selector<'_>, op: &PayloadOp) -> Result<usize> {
-        self.check_open()?;
-        if let Selector::Ids(ids) = sel {
-            validate_ids(ids, false)?;
-        }
-        let guard = self.writer.lock();
-        self.check_open()?;
-        let plan = {
-            let st = self.state.read();
-            st.plan_payload_op(&selected(&st, sel)?, op, self.dim())?
-        };
-        Ok(self.write_plan(guard, plan)?.len())
+        let written =
+            self.write_selected(sel, |st, ids| st.plan_payload_op(ids, op, self.dim()))?;
+        Ok(written.len())
     }
 
     /// Replace vectors of the points of `ids` that exist, keeping their payloads (and their
@@ -616,6 +600,23 @@ impl Collection {
         }
         let spaces = self.named_spaces(&unique)?;
         let (given, layout) = given_layout(&spaces);
+        let copies = copies(&spaces, &layout);
+        let written = self.write_selected(sel, |st, ids| {
+            // The new values of those vectors: all NaN, absent.
+            let nan = vec![f32::NAN; ids.len() * given];
+            st.plan_vector_update(ids, &nan, &copies, given, self.dim())
+        })?;
+        Ok(written.len())
+    }
+
+    /// Rewrite the points `sel` picks (each once) as `plan` makes them, under the writer lock
+    /// (see `update_payload` for why the plan, not the selector, is logged).
+    fn write_selected(
+        &self,
+        sel: Selector<'_>,
+        plan: impl FnOnce(&State, &[PointId]) -> Result<state::PayloadPlan>,
+    ) -> Result<Vec<PointId>> {
+        self.check_open()?;
         if let Selector::Ids(ids) = sel {
             validate_ids(ids, false)?;
         }
@@ -623,14 +624,15 @@ impl Collection {
         self.check_open()?;
         let plan = {
             let st = self.state.read();
-            let mut ids = selected(&st, sel)?.into_owned();
+            let mut ids = match sel {
+                Selector::Ids(ids) => ids.to_vec(),
+                Selector::Filter(f) => st.ids_matching(f)?,
+            };
             let mut seen = std::collections::HashSet::new();
             ids.retain(|id| seen.insert(id.clone()));
-            // The new values of those vectors: all NaN, absent.
-            let nan = vec![f32::NAN; ids.len() * given];
-            st.plan_vector_update(&ids, &nan, &copies(&spaces, &layout), given, self.dim())?
+            plan(&st, &ids)?
         };
-        Ok(self.write_plan(guard, plan)?.len())
+        self.write_plan(guard, plan)
     }
 
     /// The vectors `names` name, in that order; a name given twice is an error.

@@ -238,7 +238,7 @@ impl State {
     }
 
     /// The new payloads a payload operation gives the points among `ids` that exist (checked
-    /// before logging, so applying the plan cannot fail).
+    /// before logging, so applying the plan cannot fail). Ids must be distinct.
     pub fn plan_payload_op(
         &self,
         ids: &[PointId],
@@ -246,11 +246,7 @@ impl State {
         dim: usize,
     ) -> Result<PayloadPlan> {
         let mut plan = PayloadPlan::default();
-        let mut seen = std::collections::HashSet::new();
         for id in ids {
-            if !seen.insert(id) {
-                continue;
-            }
             let Some(loc) = self.locate(id)? else {
                 continue;
             };

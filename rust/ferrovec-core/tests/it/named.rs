@@ -120,15 +120,21 @@ fn check(col: &Collection, model: &Model, graphs: bool) {
     assert!(recall >= 0.9, "recall {recall} (graphs: {graphs})");
 }
 
+/// A new store at `path` with the collection "docs" filled by `fill`.
+fn open_filled(path: &std::path::Path) -> (Arc<Store>, Arc<Collection>, Model) {
+    let store = Store::open(path, options()).expect("open");
+    let col = store
+        .create_collection("docs", config(), false)
+        .expect("create");
+    let model = fill(&col);
+    (store, col, model)
+}
+
 #[test]
 fn named_vectors_search_update_and_survive_reopen() {
     let tmp = tempfile::tempdir().expect("tmp");
     let path = tmp.path().join("db");
-    let store = Store::open(&path, options()).expect("open");
-    let col = store
-        .create_collection("docs", config(), false)
-        .expect("create");
-    let mut model = fill(&col);
+    let (store, col, mut model) = open_filled(&path);
     check(&col, &model, false);
 
     // Which vector: required, known, of its own dimension.
@@ -222,11 +228,7 @@ fn named_vectors_search_update_and_survive_reopen() {
 fn absent_vectors_are_never_found() {
     let tmp = tempfile::tempdir().expect("tmp");
     let path = tmp.path().join("db");
-    let store = Store::open(&path, options()).expect("open");
-    let col = store
-        .create_collection("docs", config(), false)
-        .expect("create");
-    let mut model = fill(&col);
+    let (store, col, mut model) = open_filled(&path);
     // Every third point has no image; points 0..300 lose their text afterwards.
     let mut rows = Vec::new();
     let lacking: Vec<u64> = (0..N).filter(|i| i.is_multiple_of(3)).collect();
