@@ -274,6 +274,7 @@ def open(
     fsync_interval_ms: int = 100,
     log_archive: str | os.PathLike[str] | None = None,
     archive_interval_s: float = 60.0,
+    read_only: bool = False,
 ) -> Database: ...
 
 @final

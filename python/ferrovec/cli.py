@@ -23,7 +23,8 @@ def _size(n: float) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    with ferrovec.open(args.path) as db:
+    # Read-only: beside a running server this takes no write lock and changes nothing.
+    with ferrovec.open(args.path, read_only=True) as db:
         infos = db.info()
         if not infos:
             print(f"{args.path}: no collections")
@@ -48,7 +49,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    with ferrovec.open(args.path) as db:
+    with ferrovec.open(args.path, read_only=True) as db:
         for name in db.list_collections():
             db.collection(name).verify()
             print(f"{name}: ok")
@@ -276,7 +277,7 @@ def cmd_snapshot_create(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot_list(args: argparse.Namespace) -> int:
-    with ferrovec.open(args.path) as db:
+    with ferrovec.open(args.path, read_only=True) as db:
         for s in db.list_snapshots(args.dest):
             cols = ", ".join(f"{n}@{q}" for n, q in s.collections.items())
             print(f"{s.name}  {_size(s.size_bytes):>10}  {cols}")

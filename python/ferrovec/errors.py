@@ -28,7 +28,9 @@ class CollectionExistsError(FerrovecError, ValueError):
 
 
 class StoreLockedError(FerrovecError):
-    """Another process has the store open. ``path`` and ``pid`` say which store and process."""
+    """A process that cannot share the store holds it exclusively (an older ferrovec).
+    Processes of this version share a store freely. ``path`` and ``pid`` say which store and
+    process."""
 
     path: str | None = None
     pid: int | str | None = None
@@ -60,6 +62,10 @@ class ClosedError(FerrovecError):
     """The handle was closed."""
 
 
+class ReadOnlyError(FerrovecError, PermissionError):
+    """A write through a store opened with ``read_only=True``. Nothing was changed."""
+
+
 class PointNotFoundError(FerrovecError, KeyError):
     """A point named by id does not exist (the Qdrant client's payload and vector updates,
     which update the points that do exist first, as a Qdrant server does)."""
@@ -82,6 +88,7 @@ __all__ = [
     "InvalidInputError",
     "LogFailedError",
     "PointNotFoundError",
+    "ReadOnlyError",
     "StorageError",
     "StoreLockedError",
     "UnsupportedError",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -128,10 +129,14 @@ def create_app(
     app.state.backend = backend
     metrics = Metrics()
 
+    worker = str(os.getpid())
+
     @app.middleware("http")
     async def timed(request: Request, call_next: Any) -> Any:
         started = time.perf_counter()
         response = await call_next(request)
+        # Which of several workers (`ferrovec-rag serve --workers N`) answered.
+        response.headers["X-Ferrovec-Worker"] = worker
         route = getattr(request.scope.get("route"), "path", "unmatched")
         metrics.requests.observe(
             time.perf_counter() - started, request.method, route, str(response.status_code)

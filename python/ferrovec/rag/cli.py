@@ -84,8 +84,27 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         host = "127.0.0.1"
     elif not settings.api_key:
         print("API_KEY is not set: serving on 127.0.0.1 only, without auth", file=sys.stderr)
-    print(f"ferrovec RAG on http://{host}:{args.port}", flush=True)
-    uvicorn.run(create_app(settings), host=host, port=args.port, log_level="warning")
+    if args.workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return 2
+    print(
+        f"ferrovec RAG on http://{host}:{args.port}"
+        + (f" ({args.workers} worker processes on one store)" if args.workers > 1 else ""),
+        flush=True,
+    )
+    if args.workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=args.port, log_level="warning")
+    else:
+        # Each worker process builds the app from the same environment and opens the same
+        # store: ferrovec lets processes share it (docs/MULTIPROCESS.md).
+        uvicorn.run(
+            "ferrovec.rag.app:create_app",
+            factory=True,
+            workers=args.workers,
+            host=host,
+            port=args.port,
+            log_level="warning",
+        )
     return 0
 
 
@@ -98,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve", help="run the HTTP service")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--workers", type=int, default=1, help="worker processes, all serving the one store"
+    )
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("ask", help="print the passages that answer a question")
     p.add_argument("question")

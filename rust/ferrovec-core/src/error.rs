@@ -18,9 +18,13 @@ pub enum Error {
     #[error("collection {0:?} already exists")]
     CollectionExists(String),
 
-    /// Another process holds the store's lock.
-    #[error("store {} is locked by another process (pid {pid})", path.display())]
+    /// A process that cannot share the store holds it exclusively (an older ferrovec).
+    #[error("store {} is held exclusively by another process (pid {pid}) that cannot share it, such as an older ferrovec", path.display())]
     StoreLocked { path: PathBuf, pid: String },
+
+    /// A write through a store opened read-only.
+    #[error("{0}")]
+    ReadOnly(String),
 
     /// A file is damaged, truncated in the middle, foreign, or of a format we cannot read.
     #[error("{}: {detail}", path.display())]

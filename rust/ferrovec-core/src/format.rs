@@ -36,6 +36,7 @@ pub enum FileKind {
     Graph,
     PayloadIndex,
     Codes,
+    Shared,
 }
 
 impl FileKind {
@@ -51,6 +52,7 @@ impl FileKind {
             FileKind::Graph => b"FVHNSWG\x1a",
             FileKind::PayloadIndex => b"FVPINDX\x1a",
             FileKind::Codes => b"FVCODES\x1a",
+            FileKind::Shared => b"FVSHARD\x1a",
         }
     }
 
@@ -66,6 +68,7 @@ impl FileKind {
             FileKind::Graph => "HNSW graph",
             FileKind::PayloadIndex => "payload index",
             FileKind::Codes => "int8 code file",
+            FileKind::Shared => "coordination file",
         }
     }
 }

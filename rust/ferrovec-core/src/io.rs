@@ -74,6 +74,11 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn read(&self, path: &Path) -> Result<Vec<u8>>;
     /// Create (or truncate) a file for writing.
     fn create(&self, path: &Path) -> Result<Box<dyn WriteFile>>;
+    /// Open an existing file for appending (every write goes to its end).
+    fn open_append(&self, path: &Path) -> Result<Box<dyn WriteFile>>;
+    /// The bytes of a file from `offset` to its end (read, not mapped: the file may grow or
+    /// be cut meanwhile, which a map would turn into a SIGBUS).
+    fn read_from(&self, path: &Path, offset: u64) -> Result<Vec<u8>>;
     /// Map a file read-only. The caller promises the file is never modified while mapped.
     fn map(&self, path: &Path) -> Result<Mapped>;
     /// Open a file for random reads at offsets (readahead off: `POSIX_FADV_RANDOM`).
@@ -87,8 +92,11 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn truncate(&self, path: &Path, len: u64) -> Result<()>;
     /// fsync a directory, making creates, renames and removes inside it durable.
     fn sync_dir(&self, path: &Path) -> Result<()>;
-    /// Take an exclusive, non-blocking, process-wide lock on `path`, writing `holder` into it.
-    fn try_lock(&self, path: &Path, holder: &str) -> Result<LockOutcome>;
+    /// Take a non-blocking lock on `path` (an OS file lock, `flock`), shared or exclusive; an
+    /// exclusive holder writes `holder` into the file.
+    fn try_lock(&self, path: &Path, holder: &str, exclusive: bool) -> Result<LockOutcome>;
+    /// The file system's type (`statfs` magic number) of the directory `path`.
+    fn fs_type(&self, path: &Path) -> Result<i64>;
 }
 
 /// The operating system's file system.
@@ -180,6 +188,26 @@ impl FileSystem for OsFs {
         }))
     }
 
+    fn open_append(&self, path: &Path) -> Result<Box<dyn WriteFile>> {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .ctx("open", path)?;
+        Ok(Box::new(OsFile {
+            file,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    fn read_from(&self, path: &Path, offset: u64) -> Result<Vec<u8>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = File::open(path).ctx("open", path)?;
+        file.seek(SeekFrom::Start(offset)).ctx("seek", path)?;
+        let mut out = Vec::new();
+        file.read_to_end(&mut out).ctx("read", path)?;
+        Ok(out)
+    }
+
     fn map(&self, path: &Path) -> Result<Mapped> {
         let file = File::open(path).ctx("open", path)?;
         let len = file.metadata().ctx("stat", path)?.len();
@@ -262,7 +290,7 @@ impl FileSystem for OsFs {
             .ctx("fsync directory", path)
     }
 
-    fn try_lock(&self, path: &Path, holder: &str) -> Result<LockOutcome> {
+    fn try_lock(&self, path: &Path, holder: &str, exclusive: bool) -> Result<LockOutcome> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -270,6 +298,18 @@ impl FileSystem for OsFs {
             .truncate(false)
             .open(path)
             .ctx("open lock file", path)?;
+        if !exclusive {
+            return match file.try_lock_shared() {
+                Ok(()) => Ok(LockOutcome::Acquired(Box::new(file))),
+                Err(fs::TryLockError::WouldBlock) => Ok(LockOutcome::Held {
+                    holder: fs::read_to_string(path)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                }),
+                Err(fs::TryLockError::Error(e)) => Err(e).ctx("lock", path),
+            };
+        }
         match file.try_lock() {
             Ok(()) => {
                 file.set_len(0).ctx("write lock file", path)?;
@@ -287,4 +327,40 @@ impl FileSystem for OsFs {
             Err(fs::TryLockError::Error(e)) => Err(e).ctx("lock", path),
         }
     }
+
+    fn fs_type(&self, path: &Path) -> Result<i64> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| Error::invalid(format!("{} contains a NUL byte", path.display())))?;
+        // SAFETY: all-zero bytes are a valid `statfs`; statfs reads the NUL-terminated path and
+        // writes only into the struct we pass. Covered by every test that opens a store.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error()).ctx("statfs", path);
+        }
+        Ok(st.f_type as i64)
+    }
+}
+
+/// File systems on which the OS file locks that let processes share a store are not reliable
+/// (or not coherent with other machines' caches): (magic number, name).
+pub const UNSHAREABLE_FILE_SYSTEMS: &[(i64, &str)] = &[
+    (0x6969, "NFS"),
+    (0x517B, "SMB"),
+    (0xFF53_4D42, "CIFS"),
+    (0xFE53_4D42, "SMB2"),
+    (0x0102_1997, "9P"),
+    (0x5346_414F, "AFS"),
+    (0x6573_5546, "FUSE"),
+    (0x0BD0_0BD0, "Lustre"),
+    (0x00C3_6400, "CephFS"),
+];
+
+/// The name of the file system type `magic` if stores on it are refused.
+pub fn unshareable_file_system(magic: i64) -> Option<&'static str> {
+    UNSHAREABLE_FILE_SYSTEMS
+        .iter()
+        .find(|(m, _)| *m == magic)
+        .map(|(_, n)| *n)
 }

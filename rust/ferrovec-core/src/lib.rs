@@ -31,6 +31,7 @@ pub mod index;
 pub mod io;
 pub mod pool;
 pub mod segment;
+pub mod shared;
 pub mod snapshot;
 pub mod store;
 pub mod types;

@@ -645,6 +645,15 @@ impl Segment {
         *self.indexes.lock() = numbers.iter().map(|&n| (n, None)).collect();
     }
 
+    /// Make the payload indexes `numbers`, keeping those already loaded.
+    pub fn keep_index_files(&self, numbers: &[u32]) {
+        let mut idx = self.indexes.lock();
+        idx.retain(|n, _| numbers.contains(n));
+        for &n in numbers {
+            idx.entry(n).or_insert(None);
+        }
+    }
+
     pub fn index_numbers(&self) -> Vec<u32> {
         self.indexes.lock().keys().copied().collect()
     }

@@ -1,12 +1,16 @@
-//! A store: one directory holding collections, guarded by an exclusive lock.
+//! A store: one directory holding collections, which any number of processes may have open.
 //!
 //! ```text
 //! <path>/ferrovec.store          marker: common header, kind "store" (identifies the directory)
-//! <path>/LOCK                    flock'ed while open; holds the owner's pid
-//! <path>/collections/<name>/     one collection (MANIFEST, segments/, wal/)
+//! <path>/LOCK                    flock'ed shared by every process that has the store open
+//! <path>/collections/<name>/     one collection (MANIFEST, SHARED, segments/, wal/)
 //! ```
-//! Within one process, opening a path that is already open returns the same `Store`, so a
-//! notebook cell or a reloaded web app that opens twice does not lock itself out.
+//! Processes coordinate per collection (`shared.rs`). The store lock only keeps out a process
+//! that cannot share (an older ferrovec takes it exclusively), and lets the first process to open
+//! the store clean up what an interrupted create or drop left: it takes the lock exclusively
+//! for that moment if no one else holds it.
+//!
+//! Within one process, opening a path that is already open returns the same `Store`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -22,6 +26,9 @@ use crate::format::{FileKind, Header};
 use crate::io::{FileSystem, LockOutcome, OsFs};
 use crate::types::{CollectionConfig, CollectionInfo};
 
+/// Set to 1 to open a store on a file system whose locks cannot be trusted (`io::
+/// UNSHAREABLE_FILE_SYSTEMS`), accepting that only one process may then use it at a time.
+pub const ALLOW_NETWORK_FS: &str = "FERROVEC_ALLOW_NETWORK_FS";
 const MARKER: &str = "ferrovec.store";
 const LOCK: &str = "LOCK";
 const COLLECTIONS: &str = "collections";
@@ -43,6 +50,8 @@ pub struct Store {
     closed: AtomicBool,
     /// Continuous log archiving of every collection: (archive root, seal interval).
     log_archive: Mutex<Option<(PathBuf, Duration)>>,
+    /// The process that opened the store (a child after `fork` must open it again).
+    pid: u32,
 }
 
 impl std::fmt::Debug for Store {
@@ -59,13 +68,30 @@ impl Store {
     /// process has it open; its options must then be the same.
     pub fn open(path: &Path, options: StorageOptions) -> Result<Arc<Store>> {
         let fs: Arc<dyn FileSystem> = Arc::new(OsFs);
-        prepare_dir(fs.as_ref(), path)?;
+        if options.read_only {
+            if !fs.is_dir(path)? || !fs.exists(&path.join(MARKER))? {
+                return Err(Error::invalid(format!(
+                    "there is no ferrovec store at {} to open read-only",
+                    path.display()
+                )));
+            }
+        } else {
+            prepare_dir(fs.as_ref(), path)?;
+        }
         let canonical = path.canonicalize().map_err(|source| Error::Io {
             op: "resolve path",
             path: path.to_path_buf(),
             source,
         })?;
         let mut open = OPEN_STORES.lock();
+        if let Some(stale) = open.get(&canonical).and_then(Weak::upgrade) {
+            if stale.pid != std::process::id() {
+                // Inherited through fork: the parent's, with its descriptors and locks. Never
+                // close it from here.
+                open.remove(&canonical);
+                std::mem::forget(stale);
+            }
+        }
         if let Some(store) = open.get(&canonical).and_then(Weak::upgrade) {
             if store.options != options {
                 return Err(Error::invalid(format!(
@@ -76,19 +102,7 @@ impl Store {
             }
             return Ok(store);
         }
-        // A store of ours that is just closing (its last handle went away on another thread)
-        // still holds the lock for a moment: wait for it rather than report ourselves.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let store = loop {
-            match Self::open_with_fs(fs.clone(), &canonical, options) {
-                Err(Error::StoreLocked { pid, .. })
-                    if pid == std::process::id().to_string() && Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                other => break other?,
-            }
-        };
+        let store = Self::open_with_fs(fs.clone(), &canonical, options)?;
         open.retain(|_, w| w.strong_count() > 0);
         open.insert(canonical, Arc::downgrade(&store));
         Ok(store)
@@ -125,68 +139,129 @@ impl Store {
         path: &Path,
         options: StorageOptions,
     ) -> Result<Arc<Store>> {
-        prepare_dir(fs.as_ref(), path)?;
-        let guard = match fs.try_lock(&path.join(LOCK), &std::process::id().to_string())? {
-            LockOutcome::Acquired(g) => g,
-            LockOutcome::Held { holder } => {
-                return Err(Error::StoreLocked {
-                    path: path.to_path_buf(),
-                    pid: if holder.is_empty() {
-                        "unknown".into()
-                    } else {
-                        holder
-                    },
-                })
-            }
+        if !options.read_only {
+            prepare_dir(fs.as_ref(), path)?;
+        }
+        check_file_system(fs.as_ref(), path)?;
+        let me = std::process::id().to_string();
+        let lock_path = path.join(LOCK);
+        // Alone (the exclusive lock is free): clean up, then share. Otherwise share at once,
+        // giving a process that holds it exclusively for a cleanup a moment to finish.
+        let alone = match options.read_only {
+            true => None, // (taking it would write our pid into LOCK)
+            false => match fs.try_lock(&lock_path, &me, true)? {
+                LockOutcome::Acquired(g) => Some(g),
+                LockOutcome::Held { .. } => None,
+            },
         };
         let marker = path.join(MARKER);
-        if fs.exists(&marker)? {
-            let bytes = fs.read(&marker)?;
-            Header::decode_whole(FileKind::Store, &bytes, &marker, true)?;
-        } else {
-            let foreign: Vec<String> = fs
-                .list_dir(path)?
-                .into_iter()
-                .filter(|n| n != LOCK && n != COLLECTIONS)
-                .collect();
-            if !foreign.is_empty() {
-                return Err(Error::corrupt(
-                    path,
-                    format!(
-                        "not a ferrovec store: the directory has no {MARKER} file and holds other files ({})",
-                        foreign.join(", ")
-                    ),
-                ));
-            }
-            fs.create_dir_all(&path.join(COLLECTIONS))?;
-            crate::segment::write_file(fs.as_ref(), &marker, FileKind::Store, 0, 0, &[])?;
-            fs.sync_dir(path)?;
-        }
         let cdir = path.join(COLLECTIONS);
-        fs.create_dir_all(&cdir)?;
-        let mut slots = BTreeMap::new();
-        for name in fs.list_dir(&cdir)? {
-            if name.starts_with('.') {
-                // An interrupted create or drop; neither was ever acknowledged.
-                log::info!("removing leftover {name} from an interrupted create or drop");
-                fs.remove_dir_all(&cdir.join(&name))?;
-                continue;
+        if alone.is_some() {
+            // No other process has the store open: create it if new, and remove what an
+            // interrupted create or drop left (neither was ever acknowledged).
+            if !fs.exists(&marker)? {
+                let foreign: Vec<String> = fs
+                    .list_dir(path)?
+                    .into_iter()
+                    .filter(|n| n != LOCK && n != COLLECTIONS)
+                    .collect();
+                if !foreign.is_empty() {
+                    return Err(Error::corrupt(
+                        path,
+                        format!(
+                            "not a ferrovec store: the directory has no {MARKER} file and holds other files ({})",
+                            foreign.join(", ")
+                        ),
+                    ));
+                }
+                fs.create_dir_all(&cdir)?;
+                crate::segment::write_file(fs.as_ref(), &marker, FileKind::Store, 0, 0, &[])?;
+                fs.sync_dir(path)?;
             }
-            if collection::validate_name(&name).is_ok() && fs.is_dir(&cdir.join(&name))? {
-                slots.insert(name, None);
-            } else {
-                log::warn!("ignoring unexpected entry {name} in {}", cdir.display());
+            fs.create_dir_all(&cdir)?;
+            for name in fs.list_dir(&cdir)? {
+                if name.starts_with('.') {
+                    log::info!("removing leftover {name} from an interrupted create or drop");
+                    fs.remove_dir_all(&cdir.join(&name))?;
+                }
             }
         }
-        Ok(Arc::new(Store {
+        drop(alone);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let guard = loop {
+            match fs.try_lock(&lock_path, &me, false)? {
+                LockOutcome::Acquired(g) => break g,
+                LockOutcome::Held { .. } if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                LockOutcome::Held { holder } => {
+                    return Err(Error::StoreLocked {
+                        path: path.to_path_buf(),
+                        pid: if holder.is_empty() {
+                            "unknown".into()
+                        } else {
+                            holder
+                        },
+                    })
+                }
+            }
+        };
+        // Whoever created the store did so holding the lock exclusively, so it is complete.
+        if !fs.exists(&marker)? {
+            return Err(Error::invalid(format!(
+                "there is no ferrovec store at {}{}",
+                path.display(),
+                if options.read_only {
+                    " to open read-only"
+                } else {
+                    ""
+                }
+            )));
+        }
+        Header::decode_whole(FileKind::Store, &fs.read(&marker)?, &marker, true)?;
+        let store = Store {
             path: Some(path.to_path_buf()),
             fs,
             options,
             lock: Mutex::new(Some(guard)),
-            collections: Mutex::new(slots),
+            collections: Mutex::new(BTreeMap::new()),
             closed: AtomicBool::new(false),
             log_archive: Mutex::new(None),
-        }))
+            pid: std::process::id(),
+        };
+        store.refresh_slots(&mut store.collections.lock())?;
+        Ok(Arc::new(store))
+    }
+
+    /// Bring the collection slots in line with the directory, where other processes may have
+    /// created or dropped collections.
+    fn refresh_slots(&self, slots: &mut BTreeMap<String, Slot>) -> Result<()> {
+        let Some(root) = &self.path else {
+            return Ok(());
+        };
+        let cdir = root.join(COLLECTIONS);
+        let mut present = Vec::new();
+        for name in self.fs.list_dir(&cdir)? {
+            if name.starts_with('.') {
+                continue;
+            }
+            if collection::validate_name(&name).is_ok() && self.fs.is_dir(&cdir.join(&name))? {
+                present.push(name);
+            } else {
+                log::warn!("ignoring unexpected entry {name} in {}", cdir.display());
+            }
+        }
+        slots.retain(|name, slot| {
+            let keep = present.contains(name);
+            if let (false, Some(col)) = (keep, slot.as_ref()) {
+                col.mark_dropped();
+            }
+            keep
+        });
+        for name in present {
+            slots.entry(name).or_insert(None);
+        }
+        Ok(())
     }
 
     /// A store that keeps everything in memory and writes nothing.
@@ -199,6 +274,7 @@ impl Store {
             collections: Mutex::new(BTreeMap::new()),
             closed: AtomicBool::new(false),
             log_archive: Mutex::new(None),
+            pid: std::process::id(),
         })
     }
 
@@ -211,6 +287,12 @@ impl Store {
     }
 
     fn check_open(&self) -> Result<()> {
+        if self.pid != std::process::id() {
+            return Err(Error::invalid(format!(
+                "the store was opened by process {} before a fork; open it again in this process",
+                self.pid
+            )));
+        }
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed("the store is closed".into()));
         }
@@ -229,7 +311,9 @@ impl Store {
     ) -> Result<Arc<Collection>> {
         self.check_open()?;
         collection::validate_name(name)?;
+        self.check_writable()?;
         let mut slots = self.collections.lock();
+        self.refresh_slots(&mut slots)?;
         if slots.contains_key(name) {
             if !exist_ok {
                 return Err(Error::CollectionExists(name.to_string()));
@@ -258,13 +342,19 @@ impl Store {
         let col = match (&self.path, self.collection_dir(name)) {
             (Some(root), Some(dir)) => {
                 let cdir = root.join(COLLECTIONS);
-                let tmp = cdir.join(format!(".creating-{name}"));
-                if self.fs.exists(&tmp)? {
-                    self.fs.remove_dir_all(&tmp)?;
-                }
+                let tmp = cdir.join(format!(".creating-{name}-{}", unique_suffix()));
                 Collection::create_files(self.fs.as_ref(), &tmp, &config)?;
                 self.fs.sync_dir(&tmp)?;
-                self.fs.rename(&tmp, &dir)?;
+                // Another process may have created it meanwhile: the rename onto its
+                // (non-empty) directory fails, and it is theirs.
+                if let Err(e) = self.fs.rename(&tmp, &dir) {
+                    self.fs.remove_dir_all(&tmp)?;
+                    if !self.fs.is_dir(&dir)? {
+                        return Err(e);
+                    }
+                    drop(slots);
+                    return self.create_collection(name, config, exist_ok);
+                }
                 self.fs.sync_dir(&cdir)?;
                 Collection::open(self.fs.clone(), &dir, name, self.options)?
             }
@@ -310,6 +400,14 @@ impl Store {
     }
 
     fn load(&self, slots: &mut BTreeMap<String, Slot>, name: &str) -> Result<Arc<Collection>> {
+        if slots
+            .get(name)
+            .is_none_or(|s| s.as_ref().is_some_and(|c| c.is_retired()))
+        {
+            // Created, dropped or replaced by another process since this one looked.
+            slots.remove(name);
+            self.refresh_slots(slots)?;
+        }
         match slots.get(name) {
             None => Err(Error::CollectionNotFound(name.to_string())),
             Some(Some(c)) => Ok(c.clone()),
@@ -334,25 +432,46 @@ impl Store {
 
     pub fn list_collections(&self) -> Result<Vec<String>> {
         self.check_open()?;
-        Ok(self.collections.lock().keys().cloned().collect())
+        let mut slots = self.collections.lock();
+        self.refresh_slots(&mut slots)?;
+        Ok(slots.keys().cloned().collect())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly(format!(
+                "the store at {} is open read-only",
+                self.path.as_deref().unwrap_or(Path::new("")).display()
+            )));
+        }
+        Ok(())
     }
 
     pub fn drop_collection(&self, name: &str) -> Result<()> {
         self.check_open()?;
+        self.check_writable()?;
         let mut slots = self.collections.lock();
+        self.refresh_slots(&mut slots)?;
         let Some(slot) = slots.remove(name) else {
             return Err(Error::CollectionNotFound(name.to_string()));
         };
+        if let Some(dir) = self.collection_dir(name) {
+            // Every process that has it open fails with CollectionNotFound from its next call.
+            crate::shared::retire(&dir)?;
+        }
         if let Some(col) = slot {
             col.mark_dropped();
         }
         if let (Some(root), Some(dir)) = (&self.path, self.collection_dir(name)) {
             let cdir = root.join(COLLECTIONS);
-            let nonce = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let gone = cdir.join(format!(".dropped-{name}-{nonce}"));
-            self.fs.rename(&dir, &gone)?;
+            let gone = cdir.join(format!(".dropped-{name}-{}", unique_suffix()));
+            if let Err(e) = self.fs.rename(&dir, &gone) {
+                if !self.fs.is_dir(&dir)? {
+                    // Dropped by another process at the same time.
+                    return Err(Error::CollectionNotFound(name.to_string()));
+                }
+                return Err(e);
+            }
             self.fs.sync_dir(&cdir)?;
             self.fs.remove_dir_all(&gone)?;
         }
@@ -371,18 +490,21 @@ impl Store {
         replace: bool,
     ) -> Result<()> {
         self.check_open()?;
+        self.check_writable()?;
         collection::validate_name(name)?;
         let (Some(root), Some(dir)) = (&self.path, self.collection_dir(name)) else {
             return Err(Error::invalid("cannot restore into an in-memory store"));
         };
         let cdir = root.join(COLLECTIONS);
         let mut slots = self.collections.lock();
+        self.refresh_slots(&mut slots)?;
         if let Some(slot) = slots.get(name) {
             if !replace {
                 return Err(Error::CollectionExists(format!(
                     "{name} (pass replace=True to replace it)"
                 )));
             }
+            crate::shared::retire(&dir)?;
             if let Some(col) = slot {
                 col.mark_dropped();
             }
@@ -408,7 +530,7 @@ impl Store {
 
     /// Checkpoint every loaded collection, stop their logs and release the lock. Idempotent.
     pub fn close(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if self.pid != std::process::id() || self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         let mut first_err = None;
@@ -446,6 +568,35 @@ impl Drop for Store {
             log::error!("closing the store at {:?} failed: {e}", self.path);
         }
     }
+}
+
+/// A name part no other process or call uses at the same time.
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// Refuse a store on a file system whose locks several processes cannot rely on, unless the
+/// user said otherwise (`ALLOW_NETWORK_FS`).
+fn check_file_system(fs: &dyn FileSystem, path: &Path) -> Result<()> {
+    let Some(name) = crate::io::unshareable_file_system(fs.fs_type(path)?) else {
+        return Ok(());
+    };
+    if std::env::var(ALLOW_NETWORK_FS).is_ok_and(|v| v == "1") {
+        log::warn!(
+            "{} is on {name}; opening it because {ALLOW_NETWORK_FS}=1: only one process may use it at a time",
+            path.display()
+        );
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "{} is on a {name} file system, where the file locks that let processes share a store \
+         are not reliable; ferrovec does not support stores there. Put the store on a local \
+         disk, or set {ALLOW_NETWORK_FS}=1 if you are sure only one process will ever open it",
+        path.display()
+    )))
 }
 
 /// Create the store directory if it does not exist; refuse a path that is a file.

@@ -33,6 +33,10 @@ impl PyDatabase {
 
 /// Open (creating if needed) the store at `path`; ":memory:" keeps everything in memory.
 ///
+/// Any number of processes may open the same store; each sees the others' acknowledged writes
+/// at its next call. read_only: never write (no write lock is taken; a write raises
+/// ReadOnlyError); the store must exist. See docs/MULTIPROCESS.md.
+///
 /// durability: "fsync" (writes return after the log is fsynced), "interval" (fsynced in the
 /// background every `fsync_interval_ms`), or "off" (page cache only). See docs/DURABILITY.md.
 ///
@@ -40,7 +44,7 @@ impl PyDatabase {
 /// restores (`restore_backup(..., to_sequence=N, log_archive=...)`); the open log file is
 /// sealed at least every `archive_interval_s` seconds while it holds writes.
 #[pyfunction]
-#[pyo3(signature = (path, *, durability = "fsync", fsync_interval_ms = 100, log_archive = None, archive_interval_s = 60.0))]
+#[pyo3(signature = (path, *, durability = "fsync", fsync_interval_ms = 100, log_archive = None, archive_interval_s = 60.0, read_only = false))]
 pub fn open(
     py: Python<'_>,
     path: PathBuf,
@@ -48,12 +52,20 @@ pub fn open(
     fsync_interval_ms: u64,
     log_archive: Option<PathBuf>,
     archive_interval_s: f64,
+    read_only: bool,
 ) -> PyResult<PyDatabase> {
     let durability = Durability::parse(durability, fsync_interval_ms).map_err(|e| to_py(py, e))?;
     let options = StorageOptions {
         durability,
+        read_only,
         ..StorageOptions::default()
     };
+    if read_only && log_archive.is_some() {
+        return Err(crate::errors::invalid(
+            py,
+            "a read-only store archives no log: pass log_archive to a process that writes",
+        ));
+    }
     let shown = path.to_string_lossy().into_owned();
     let every = archive_interval(py, archive_interval_s)?;
     let store = if path.as_os_str() == ":memory:" {

@@ -48,6 +48,7 @@ pub fn to_py(py: Python<'_>, err: Error) -> PyErr {
         Error::Io { path, .. } => raise(py, "StorageError", message, &path_attr(&path)),
         Error::LogFailed { path, .. } => raise(py, "LogFailedError", message, &path_attr(&path)),
         Error::Closed(_) => raise(py, "ClosedError", message, &[]),
+        Error::ReadOnly(_) => raise(py, "ReadOnlyError", message, &[]),
         // The enum is non-exhaustive: anything new maps to the base class.
         _ => raise(py, "FerrovecError", message, &[]),
     }

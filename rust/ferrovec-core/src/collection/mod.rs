@@ -18,7 +18,7 @@ mod state;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -29,6 +29,7 @@ use crate::filter::index::IndexKind;
 use crate::filter::{parse_datetime, Filter, Path as KeyPath};
 use crate::io::FileSystem;
 use crate::segment::{self, Bitmap, Segment};
+use crate::shared::{Lease, Shared, WriteLock};
 use crate::types::{
     CollectionConfig, CollectionInfo, Distance, Durability, Payload, PayloadIndexInfo, PayloadOp,
     PayloadSelector, PointId, Record, ScoredPoint, SearchParams, SegmentInfo, Selector, Space,
@@ -54,6 +55,8 @@ pub struct StorageOptions {
     pub checkpoint_log_bytes: u64,
     /// Run the background optimizer (indexing, merging). Off, only `optimize()` indexes.
     pub background_optimizer: bool,
+    /// Never write: no log lock, no optimizer, every write refused with `ReadOnly`.
+    pub read_only: bool,
 }
 
 impl Default for StorageOptions {
@@ -63,6 +66,7 @@ impl Default for StorageOptions {
             wal_file_bytes: 64 << 20,
             checkpoint_log_bytes: 128 << 20,
             background_optimizer: true,
+            read_only: false,
         }
     }
 }
@@ -97,7 +101,34 @@ pub struct Collection {
     archive_every_ms: AtomicU64,
     /// Milliseconds since opening at the last such seal.
     last_archive_ms: AtomicU64,
+    /// What the processes sharing the collection coordinate through; `None` in memory.
+    shared: Option<Shared>,
+    /// Generation of the manifest this process's state is built from.
+    generation: AtomicU64,
+    /// Files unreferenced by the manifest may be waiting for other processes to let go.
+    garbage_pending: AtomicBool,
+    /// The process that opened the collection (a child after `fork` must open it again).
+    pid: u32,
 }
+
+/// Held by a write from before it reads the log's end to after it appended: this process's
+/// writer lock (with the manifest) and, on disk, the collection's cross-process write lock.
+/// Fields drop in order: the OS lock (shared by this process's threads) is released before the
+/// mutex that keeps those threads apart.
+struct WriteGuard<'a> {
+    lock: Option<WriteLock<'a>>,
+    manifest: parking_lot::MutexGuard<'a, Manifest>,
+}
+
+/// Held while a snapshot copies a manifest's files: the lease, then (dropped after it, see
+/// `WriteGuard`) this process's structure lock.
+pub(crate) struct CopyGuard<'a>(
+    #[allow(dead_code)] Option<LeaseGuard<'a>>,
+    #[allow(dead_code)] parking_lot::MutexGuard<'a, ()>,
+);
+
+/// The optimizer lease (there is nothing to hold for an in-memory collection).
+pub(crate) struct LeaseGuard<'a>(#[allow(dead_code)] Option<Lease<'a>>);
 
 impl std::fmt::Debug for Collection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -225,7 +256,9 @@ impl Collection {
         options: StorageOptions,
         manifest: Manifest,
         state: State,
+        shared: Option<Shared>,
     ) -> Arc<Self> {
+        let generation = AtomicU64::new(manifest.generation);
         let col = Arc::new(Collection {
             name: name.to_string(),
             config,
@@ -244,6 +277,10 @@ impl Collection {
             next_expiry_ms: AtomicU64::new(0),
             archive_every_ms: AtomicU64::new(0),
             last_archive_ms: AtomicU64::new(0),
+            shared,
+            generation,
+            garbage_pending: AtomicBool::new(true),
+            pid: std::process::id(),
         });
         if col.dir.is_some() && options.background_optimizer {
             optimize::start(&col);
@@ -263,6 +300,7 @@ impl Collection {
             options,
             manifest,
             State::default(),
+            None,
         )
     }
 
@@ -271,52 +309,24 @@ impl Collection {
         config.validate()?;
         fs.create_dir_all(&dir.join(SEGMENTS_DIR))?;
         fs.create_dir_all(&dir.join(WAL_DIR))?;
+        crate::shared::create(dir)?;
         Manifest::new(config.clone()).write(fs, dir)
     }
 
     /// Open a collection directory: map its segments (nothing is read per point), then replay
-    /// the log.
+    /// the log. Other processes may have it open too (see `sync`).
     pub fn open(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         name: &str,
         options: StorageOptions,
     ) -> Result<Arc<Self>> {
+        let shared = Shared::open(dir)?;
+        // Pin before reading the manifest: no file is removed until this process has moved on
+        // to a newer one (`collect_garbage`).
+        shared.pin(0);
         let manifest = Manifest::read(fs.as_ref(), dir)?;
-        let seg_dir = dir.join(SEGMENTS_DIR);
-        fs.create_dir_all(&seg_dir)?;
-        remove_unreferenced(fs.as_ref(), dir, &seg_dir, &manifest)?;
-
-        let spaces = manifest.config.spaces();
-        let mut state = State {
-            index_defs: manifest.payload_indexes.clone(),
-            ..State::default()
-        };
-        for meta in &manifest.segments {
-            let rows = usize::try_from(meta.rows)
-                .map_err(|_| Error::corrupt(dir.join(manifest::MANIFEST), "row count too large"))?;
-            let seg = Segment::open(
-                fs.clone(),
-                &seg_dir,
-                meta.id,
-                rows,
-                &spaces,
-                &meta.graphs.iter().map(|g| g.codes).collect::<Vec<_>>(),
-                &meta.absent,
-            )?;
-            seg.set_index_files(&meta.indexes);
-            let deleted = match &meta.deleted {
-                Some(name) => segment::read_deleted(fs.as_ref(), &seg_dir, name, rows)?,
-                None => Bitmap::new(rows),
-            };
-            state.live += rows - deleted.count_ones();
-            state.sources.push(Source {
-                kind: SourceKind::Sealed(seg),
-                deleted,
-                dirty: false,
-            });
-        }
-
+        let mut state = load_segments(&fs, dir, &manifest, &State::default())?;
         let config = manifest.config.clone();
         let dim = config.width();
         let log_dir = dir.join(WAL_DIR);
@@ -329,13 +339,10 @@ impl Collection {
             |seq, op| apply_logged(&mut state, seq, op, dim, &log_dir),
         )?;
         if stats.applied > 0 {
-            log::info!(
-                "collection {name}: replayed {} log records ({} bytes of torn tail cut)",
-                stats.applied,
-                stats.truncated_bytes
-            );
+            log::info!("collection {name}: replayed {} log records", stats.applied);
         }
-        Ok(Self::assemble(
+        shared.pin(manifest.generation);
+        let col = Self::assemble(
             name,
             config,
             Some(dir.to_path_buf()),
@@ -344,7 +351,17 @@ impl Collection {
             options,
             manifest,
             state,
-        ))
+            Some(shared),
+        );
+        if !options.read_only {
+            // Cut a torn tail now rather than at the first write, and make the shared hint of
+            // the log's end exact (it is not persisted: after a power loss it may be stale).
+            drop(col.begin_write()?);
+            // Remove what an interrupted optimization left, unless another process is
+            // optimizing (it does so itself).
+            drop(col.lease(false)?);
+        }
+        Ok(col)
     }
 
     pub fn name(&self) -> &str {
@@ -361,6 +378,15 @@ impl Collection {
     }
 
     fn check_open(&self) -> Result<()> {
+        if self.pid != std::process::id() {
+            return Err(Error::invalid(format!(
+                "collection {:?} was opened by process {} before a fork; open the store again in this process",
+                self.name, self.pid
+            )));
+        }
+        if self.shared.as_ref().is_some_and(Shared::retired) {
+            return Err(Error::CollectionNotFound(self.name.clone()));
+        }
         match self.status.load(Ordering::Acquire) {
             OPEN => Ok(()),
             DROPPED => Err(Error::CollectionNotFound(self.name.clone())),
@@ -369,6 +395,239 @@ impl Collection {
                 self.name
             ))),
         }
+    }
+
+    /// `check_open`, then `sync`: what every read starts with.
+    fn enter(&self) -> Result<()> {
+        self.check_open()?;
+        self.sync()
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly(format!(
+                "collection {:?} belongs to a store opened read-only",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// See what other processes did since this one last looked: switch to a newer manifest,
+    /// read the records appended since. When nothing changed this is two atomic loads of the
+    /// shared hints. The log end is set after the record is written, before it is
+    /// acknowledged; the generation is raised before the manifest is renamed into place, and a
+    /// process that finds the old one then looks again at every call until the new one is
+    /// there. So a write or optimization acknowledged anywhere is seen here at the next call.
+    pub fn sync(&self) -> Result<()> {
+        let (Some(shared), Some(wal)) = (&self.shared, &self.wal) else {
+            return Ok(());
+        };
+        if shared.generation() <= self.generation.load(Ordering::SeqCst)
+            && shared.log_end() <= wal.last_seq()
+        {
+            return Ok(());
+        }
+        let mut m = self.writer.lock();
+        self.check_open()?;
+        self.sync_locked(&mut m, false)
+    }
+
+    /// `sync` under the writer lock. With `repair` (the caller holds the write lock) a torn
+    /// log tail is cut.
+    fn sync_locked(&self, m: &mut Manifest, repair: bool) -> Result<()> {
+        let (Some(shared), Some(dir)) = (&self.shared, &self.dir) else {
+            return Ok(());
+        };
+        if shared.generation() > m.generation {
+            let current = Manifest::read(self.fs.as_ref(), dir)?;
+            if current.generation != m.generation {
+                self.reload(m, current)?;
+            }
+        }
+        self.catch_up(repair)
+    }
+
+    /// Read the log's new records into the state. The caller holds the writer lock.
+    fn catch_up(&self, repair: bool) -> Result<()> {
+        let (Some(wal), Some(dir)) = (&self.wal, &self.dir) else {
+            return Ok(());
+        };
+        let dim = self.dim();
+        let log_dir = dir.join(WAL_DIR);
+        let mut st = self.state.write();
+        let stats = wal.catch_up(repair, &mut |seq, op| {
+            apply_logged(&mut st, seq, op, dim, &log_dir)
+        })?;
+        if stats.applied > 0 {
+            drop(st);
+            self.note_write();
+        }
+        Ok(())
+    }
+
+    /// Switch to `current`, a manifest another process published: the state is rebuilt from
+    /// its segments (those this process has mapped already are kept) and the log after its
+    /// checkpoint. Searches go on in the old state meanwhile. The pin stays at the old
+    /// generation until the switch, which keeps both generations' files.
+    fn reload(&self, m: &mut Manifest, current: Manifest) -> Result<()> {
+        let (Some(wal), Some(dir)) = (&self.wal, &self.dir) else {
+            return Ok(());
+        };
+        if current.config.vectors != self.config.vectors {
+            return Err(Error::corrupt(
+                dir.join(manifest::MANIFEST),
+                "the manifest now describes other vectors than when the collection was opened",
+            ));
+        }
+        let mut state = load_segments(&self.fs, dir, &current, &self.state.read())?;
+        let dim = self.dim();
+        let log_dir = dir.join(WAL_DIR);
+        wal.rewind(current.checkpoint_seq, &mut |seq, op| {
+            apply_logged(&mut state, seq, op, dim, &log_dir)
+        })?;
+        *self.state.write() = state;
+        self.generation.store(current.generation, Ordering::SeqCst);
+        if let Some(shared) = &self.shared {
+            shared.pin(current.generation);
+            shared.publish_generation(current.generation);
+        }
+        *m = current;
+        self.note_write();
+        Ok(())
+    }
+
+    /// Start a write: take the writer lock and the cross-process write lock, and catch up
+    /// with the log, so the write is planned against everything acknowledged before it.
+    fn begin_write(&self) -> Result<WriteGuard<'_>> {
+        self.check_writable()?;
+        let mut manifest = self.writer.lock();
+        self.check_open()?;
+        let lock = match &self.shared {
+            Some(s) => Some(s.lock_writes()?),
+            None => None,
+        };
+        self.sync_locked(&mut manifest, true)?;
+        if let (Some(s), Some(w), Some(l)) = (&self.shared, &self.wal, &lock) {
+            s.set_log_end(l, w.last_seq());
+        }
+        Ok(WriteGuard { lock, manifest })
+    }
+
+    /// Append a frame to the log (under `begin_write`) and tell the other processes.
+    fn append(&self, guard: &WriteGuard<'_>, wal: &Wal, frame: Vec<u8>) -> Result<u64> {
+        let seq = wal.append(frame)?;
+        if let (Some(s), Some(l)) = (&self.shared, &guard.lock) {
+            s.set_log_end(l, seq);
+        }
+        Ok(seq)
+    }
+
+    /// The generation of the next manifest after `m`: past the shared hint too, which a
+    /// publisher that died between raising it and renaming its manifest may have left ahead.
+    fn next_generation(&self, m: &Manifest) -> u64 {
+        let hint = self.shared.as_ref().map_or(0, Shared::generation);
+        m.generation.max(hint) + 1
+    }
+
+    /// Write `next` as the manifest and tell the other processes. The caller holds the lease.
+    /// The hint is raised first: a process that reads it early finds the old manifest, and
+    /// looks again at its next call, until the new one is in place. (Raised after, a publisher
+    /// dying in between would leave the others on the old one unawares.)
+    fn publish(&self, next: &Manifest) -> Result<()> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        if let Some(s) = &self.shared {
+            s.publish_generation(next.generation);
+        }
+        next.write(self.fs.as_ref(), dir)?;
+        self.generation.store(next.generation, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Take the optimizer lease (waiting for it if `wait`), then catch up: whoever holds the
+    /// lease is the one process that writes manifests and removes files. `None` if another
+    /// process holds it and we did not wait.
+    pub(crate) fn lease(&self, wait: bool) -> Result<Option<LeaseGuard<'_>>> {
+        self.check_writable()?;
+        let Some(shared) = &self.shared else {
+            return Ok(Some(LeaseGuard(None)));
+        };
+        let lease = if wait {
+            shared.lease()?
+        } else {
+            match shared.try_lease()? {
+                Some(l) => l,
+                None => return Ok(None),
+            }
+        };
+        {
+            let mut m = self.writer.lock();
+            self.check_open()?;
+            self.sync_locked(&mut m, false)?;
+            if shared.generation() > m.generation {
+                // A publisher died after raising the hint, before its manifest was in place:
+                // publish the current one past it, so that every process stops looking.
+                let mut next = m.clone();
+                next.generation = self.next_generation(&m);
+                self.publish(&next)?;
+                *m = next;
+            }
+        }
+        if self.garbage_pending.load(Ordering::SeqCst) {
+            self.collect_garbage()?;
+        }
+        Ok(Some(LeaseGuard(Some(lease))))
+    }
+
+    /// After a manifest switch (the state already holds the new manifest's segments): move
+    /// this process's pin to it, then remove the files no manifest names any more and the log
+    /// files it checkpointed, once no process pins an older generation. Until then they wait
+    /// (`garbage_pending`). The caller holds the lease.
+    pub(crate) fn collect_garbage(&self) -> Result<()> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let m = self.writer.lock().clone();
+        if let Some(shared) = &self.shared {
+            shared.pin(m.generation);
+            if shared.oldest_pin()?.is_some_and(|g| g < m.generation) {
+                self.garbage_pending.store(true, Ordering::SeqCst);
+                return Ok(());
+            }
+        }
+        self.garbage_pending.store(false, Ordering::SeqCst);
+        let tmp = dir.join(manifest::MANIFEST_TMP);
+        if self.fs.exists(&tmp)? {
+            self.fs.remove_file(&tmp)?;
+        }
+        let seg_dir = dir.join(SEGMENTS_DIR);
+        let live = m.live_segment_files();
+        let mut removed = false;
+        for name in self.fs.list_dir(&seg_dir)? {
+            if !live.contains(&name) {
+                log::debug!("removing {name}: no manifest in use names it");
+                self.fs.remove_file(&seg_dir.join(&name))?;
+                removed = true;
+            }
+        }
+        if removed {
+            self.fs.sync_dir(&seg_dir)?;
+        }
+        if let Some(wal) = &self.wal {
+            wal.remove_through(m.checkpoint_seq)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes of the log after the current manifest's checkpoint (what a checkpoint would
+    /// turn into a segment).
+    pub(crate) fn log_bytes(&self) -> u64 {
+        let checkpoint = self.writer.lock().checkpoint_seq;
+        self.wal.as_ref().map_or(0, |w| w.bytes_after(checkpoint))
+    }
+
+    /// Dropped or replaced, by this process or another.
+    pub fn is_retired(&self) -> bool {
+        self.status.load(Ordering::Acquire) == DROPPED
+            || self.shared.as_ref().is_some_and(Shared::retired)
     }
 
     fn note_write(&self) {
@@ -437,10 +696,9 @@ impl Collection {
             return Ok(());
         }
 
-        let guard = self.writer.lock();
-        self.check_open()?;
+        let guard = self.begin_write()?;
         let found = self.state.read().locate_all(ids)?;
-        let seq = self.log_upsert(ids, &vectors, &payload_bytes)?;
+        let seq = self.log_upsert(&guard, ids, &vectors, &payload_bytes)?;
         self.state
             .write()
             .apply_upsert(ids, &vectors, payload_bytes, &found, dim);
@@ -452,6 +710,7 @@ impl Collection {
     /// `None` for an in-memory collection. The caller holds the writer lock.
     fn log_upsert(
         &self,
+        guard: &WriteGuard<'_>,
         ids: &[PointId],
         vectors: &[f32],
         payloads: &[Option<Box<[u8]>>],
@@ -474,32 +733,26 @@ impl Collection {
                 "batch is larger than 4 GiB once encoded; upsert it in smaller batches",
             ));
         }
-        Ok(Some(wal.append(frame)?))
+        Ok(Some(self.append(guard, wal, frame)?))
     }
 
     /// Delete points by id; returns how many of them existed.
     pub fn delete(&self, ids: &[PointId]) -> Result<usize> {
         self.check_open()?;
         validate_ids(ids, false)?;
-        let guard = self.writer.lock();
-        self.check_open()?;
+        let guard = self.begin_write()?;
         self.delete_locked(guard, ids)
     }
 
     /// Delete every point matching `filter` (resolved to ids, which are what is logged).
     pub fn delete_filter(&self, filter: &Filter) -> Result<usize> {
         self.check_open()?;
-        let guard = self.writer.lock();
-        self.check_open()?;
+        let guard = self.begin_write()?;
         let ids = self.state.read().ids_matching(filter)?;
         self.delete_locked(guard, &ids)
     }
 
-    fn delete_locked(
-        &self,
-        guard: parking_lot::MutexGuard<'_, Manifest>,
-        ids: &[PointId],
-    ) -> Result<usize> {
+    fn delete_locked(&self, guard: WriteGuard<'_>, ids: &[PointId]) -> Result<usize> {
         let (existing, found) = {
             let st = self.state.read();
             let mut seen = std::collections::HashSet::new();
@@ -523,7 +776,7 @@ impl Collection {
             Some(wal) => {
                 let frame = encode_frame(&OpRef::Delete { ids: &existing })
                     .map_err(|e| Error::invalid(format!("batch does not encode: {e}")))?;
-                Some(wal.append(frame)?)
+                Some(self.append(&guard, wal, frame)?)
             }
             None => None,
         };
@@ -576,8 +829,7 @@ impl Collection {
         validate_ids(ids, true)?;
         let specs = &self.config.vectors;
         let vectors = prepare(vectors, &layout, specs, "vectors", allow_zero, false)?;
-        let guard = self.writer.lock();
-        self.check_open()?;
+        let guard = self.begin_write()?;
         let copies = copies(&spaces, &layout);
         let plan =
             self.state
@@ -620,8 +872,7 @@ impl Collection {
         if let Selector::Ids(ids) = sel {
             validate_ids(ids, false)?;
         }
-        let guard = self.writer.lock();
-        self.check_open()?;
+        let guard = self.begin_write()?;
         let plan = {
             let st = self.state.read();
             let mut ids = match sel {
@@ -653,16 +904,12 @@ impl Collection {
 
     /// Log and apply a plan made under the writer lock (`guard`), then keep the log's
     /// durability promise; returns the ids of the points written.
-    fn write_plan(
-        &self,
-        guard: parking_lot::MutexGuard<'_, Manifest>,
-        plan: state::PayloadPlan,
-    ) -> Result<Vec<PointId>> {
+    fn write_plan(&self, guard: WriteGuard<'_>, plan: state::PayloadPlan) -> Result<Vec<PointId>> {
         if plan.ids.is_empty() {
             return Ok(Vec::new());
         }
         let written = plan.ids.clone();
-        let seq = self.log_upsert(&plan.ids, &plan.vectors, &plan.payloads)?;
+        let seq = self.log_upsert(&guard, &plan.ids, &plan.vectors, &plan.payloads)?;
         self.state.write().apply_payload_plan(plan, self.dim());
         drop(guard);
         self.after_write(seq)?;
@@ -675,12 +922,14 @@ impl Collection {
             return Ok(());
         };
         wal.commit(seq)?;
-        if wal.bytes() > self.options.checkpoint_log_bytes {
+        if self.log_bytes() > self.options.checkpoint_log_bytes {
             if self.options.background_optimizer {
                 self.optimizer.wake();
             } else {
                 let _s = self.structure.lock();
-                optimize::seal(self)?;
+                if let Some(_lease) = self.lease(false)? {
+                    optimize::seal(self)?;
+                }
             }
         }
         Ok(())
@@ -689,13 +938,13 @@ impl Collection {
     // ----- reads --------------------------------------------------------------------------
 
     pub fn count(&self) -> Result<usize> {
-        self.check_open()?;
+        self.enter()?;
         Ok(self.state.read().live)
     }
 
     /// Points matching `filter`.
     pub fn count_filtered(&self, filter: &Filter) -> Result<usize> {
-        self.check_open()?;
+        self.enter()?;
         self.state.read().count_matching(filter)
     }
 
@@ -707,7 +956,7 @@ impl Collection {
         filter: &Filter,
         limit: usize,
     ) -> Result<Vec<(crate::types::FacetValue, usize)>> {
-        self.check_open()?;
+        self.enter()?;
         self.state.read().facet(key, filter, limit)
     }
 
@@ -724,7 +973,7 @@ impl Collection {
         with_payload: &PayloadSelector,
         with_vector: bool,
     ) -> Result<Vec<Record>> {
-        self.check_open()?;
+        self.enter()?;
         let start = match start {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(s)) => Some(parse_datetime(s).ok_or_else(|| {
@@ -757,7 +1006,7 @@ impl Collection {
         with_payload: &PayloadSelector,
         with_vector: bool,
     ) -> Result<Vec<Record>> {
-        self.check_open()?;
+        self.enter()?;
         validate_ids(ids, false)?;
         let st = self.state.read();
         let mut out = Vec::new();
@@ -779,7 +1028,7 @@ impl Collection {
         with_vector: bool,
         filter: Option<&Filter>,
     ) -> Result<(Vec<Record>, Option<PointId>)> {
-        self.check_open()?;
+        self.enter()?;
         self.state
             .read()
             .scroll(limit, offset, with_payload, with_vector, self.dim(), filter)
@@ -788,7 +1037,7 @@ impl Collection {
     /// Top-k search for one query of the dimension of the vector `params.using`: through the
     /// segments' graphs, exactly where a segment has none (or `params.exact`).
     pub fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<ScoredPoint>> {
-        self.check_open()?;
+        self.enter()?;
         let dim = self.config.space(params.using.as_deref())?.dim;
         if query.len() != dim {
             return Err(Error::invalid(format!(
@@ -807,7 +1056,7 @@ impl Collection {
         queries: &[f32],
         params: &SearchParams,
     ) -> Result<Vec<Vec<ScoredPoint>>> {
-        self.check_open()?;
+        self.enter()?;
         let dim = self.config.space(params.using.as_deref())?.dim;
         if !queries.len().is_multiple_of(dim) {
             return Err(Error::invalid(format!(
@@ -856,6 +1105,7 @@ impl Collection {
     pub fn flush(&self) -> Result<()> {
         self.check_open()?;
         let _s = self.structure.lock();
+        let _lease = self.lease(true)?;
         optimize::seal(self)
     }
 
@@ -866,6 +1116,7 @@ impl Collection {
         self.check_open()?;
         self.expire()?;
         let _s = self.structure.lock();
+        let _lease = self.lease(true)?;
         optimize::optimize_all(self)
     }
 
@@ -877,13 +1128,27 @@ impl Collection {
     }
 
     /// Stop the optimizer, checkpoint and stop the log. Later calls fail with `Closed`.
+    /// With other processes sharing the collection, the checkpoint is left to whichever holds
+    /// the optimizer lease, if one does.
     pub fn close(&self) -> Result<()> {
+        if self.pid != std::process::id() {
+            return Ok(()); // a copy made by fork: the parent owns these files and locks
+        }
         optimize::stop(self);
         let _s = self.structure.lock();
         if self.status.load(Ordering::Acquire) != OPEN {
             return Ok(());
         }
-        let result = optimize::seal(self);
+        let result = if self.options.read_only || self.shared.as_ref().is_some_and(Shared::retired)
+        {
+            Ok(())
+        } else {
+            match self.lease(false) {
+                Ok(Some(_lease)) => optimize::seal(self),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
         self.status.store(CLOSED, Ordering::Release);
         let closed = self.wal.as_ref().map_or(Ok(()), |w| w.close());
         result.and(closed)
@@ -921,14 +1186,16 @@ impl Collection {
         }
         self.last_archive_ms.store(now, Ordering::Relaxed);
         if wal.has_open_records() {
+            let _g = self.begin_write()?;
             wal.rotate()?;
         }
         Ok(())
     }
 
-    /// Checkpoint, and hold the structure lock (no file of the manifest is retired while it is
-    /// held; writers go on) so the caller can copy the files the manifest names.
-    pub(crate) fn checkpoint_for_copy(&self) -> Result<(PathBuf, parking_lot::MutexGuard<'_, ()>)> {
+    /// Checkpoint, and hold the structure lock and the optimizer lease (no file of the manifest
+    /// is retired while they are held, in any process; writers go on) so the caller can copy
+    /// the files the manifest names.
+    pub(crate) fn checkpoint_for_copy(&self) -> Result<(PathBuf, CopyGuard<'_>)> {
         self.check_open()?;
         let dir = self
             .dir
@@ -936,8 +1203,9 @@ impl Collection {
             .ok_or_else(|| Error::invalid("an in-memory collection has no files to copy"))?;
         let s = self.structure.lock();
         self.check_open()?;
+        let lease = self.lease(true)?;
         optimize::seal(self)?;
-        Ok((dir, s))
+        Ok((dir, CopyGuard(lease, s)))
     }
 
     /// The manifest as last written.
@@ -947,6 +1215,9 @@ impl Collection {
 
     /// Mark the collection dropped: every later call on a handle fails with `CollectionNotFound`.
     pub fn mark_dropped(&self) {
+        if let Some(s) = &self.shared {
+            s.retire();
+        }
         optimize::stop(self);
         let _s = self.structure.lock();
         let _m = self.writer.lock();
@@ -965,6 +1236,7 @@ impl Collection {
         KeyPath::parse(key, "key")?;
         let _s = self.structure.lock();
         self.check_open()?;
+        let _lease = self.lease(true)?;
         let existing = self.state.read().index_def(key).cloned();
         match existing {
             Some(d) if d.kind == kind => return Ok(()),
@@ -1001,6 +1273,7 @@ impl Collection {
         }
         let mut m = self.writer.lock();
         let mut next = m.clone();
+        next.generation = self.next_generation(&next);
         next.payload_indexes.push(def.clone());
         for meta in &mut next.segments {
             if built.iter().any(|(s, _)| s.id == meta.id) {
@@ -1009,8 +1282,8 @@ impl Collection {
         }
         if let Some(dir) = &self.dir {
             self.fs.sync_dir(&dir.join(SEGMENTS_DIR))?;
-            next.write(self.fs.as_ref(), dir)?;
         }
+        self.publish(&next)?;
         for (seg, idx) in built {
             seg.add_index(number, idx);
         }
@@ -1024,6 +1297,7 @@ impl Collection {
         self.check_open()?;
         let _s = self.structure.lock();
         self.check_open()?;
+        let _lease = self.lease(true)?;
         self.drop_index_locked(key)
     }
 
@@ -1035,13 +1309,12 @@ impl Collection {
             )));
         };
         let mut next = m.clone();
+        next.generation = self.next_generation(&next);
         next.payload_indexes.retain(|d| d.number != def.number);
         for meta in &mut next.segments {
             meta.indexes.retain(|&n| n != def.number);
         }
-        if let Some(dir) = &self.dir {
-            next.write(self.fs.as_ref(), dir)?;
-        }
+        self.publish(&next)?;
         {
             let mut st = self.state.write();
             st.index_defs.retain(|d| d.number != def.number);
@@ -1049,13 +1322,13 @@ impl Collection {
                 seg.remove_index(def.number);
             }
         }
-        optimize::remove_obsolete(self, &m, &next)?;
         *m = next;
-        Ok(())
+        drop(m);
+        self.collect_garbage()
     }
 
     pub fn info(&self) -> Result<CollectionInfo> {
-        self.check_open()?;
+        self.enter()?;
         let m = self.writer.lock(); // no checkpoint removes files while we count
         let recalls: HashMap<u64, f32> = m
             .segments
@@ -1110,7 +1383,10 @@ impl Collection {
             for name in self.fs.list_dir(&seg_dir)? {
                 disk_bytes += self.fs.file_len(&seg_dir.join(name))?;
             }
-            log_bytes = self.wal.as_ref().map_or(0, |w| w.bytes());
+            log_bytes = self
+                .wal
+                .as_ref()
+                .map_or(0, |w| w.bytes_after(m.checkpoint_seq));
         }
         let mut payload_indexes = Vec::new();
         for def in &m.payload_indexes {
@@ -1155,7 +1431,7 @@ impl Collection {
 
     /// Check every checksum of every sealed file (reads all of them).
     pub fn verify(&self) -> Result<()> {
-        self.check_open()?;
+        self.enter()?;
         let Some(dir) = &self.dir else { return Ok(()) };
         let m = self.writer.lock();
         Manifest::read(self.fs.as_ref(), dir)?;
@@ -1166,6 +1442,61 @@ impl Collection {
         }
         Ok(())
     }
+}
+
+/// The sealed part of a collection's state as `manifest` describes it: its segments mapped
+/// (those `reuse` has already are shared, with their loaded graphs and indexes) and their
+/// deletion bitmaps read.
+fn load_segments(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    manifest: &Manifest,
+    reuse: &State,
+) -> Result<State> {
+    let seg_dir = dir.join(SEGMENTS_DIR);
+    let spaces = manifest.config.spaces();
+    let mut state = State {
+        index_defs: manifest.payload_indexes.clone(),
+        ..State::default()
+    };
+    for meta in &manifest.segments {
+        let rows = usize::try_from(meta.rows)
+            .map_err(|_| Error::corrupt(dir.join(manifest::MANIFEST), "row count too large"))?;
+        let mapped =
+            reuse.sources.iter().filter_map(Source::segment).find(|s| {
+                s.id == meta.id && s.rows == rows && s.has_graph() != meta.graphs.is_empty()
+            });
+        let seg = match mapped {
+            Some(seg) => {
+                seg.keep_index_files(&meta.indexes);
+                seg.clone()
+            }
+            None => {
+                let seg = Segment::open(
+                    fs.clone(),
+                    &seg_dir,
+                    meta.id,
+                    rows,
+                    &spaces,
+                    &meta.graphs.iter().map(|g| g.codes).collect::<Vec<_>>(),
+                    &meta.absent,
+                )?;
+                seg.set_index_files(&meta.indexes);
+                seg
+            }
+        };
+        let deleted = match &meta.deleted {
+            Some(name) => segment::read_deleted(fs.as_ref(), &seg_dir, name, rows)?,
+            None => Bitmap::new(rows),
+        };
+        state.live += rows - deleted.count_ones();
+        state.sources.push(Source {
+            kind: SourceKind::Sealed(seg),
+            deleted,
+            dirty: false,
+        });
+    }
+    Ok(state)
 }
 
 /// Apply a record read back from the log.
@@ -1194,32 +1525,6 @@ fn apply_logged(st: &mut State, seq: u64, op: Op, dim: usize, log_dir: &Path) ->
             let found = st.locate_all(&ids)?;
             st.apply_delete(&ids, &found, dim);
         }
-    }
-    Ok(())
-}
-
-/// Remove files a crash left behind: segment files no manifest names, a half-written manifest.
-fn remove_unreferenced(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    seg_dir: &Path,
-    m: &Manifest,
-) -> Result<()> {
-    let tmp = dir.join(manifest::MANIFEST_TMP);
-    if fs.exists(&tmp)? {
-        fs.remove_file(&tmp)?;
-    }
-    let live = m.live_segment_files();
-    let mut removed = false;
-    for name in fs.list_dir(seg_dir)? {
-        if !live.contains(&name) {
-            log::info!("removing unreferenced file {name} (left by an interrupted checkpoint)");
-            fs.remove_file(&seg_dir.join(&name))?;
-            removed = true;
-        }
-    }
-    if removed {
-        fs.sync_dir(seg_dir)?;
     }
     Ok(())
 }

@@ -1,4 +1,6 @@
-//! Structural changes of a collection, and the background thread that makes them.
+//! Structural changes of a collection, and the background thread that makes them. Only the
+//! process holding the optimizer lease (`shared.rs`) makes them; the others switch to the
+//! manifest it publishes at their next call.
 //!
 //! - **seal** (a checkpoint): freeze the appendable rows under the writer lock (they stay
 //!   searchable as a frozen source, and the log is rotated), write them as a segment with no lock
@@ -125,14 +127,27 @@ fn run(weak: Weak<Collection>, shared: Arc<Shared>) {
             std::mem::take(&mut f.full)
         };
         let Some(col) = weak.upgrade() else { return };
-        if col.status.load(Ordering::Acquire) != OPEN {
+        if col.status.load(Ordering::Acquire) != OPEN || col.is_retired() {
             return;
         }
-        let result = match col.structure.try_lock() {
-            Some(_s) if full => optimize_all(&col),
-            Some(_s) => background_step(&col),
+        if col.options.read_only {
+            // Nothing to optimize here; keeping up moves this process's pin, so that an idle
+            // reader does not hold back the removal of old files.
+            if let Err(e) = col.sync() {
+                log::warn!("collection {}: keeping up failed: {e}", col.name);
+            }
+            continue;
+        }
+        let result = col.sync().and_then(|()| match col.structure.try_lock() {
+            // Only the process holding the lease optimizes; the others just keep up (so that
+            // an idle process does not hold back the removal of old files).
+            Some(_s) => match col.lease(false)? {
+                Some(_lease) if full => optimize_all(&col),
+                Some(_lease) => background_step(&col),
+                None => Ok(()),
+            },
             None => Ok(()),
-        };
+        });
         match result {
             Ok(()) => col.optimizer.set_status(None),
             Err(_) if col.optimizer.cancelled() => return,
@@ -177,11 +192,9 @@ fn background_step(col: &Collection) -> Result<()> {
         col.expire()?;
     }
     col.archive_if_due()?;
-    if let Some(wal) = &col.wal {
-        if wal.bytes() > col.options.checkpoint_log_bytes {
-            col.optimizer.set_status(Some("sealing".into()));
-            seal(col)?;
-        }
+    if col.log_bytes() > col.options.checkpoint_log_bytes {
+        col.optimizer.set_status(Some("sealing".into()));
+        seal(col)?;
     }
     let cfg = col.config.optimizer;
     let now = col.opened.elapsed().as_millis() as u64;
@@ -333,25 +346,27 @@ pub fn optimize_all(col: &Collection) -> Result<()> {
 }
 
 /// Checkpoint: turn the appendable rows into a sealed segment (no graph) and trim the log.
-/// The caller holds `structure`.
+/// The caller holds `structure` and the lease.
 pub fn seal(col: &Collection) -> Result<()> {
     let (Some(dir), Some(wal)) = (&col.dir, &col.wal) else {
         return Ok(());
     };
     let seg_dir = dir.join(SEGMENTS_DIR);
 
-    // Freeze.
+    // Freeze, caught up with every process's records, the log's write lock held: the rows
+    // frozen are exactly the records up to `seq`, and the log goes on in a new file.
     let (frozen, seq, idx, id) = {
-        let mut m = col.writer.lock();
+        let mut g = col.begin_write()?;
+        let m = &mut *g.manifest;
         let mut st = col.state.write();
         let seq = wal.last_seq();
         if st.mem.is_empty() {
             drop(st);
             if seq > m.checkpoint_seq || col.state.read().sources.iter().any(|s| s.dirty) {
-                install(col, &mut m, seq, None)?;
-                drop(m);
+                install(col, m, seq, None)?;
                 wal.rotate()?;
-                wal.remove_through(seq)?;
+                drop(g);
+                col.collect_garbage()?;
             }
             return Ok(());
         }
@@ -374,7 +389,7 @@ pub fn seal(col: &Collection) -> Result<()> {
     let mut m = col.writer.lock();
     install(col, &mut m, seq, Some((idx, seg)))?;
     drop(m);
-    wal.remove_through(seq)
+    col.collect_garbage()
 }
 
 fn write_frozen(col: &Collection, seg_dir: &Path, id: u64, rows: &MemRows) -> Result<Arc<Segment>> {
@@ -455,7 +470,7 @@ fn install(
     let Some(dir) = &col.dir else { return Ok(()) };
     let seg_dir = dir.join(SEGMENTS_DIR);
     let mut next = current.clone();
-    next.generation += 1;
+    next.generation = col.next_generation(&next);
     next.checkpoint_seq = seq;
     {
         let st = col.state.read();
@@ -499,7 +514,7 @@ fn install(
         next.segments.extend(written);
     }
     col.fs.sync_dir(&seg_dir)?;
-    next.write(col.fs.as_ref(), dir)?;
+    col.publish(&next)?;
     {
         let mut st = col.state.write();
         if let Some((idx, seg)) = sealed {
@@ -509,31 +524,19 @@ fn install(
             s.dirty = false;
         }
     }
-    remove_obsolete(col, current, &next)?;
     *current = next;
     Ok(())
 }
 
-pub(super) fn remove_obsolete(col: &Collection, old: &Manifest, new: &Manifest) -> Result<()> {
-    let Some(dir) = &col.dir else { return Ok(()) };
-    let seg_dir = dir.join(SEGMENTS_DIR);
-    let live = new.live_segment_files();
-    let mut removed = false;
-    for name in old.live_segment_files() {
-        if !live.contains(&name) {
-            col.fs.remove_file(&seg_dir.join(&name))?;
-            removed = true;
-        }
-    }
-    if removed {
-        col.fs.sync_dir(&seg_dir)?;
-    }
-    Ok(())
+/// Merge the sealed segments at `inputs` (source indices) into one new segment, indexed if it
+/// is at least `full_scan_threshold` rows, then remove the inputs' files once no process uses
+/// them (not before this process has let go of them too). The caller holds `structure`.
+fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
+    build_and_switch(col, inputs)?;
+    col.collect_garbage()
 }
 
-/// Merge the sealed segments at `inputs` (source indices) into one new segment, indexed if it
-/// is at least `full_scan_threshold` rows. The caller holds `structure`.
-fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
+fn build_and_switch(col: &Collection, inputs: &[usize]) -> Result<()> {
     let Some(dir) = &col.dir else { return Ok(()) };
     let seg_dir = dir.join(SEGMENTS_DIR);
     let spaces = col.config.spaces();
@@ -732,7 +735,7 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
         }
     }
     let mut next = m.clone();
-    next.generation += 1;
+    next.generation = col.next_generation(&next);
     let input_ids: Vec<u64> = snap.iter().map(|(s, _)| s.id).collect();
     next.segments.retain(|s| !input_ids.contains(&s.id));
     let deleted_name = if deleted.count_ones() > 0 {
@@ -757,7 +760,7 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
         indexes: seg.index_numbers(),
         absent,
     });
-    next.write(col.fs.as_ref(), dir)?;
+    col.publish(&next)?;
     {
         let mut st = col.state.write();
         let mut remove: Vec<usize> = inputs.to_vec();
@@ -771,7 +774,6 @@ fn merge(col: &Collection, inputs: &[usize]) -> Result<()> {
             dirty: false,
         });
     }
-    remove_obsolete(col, &m, &next)?;
     *m = next;
     Ok(())
 }

@@ -44,12 +44,12 @@ impl Collection {
         }
         let _s = self.structure.lock();
         self.check_open()?;
+        let _lease = self.lease(true)?;
         let mut m = self.writer.lock();
         let mut next = m.clone();
+        next.generation = self.next_generation(&next);
         next.retention = retention;
-        if let Some(dir) = &self.dir {
-            next.write(self.fs.as_ref(), dir)?;
-        }
+        self.publish(&next)?;
         *m = next;
         drop(m);
         self.next_expiry_ms.store(0, Ordering::Relaxed);

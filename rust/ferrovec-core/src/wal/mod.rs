@@ -1,14 +1,23 @@
 //! The write-ahead log of one collection: framed, checksummed records in numbered files,
-//! group-committed fsyncs, background fsync for the interval mode, replay with torn-tail repair.
+//! appended to by any of the processes that share the collection, group-committed fsyncs,
+//! background fsync for the interval mode, and torn-tail repair.
 //!
 //! Files are `wal/<first seq, 20 digits>.wal`; each starts with the common 64-byte header
 //! (`count` = sequence number of its first record) followed by frames (see [`record`]).
-//! Sequence numbers are consecutive across files. A new file is started lazily at the first
-//! append after open or after a checkpoint, and when the current one passes the size limit.
+//! Sequence numbers are consecutive across files, so the file after one whose last record is
+//! `n` is always named `n + 1`: a reader at the end of a file finds the next one by that name,
+//! without listing the directory.
+//!
+//! Every process keeps a cursor: the file and offset of the next record it has not read.
+//! [`Wal::catch_up`] reads from there to the end of the log, handing each record to the caller
+//! (which applies it to its in-memory state). A writer holds the collection's cross-process write
+//! lock (`shared.rs`), catches up, and only then appends at the end; so it is the one process
+//! that may cut a torn tail (left by a writer that died mid-append) or start a new file.
 
 pub mod record;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Weak};
 use std::thread;
@@ -31,6 +40,8 @@ pub struct Wal {
     durability: Durability,
     max_file_bytes: u64,
     writer: Mutex<Writer>,
+    /// Sequence number of the last record read or appended (for lock-free "anything new?").
+    seen: AtomicU64,
     sync: Mutex<SyncState>,
     synced_cv: Condvar,
     stop_background: Mutex<Option<mpsc::Sender<()>>>,
@@ -39,12 +50,19 @@ pub struct Wal {
 }
 
 struct Writer {
-    /// The file being appended to; `None` until the first append after open or a checkpoint.
-    file: Option<Arc<dyn WriteFile>>,
-    file_len: u64,
-    /// Every log file on disk, oldest first: (first seq, path, bytes).
-    files: Vec<(u64, PathBuf, u64)>,
+    /// The file this process appends to, and its first sequence number; `None` until its first
+    /// append (and again after the log moved on to another file).
+    file: Option<(u64, Arc<dyn WriteFile>)>,
+    /// Every log file known to this process, oldest first: (first seq, bytes).
+    files: Vec<(u64, u64)>,
+    /// Where the next unread record is: (first seq of its file, offset). `None`: in a file not
+    /// yet started, which will be named `next_seq`.
+    cursor: Option<(u64, u64)>,
+    /// Sequence number of the next record to read (or to append, once caught up).
     next_seq: u64,
+    /// Records up to this one are in the checkpoint the caller's state was built from: read
+    /// past, not handed over.
+    skip_through: u64,
 }
 
 struct SyncState {
@@ -55,7 +73,8 @@ struct SyncState {
     failed: Option<String>,
 }
 
-/// What replay found.
+/// What a replay or catch-up found.
+#[derive(Default)]
 pub struct ReplayStats {
     pub records: u64,
     pub applied: u64,
@@ -74,10 +93,15 @@ fn parse_file_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+fn not_found(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+}
+
 impl Wal {
-    /// Open the log in `dir`, replaying every record after `checkpoint_seq` through `apply`, in
-    /// order. A torn tail of the last file is cut off (and logged); damage anywhere else is a
-    /// `Corruption` error.
+    /// Open the log in `dir` and replay every record after `checkpoint_seq` through `apply`,
+    /// in order. Replay stops at a damaged last record without cutting it (another process
+    /// may be writing it; the next writer cuts a torn tail); damage that intact records follow,
+    /// or a gap between files, is a `Corruption` error.
     pub fn open(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
@@ -87,132 +111,6 @@ impl Wal {
         mut apply: impl FnMut(u64, Op) -> Result<()>,
     ) -> Result<(Arc<Wal>, ReplayStats)> {
         fs.create_dir_all(dir)?;
-        let mut numbered = Vec::new();
-        for name in fs.list_dir(dir)? {
-            match parse_file_name(&name) {
-                Some(seq) => numbered.push((seq, dir.join(&name))),
-                None => log::warn!("ignoring unexpected file {} in the log directory", name),
-            }
-        }
-        numbered.sort();
-
-        let mut stats = ReplayStats {
-            records: 0,
-            applied: 0,
-            truncated_bytes: 0,
-        };
-        let mut files = Vec::new();
-        // The sequence number the next record must carry; `None` until the first file fixes it.
-        let mut expected: Option<u64> = None;
-        let count = numbered.len();
-        for (i, (first_seq, path)) in numbered.into_iter().enumerate() {
-            let is_last = i + 1 == count;
-            let data = fs.map(&path)?;
-            let header = match Header::decode(FileKind::Log, &data, &path) {
-                Ok(h) => h,
-                // A crash while a new file's header was being written leaves a short or zeroed
-                // file with no records in it: nothing was acknowledged from it.
-                Err(_) if is_last && data.len() <= HEADER_LEN => {
-                    log::warn!(
-                        "removing log file {} with a torn header ({} bytes)",
-                        path.display(),
-                        data.len()
-                    );
-                    drop(data);
-                    fs.remove_file(&path)?;
-                    fs.sync_dir(dir)?;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if header.count != first_seq {
-                return Err(Error::corrupt(
-                    &path,
-                    format!(
-                        "log file name says first record {first_seq}, header says {}",
-                        header.count
-                    ),
-                ));
-            }
-            match expected {
-                None if first_seq > checkpoint_seq + 1 => {
-                    return Err(Error::corrupt(
-                        &path,
-                        format!(
-                            "log records {} to {} are missing (checkpoint at {checkpoint_seq})",
-                            checkpoint_seq + 1,
-                            first_seq - 1
-                        ),
-                    ))
-                }
-                Some(e) if e != first_seq => {
-                    return Err(Error::corrupt(
-                        &path,
-                        format!("log file starts at record {first_seq}, expected {e}"),
-                    ))
-                }
-                _ => {}
-            }
-            let mut next = first_seq;
-            let mut pos = HEADER_LEN;
-            while pos < data.len() {
-                match parse_frame(&data[pos..]) {
-                    Ok(frame) if frame.seq == next => {
-                        if frame.seq > checkpoint_seq {
-                            let body = record::split_body(frame.body).map_or(&[][..], |b| b.1);
-                            let op: Op = postcard::from_bytes(body).map_err(|e| {
-                                Error::corrupt(
-                                    &path,
-                                    format!(
-                                        "record {} at offset {pos} does not decode: {e}",
-                                        frame.seq
-                                    ),
-                                )
-                            })?;
-                            apply(frame.seq, op)?;
-                            stats.applied += 1;
-                        }
-                        stats.records += 1;
-                        next += 1;
-                        pos += frame.len;
-                    }
-                    Ok(frame) => {
-                        return Err(Error::corrupt(
-                            &path,
-                            format!(
-                                "record at offset {pos} has sequence number {}, expected {next}",
-                                frame.seq
-                            ),
-                        ))
-                    }
-                    Err(why) => {
-                        if !is_last || intact_record_follows(&data[pos + 1..], next) {
-                            return Err(Error::corrupt(
-                                &path,
-                                format!(
-                                    "record {next} at offset {pos} is damaged ({why}) and intact records follow it"
-                                ),
-                            ));
-                        }
-                        let cut = (data.len() - pos) as u64;
-                        log::warn!(
-                            "cutting a torn tail of {cut} bytes off {} at offset {pos} ({why}); records from {next} on were never acknowledged",
-                            path.display()
-                        );
-                        drop(data);
-                        fs.truncate(&path, pos as u64)?;
-                        stats.truncated_bytes = cut;
-                        break;
-                    }
-                }
-            }
-            let len = fs.file_len(&path)?;
-            files.push((first_seq, path, len));
-            expected = Some(next);
-        }
-        let next_seq = expected
-            .unwrap_or(checkpoint_seq + 1)
-            .max(checkpoint_seq + 1);
         let wal = Arc::new(Wal {
             dir: dir.to_path_buf(),
             fs,
@@ -220,12 +118,14 @@ impl Wal {
             max_file_bytes,
             writer: Mutex::new(Writer {
                 file: None,
-                file_len: 0,
-                files,
-                next_seq,
+                files: Vec::new(),
+                cursor: None,
+                next_seq: checkpoint_seq + 1,
+                skip_through: checkpoint_seq,
             }),
+            seen: AtomicU64::new(checkpoint_seq),
             sync: Mutex::new(SyncState {
-                synced: next_seq - 1,
+                synced: 0,
                 in_progress: false,
                 failed: None,
             }),
@@ -233,6 +133,8 @@ impl Wal {
             stop_background: Mutex::new(None),
             archive: Mutex::new(None),
         });
+        let stats = wal.rewind(checkpoint_seq, &mut apply)?;
+        wal.sync.lock().synced = wal.last_seq();
         if let Durability::Interval(every) = durability {
             let (tx, rx) = mpsc::channel::<()>();
             *wal.stop_background.lock() = Some(tx);
@@ -258,6 +160,223 @@ impl Wal {
         Ok((wal, stats))
     }
 
+    /// Read the log again from the first record after `checkpoint_seq` (a state rebuilt from
+    /// the checkpoint of a newer manifest), handing every later record to `apply`.
+    pub fn rewind(
+        &self,
+        checkpoint_seq: u64,
+        apply: &mut dyn FnMut(u64, Op) -> Result<()>,
+    ) -> Result<ReplayStats> {
+        let mut numbered = Vec::new();
+        for name in self.fs.list_dir(&self.dir)? {
+            match parse_file_name(&name) {
+                Some(seq) => numbered.push(seq),
+                None if name.starts_with('.') => {}
+                None => log::warn!("ignoring unexpected file {name} in the log directory"),
+            }
+        }
+        numbered.sort_unstable();
+        // The file holding the first record after the checkpoint: the last that starts at or
+        // before it (earlier ones hold only checkpointed records).
+        let start = numbered
+            .iter()
+            .rposition(|&f| f <= checkpoint_seq + 1)
+            .unwrap_or(0);
+        if let Some(&first) = numbered.get(start).filter(|&&f| f > checkpoint_seq + 1) {
+            return Err(Error::corrupt(
+                self.dir.join(file_name(first)),
+                format!(
+                    "log records {} to {} are missing (checkpoint at {checkpoint_seq})",
+                    checkpoint_seq + 1,
+                    first - 1
+                ),
+            ));
+        }
+        let mut w = self.writer.lock();
+        w.file = None;
+        w.files = numbered[start..].iter().map(|&f| (f, 0)).collect();
+        match numbered.get(start) {
+            Some(&first) => {
+                w.cursor = None;
+                w.next_seq = first;
+            }
+            None => {
+                w.cursor = None;
+                w.next_seq = checkpoint_seq + 1;
+            }
+        }
+        w.skip_through = checkpoint_seq;
+        let stats = self.catch_up_locked(&mut w, false, apply)?;
+        // Whatever lies beyond where reading stopped is damage, not a torn tail: a file the
+        // sequence numbers do not lead to.
+        let reached = w.cursor.map_or(w.next_seq, |c| c.0);
+        if let Some(&beyond) = numbered.iter().find(|&&f| f > reached) {
+            return Err(Error::corrupt(
+                self.dir.join(file_name(beyond)),
+                format!(
+                    "log file starts at record {beyond}, but the log before it ends at record {}",
+                    w.next_seq - 1
+                ),
+            ));
+        }
+        w.next_seq = w.next_seq.max(checkpoint_seq + 1);
+        self.seen.store(w.next_seq - 1, Ordering::SeqCst);
+        Ok(stats)
+    }
+
+    /// Read every record appended (by any process) since this one last looked, handing those
+    /// after the checkpoint to `apply`. With `repair` (the caller holds the write lock, so no
+    /// one else is appending), a torn tail left by a writer that died is cut off.
+    pub fn catch_up(
+        &self,
+        repair: bool,
+        apply: &mut dyn FnMut(u64, Op) -> Result<()>,
+    ) -> Result<ReplayStats> {
+        let mut w = self.writer.lock();
+        self.catch_up_locked(&mut w, repair, apply)
+    }
+
+    fn catch_up_locked(
+        &self,
+        w: &mut Writer,
+        repair: bool,
+        apply: &mut dyn FnMut(u64, Op) -> Result<()>,
+    ) -> Result<ReplayStats> {
+        let mut stats = ReplayStats::default();
+        loop {
+            let (first, offset) = w.cursor.unwrap_or((w.next_seq, 0));
+            let path = self.dir.join(file_name(first));
+            let data = match self.fs.read_from(&path, offset) {
+                Ok(d) => d,
+                // Not started yet; or, read to its end, removed once checkpointed (a file is
+                // removed only when the next one exists, which is named `next_seq`).
+                Err(e) if not_found(&e) => {
+                    if offset == 0 || w.cursor.is_none() {
+                        break;
+                    }
+                    w.cursor = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut pos = 0;
+            if offset == 0 {
+                match Header::decode(FileKind::Log, &data, &path) {
+                    Ok(h) if h.count == first => pos = HEADER_LEN,
+                    Ok(h) => {
+                        return Err(Error::corrupt(
+                            &path,
+                            format!(
+                                "log file name says first record {first}, header says {}",
+                                h.count
+                            ),
+                        ))
+                    }
+                    // Being started by a writer, or torn by one that died doing so: nothing in
+                    // it was ever acknowledged. A writer starts it again (`start_file`).
+                    Err(_) if data.len() <= HEADER_LEN => break,
+                    Err(e) => return Err(e),
+                }
+                self.moved_to(w, first)?;
+            }
+            let mut damaged = false;
+            while pos < data.len() {
+                match parse_frame(&data[pos..]) {
+                    Ok(frame) if frame.seq == w.next_seq => {
+                        if frame.seq > w.skip_through {
+                            let body = record::split_body(frame.body).map_or(&[][..], |b| b.1);
+                            let op: Op = postcard::from_bytes(body).map_err(|e| {
+                                Error::corrupt(
+                                    &path,
+                                    format!(
+                                        "record {} at offset {} does not decode: {e}",
+                                        frame.seq,
+                                        offset + pos as u64
+                                    ),
+                                )
+                            })?;
+                            apply(frame.seq, op)?;
+                            stats.applied += 1;
+                        }
+                        stats.records += 1;
+                        w.next_seq += 1;
+                        pos += frame.len;
+                    }
+                    Ok(frame) => {
+                        return Err(Error::corrupt(
+                            &path,
+                            format!(
+                                "record at offset {} has sequence number {}, expected {}",
+                                offset + pos as u64,
+                                frame.seq,
+                                w.next_seq
+                            ),
+                        ))
+                    }
+                    Err(why) => {
+                        // Without the write lock this may be a record still being written
+                        // (a read can even see part of it and a later one whole): stop here.
+                        // The next writer, alone, tells a torn tail from damage.
+                        if repair {
+                            let at = offset + pos as u64;
+                            if intact_record_follows(&data[pos + 1..], w.next_seq)
+                                || w.next_seq != first
+                                    && self.fs.exists(&self.dir.join(file_name(w.next_seq)))?
+                            {
+                                return Err(Error::corrupt(
+                                    &path,
+                                    format!(
+                                        "record {} at offset {at} is damaged ({why}) and intact records follow it",
+                                        w.next_seq
+                                    ),
+                                ));
+                            }
+                            let cut = (data.len() - pos) as u64;
+                            log::warn!(
+                                "cutting a torn tail of {cut} bytes off {} at offset {at} ({why}); records from {} on were never acknowledged",
+                                path.display(),
+                                w.next_seq
+                            );
+                            self.fs.truncate(&path, at)?;
+                            stats.truncated_bytes += cut;
+                        }
+                        damaged = true;
+                        break;
+                    }
+                }
+            }
+            let end = offset + pos as u64;
+            w.cursor = Some((first, end));
+            if let Some(f) = w.files.iter_mut().find(|f| f.0 == first) {
+                f.1 = end;
+            }
+            if damaged {
+                break;
+            }
+            // At the end of this file: has the log moved on to the next one?
+            if w.next_seq == first || !self.fs.exists(&self.dir.join(file_name(w.next_seq)))? {
+                break;
+            }
+            w.cursor = None;
+        }
+        self.seen.store(w.next_seq - 1, Ordering::SeqCst);
+        Ok(stats)
+    }
+
+    /// The cursor entered the file starting at `first`: list it, and archive the file before
+    /// it (now sealed) if archiving is on.
+    fn moved_to(&self, w: &mut Writer, first: u64) -> Result<()> {
+        w.cursor = Some((first, HEADER_LEN as u64));
+        if w.files.iter().all(|f| f.0 != first) {
+            w.files.push((first, HEADER_LEN as u64));
+        }
+        let before = w.files.iter().map(|f| f.0).filter(|&f| f < first).max();
+        if let Some(prev) = before {
+            self.archive_file(&self.dir.join(file_name(prev)))?;
+        }
+        Ok(())
+    }
+
     fn fail(&self, err: &Error) -> Error {
         let mut s = self.sync.lock();
         if s.failed.is_none() {
@@ -281,54 +400,74 @@ impl Wal {
     }
 
     /// Append one frame (built by [`record::encode_frame`]); returns its sequence number. The
-    /// bytes are handed to the OS before this returns; durability is [`Wal::commit`]'s job.
+    /// caller holds the collection's write lock and has just caught up (so the cursor is at the
+    /// end of the log). The bytes are handed to the OS before this returns; durability is
+    /// [`Wal::commit`]'s job.
     pub fn append(&self, mut frame: Vec<u8>) -> Result<u64> {
         let mut w = self.writer.lock();
         self.check_failed()?;
         let seq = w.next_seq;
         seal_frame(&mut frame, seq);
-        let needs_new_file = match w.file {
+        let needs_new_file = match w.cursor {
             None => true,
-            Some(_) => {
-                w.file_len > HEADER_LEN as u64
-                    && w.file_len + frame.len() as u64 > self.max_file_bytes
+            Some((_, len)) => {
+                len > HEADER_LEN as u64 && len + frame.len() as u64 > self.max_file_bytes
             }
         };
         if needs_new_file {
             self.start_file(&mut w, seq)?;
         }
-        let Some(file) = w.file.clone() else {
+        let Some((first, _)) = w.cursor else {
             return Err(Error::LogFailed {
                 reason: "no open log file".into(),
                 path: self.dir.clone(),
             });
         };
+        let file = match &w.file {
+            Some((f, file)) if *f == first => file.clone(),
+            _ => {
+                let path = self.dir.join(file_name(first));
+                let file: Arc<dyn WriteFile> = match self.fs.open_append(&path) {
+                    Ok(f) => Arc::from(f),
+                    Err(e) => return Err(self.fail(&e)),
+                };
+                w.file = Some((first, file.clone()));
+                file
+            }
+        };
         if let Err(e) = file.write_all(&frame) {
             // Part of the frame may be in the file: nothing may be appended after it.
             return Err(self.fail(&e));
         }
-        w.file_len += frame.len() as u64;
-        let len = w.file_len;
-        if let Some(last) = w.files.last_mut() {
-            last.2 = len;
+        let len = w.cursor.map_or(0, |c| c.1) + frame.len() as u64;
+        w.cursor = Some((first, len));
+        if let Some(f) = w.files.iter_mut().find(|f| f.0 == first) {
+            f.1 = len;
         }
         w.next_seq = seq + 1;
+        self.seen.store(seq, Ordering::SeqCst);
         Ok(seq)
     }
 
-    /// Seal the current file (fsync) and start a new one whose first record is `first_seq`.
+    /// Seal the current file (fsync: it may hold other processes' records that were not) and
+    /// start a new one whose first record is `first_seq`. The caller holds the write lock.
     fn start_file(&self, w: &mut Writer, first_seq: u64) -> Result<()> {
-        if let Some(old) = w.file.take() {
-            if let Err(e) = old.sync_data() {
+        if let Some((prev, _)) = w.cursor.filter(|c| c.0 != first_seq) {
+            let file = match &w.file {
+                Some((f, file)) if *f == prev => Ok(file.clone()),
+                _ => self
+                    .fs
+                    .open_append(&self.dir.join(file_name(prev)))
+                    .map(Arc::from),
+            };
+            if let Err(e) = file.and_then(|f| f.sync_data()) {
                 return Err(self.fail(&e));
             }
             {
                 let mut s = self.sync.lock();
                 s.synced = s.synced.max(first_seq - 1);
             }
-            if let Some((_, path, _)) = w.files.last() {
-                self.archive_file(path)?;
-            }
+            self.archive_file(&self.dir.join(file_name(prev)))?;
         }
         let path = self.dir.join(file_name(first_seq));
         let header = Header::new(FileKind::Log, first_seq, 0, &[]).encode();
@@ -343,14 +482,18 @@ impl Wal {
         if let Err(e) = made {
             return Err(self.fail(&e));
         }
-        // A file left with a header and no records (a crash right after it was started) has
-        // the same name: it was just truncated and re-created, so it is listed once.
-        if w.files.last().is_some_and(|f| f.0 == first_seq) {
-            w.files.pop();
-        }
-        w.files.push((first_seq, path, HEADER_LEN as u64));
-        w.file = Some(file);
-        w.file_len = HEADER_LEN as u64;
+        // Appends go through a descriptor opened for appending: other processes append to the
+        // file too, and a plain descriptor would write at its own, stale offset.
+        let file: Arc<dyn WriteFile> = match self.fs.open_append(&path) {
+            Ok(f) => Arc::from(f),
+            Err(e) => return Err(self.fail(&e)),
+        };
+        // A file left with a torn header (a crash right after it was started) has the same
+        // name: it was just truncated and re-created, so it is listed once.
+        w.files.retain(|f| f.0 != first_seq);
+        w.files.push((first_seq, HEADER_LEN as u64));
+        w.file = Some((first_seq, file));
+        w.cursor = Some((first_seq, HEADER_LEN as u64));
         Ok(())
     }
 
@@ -363,14 +506,15 @@ impl Wal {
         }
     }
 
-    /// fsync everything appended so far.
+    /// fsync everything this process appended so far.
     pub fn sync_all(&self) -> Result<()> {
         let last = self.writer.lock().next_seq - 1;
         self.sync_to(last)
     }
 
     /// Group commit: one thread fsyncs on behalf of all that wait for records up to what had
-    /// been appended when it started.
+    /// been appended when it started. A record of this process is in the file it appends to,
+    /// or in an earlier one, fsynced when the log moved past it (`start_file`).
     fn sync_to(&self, target: u64) -> Result<()> {
         let mut s = self.sync.lock();
         loop {
@@ -391,7 +535,7 @@ impl Wal {
             drop(s);
             let (file, upto) = {
                 let w = self.writer.lock();
-                (w.file.clone(), w.next_seq - 1)
+                (w.file.as_ref().map(|f| f.1.clone()), w.next_seq - 1)
             };
             let result = match file {
                 Some(f) => f.sync_data(),
@@ -413,42 +557,45 @@ impl Wal {
         }
     }
 
-    /// Sequence number of the last appended record (0 if none ever).
+    /// Sequence number of the last record this process read or appended (0 if none ever).
     pub fn last_seq(&self) -> u64 {
-        self.writer.lock().next_seq - 1
+        self.seen.load(Ordering::SeqCst)
     }
 
-    pub fn bytes(&self) -> u64 {
-        self.writer.lock().files.iter().map(|f| f.2).sum()
+    /// Bytes of the log files this process knows of that may hold records after `seq` (the
+    /// others, all checkpointed, may already be gone).
+    pub fn bytes_after(&self, seq: u64) -> u64 {
+        let w = self.writer.lock();
+        let mut total = 0;
+        for (i, f) in w.files.iter().enumerate() {
+            let last = w.files.get(i + 1).map_or(u64::MAX, |next| next.0 - 1);
+            if last > seq {
+                total += f.1;
+            }
+        }
+        total
     }
 
-    /// Seal the current file (fsync) so that the next append starts a new one. A checkpoint
-    /// rotates when it freezes the rows it will write, so that afterwards the files holding only
-    /// what it wrote can be removed while new records go on being appended.
+    /// Seal the current file (fsync) and start the next one, so that the files holding only
+    /// what a checkpoint wrote can be removed while new records go on being appended. The
+    /// caller holds the write lock and has caught up. Nothing to do if the current file holds
+    /// no records.
     pub fn rotate(&self) -> Result<()> {
         let mut w = self.writer.lock();
         self.check_failed()?;
-        if let Some(old) = w.file.take() {
-            if let Err(e) = old.sync_data() {
-                return Err(self.fail(&e));
-            }
-            let last = w.next_seq - 1;
-            {
-                let mut s = self.sync.lock();
-                s.synced = s.synced.max(last);
-            }
-            if let Some((_, path, _)) = w.files.last() {
-                self.archive_file(path)?;
-            }
+        if w.cursor.is_some_and(|c| c.1 > HEADER_LEN as u64) {
+            let next = w.next_seq;
+            self.start_file(&mut w, next)?;
         }
-        w.file_len = 0;
         Ok(())
     }
 
     /// Whether the file being appended to holds records (so `rotate` would seal something).
     pub fn has_open_records(&self) -> bool {
-        let w = self.writer.lock();
-        w.file.is_some() && w.file_len > HEADER_LEN as u64
+        self.writer
+            .lock()
+            .cursor
+            .is_some_and(|c| c.1 > HEADER_LEN as u64)
     }
 
     /// Archive every sealed log file into `dir` from now on (and those sealed already).
@@ -458,9 +605,11 @@ impl Wal {
         }
         *self.archive.lock() = dir;
         let w = self.writer.lock();
-        let sealed = w.files.len() - usize::from(w.file.is_some());
-        for (_, path, _) in &w.files[..sealed] {
-            self.archive_file(path)?;
+        let current = w.cursor.map(|c| c.0);
+        for &(first, _) in &w.files {
+            if Some(first) != current {
+                self.archive_file(&self.dir.join(file_name(first)))?;
+            }
         }
         Ok(())
     }
@@ -475,10 +624,13 @@ impl Wal {
             return Ok(());
         };
         let to = dir.join(name);
-        if self.fs.exists(&to)? && self.fs.file_len(&to)? == self.fs.file_len(path)? {
+        if !self.fs.exists(path)?
+            || self.fs.exists(&to)? && self.fs.file_len(&to)? == self.fs.file_len(path)?
+        {
             return Ok(());
         }
         let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+        let _ = std::fs::remove_file(&tmp);
         if std::fs::hard_link(path, &tmp).is_err() {
             std::fs::copy(path, &tmp).map_err(|source| Error::Io {
                 op: "archive log file",
@@ -497,30 +649,34 @@ impl Wal {
         self.fs.sync_dir(&dir)
     }
 
-    /// After a checkpoint has made every record up to `seq` durable elsewhere, remove the log
-    /// files that hold nothing newer.
+    /// Remove the log files that hold nothing after record `seq` (made durable elsewhere by a
+    /// checkpoint that every process has moved to). The last file is kept: it is the one
+    /// writers append to.
     pub fn remove_through(&self, seq: u64) -> Result<()> {
-        let mut w = self.writer.lock();
-        let next_seq = w.next_seq;
-        let ends: Vec<u64> = (0..w.files.len())
-            .map(|i| w.files.get(i + 1).map_or(next_seq - 1, |f| f.0 - 1))
+        let mut numbered: Vec<u64> = self
+            .fs
+            .list_dir(&self.dir)?
+            .iter()
+            .filter_map(|n| parse_file_name(n))
             .collect();
-        let mut removed = 0;
-        for end in ends {
-            if end > seq {
+        numbered.sort_unstable();
+        let mut removed = Vec::new();
+        for pair in numbered.windows(2) {
+            if pair[1] - 1 > seq {
                 break;
             }
-            let (_, path, _) = w.files.remove(0);
-            if w.files.is_empty() {
-                // That was the file being appended to: the next append starts a new one.
-                w.file = None;
-                w.file_len = 0;
-            }
+            let path = self.dir.join(file_name(pair[0]));
+            self.archive_file(&path)?;
             self.fs.remove_file(&path)?;
-            removed += 1;
+            removed.push(pair[0]);
         }
-        if removed > 0 {
+        if !removed.is_empty() {
             self.fs.sync_dir(&self.dir)?;
+            let mut w = self.writer.lock();
+            w.files.retain(|f| !removed.contains(&f.0));
+            if w.file.as_ref().is_some_and(|f| removed.contains(&f.0)) {
+                w.file = None;
+            }
         }
         Ok(())
     }

@@ -88,6 +88,16 @@ impl FileSystem for RecordingFs {
             sync_delay: self.sync_delay,
         }))
     }
+    fn open_append(&self, path: &Path) -> Result<Box<dyn WriteFile>> {
+        Ok(Box::new(RecordingFile {
+            inner: OsFs.open_append(path)?,
+            events: self.events.clone(),
+            sync_delay: self.sync_delay,
+        }))
+    }
+    fn read_from(&self, path: &Path, offset: u64) -> Result<Vec<u8>> {
+        OsFs.read_from(path, offset)
+    }
     fn map(&self, path: &Path) -> Result<Mapped> {
         OsFs.map(path)
     }
@@ -112,8 +122,11 @@ impl FileSystem for RecordingFs {
     fn sync_dir(&self, path: &Path) -> Result<()> {
         OsFs.sync_dir(path)
     }
-    fn try_lock(&self, path: &Path, holder: &str) -> Result<LockOutcome> {
-        OsFs.try_lock(path, holder)
+    fn try_lock(&self, path: &Path, holder: &str, exclusive: bool) -> Result<LockOutcome> {
+        OsFs.try_lock(path, holder, exclusive)
+    }
+    fn fs_type(&self, path: &Path) -> Result<i64> {
+        OsFs.fs_type(path)
     }
 }
 

@@ -6,4 +6,5 @@ mod named;
 mod optimizer;
 mod recovery;
 mod search;
+mod shared;
 mod store;

@@ -15,18 +15,10 @@ fn config() -> CollectionConfig {
 }
 
 #[test]
-fn second_open_through_another_descriptor_is_refused_with_the_holder() {
+fn the_registry_hands_back_the_open_store_and_an_exclusive_holder_is_refused() {
     let tmp = tempfile::tempdir().expect("tmp");
     let path = tmp.path().join("s");
     let first = Store::open(&path, StorageOptions::default()).expect("open");
-    match Store::open_with_fs(
-        Arc::new(OsFs) as Arc<dyn FileSystem>,
-        &path,
-        StorageOptions::default(),
-    ) {
-        Err(Error::StoreLocked { pid, .. }) => assert_eq!(pid, std::process::id().to_string()),
-        other => panic!("expected StoreLocked, got {other:?}"),
-    }
     // The registry hands the same store back within the process.
     let again = Store::open(&path, StorageOptions::default()).expect("reopen");
     assert!(Arc::ptr_eq(&first, &again));
@@ -39,15 +31,29 @@ fn second_open_through_another_descriptor_is_refused_with_the_holder() {
         Store::open(&path, other),
         Err(Error::InvalidInput(_))
     ));
-    drop(again);
-    drop(first);
-    // Closed: the lock is free.
+    // Another descriptor (as another process would) shares it.
     Store::open_with_fs(
         Arc::new(OsFs) as Arc<dyn FileSystem>,
         &path,
         StorageOptions::default(),
     )
-    .expect("lock released on close");
+    .expect("shared open");
+    drop(again);
+    drop(first);
+    // A process that holds the lock exclusively (as an older ferrovec does) cannot share.
+    let lock = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(path.join("LOCK"))
+        .expect("lock file");
+    lock.lock().expect("exclusive");
+    std::fs::write(path.join("LOCK"), b"4242").expect("holder");
+    match Store::open(&path, StorageOptions::default()) {
+        Err(Error::StoreLocked { pid, .. }) => assert_eq!(pid, "4242"),
+        other => panic!("expected StoreLocked, got {other:?}"),
+    }
+    drop(lock);
+    Store::open(&path, StorageOptions::default()).expect("free again");
 }
 
 #[test]
