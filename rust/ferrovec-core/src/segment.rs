@@ -379,9 +379,11 @@ pub struct Segment {
 /// The graph of one vector of a segment, and its int8 codes: both mapped on first use.
 struct VectorGraph {
     space: Space,
-    graph: OnceLock<std::result::Result<Arc<Graph>, String>>,
+    /// Loaded on first use. A failure is not kept: an I/O error may clear, and must be reported
+    /// as what it was each time, not as damage.
+    graph: OnceLock<Arc<Graph>>,
     has_codes: bool,
-    codes: OnceLock<std::result::Result<Mapped, String>>,
+    codes: OnceLock<Mapped>,
 }
 
 impl std::fmt::Debug for Segment {
@@ -578,30 +580,29 @@ impl Segment {
         let Some(vg) = self.graphs.get(k) else {
             return Ok(None);
         };
-        let path = self.dir.join(graph_name(self.id, k));
-        let loaded = vg.graph.get_or_init(|| {
-            let load = || -> Result<Arc<Graph>> {
-                let map = self.fs.map(&path)?;
-                let h = Header::decode(FileKind::Graph, &map, &path)?;
-                if h.count != self.rows as u64
-                    || h.dim as usize != vg.space.dim
-                    || map.len() as u64 != HEADER_LEN as u64 + h.body_len
-                {
-                    return Err(Error::corrupt(
-                        &path,
-                        "graph file does not match its segment",
-                    ));
-                }
-                Ok(Arc::new(Graph::from_mapped(
-                    map, HEADER_LEN, self.rows, &path,
-                )?))
-            };
-            load().map_err(|e| e.to_string())
-        });
-        match loaded {
-            Ok(g) => Ok(Some(g.clone())),
-            Err(msg) => Err(Error::corrupt(path, msg.clone())),
+        if let Some(g) = vg.graph.get() {
+            return Ok(Some(g.clone()));
         }
+        let path = self.dir.join(graph_name(self.id, k));
+        let load = || -> Result<Arc<Graph>> {
+            let map = self.fs.map(&path)?;
+            let h = Header::decode(FileKind::Graph, &map, &path)?;
+            if h.count != self.rows as u64
+                || h.dim as usize != vg.space.dim
+                || map.len() as u64 != HEADER_LEN as u64 + h.body_len
+            {
+                return Err(Error::corrupt(
+                    &path,
+                    "graph file does not match its segment",
+                ));
+            }
+            Ok(Arc::new(Graph::from_mapped(
+                map, HEADER_LEN, self.rows, &path,
+            )?))
+        };
+        // Two first uses at once may both load; one result is kept.
+        let loaded = load()?;
+        Ok(Some(vg.graph.get_or_init(|| loaded).clone()))
     }
 
     /// The int8 codes of vector `k` its graph is searched on (`index/quant.rs`), mapped on
@@ -612,32 +613,33 @@ impl Segment {
         };
         let dim = vg.space.dim;
         let path = self.dir.join(codes_name(self.id, k));
-        let loaded = vg.codes.get_or_init(|| {
-            let load = || -> Result<Mapped> {
-                let map = self.fs.map(&path)?;
-                let (h, body) = Header::decode_whole(FileKind::Codes, &map, &path, false)?;
-                let want = CODES_PREFIX as u64 + self.rows as u64 * dim as u64;
-                if h.count != self.rows as u64 || h.dim as usize != dim || body.len() as u64 != want
-                {
-                    return Err(Error::corrupt(
-                        &path,
-                        "code file does not match its segment",
-                    ));
-                }
-                Ok(map)
-            };
-            load().map_err(|e| e.to_string())
-        });
-        match loaded {
-            Ok(map) => {
-                let body = &map[HEADER_LEN + CODES_PREFIX..];
-                Ok(Some(Codes {
-                    data: bytemuck::cast_slice(body),
-                    dim,
-                }))
+        let map = match vg.codes.get() {
+            Some(map) => map,
+            None => {
+                let load = || -> Result<Mapped> {
+                    let map = self.fs.map(&path)?;
+                    let (h, body) = Header::decode_whole(FileKind::Codes, &map, &path, false)?;
+                    let want = CODES_PREFIX as u64 + self.rows as u64 * dim as u64;
+                    if h.count != self.rows as u64
+                        || h.dim as usize != dim
+                        || body.len() as u64 != want
+                    {
+                        return Err(Error::corrupt(
+                            &path,
+                            "code file does not match its segment",
+                        ));
+                    }
+                    Ok(map)
+                };
+                let loaded = load()?;
+                vg.codes.get_or_init(|| loaded)
             }
-            Err(msg) => Err(Error::corrupt(path, msg.clone())),
-        }
+        };
+        let body = &map[HEADER_LEN + CODES_PREFIX..];
+        Ok(Some(Codes {
+            data: bytemuck::cast_slice(body),
+            dim,
+        }))
     }
 
     /// Declare the payload index files this segment has (from the manifest).

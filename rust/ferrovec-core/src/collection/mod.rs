@@ -109,6 +109,8 @@ pub struct Collection {
     garbage_pending: AtomicBool,
     /// The process that opened the collection (a child after `fork` must open it again).
     pid: u32,
+    /// The log position of rows frozen by a checkpoint that failed before installing them.
+    frozen_at: Mutex<Option<u64>>,
 }
 
 /// Held by a write from before it reads the log's end to after it appended: this process's
@@ -281,6 +283,7 @@ impl Collection {
             generation,
             garbage_pending: AtomicBool::new(true),
             pid: std::process::id(),
+            frozen_at: Mutex::new(None),
         });
         if col.dir.is_some() && options.background_optimizer {
             optimize::start(&col);

@@ -352,6 +352,7 @@ pub fn seal(col: &Collection) -> Result<()> {
         return Ok(());
     };
     let seg_dir = dir.join(SEGMENTS_DIR);
+    finish_failed_seal(col, &seg_dir)?;
 
     // Freeze, caught up with every process's records, the log's write lock held: the rows
     // frozen are exactly the records up to `seq`, and the log goes on in a new file.
@@ -373,6 +374,7 @@ pub fn seal(col: &Collection) -> Result<()> {
         wal.rotate()?;
         let id = m.take_segment_id();
         let rows = Arc::new(std::mem::take(&mut st.mem));
+        *col.frozen_at.lock() = Some(seq);
         let n = rows.len();
         st.sources.push(Source {
             kind: SourceKind::Frozen(rows.clone()),
@@ -388,8 +390,47 @@ pub fn seal(col: &Collection) -> Result<()> {
     // Switch.
     let mut m = col.writer.lock();
     install(col, &mut m, seq, Some((idx, seg)))?;
+    *col.frozen_at.lock() = None;
     drop(m);
     col.collect_garbage()
+}
+
+/// A seal that failed after its freeze (a write, fsync or rename error) left rows frozen in
+/// memory, in no segment yet: write and install them now, as of the log position they were
+/// frozen at, before anything else is checkpointed; a later checkpoint would otherwise tell
+/// replay to skip their records. (If another process checkpointed meanwhile, this process's
+/// view was rebuilt from its manifest and holds no frozen rows.)
+fn finish_failed_seal(col: &Collection, seg_dir: &Path) -> Result<()> {
+    let Some(seq) = *col.frozen_at.lock() else {
+        return Ok(());
+    };
+    let rows = col.state.read().sources.iter().find_map(|s| match &s.kind {
+        SourceKind::Frozen(rows) => Some(rows.clone()),
+        SourceKind::Sealed(_) => None,
+    });
+    let Some(rows) = rows else {
+        *col.frozen_at.lock() = None;
+        return Ok(());
+    };
+    log::warn!(
+        "collection {}: finishing a checkpoint that failed earlier ({} rows)",
+        col.name,
+        rows.len()
+    );
+    let id = col.writer.lock().take_segment_id();
+    let seg = write_frozen(col, seg_dir, id, &rows)?;
+    let mut m = col.writer.lock();
+    let idx = col
+        .state
+        .read()
+        .sources
+        .iter()
+        .position(|s| matches!(&s.kind, SourceKind::Frozen(r) if Arc::ptr_eq(r, &rows)));
+    if let Some(idx) = idx {
+        install(col, &mut m, seq, Some((idx, seg)))?;
+    }
+    *col.frozen_at.lock() = None;
+    Ok(())
 }
 
 fn write_frozen(col: &Collection, seg_dir: &Path, id: u64, rows: &MemRows) -> Result<Arc<Segment>> {

@@ -4,6 +4,7 @@ mod durability;
 mod fixtures;
 mod named;
 mod optimizer;
+mod power;
 mod recovery;
 mod search;
 mod shared;

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The long tier of the reliability suite (docs/RELIABILITY.md): every crash point in every
+# way a disk may keep it, every fault at every call site, and the multi-process SIGKILL soak.
+# Prints the figures the table in docs/RELIABILITY.md reports. Needs the .venv of
+# scripts/test.sh (or scripts/rag.sh). About 10 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== simulated power loss: every operation, three disk images each"
+FERROVEC_CRASH_POINTS=all cargo test --release -p ferrovec-core --locked --test it power_loss \
+  -- --nocapture 2>&1 | grep -E "power loss:|test result"
+
+echo "== I/O faults: ENOSPC, EIO and a short write at every call site"
+FERROVEC_FAULT_POINTS=all cargo test --release -p ferrovec-core --locked --test it injected \
+  -- --nocapture 2>&1 | grep -E "faults:|test result"
+
+echo "== several processes: SIGKILL of writers, 200 cycles, a live reader throughout"
+FERROVEC_MP_CYCLES=200 .venv/bin/python -m pytest -q -p no:cacheprovider --timeout 1800 \
+  tests/multiprocess/test_sigkill_shared.py
