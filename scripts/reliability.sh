@@ -17,3 +17,7 @@ FERROVEC_FAULT_POINTS=all cargo test --release -p ferrovec-core --locked --test 
 echo "== several processes: SIGKILL of writers, 200 cycles, a live reader throughout"
 FERROVEC_MP_CYCLES=200 .venv/bin/python -m pytest -q -p no:cacheprovider --timeout 1800 \
   tests/multiprocess/test_sigkill_shared.py
+
+echo "== property test: a hypothesis state machine against a dict-and-numpy model"
+FERROVEC_PROPERTY_EXAMPLES=500 FERROVEC_PROPERTY_STEPS=60 .venv/bin/python -m pytest -q -s \
+  -p no:cacheprovider --timeout 1800 tests/core/test_state_machine.py | grep -E "property test|passed|failed"
