@@ -83,6 +83,23 @@ def test_deeply_nested_payload_is_rejected(col):
     assert snapshot(col) == before
 
 
+def test_limits_of_hostile_input(col):
+    """Documented limits (README, "Limits"): each refused with a clear error, changing nothing."""
+    before = snapshot(col)
+    big = "x" * (32 << 20)  # over the 32 MiB per point once quoted as JSON
+    with pytest.raises(ferrovec.InvalidInputError, match="at most 32 MiB"):
+        col.upsert([5, 6], GOOD, [{}, {"text": big}])
+    # Grown past the limit by a payload operation.
+    col.upsert([7], [[1, 2, 3]], [{"half": "y" * (20 << 20)}])
+    with pytest.raises(ferrovec.InvalidInputError, match="point 7 would be"):
+        col.set_payload({"more": "z" * (20 << 20)}, [7])
+    assert len(col.get([7], with_payload=True)[0].payload["half"]) == 20 << 20
+    col.delete([7])
+    with pytest.raises(ferrovec.InvalidInputError, match="at most 1024 bytes"):
+        col.upsert(["i" * 1025], [[1, 2, 3]])
+    assert snapshot(col) == before
+
+
 @pytest.mark.parametrize(
     "call",
     [

@@ -14,6 +14,8 @@ pub type Payload = serde_json::Map<String, serde_json::Value>;
 pub const MAX_STR_ID_BYTES: usize = 1024;
 /// Largest vector dimension we accept.
 pub const MAX_DIM: u32 = 65_536;
+/// Largest payload of one point, as compact JSON (a Qdrant server's default request limit).
+pub const MAX_PAYLOAD_BYTES: usize = 32 << 20;
 
 /// A point id. The derived order (all numbers, ascending, then strings in byte order) is the
 /// order of `scroll`, as Qdrant orders integer ids before UUIDs.

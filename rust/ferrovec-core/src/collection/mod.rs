@@ -695,6 +695,7 @@ impl Collection {
                 .collect::<std::result::Result<_, _>>()
                 .map_err(|e| Error::invalid(format!("payload is not serialisable as JSON: {e}")))?,
         };
+        check_payload_sizes(ids, &payload_bytes)?;
         if n == 0 {
             return Ok(());
         }
@@ -911,6 +912,7 @@ impl Collection {
         if plan.ids.is_empty() {
             return Ok(Vec::new());
         }
+        check_payload_sizes(&plan.ids, &plan.payloads)?;
         let written = plan.ids.clone();
         let seq = self.log_upsert(&guard, &plan.ids, &plan.vectors, &plan.payloads)?;
         self.state.write().apply_payload_plan(plan, self.dim());
@@ -1530,6 +1532,23 @@ fn apply_logged(st: &mut State, seq: u64, op: Op, dim: usize, log_dir: &Path) ->
         }
     }
     Ok(())
+}
+
+/// Refuse a payload larger than `MAX_PAYLOAD_BYTES` as JSON, naming its point.
+fn check_payload_sizes(ids: &[PointId], payloads: &[Option<Box<[u8]>>]) -> Result<()> {
+    let limit = crate::types::MAX_PAYLOAD_BYTES;
+    match payloads
+        .iter()
+        .position(|p| p.as_ref().is_some_and(|b| b.len() > limit))
+    {
+        None => Ok(()),
+        Some(i) => Err(Error::invalid(format!(
+            "the payload of point {} would be {} bytes as JSON; a point's payload is at most {} MiB",
+            ids.get(i).map_or_else(|| format!("#{i}"), |id| id.to_string()),
+            payloads[i].as_ref().map_or(0, |b| b.len()),
+            limit >> 20
+        ))),
+    }
 }
 
 /// Check ids; with `unique`, a repeated id is an error naming both positions.
