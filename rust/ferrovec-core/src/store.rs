@@ -339,6 +339,12 @@ impl Store {
             }
             return Ok(existing);
         }
+        if slots.len() >= self.options.max_collections {
+            return Err(Error::invalid(format!(
+                "the store holds {} collections, the most it may; drop one first",
+                slots.len()
+            )));
+        }
         let col = match (&self.path, self.collection_dir(name)) {
             (Some(root), Some(dir)) => {
                 let cdir = root.join(COLLECTIONS);

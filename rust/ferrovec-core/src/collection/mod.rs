@@ -57,6 +57,8 @@ pub struct StorageOptions {
     pub background_optimizer: bool,
     /// Never write: no log lock, no optimizer, every write refused with `ReadOnly`.
     pub read_only: bool,
+    /// Collections a store may hold; creating one more is refused.
+    pub max_collections: usize,
 }
 
 impl Default for StorageOptions {
@@ -67,6 +69,7 @@ impl Default for StorageOptions {
             checkpoint_log_bytes: 128 << 20,
             background_optimizer: true,
             read_only: false,
+            max_collections: 10_000,
         }
     }
 }

@@ -376,6 +376,7 @@ fn options() -> StorageOptions {
         checkpoint_log_bytes: u64::MAX,
         background_optimizer: false,
         read_only: false,
+        max_collections: 10_000,
     }
 }
 

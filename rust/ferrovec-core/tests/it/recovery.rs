@@ -20,6 +20,7 @@ fn options(wal_file_bytes: u64) -> StorageOptions {
         checkpoint_log_bytes: u64::MAX,
         background_optimizer: false,
         read_only: false,
+        max_collections: 10_000,
     }
 }
 

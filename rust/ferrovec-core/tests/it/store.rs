@@ -174,3 +174,29 @@ fn rejected_batches_change_nothing() {
         .expect("scroll");
     assert_eq!(before, after);
 }
+
+#[test]
+fn the_number_of_collections_is_limited() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let options = StorageOptions {
+        max_collections: 3,
+        ..StorageOptions::default()
+    };
+    let store = Store::open(&tmp.path().join("s"), options).expect("open");
+    for name in ["a", "b", "c"] {
+        store
+            .create_collection(name, config(), false)
+            .expect("create");
+    }
+    match store.create_collection("d", config(), false) {
+        Err(Error::InvalidInput(msg)) => assert!(msg.contains("3 collections"), "{msg}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(store.list_collections().expect("list"), vec!["a", "b", "c"]);
+    // An existing one is still handed back, and a drop makes room.
+    assert!(store.create_collection("a", config(), true).is_ok());
+    store.drop_collection("b").expect("drop");
+    store
+        .create_collection("d", config(), false)
+        .expect("room again");
+}
