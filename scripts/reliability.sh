@@ -21,3 +21,7 @@ FERROVEC_MP_CYCLES=200 .venv/bin/python -m pytest -q -p no:cacheprovider --timeo
 echo "== property test: a hypothesis state machine against a dict-and-numpy model"
 FERROVEC_PROPERTY_EXAMPLES=500 FERROVEC_PROPERTY_STEPS=60 .venv/bin/python -m pytest -q -s \
   -p no:cacheprovider --timeout 1800 tests/core/test_state_machine.py | grep -E "property test|passed|failed"
+
+echo "== concurrency: threads mixing every operation with the optimizer and snapshots, 2 minutes"
+FERROVEC_STRESS_SECS=120 cargo test --release -p ferrovec-core --locked --test it stress \
+  -- --nocapture 2>&1 | grep -E "stress:|test result"

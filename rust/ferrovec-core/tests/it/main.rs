@@ -9,3 +9,4 @@ mod recovery;
 mod search;
 mod shared;
 mod store;
+mod stress;
