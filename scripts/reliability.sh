@@ -25,3 +25,7 @@ FERROVEC_PROPERTY_EXAMPLES=500 FERROVEC_PROPERTY_STEPS=60 .venv/bin/python -m py
 echo "== concurrency: threads mixing every operation with the optimizer and snapshots, 2 minutes"
 FERROVEC_STRESS_SECS=120 cargo test --release -p ferrovec-core --locked --test it stress \
   -- --nocapture 2>&1 | grep -E "stress:|test result"
+
+echo "== damaged files: random mutations of every kind of file, opened and used"
+FERROVEC_MUTATIONS=20000 cargo test --release -p ferrovec-core --locked --test it mutated \
+  -- --nocapture 2>&1 | grep -E "mutations:|test result"

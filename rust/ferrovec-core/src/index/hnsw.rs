@@ -87,14 +87,13 @@ impl PartialOrd for Item {
     }
 }
 impl Ord for Item {
-    /// Distances are finite (inputs are checked), so a plain float comparison orders them; a NaN
-    /// from a damaged file compares equal, which misorders but never breaks the heaps.
+    /// Distances are finite (inputs are checked). A NaN from a damaged file orders as the worst
+    /// distance: the order must stay total (a sort panics on one that is not) and never rank
+    /// such a point first.
     #[inline]
     fn cmp(&self, o: &Self) -> Ordering {
-        self.d
-            .partial_cmp(&o.d)
-            .unwrap_or(Ordering::Equal)
-            .then(self.id.cmp(&o.id))
+        let key = |d: f32| if d.is_nan() { f32::INFINITY } else { d };
+        key(self.d).total_cmp(&key(o.d)).then(self.id.cmp(&o.id))
     }
 }
 

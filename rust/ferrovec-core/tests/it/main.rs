@@ -2,6 +2,7 @@
 
 mod durability;
 mod fixtures;
+mod mutate;
 mod named;
 mod optimizer;
 mod power;
