@@ -92,8 +92,12 @@ impl Ord for Item {
     /// such a point first.
     #[inline]
     fn cmp(&self, o: &Self) -> Ordering {
-        let key = |d: f32| if d.is_nan() { f32::INFINITY } else { d };
-        key(self.d).total_cmp(&key(o.d)).then(self.id.cmp(&o.id))
+        // The fast comparison first; only a NaN takes the second branch.
+        let by_distance = match self.d.partial_cmp(&o.d) {
+            Some(ord) => ord,
+            None => self.d.is_nan().cmp(&o.d.is_nan()),
+        };
+        by_distance.then(self.id.cmp(&o.id))
     }
 }
 
