@@ -496,7 +496,6 @@ impl Collection {
         self.generation.store(current.generation, Ordering::SeqCst);
         if let Some(shared) = &self.shared {
             shared.pin(current.generation);
-            shared.publish_generation(current.generation);
         }
         *m = current;
         self.note_write();

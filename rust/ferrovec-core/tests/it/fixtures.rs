@@ -20,6 +20,8 @@ pub enum Event {
 pub struct RecordingFs {
     pub events: Arc<Mutex<Vec<Event>>>,
     pub sync_delay: Duration,
+    /// The file-system type to report instead of the real one (`statfs` magic number).
+    pub fs_type: Option<i64>,
 }
 
 struct RecordingFile {
@@ -126,7 +128,7 @@ impl FileSystem for RecordingFs {
         OsFs.try_lock(path, holder, exclusive)
     }
     fn fs_type(&self, path: &Path) -> Result<i64> {
-        OsFs.fs_type(path)
+        self.fs_type.map_or_else(|| OsFs.fs_type(path), Ok)
     }
 }
 
@@ -171,4 +173,38 @@ pub fn top_k(col: &Collection, q: &[f32], k: usize) -> Vec<ScoredPoint> {
         },
     )
     .expect("search")
+}
+
+/// Every point of a collection of numeric ids: id -> (vector, payload).
+pub type Points = std::collections::BTreeMap<u64, (Vec<f32>, serde_json::Value)>;
+
+/// All points of `col`, read with one scroll.
+pub fn all_points(col: &Collection) -> Points {
+    let (recs, next) = col
+        .scroll(
+            10_000_000,
+            None,
+            &ferrovec_core::PayloadSelector::All,
+            true,
+            None,
+        )
+        .expect("scroll");
+    assert!(next.is_none());
+    recs.into_iter()
+        .map(|r| {
+            let PointId::Num(id) = r.id else {
+                panic!("unexpected id {:?}", r.id)
+            };
+            let payload = serde_json::Value::Object(r.payload.unwrap_or_default());
+            (id, (r.vector.unwrap_or_default(), payload))
+        })
+        .collect()
+}
+
+/// A number from the environment (the long tiers' knobs), or `default`.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }

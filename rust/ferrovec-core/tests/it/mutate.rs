@@ -11,7 +11,7 @@ use ferrovec_core::{
     StorageOptions, Store,
 };
 
-use crate::fixtures::{ids, Rng};
+use crate::fixtures::{env_number, ids, Rng};
 
 fn options() -> StorageOptions {
     StorageOptions {
@@ -155,10 +155,7 @@ fn exercise(root: &Path) {
 
 #[test]
 fn mutated_files_give_errors_never_panics() {
-    let count: usize = std::env::var("FERROVEC_MUTATIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
+    let count: usize = env_number("FERROVEC_MUTATIONS", 300);
     let tmp = tempfile::tempdir().expect("tmp");
     let pristine = tmp.path().join("pristine");
     build(&pristine);

@@ -24,12 +24,12 @@ use std::sync::Arc;
 
 use ferrovec_core::io::{FileSystem, LockOutcome, Mapped, OsFs, ReadAt, WriteFile};
 use ferrovec_core::{
-    CollectionConfig, Distance, Durability, Error, IndexKind, Payload, PayloadOp, PayloadSelector,
-    PointId, Result, SearchParams, Selector, StorageOptions, Store,
+    CollectionConfig, Distance, Durability, Error, IndexKind, Payload, PayloadOp, PointId, Result,
+    SearchParams, Selector, StorageOptions, Store,
 };
 use parking_lot::Mutex;
 
-use crate::fixtures::Rng;
+use crate::fixtures::{all_points, Points, Rng};
 
 const DIM: usize = 4;
 
@@ -367,7 +367,7 @@ impl FileSystem for PowerFs {
 }
 
 /// What the store must hold: id -> (vector, payload).
-type Reference = BTreeMap<u64, (Vec<f32>, serde_json::Value)>;
+type Reference = Points;
 
 fn options() -> StorageOptions {
     StorageOptions {
@@ -459,20 +459,7 @@ fn workload(store: &Store, seed: u64) -> (Reference, Option<(Reference, Error)>)
 }
 
 fn stored(store: &Store) -> Reference {
-    let col = store.collection("c").expect("c");
-    let (recs, next) = col
-        .scroll(100_000, None, &PayloadSelector::All, true, None)
-        .expect("scroll");
-    assert!(next.is_none());
-    recs.into_iter()
-        .map(|r| {
-            let PointId::Num(id) = r.id else {
-                panic!("unexpected id {:?}", r.id)
-            };
-            let payload = serde_json::Value::Object(r.payload.unwrap_or_default());
-            (id, (r.vector.unwrap_or_default(), payload))
-        })
-        .collect()
+    all_points(&store.collection("c").expect("c"))
 }
 
 fn check_search(store: &Store, reference: &Reference, rng: &mut Rng) {

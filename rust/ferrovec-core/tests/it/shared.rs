@@ -10,7 +10,7 @@ use ferrovec_core::{
     CollectionConfig, Distance, Durability, Error, PayloadSelector, PointId, StorageOptions, Store,
 };
 
-use crate::fixtures::{ids, top_k, Rng};
+use crate::fixtures::{ids, top_k, RecordingFs, Rng};
 
 const DIM: usize = 8;
 
@@ -247,83 +247,15 @@ fn concurrent_writers_through_separate_handles_lose_and_duplicate_nothing() {
     c.verify().expect("checksums");
 }
 
-/// The real file system, claiming to be NFS.
-#[derive(Debug)]
-struct NfsLike;
-
-impl FileSystem for NfsLike {
-    fn create_dir_all(&self, p: &Path) -> ferrovec_core::Result<()> {
-        OsFs.create_dir_all(p)
-    }
-    fn list_dir(&self, p: &Path) -> ferrovec_core::Result<Vec<String>> {
-        OsFs.list_dir(p)
-    }
-    fn exists(&self, p: &Path) -> ferrovec_core::Result<bool> {
-        OsFs.exists(p)
-    }
-    fn is_dir(&self, p: &Path) -> ferrovec_core::Result<bool> {
-        OsFs.is_dir(p)
-    }
-    fn file_len(&self, p: &Path) -> ferrovec_core::Result<u64> {
-        OsFs.file_len(p)
-    }
-    fn read(&self, p: &Path) -> ferrovec_core::Result<Vec<u8>> {
-        OsFs.read(p)
-    }
-    fn create(&self, p: &Path) -> ferrovec_core::Result<Box<dyn ferrovec_core::io::WriteFile>> {
-        OsFs.create(p)
-    }
-    fn open_append(
-        &self,
-        p: &Path,
-    ) -> ferrovec_core::Result<Box<dyn ferrovec_core::io::WriteFile>> {
-        OsFs.open_append(p)
-    }
-    fn read_from(&self, p: &Path, offset: u64) -> ferrovec_core::Result<Vec<u8>> {
-        OsFs.read_from(p, offset)
-    }
-    fn map(&self, p: &Path) -> ferrovec_core::Result<ferrovec_core::io::Mapped> {
-        OsFs.map(p)
-    }
-    fn open_read(&self, p: &Path) -> ferrovec_core::Result<Box<dyn ferrovec_core::io::ReadAt>> {
-        OsFs.open_read(p)
-    }
-    fn rename(&self, a: &Path, b: &Path) -> ferrovec_core::Result<()> {
-        OsFs.rename(a, b)
-    }
-    fn exchange(&self, a: &Path, b: &Path) -> ferrovec_core::Result<()> {
-        OsFs.exchange(a, b)
-    }
-    fn remove_file(&self, p: &Path) -> ferrovec_core::Result<()> {
-        OsFs.remove_file(p)
-    }
-    fn remove_dir_all(&self, p: &Path) -> ferrovec_core::Result<()> {
-        OsFs.remove_dir_all(p)
-    }
-    fn truncate(&self, p: &Path, len: u64) -> ferrovec_core::Result<()> {
-        OsFs.truncate(p, len)
-    }
-    fn sync_dir(&self, p: &Path) -> ferrovec_core::Result<()> {
-        OsFs.sync_dir(p)
-    }
-    fn try_lock(
-        &self,
-        p: &Path,
-        holder: &str,
-        exclusive: bool,
-    ) -> ferrovec_core::Result<ferrovec_core::io::LockOutcome> {
-        OsFs.try_lock(p, holder, exclusive)
-    }
-    fn fs_type(&self, _: &Path) -> ferrovec_core::Result<i64> {
-        Ok(0x6969) // NFS_SUPER_MAGIC
-    }
-}
-
 #[test]
 fn a_store_on_a_network_file_system_is_refused_with_the_way_out() {
     let tmp = tempfile::tempdir().expect("tmp");
     let path = tmp.path().join("s");
-    match Store::open_with_fs(Arc::new(NfsLike), &path, options()) {
+    let nfs = RecordingFs {
+        fs_type: Some(0x6969), // NFS_SUPER_MAGIC
+        ..RecordingFs::default()
+    };
+    match Store::open_with_fs(Arc::new(nfs), &path, options()) {
         Err(Error::InvalidInput(msg)) => {
             assert!(msg.contains("NFS"), "{msg}");
             assert!(

@@ -3,7 +3,6 @@
 //! model of it; at the end the store must hold exactly the union of the models, and again after
 //! a reopen. Readers must never fail. Bounded by FERROVEC_STRESS_SECS (default 3).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,34 +12,15 @@ use ferrovec_core::{
     SearchParams, Selector, StorageOptions, Store,
 };
 
-use crate::fixtures::Rng;
+use crate::fixtures::{all_points, env_number, Points, Rng};
 
 const DIM: usize = 8;
 
-type Model = BTreeMap<u64, (Vec<f32>, serde_json::Value)>;
-
-fn stored(col: &ferrovec_core::Collection) -> Model {
-    let (recs, next) = col
-        .scroll(1_000_000, None, &PayloadSelector::All, true, None)
-        .expect("scroll");
-    assert!(next.is_none());
-    recs.into_iter()
-        .map(|r| {
-            let PointId::Num(id) = r.id else {
-                panic!("{:?}", r.id)
-            };
-            let payload = serde_json::Value::Object(r.payload.unwrap_or_default());
-            (id, (r.vector.unwrap_or_default(), payload))
-        })
-        .collect()
-}
+type Model = Points;
 
 #[test]
 fn threads_mixing_every_operation_with_the_optimizer_and_snapshots_agree_with_their_models() {
-    let secs: u64 = std::env::var("FERROVEC_STRESS_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let secs: u64 = env_number("FERROVEC_STRESS_SECS", 3);
     let tmp = tempfile::tempdir().expect("tmp");
     let path = tmp.path().join("s");
     let options = StorageOptions {
@@ -194,7 +174,7 @@ fn threads_mixing_every_operation_with_the_optimizer_and_snapshots_agree_with_th
     let changes = structure.join().expect("structure");
     assert!(calls > 0 && changes > 0);
     assert_eq!(
-        stored(&col),
+        all_points(&col),
         model,
         "the store disagrees with the writers' models"
     );
@@ -203,7 +183,7 @@ fn threads_mixing_every_operation_with_the_optimizer_and_snapshots_agree_with_th
     drop(store);
     let store = Store::open(&path, options).expect("reopen");
     let col = store.collection("c").expect("c");
-    assert_eq!(stored(&col), model, "after reopening");
+    assert_eq!(all_points(&col), model, "after reopening");
     eprintln!(
         "stress: {} points, {calls} reader rounds, {changes} structural changes in {secs} s",
         model.len()
