@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::collection::validate_name;
 use crate::error::{Error, IoContext, Result};
 use crate::format::FORMAT_VERSION;
+// Backups are written with the OS file system directly (not modelled by the power-loss tests).
+use crate::io::OsFs;
 use crate::snapshot::{self, copy_hashed, fsync_dir, write_json_atomic};
 use crate::store::Store;
 
@@ -286,7 +288,7 @@ impl Store {
                 );
             }
             std::fs::create_dir_all(&partial).ctx("create directory", &partial)?;
-            write_json_atomic(&partial.join(MANIFEST), &info)?;
+            write_json_atomic(&OsFs, &partial.join(MANIFEST), &info)?;
             sync_tree(&partial)?;
             std::fs::rename(&partial, dest.join(&id)).ctx("rename", &partial)?;
             fsync_dir(&dest)?;
@@ -349,7 +351,7 @@ fn update_status(dest: &Path, f: impl FnOnce(&mut StatusFile)) -> Result<()> {
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     f(&mut st);
-    write_json_atomic(&p, &st)
+    write_json_atomic(&OsFs, &p, &st)
 }
 
 /// Check every file backup `id` (default: the newest) restores from: present, of the recorded

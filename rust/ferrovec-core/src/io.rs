@@ -84,6 +84,8 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// Open a file for random reads at offsets (readahead off: `POSIX_FADV_RANDOM`).
     fn open_read(&self, path: &Path) -> Result<Box<dyn ReadAt>>;
     fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+    /// A second name for the file `from` (a hard link; durable once `to`'s directory is synced).
+    fn hard_link(&self, from: &Path, to: &Path) -> Result<()>;
     /// Swap two paths atomically (both must exist).
     fn exchange(&self, a: &Path, b: &Path) -> Result<()>;
     fn remove_file(&self, path: &Path) -> Result<()>;
@@ -240,6 +242,10 @@ impl FileSystem for OsFs {
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         fs::rename(from, to).ctx("rename", from)
+    }
+
+    fn hard_link(&self, from: &Path, to: &Path) -> Result<()> {
+        fs::hard_link(from, to).ctx("link", from)
     }
 
     fn exchange(&self, a: &Path, b: &Path) -> Result<()> {

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::collection::{self, Collection};
 use crate::error::{Error, IoContext, Result};
 use crate::format::FORMAT_VERSION;
+use crate::io::{FileSystem, WriteFile};
 use crate::store::Store;
 
 /// Extension of snapshot archives; the sidecar adds `.json`.
@@ -160,6 +161,24 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
+/// A file of the store's file system as an `io::Write`, for the archive writer. Its errors keep
+/// the OS error (ENOSPC stays ENOSPC) and the caller names the file.
+struct FileSink(Box<dyn WriteFile>);
+
+impl Write for FileSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(buf).map_err(|e| match e {
+            Error::Io { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
+        })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn now_rfc3339() -> (String, String) {
     let now = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
     (
@@ -210,10 +229,11 @@ impl Store {
         let name = format!("{}-{stamp}", collection.unwrap_or("store"));
         // Staging beside the collections (same file system, so hard links work).
         let stage_parent = default_dir(&root);
-        std::fs::create_dir_all(&stage_parent).ctx("create directory", &stage_parent)?;
-        remove_leftovers(&stage_parent)?;
+        let fs = self.fs();
+        fs.create_dir_all(&stage_parent)?;
+        remove_leftovers(fs, &stage_parent)?;
         if stage_parent != dir {
-            remove_leftovers(&dir)?;
+            remove_leftovers(fs, &dir)?;
         }
         let stage = stage_parent.join(format!(".staging-{name}"));
         let result = (|| {
@@ -251,9 +271,9 @@ impl Store {
             };
             let archive = dir.join(format!("{name}.{EXTENSION}"));
             let partial = dir.join(format!(".{name}.{EXTENSION}.partial"));
-            let (sha256, size_bytes) = write_archive(&partial, &index, &files)?;
-            std::fs::rename(&partial, &archive).ctx("rename", &partial)?;
-            fsync_dir(&dir)?;
+            let (sha256, size_bytes) = write_archive(fs, &partial, &index, &files)?;
+            fs.rename(&partial, &archive)?;
+            fs.sync_dir(&dir)?;
             let info = SnapshotInfo {
                 name: name.clone(),
                 path: archive.clone(),
@@ -262,11 +282,11 @@ impl Store {
                 sha256,
                 collections: sequences,
             };
-            write_sidecar(&info)?;
+            write_json_atomic(fs, &sidecar_path(&info.path), &info)?;
             Ok(info)
         })();
-        if stage.exists() {
-            std::fs::remove_dir_all(&stage).ctx("remove", &stage)?;
+        if fs.exists(&stage)? {
+            fs.remove_dir_all(&stage)?;
         }
         let info = result?;
         log::info!(
@@ -295,11 +315,11 @@ impl Store {
                 Error::invalid(format!("no snapshot named {name:?} in {}", dir.display()))
             })?;
         // Sidecar first: from then on the snapshot is not listed, whatever happens next.
-        let sidecar = sidecar_path(&info.path);
-        std::fs::remove_file(&sidecar).ctx("remove", &sidecar)?;
-        fsync_dir(&dir)?;
-        std::fs::remove_file(&info.path).ctx("remove", &info.path)?;
-        fsync_dir(&dir)
+        let fs = self.fs();
+        fs.remove_file(&sidecar_path(&info.path))?;
+        fs.sync_dir(&dir)?;
+        fs.remove_file(&info.path)?;
+        fs.sync_dir(&dir)
     }
 
     /// Move collection directories restored into `staged` (`<staged>/<name>`) into place.
@@ -324,8 +344,8 @@ impl Collection {
     pub fn stage_snapshot(&self, stage: &Path) -> Result<(u64, Vec<String>)> {
         let (dir, guard) = self.checkpoint_for_copy()?;
         let manifest = self.manifest();
-        let seg_dir = stage.join("segments");
-        std::fs::create_dir_all(&seg_dir).ctx("create directory", &seg_dir)?;
+        let fs = self.file_system();
+        fs.create_dir_all(&stage.join("segments"))?;
         let mut rel = vec!["MANIFEST".to_string()];
         rel.extend(
             manifest
@@ -335,8 +355,19 @@ impl Collection {
         );
         for r in &rel {
             let (from, to) = (dir.join(r), stage.join(r));
-            if std::fs::hard_link(&from, &to).is_err() {
-                std::fs::copy(&from, &to).ctx("copy", &from)?;
+            match fs.hard_link(&from, &to) {
+                Ok(()) => {}
+                // A file system without hard links: a copy (the stage is never synced: it
+                // only feeds the archive, which is). Any other error is reported.
+                Err(Error::Io { ref source, .. })
+                    if matches!(
+                        source.raw_os_error(),
+                        Some(libc::EXDEV | libc::EPERM | libc::EOPNOTSUPP | libc::EMLINK)
+                    ) =>
+                {
+                    std::fs::copy(&from, &to).ctx("copy", &from)?;
+                }
+                Err(e) => return Err(e),
             }
         }
         drop(guard);
@@ -350,13 +381,13 @@ fn sidecar_path(archive: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn write_sidecar(info: &SnapshotInfo) -> Result<()> {
-    write_json_atomic(&sidecar_path(&info.path), info)
-}
-
 /// Write `value` as JSON to `path` all or nothing: into `.<name>.partial` beside it, fsynced,
 /// renamed over `path`, the directory fsynced.
-pub(crate) fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
+pub(crate) fn write_json_atomic(
+    fs: &dyn FileSystem,
+    path: &Path,
+    value: &impl Serialize,
+) -> Result<()> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(Error::invalid(format!(
             "{} is not a file path",
@@ -367,29 +398,28 @@ pub(crate) fn write_json_atomic(path: &Path, value: &impl Serialize) -> Result<(
     let body = serde_json::to_vec_pretty(value).map_err(|e| {
         Error::invalid(format!("internal: {} does not encode: {e}", path.display()))
     })?;
-    let mut f = File::create(&tmp).ctx("create", &tmp)?;
-    f.write_all(&body).ctx("write", &tmp)?;
-    f.sync_all().ctx("fsync", &tmp)?;
-    std::fs::rename(&tmp, path).ctx("rename", &tmp)?;
-    fsync_dir(dir)
+    let f = fs.create(&tmp)?;
+    f.write_all(&body)?;
+    f.sync_data()?;
+    fs.rename(&tmp, path)?;
+    fs.sync_dir(dir)
 }
 
 /// Remove what an interrupted snapshot left: staging directories, partial files, and an
 /// archive whose sidecar was never written (a crash between the two renames).
-fn remove_leftovers(dir: &Path) -> Result<()> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
+fn remove_leftovers(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    let Ok(names) = fs.list_dir(dir) else {
         return Ok(());
     };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let p = e.path();
+    for name in names {
+        let p = dir.join(&name);
         if name.starts_with(".staging-") {
-            std::fs::remove_dir_all(&p).ctx("remove", &p)?;
+            fs.remove_dir_all(&p)?;
         } else if name.starts_with('.') && name.ends_with(".partial") {
-            std::fs::remove_file(&p).ctx("remove", &p)?;
-        } else if name.ends_with(&format!(".{EXTENSION}")) && !sidecar_path(&p).exists() {
+            fs.remove_file(&p)?;
+        } else if name.ends_with(&format!(".{EXTENSION}")) && !fs.exists(&sidecar_path(&p))? {
             log::info!("removing {name}: its snapshot was interrupted before it was listed");
-            std::fs::remove_file(&p).ctx("remove", &p)?;
+            fs.remove_file(&p)?;
         }
     }
     Ok(())
@@ -420,10 +450,15 @@ fn list_dir(dir: &Path) -> Result<Vec<SnapshotInfo>> {
     Ok(out)
 }
 
-fn write_archive(path: &Path, index: &Index, files: &[(String, PathBuf)]) -> Result<(String, u64)> {
-    let file = File::create(path).ctx("create", path)?;
+fn write_archive(
+    fs: &dyn FileSystem,
+    path: &Path,
+    index: &Index,
+    files: &[(String, PathBuf)],
+) -> Result<(String, u64)> {
+    let file = FileSink(fs.create(path)?);
     let hashing = Hashing {
-        inner: BufWriter::new(file),
+        inner: BufWriter::with_capacity(1 << 20, file),
         hash: Sha256::new(),
         bytes: 0,
     };
@@ -456,7 +491,7 @@ fn write_archive(path: &Path, index: &Index, files: &[(String, PathBuf)]) -> Res
         path: path.to_path_buf(),
         source: e.into_error(),
     })?;
-    file.sync_all().ctx("fsync", path)?;
+    file.0.sync_data()?;
     Ok((hex(&hashing.hash.finalize()), hashing.bytes))
 }
 

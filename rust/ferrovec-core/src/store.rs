@@ -278,6 +278,11 @@ impl Store {
         })
     }
 
+    /// The file system every file operation of this store goes through.
+    pub(crate) fn fs(&self) -> &dyn FileSystem {
+        &*self.fs
+    }
+
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }

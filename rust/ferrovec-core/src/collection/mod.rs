@@ -1202,6 +1202,11 @@ impl Collection {
     /// Checkpoint, and hold the structure lock and the optimizer lease (no file of the manifest
     /// is retired while they are held, in any process; writers go on) so the caller can copy
     /// the files the manifest names.
+    /// The file system this collection's files go through.
+    pub(crate) fn file_system(&self) -> &dyn FileSystem {
+        &*self.fs
+    }
+
     pub(crate) fn checkpoint_for_copy(&self) -> Result<(PathBuf, CopyGuard<'_>)> {
         self.check_open()?;
         let dir = self

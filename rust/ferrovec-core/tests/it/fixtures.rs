@@ -109,6 +109,9 @@ impl FileSystem for RecordingFs {
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         OsFs.rename(from, to)
     }
+    fn hard_link(&self, from: &Path, to: &Path) -> Result<()> {
+        OsFs.hard_link(from, to)
+    }
     fn exchange(&self, a: &Path, b: &Path) -> Result<()> {
         OsFs.exchange(a, b)
     }

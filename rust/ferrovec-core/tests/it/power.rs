@@ -14,7 +14,9 @@
 //! equal brute force over that reference.
 //!
 //! The workload covers upserts (replacing points too), deletes, payload updates, log rotation
-//! (small log files), checkpoints, sealing, merging with graph builds and payload-index builds.
+//! (small log files), checkpoints, sealing, merging with graph builds, payload-index builds, and
+//! snapshots: after the crash every acknowledged snapshot is listed, every listed one verifies,
+//! and the last acknowledged one restores to exactly the writes acknowledged before it.
 //! `FERROVEC_CRASH_POINTS` sets how many crash points run (default: a stride over all of them
 //! plus random ones, about 150; `all` runs every operation in each of the three ways).
 
@@ -308,6 +310,17 @@ impl FileSystem for PowerFs {
         }
         Ok(())
     }
+    fn hard_link(&self, from: &Path, to: &Path) -> Result<()> {
+        let mut m = self.model.lock();
+        if let Some(f) = m.step(to, "link")? {
+            return Err(injected(to, f));
+        }
+        OsFs.hard_link(from, to)?;
+        // A second name for the same bytes, durable once its directory is synced.
+        let ino = m.ino_of(from);
+        m.live.insert(to.to_path_buf(), ino);
+        Ok(())
+    }
     fn exchange(&self, a: &Path, b: &Path) -> Result<()> {
         assert!(!self.model.lock().armed, "exchanges are not modelled");
         OsFs.exchange(a, b)
@@ -322,11 +335,16 @@ impl FileSystem for PowerFs {
         Ok(())
     }
     fn remove_dir_all(&self, p: &Path) -> Result<()> {
-        assert!(
-            !self.model.lock().armed,
-            "directory removal is not modelled"
-        );
-        OsFs.remove_dir_all(p)
+        let mut m = self.model.lock();
+        if let Some(f) = m.step(p, "remove directory")? {
+            return Err(injected(p, f));
+        }
+        OsFs.remove_dir_all(p)?;
+        // Gone for the process; the names under it stay durable until their directories are
+        // synced, which nothing does for a removed directory: after a crash it may come back
+        // (as a real one may), and whoever owns it must clean it up.
+        m.live.retain(|q, _| !q.starts_with(p));
+        Ok(())
     }
     fn truncate(&self, p: &Path, len: u64) -> Result<()> {
         let mut m = self.model.lock();
@@ -390,7 +408,12 @@ fn config() -> CollectionConfig {
 
 /// Run the workload until it ends or an operation fails; returns the reference of every
 /// acknowledged write and, if a call failed, the reference had it been applied, and its error.
-fn workload(store: &Store, seed: u64) -> (Reference, Option<(Reference, Error)>) {
+/// `snapshots` gets each acknowledged snapshot's name and the reference it holds.
+fn workload(
+    store: &Store,
+    seed: u64,
+    snapshots: &mut Vec<(String, Reference)>,
+) -> (Reference, Option<(Reference, Error)>) {
     let col = store.collection("c").expect("c");
     let mut rng = Rng::new(seed);
     let mut acked = Reference::new();
@@ -448,6 +471,9 @@ fn workload(store: &Store, seed: u64) -> (Reference, Option<(Reference, Error)>)
             }
             8 => col.flush(),
             _ if step == 19 => col.create_payload_index("tag", IndexKind::Keyword),
+            _ if step == 39 || step == 59 => store.create_snapshot(Some("c"), None).map(|info| {
+                snapshots.push((info.name, acked.clone()));
+            }),
             _ => col.optimize(),
         };
         match result {
@@ -509,6 +535,39 @@ fn check_search(store: &Store, reference: &Reference, rng: &mut Rng) {
     }
 }
 
+/// After a crash: every acknowledged snapshot is listed, every listed one (the one in flight
+/// too, if it got that far) verifies, and the last acknowledged one restores to exactly the
+/// writes acknowledged before it.
+fn check_snapshots(store: &Store, acked: &[(String, Reference)], image: &Path, what: &str) {
+    let listed = store
+        .list_snapshots(None)
+        .unwrap_or_else(|e| panic!("{what}: list snapshots: {e}"));
+    for s in &listed {
+        ferrovec_core::snapshot::verify_archive(&s.path)
+            .unwrap_or_else(|e| panic!("{what}: snapshot {} is listed but broken: {e}", s.name));
+    }
+    for (name, _) in acked {
+        assert!(
+            listed.iter().any(|s| &s.name == name),
+            "{what}: acknowledged snapshot {name} is gone"
+        );
+    }
+    if let Some((name, reference)) = acked.last() {
+        let info = listed.iter().find(|s| &s.name == name).expect("listed");
+        let target = image.with_extension("restored");
+        let fresh = Store::open(&target, options()).expect("open a fresh store");
+        ferrovec_core::snapshot::restore(&info.path, &fresh, None, false)
+            .unwrap_or_else(|e| panic!("{what}: restore {name}: {e}"));
+        assert_eq!(
+            &stored(&fresh),
+            reference,
+            "{what}: snapshot {name} does not hold the writes acknowledged before it"
+        );
+        drop(fresh);
+        let _ = std::fs::remove_dir_all(&target);
+    }
+}
+
 /// Build a fresh store with the collection, fully durable.
 fn fresh(root: &Path, fs: &Arc<PowerFs>) -> Arc<Store> {
     let store =
@@ -528,8 +587,10 @@ fn power_loss_at_any_operation_keeps_every_acknowledged_write() {
         let fs = Arc::new(PowerFs::default());
         let store = fresh(&root, &fs);
         fs.arm(&root, u64::MAX);
-        let (_, pending) = workload(&store, 1);
+        let mut snapshots = Vec::new();
+        let (_, pending) = workload(&store, 1, &mut snapshots);
         assert!(pending.is_none());
+        assert_eq!(snapshots.len(), 2, "the workload takes two snapshots");
         fs.ops()
     };
     assert!(total > 300, "the workload makes {total} file operations");
@@ -559,7 +620,8 @@ fn power_loss_at_any_operation_keeps_every_acknowledged_write() {
         let fs = Arc::new(PowerFs::default());
         let store = fresh(&root, &fs);
         fs.arm(&root, fail_at);
-        let (acked, pending) = workload(&store, 1);
+        let mut snapshots = Vec::new();
+        let (acked, pending) = workload(&store, 1, &mut snapshots);
         let pending = pending.map(|p| p.0);
         std::mem::forget(store); // the process is gone: no close, no checkpoint
         let image = tmp.path().join(format!("image-{k}"));
@@ -579,6 +641,7 @@ fn power_loss_at_any_operation_keeps_every_acknowledged_write() {
             with_pending += 1;
         }
         check_search(&reopened, &got, &mut rng);
+        check_snapshots(&reopened, &snapshots, &image, &what);
         // Still usable: a write after recovery lands and survives a reopen.
         let col = reopened.collection("c").expect("c");
         col.upsert(&[PointId::Num(10_000)], &[0.5; DIM], None)
@@ -605,7 +668,7 @@ fn an_injected_io_error_fails_one_call_cleanly_and_loses_nothing() {
         let fs = Arc::new(PowerFs::default());
         let store = fresh(&root, &fs);
         fs.inject(&root, u64::MAX, Fault::Eio);
-        let (_, pending) = workload(&store, 2);
+        let (_, pending) = workload(&store, 2, &mut Vec::new());
         assert!(pending.is_none());
         fs.sites()
     };
@@ -630,7 +693,7 @@ fn an_injected_io_error_fails_one_call_cleanly_and_loses_nothing() {
         let fs = Arc::new(PowerFs::default());
         let store = fresh(&root, &fs);
         fs.inject(&root, at, fault);
-        let (mut acked, failed) = workload(&store, 2);
+        let (mut acked, failed) = workload(&store, 2, &mut Vec::new());
         let Some((op, file)) = fs.hit() else {
             panic!("fault {at} of {sites} never hit");
         };
