@@ -53,5 +53,9 @@ python -m mypy.stubtest ferrovec._native
 step "rust tests"
 cargo test -p ferrovec-core --locked
 
+step "fuzzing: the corpora replayed and store files mutated (cargo test), then libFuzzer, 10 s a target"
+cargo test -p ferrovec-fuzz --locked
+bash scripts/fuzz.sh 10
+
 step "python tests"
 python -m pytest tests

@@ -116,8 +116,17 @@ impl Manifest {
         let path = dir.join(MANIFEST);
         let bytes = fs.read(&path)?;
         let (_, body) = Header::decode_whole(FileKind::Manifest, &bytes, &path, true)?;
-        postcard::from_bytes(body)
-            .map_err(|e| Error::corrupt(&path, format!("manifest does not decode: {e}")))
+        let manifest: Manifest = postcard::from_bytes(body)
+            .map_err(|e| Error::corrupt(&path, format!("manifest does not decode: {e}")))?;
+        // A checksum only says the bytes are as written: the configuration must also be one
+        // this build accepts, or code that trusts it (one vector at least) would misbehave.
+        manifest.config.validate().map_err(|e| {
+            Error::corrupt(
+                &path,
+                format!("manifest holds an invalid configuration: {e}"),
+            )
+        })?;
+        Ok(manifest)
     }
 
     /// Atomically replace the manifest in `dir`.

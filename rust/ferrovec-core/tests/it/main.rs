@@ -2,7 +2,6 @@
 
 mod durability;
 mod fixtures;
-mod mutate;
 mod named;
 mod optimizer;
 mod power;
