@@ -79,12 +79,19 @@ class UnsupportedError(FerrovecError, NotImplementedError):
     the results: for example sparse vectors or hybrid queries through the Qdrant client."""
 
 
+class InternalError(FerrovecError):
+    """A bug in ferrovec: the Rust core panicked, and the call failed. The process goes on and
+    the store's files are checked as they are read; to be sure the in-memory state agrees with
+    them, close and reopen the store. Please report the message."""
+
+
 __all__ = [
     "ClosedError",
     "CollectionExistsError",
     "CollectionNotFoundError",
     "CorruptionError",
     "FerrovecError",
+    "InternalError",
     "InvalidInputError",
     "LogFailedError",
     "PointNotFoundError",

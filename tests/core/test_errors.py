@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -170,8 +172,29 @@ def test_exception_hierarchy():
         ferrovec.StorageError,
         ferrovec.LogFailedError,
         ferrovec.ClosedError,
+        ferrovec.InternalError,
     ):
         assert issubclass(cls, ferrovec.FerrovecError)
     assert str(ferrovec.CollectionNotFoundError("collection 'x' does not exist")) == (
         "collection 'x' does not exist"
     )
+
+
+def test_a_panic_in_the_core_is_raised_as_internal_error(db):
+    # pyo3 would raise PanicException, a BaseException that `except Exception` misses; the
+    # binding boundary turns a panic into InternalError, on the sync and the async path.
+    from ferrovec import _native
+
+    col = db.create_collection("after_panic", dim=2)
+    with pytest.raises(ferrovec.InternalError, match="deliberate test panic") as caught:
+        _native._panic_for_tests("deliberate test panic")
+    assert isinstance(caught.value, Exception)
+
+    async def awaited() -> None:
+        await _native._panic_for_tests_async("deliberate async panic")
+
+    with pytest.raises(ferrovec.InternalError, match="deliberate async panic"):
+        asyncio.run(awaited())
+    # The process and its stores go on.
+    col.upsert([1], np.ones((1, 2), dtype=np.float32))
+    assert col.count() == 1

@@ -5,7 +5,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3_async_runtimes::tokio::{future_into_py, get_runtime};
 
-use crate::errors::to_py;
+use crate::errors::{panicked, to_py};
 
 fn join_error(e: impl std::fmt::Display) -> PyErr {
     PyRuntimeError::new_err(format!("ferrovec worker thread failed: {e}"))
@@ -20,7 +20,16 @@ where
     C: FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
 {
     future_into_py(py, async move {
-        let result = get_runtime().spawn_blocking(f).await.map_err(join_error)?;
+        // A panic in the core (a bug) becomes `InternalError`, as on the synchronous path; a
+        // task cancelled by the runtime shutting down, a `RuntimeError`.
+        let result = match get_runtime().spawn_blocking(f).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => {
+                let payload = e.into_panic();
+                return Err(Python::attach(|py| panicked(py, payload.as_ref())));
+            }
+            Err(e) => return Err(join_error(e)),
+        };
         Python::attach(|py| match result {
             Ok(value) => done(py, value),
             Err(e) => Err(to_py(py, e)),

@@ -54,6 +54,22 @@ pub fn to_py(py: Python<'_>, err: Error) -> PyErr {
     }
 }
 
+/// `InternalError` for a panic caught at the binding boundary (`payload` as `catch_unwind`
+/// or tokio's `JoinError::into_panic` hand it over).
+pub fn panicked(py: Python<'_>, payload: &(dyn std::any::Any + Send)) -> PyErr {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string());
+    raise(
+        py,
+        "InternalError",
+        format!("internal error in ferrovec (a bug; please report it): {what}"),
+        &[],
+    )
+}
+
 /// An `InvalidInputError` raised from the binding layer itself.
 pub fn invalid(py: Python<'_>, message: impl Into<String>) -> PyErr {
     raise(py, "InvalidInputError", message.into(), &[])

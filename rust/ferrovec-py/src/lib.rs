@@ -67,6 +67,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(database::open, m)?)?;
     m.add_function(wrap_pyfunction!(aio::spawn, m)?)?;
+    m.add_function(wrap_pyfunction!(gil::_panic_for_tests, m)?)?;
+    m.add_function(wrap_pyfunction!(gil::_panic_for_tests_async, m)?)?;
     m.add_function(wrap_pyfunction!(database::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(database::get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(collection::_matrix_address, m)?)?;
