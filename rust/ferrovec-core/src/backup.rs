@@ -485,7 +485,9 @@ pub fn restore(
                     let e = e.ctx("list", &archived)?;
                     let name = e.file_name().to_string_lossy().into_owned();
                     if !name.starts_with('.') && name.ends_with(".wal") {
-                        std::fs::copy(e.path(), wal.join(&name)).ctx("copy", &e.path())?;
+                        // Copied and fsynced: the collection is acknowledged as restored once
+                        // it is moved into place, so its log must be on disk by then.
+                        copy_hashed(&e.path(), Some(&wal.join(&name)), &mut |_| {})?;
                     }
                 }
                 let from = info.collections[n].sequence + 1;

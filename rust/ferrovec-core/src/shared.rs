@@ -102,6 +102,14 @@ pub fn retire(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Undo [`retire`] when the drop or replacement failed before anything moved: the collection
+/// in `dir` is the same one, and every process may open it again (handles that saw it retired
+/// stay closed; `Store::collection` gives new ones).
+pub fn reinstate(dir: &Path) -> Result<()> {
+    Shared::open(dir)?.word(RETIRED).store(0, Ordering::SeqCst);
+    Ok(())
+}
+
 impl Shared {
     /// Open (creating it if a collection of an earlier build lacks it) the `SHARED` file of the
     /// collection in `dir`, and claim a reader slot.

@@ -119,7 +119,11 @@ pub(crate) fn copy_hashed(
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
     loop {
-        let k = src.read(&mut buf).ctx("read", from)?;
+        let k = match src.read(&mut buf) {
+            // A signal (Python's, say) interrupted the read: nothing was read, try again.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => r.ctx("read", from)?,
+        };
         if k == 0 {
             break;
         }
@@ -365,7 +369,7 @@ impl Collection {
                         Some(libc::EXDEV | libc::EPERM | libc::EOPNOTSUPP | libc::EMLINK)
                     ) =>
                 {
-                    std::fs::copy(&from, &to).ctx("copy", &from)?;
+                    crate::io::copy_file(&from, &to).ctx("copy", &from)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -792,27 +796,46 @@ impl<'a> Staging<'a> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let dir = root.join("collections").join(format!(".restoring-{nonce}"));
-        std::fs::create_dir_all(&dir).ctx("create directory", &dir)?;
+        store.fs().create_dir_all(&dir)?;
         Ok(Staging { dir, store })
+    }
+
+    /// Write the file `rel` of the staged collection `collection` from `r`, fsynced.
+    pub fn write(&self, collection: &str, rel: &Path, r: &mut dyn Read) -> Result<()> {
+        let fs = self.store.fs();
+        let to = self.dir.join(collection).join(rel);
+        if let Some(parent) = to.parent() {
+            fs.create_dir_all(parent)?;
+        }
+        let mut sink = BufWriter::with_capacity(1 << 20, FileSink(fs.create(&to)?));
+        std::io::copy(r, &mut sink).ctx("write", &to)?;
+        let file = sink.into_inner().map_err(|e| Error::Io {
+            op: "write",
+            path: to.clone(),
+            source: e.into_error(),
+        })?;
+        file.0.sync_data()
     }
 
     /// Complete the staged collections `names` (empty `wal/`, fsynced) and move them in.
     pub fn install(&self, names: &[String], replace: bool) -> Result<()> {
+        let fs = self.store.fs();
         for n in names {
             for sub in ["segments", "wal"] {
                 let d = self.dir.join(n).join(sub);
-                std::fs::create_dir_all(&d).ctx("create directory", &d)?;
-                fsync_dir(&d)?;
+                fs.create_dir_all(&d)?;
+                fs.sync_dir(&d)?;
             }
-            fsync_dir(&self.dir.join(n))?;
+            fs.sync_dir(&self.dir.join(n))?;
         }
         self.store.install_restored(&self.dir, names, replace)
     }
 
     /// Remove what is left of the staging directory.
     pub fn finish(self) -> Result<()> {
-        if self.dir.exists() {
-            std::fs::remove_dir_all(&self.dir).ctx("remove", &self.dir)?;
+        let fs = self.store.fs();
+        if fs.exists(&self.dir)? {
+            fs.remove_dir_all(&self.dir)?;
         }
         Ok(())
     }
@@ -836,24 +859,12 @@ pub fn restore(
     }
     let free = store.path().and_then(free_bytes);
     let staging = Staging::new(store)?;
-    let staged = &staging.dir;
     let result = (|| {
         let mut take = |col: &str, rel: &Path, r: &mut dyn Read| -> Result<()> {
             if collection.is_some_and(|c| c != col) {
                 return Ok(());
             }
-            let to = staged.join(col).join(rel);
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).ctx("create directory", parent)?;
-            }
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&to)
-                .ctx("create", &to)?;
-            std::io::copy(r, &mut f).ctx("write", &to)?;
-            f.sync_all().ctx("fsync", &to)?;
-            Ok(())
+            staging.write(col, rel, r)
         };
         let raw = File::open(archive).ctx("open", archive)?;
         let (index, _) = read_archive(archive, raw, free, &mut take)?;

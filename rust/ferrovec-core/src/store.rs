@@ -48,6 +48,10 @@ pub struct Store {
     lock: Mutex<Option<Box<dyn Send + Sync>>>,
     collections: Mutex<BTreeMap<String, Slot>>,
     closed: AtomicBool,
+    /// A collection was moved into `collections/` (a restore) but the directory's fsync failed:
+    /// until a retry succeeds, no collection is opened, so no write is acknowledged into one
+    /// whose place a power loss could undo.
+    unsynced: AtomicBool,
     /// Continuous log archiving of every collection: (archive root, seal interval).
     log_archive: Mutex<Option<(PathBuf, Duration)>>,
     /// The process that opened the store (a child after `fork` must open it again).
@@ -226,6 +230,7 @@ impl Store {
             lock: Mutex::new(Some(guard)),
             collections: Mutex::new(BTreeMap::new()),
             closed: AtomicBool::new(false),
+            unsynced: AtomicBool::new(false),
             log_archive: Mutex::new(None),
             pid: std::process::id(),
         };
@@ -273,6 +278,7 @@ impl Store {
             lock: Mutex::new(None),
             collections: Mutex::new(BTreeMap::new()),
             closed: AtomicBool::new(false),
+            unsynced: AtomicBool::new(false),
             log_archive: Mutex::new(None),
             pid: std::process::id(),
         })
@@ -426,6 +432,10 @@ impl Store {
                 let dir = self
                     .collection_dir(name)
                     .ok_or_else(|| Error::CollectionNotFound(name.to_string()))?;
+                if self.unsynced.load(Ordering::Acquire) {
+                    self.fs.sync_dir(dir.parent().unwrap_or(&dir))?;
+                    self.unsynced.store(false, Ordering::Release);
+                }
                 let col = Collection::open(self.fs.clone(), &dir, name, self.options)?;
                 self.apply_archive(&col)?;
                 slots.insert(name.to_string(), Some(col.clone()));
@@ -520,17 +530,29 @@ impl Store {
                 col.mark_dropped();
             }
             slots.insert(name.to_string(), None);
-            self.fs.exchange(staged, &dir)?;
-            self.fs.sync_dir(&cdir)?;
+            if let Err(e) = self.fs.exchange(staged, &dir) {
+                // Nothing moved: the old collection is still in place, and usable again.
+                crate::shared::reinstate(&dir)?;
+                return Err(e);
+            }
+            self.sync_installed(&cdir)?;
             // `staged` now holds the old collection; its leading dot gets it removed at the
             // next open if this removal is interrupted.
             self.fs.remove_dir_all(staged)?;
         } else {
             self.fs.rename(staged, &dir)?;
-            self.fs.sync_dir(&cdir)?;
             slots.insert(name.to_string(), None);
+            self.sync_installed(&cdir)?;
         }
         Ok(())
+    }
+
+    /// Make a collection just moved into `cdir` durable; on failure, hold back every open
+    /// until a retry succeeds (see `unsynced`).
+    fn sync_installed(&self, cdir: &Path) -> Result<()> {
+        self.fs.sync_dir(cdir).inspect_err(|_| {
+            self.unsynced.store(true, Ordering::Release);
+        })
     }
 
     /// Information on every collection (loading each).
