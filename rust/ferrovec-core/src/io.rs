@@ -364,6 +364,17 @@ pub const UNSHAREABLE_FILE_SYSTEMS: &[(i64, &str)] = &[
 ];
 
 /// The name of the file system type `magic` if stores on it are refused.
+/// `std::fs::copy`, started again when a signal interrupts it (its kernel-copy path returns
+/// EINTR rather than retrying; the copy rewrites the destination from the start each time).
+pub fn copy_file(from: &Path, to: &Path) -> std::io::Result<u64> {
+    loop {
+        match fs::copy(from, to) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 pub fn unshareable_file_system(magic: i64) -> Option<&'static str> {
     UNSHAREABLE_FILE_SYSTEMS
         .iter()

@@ -140,7 +140,8 @@ impl Template {
         for f in &self.files {
             let dest = to.join(f);
             std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
-            std::fs::copy(self.root.join(f), &dest).expect("copy");
+            // libFuzzer's timeout alarm may interrupt a copy: copy_file starts it again.
+            ferrovec_core::io::copy_file(&self.root.join(f), &dest).expect("copy");
         }
         let col = to.join("collections").join(COLLECTION);
         for dir in ["segments", "wal"] {

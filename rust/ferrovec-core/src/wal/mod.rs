@@ -632,7 +632,7 @@ impl Wal {
         let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
         let _ = std::fs::remove_file(&tmp);
         if std::fs::hard_link(path, &tmp).is_err() {
-            std::fs::copy(path, &tmp).map_err(|source| Error::Io {
+            crate::io::copy_file(path, &tmp).map_err(|source| Error::Io {
                 op: "archive log file",
                 path: path.to_path_buf(),
                 source,
