@@ -2,7 +2,7 @@
 # The long tier of the reliability suite (docs/RELIABILITY.md): every crash point in every
 # way a disk may keep it, every fault at every call site, and the multi-process SIGKILL soak.
 # Prints the figures the table in docs/RELIABILITY.md reports. Needs the .venv of
-# scripts/test.sh (or scripts/rag.sh). About 25 minutes on 2 cores.
+# scripts/test.sh (or scripts/rag.sh). About 45 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,5 +30,5 @@ echo "== damaged files: random mutations of every kind of file, opened and used"
 FERROVEC_MUTATIONS=20000 cargo test --release -p ferrovec-fuzz --locked --test corpus mutated \
   -- --nocapture 2>&1 | grep -E "mutations:|test result"
 
-echo "== coverage-guided fuzzing: 2 minutes a target without a sanitizer (CI runs them with ASan)"
-FUZZ_SANITIZER=none bash scripts/fuzz.sh 120 | grep -E "^fuzz:"
+echo "== coverage-guided fuzzing: 5 minutes a target without a sanitizer (CI runs them with ASan)"
+FUZZ_SANITIZER=none bash scripts/fuzz.sh 300 | grep -E "^fuzz:"

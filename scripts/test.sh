@@ -57,5 +57,8 @@ step "fuzzing: the corpora replayed and store files mutated (cargo test), then l
 cargo test -p ferrovec-fuzz --locked
 bash scripts/fuzz.sh 10
 
+step "rust tests under AddressSanitizer and LeakSanitizer"
+bash scripts/asan.sh
+
 step "python tests"
 python -m pytest tests
