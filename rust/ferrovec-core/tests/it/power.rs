@@ -853,3 +853,69 @@ fn an_injected_io_error_fails_one_call_cleanly_and_loses_nothing() {
         runs.len()
     );
 }
+
+#[test]
+fn a_restore_failing_at_any_call_leaves_the_old_or_the_new_collection_usable() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    // A store with a snapshot of "c", then more writes: the restore goes back to the snapshot.
+    let setup = |root: &Path| {
+        let fs = Arc::new(PowerFs::default());
+        let store = fresh(root, &fs);
+        let col = store.collection("c").expect("c");
+        let mut rng = Rng::new(5);
+        let ids: Vec<PointId> = (0..30).map(PointId::Num).collect();
+        col.upsert(&ids[..20], &rng.vectors(20, DIM), None)
+            .expect("upsert");
+        col.optimize().expect("optimize");
+        let info = store.create_snapshot(Some("c"), None).expect("snapshot");
+        let at_snapshot = stored(&store);
+        col.upsert(&ids[20..], &rng.vectors(10, DIM), None)
+            .expect("upsert");
+        col.delete(&ids[..5]).expect("delete");
+        let before = stored(&store);
+        (fs, store, info, before, at_snapshot)
+    };
+    let sites = {
+        let root = tmp.path().join("count");
+        let (fs, store, info, _, at_snapshot) = setup(&root);
+        fs.inject(&root, u64::MAX, Fault::Eio);
+        restore(&info.path, &store, Some("c"), true).expect("restore");
+        let sites = fs.sites();
+        assert_eq!(stored(&store), at_snapshot);
+        sites
+    };
+    assert!(sites > 10, "a restore makes {sites} file operations");
+    let kinds = [Fault::NoSpace, Fault::Eio, Fault::Short];
+    for at in 1..=sites {
+        let fault = kinds[(at % 3) as usize];
+        let root = tmp.path().join(format!("run-{at}"));
+        let (fs, store, info, before, at_snapshot) = setup(&root);
+        fs.inject(&root, at, fault);
+        let result = restore(&info.path, &store, Some("c"), true);
+        let (op, file) = fs.hit().expect("the fault hit");
+        let what = format!("{fault:?} at {op} of {} ({at} of {sites})", file.display());
+        match result {
+            Err(Error::Io { path, .. }) => assert_eq!(path, file, "{what}"),
+            other => panic!("{what}: the restore gave {other:?}"),
+        }
+        // Usable at once, holding the old collection or the restored one, whole.
+        let col = store
+            .collection("c")
+            .unwrap_or_else(|e| panic!("{what}: the collection after the fault: {e}"));
+        let got = stored(&store);
+        assert!(
+            got == before || got == at_snapshot,
+            "{what}: neither collection"
+        );
+        col.upsert(&[PointId::Num(500)], &[0.5; DIM], None)
+            .unwrap_or_else(|e| panic!("{what}: write after the failed restore: {e}"));
+        drop(col);
+        drop(store);
+        let reopened = Store::open(&root, options()).expect("reopen");
+        let after = stored(&reopened);
+        assert_eq!(after.len(), got.len() + 1, "{what}: after a reopen");
+        drop(reopened);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    eprintln!("restore faults: {sites} call sites, each failed once; the collection stayed usable");
+}
