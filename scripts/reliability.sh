@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The long tier of the reliability suite (docs/RELIABILITY.md): every crash point in every
-# way a disk may keep it, every fault at every call site, and the multi-process SIGKILL soak.
+# way a disk may keep it, every fault at every call site, the multi-process SIGKILL soak, the
+# property test, the concurrency stress (also under ASan), damaged files, and fuzzing.
 # Prints the figures the table in docs/RELIABILITY.md reports. Needs the .venv of
-# scripts/test.sh (or scripts/rag.sh). About 45 minutes on 2 cores.
+# scripts/test.sh (or scripts/rag.sh). About 50 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,9 @@ FERROVEC_STRESS_SECS=120 cargo test --release -p ferrovec-core --locked --test i
 echo "== damaged files: random mutations of every kind of file, opened and used"
 FERROVEC_MUTATIONS=20000 cargo test --release -p ferrovec-fuzz --locked --test corpus mutated \
   -- --nocapture 2>&1 | grep -E "mutations:|test result"
+
+echo "== AddressSanitizer and LeakSanitizer: the core's tests, the concurrency stress for 60 s"
+FERROVEC_STRESS_SECS=60 bash scripts/asan.sh --nocapture 2>&1 | grep -E "stress:|test result"
 
 echo "== coverage-guided fuzzing: 5 minutes a target without a sanitizer (CI runs them with ASan)"
 FUZZ_SANITIZER=none bash scripts/fuzz.sh 300 | grep -E "^fuzz:"

@@ -21,6 +21,8 @@ __all__ = [
     "__version__",
     "_as_matrix",
     "_matrix_address",
+    "_panic_for_tests",
+    "_panic_for_tests_async",
     "_shutdown",
     "backup_status",
     "cleanup_backups",
