@@ -61,6 +61,18 @@ fn work_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let base =
             std::env::var_os("FERROVEC_FUZZ_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+        // A process leaves its directory behind (libFuzzer exits without unwinding): remove
+        // those of processes that are gone.
+        if let Ok(entries) = std::fs::read_dir(&base) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix("ferrovec-fuzz-") {
+                    if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
         let dir = base.join(format!("ferrovec-fuzz-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the fuzz work directory");
