@@ -4,11 +4,12 @@
 #
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET ...]     (default: 15 s, every target)
 #
-# FUZZ_SANITIZER=address (default) or none: none runs about 8x more executions, address also
-# catches memory errors in unsafe code. The toolchain is stable: RUSTC_BOOTSTRAP=1 lets it take
-# the sanitizer flags. Inputs found go to target/fuzz-corpus/<target> (kept between runs);
-# a crash, an allocation over 256 MiB, or an input running over 10 s fails the script and
-# leaves the input in rust/ferrovec-fuzz/artifacts/<target>/ (once fixed, keep it in
+# FUZZ_SANITIZER=address (default) or none: none runs 1.5 to 10 times more executions a second
+# (by target), address also catches memory errors in unsafe code. The toolchain is stable:
+# RUSTC_BOOTSTRAP=1 lets it take the sanitizer flags. Inputs found go to
+# target/fuzz-corpus/<target> (kept between runs); a crash, an allocation over 256 MiB, or an
+# input running over 10 s fails the script and leaves the input in
+# rust/ferrovec-fuzz/artifacts/<target>/ (once fixed, keep it in
 # rust/ferrovec-fuzz/regressions/<target>/, which cargo test replays).
 set -euo pipefail
 cd "$(dirname "$0")/.."
