@@ -50,9 +50,13 @@ impl log::Log for Gate {
 /// Run by `atexit` (see `ferrovec/__init__.py`): close every store still open in this process
 /// (each checkpoints and stops its optimizer), then stop calling into Python from log lines.
 #[pyfunction]
-fn _shutdown(py: Python<'_>) {
-    py.detach(ferrovec_core::Store::close_all_open);
+fn _shutdown(py: Python<'_>) -> PyResult<()> {
+    let closed = gil::run_detached(py, || {
+        ferrovec_core::Store::close_all_open();
+        Ok(())
+    });
     PYTHON_GONE.store(true, Ordering::Release);
+    closed
 }
 
 #[pymodule(gil_used = false)]
