@@ -363,7 +363,6 @@ pub const UNSHAREABLE_FILE_SYSTEMS: &[(i64, &str)] = &[
     (0x00C3_6400, "CephFS"),
 ];
 
-/// The name of the file system type `magic` if stores on it are refused.
 /// `std::fs::copy`, started again when a signal interrupts it (its kernel-copy path returns
 /// EINTR rather than retrying; the copy rewrites the destination from the start each time).
 pub fn copy_file(from: &Path, to: &Path) -> std::io::Result<u64> {
@@ -375,6 +374,25 @@ pub fn copy_file(from: &Path, to: &Path) -> std::io::Result<u64> {
     }
 }
 
+/// Give `to` the bytes of `from` (which is never modified): a hard link, or a copy, fsynced,
+/// where links are not possible (another file system, or one without them). Any other error
+/// is reported.
+pub fn link_or_copy(fs: &dyn FileSystem, from: &Path, to: &Path) -> Result<()> {
+    match fs.hard_link(from, to) {
+        Err(Error::Io { ref source, .. })
+            if matches!(
+                source.raw_os_error(),
+                Some(libc::EXDEV | libc::EPERM | libc::EOPNOTSUPP | libc::EMLINK)
+            ) =>
+        {
+            copy_file(from, to).ctx("copy", from)?;
+            File::open(to).and_then(|f| f.sync_all()).ctx("fsync", to)
+        }
+        other => other,
+    }
+}
+
+/// The name of the file system type `magic` if stores on it are refused.
 pub fn unshareable_file_system(magic: i64) -> Option<&'static str> {
     UNSHAREABLE_FILE_SYSTEMS
         .iter()

@@ -344,15 +344,12 @@ mod tests {
             Err(Error::Corruption { .. })
         ));
     }
-}
-#[cfg(test)]
-mod stress {
-    use super::*;
-    use std::sync::atomic::AtomicUsize;
-    use std::sync::Arc;
 
     #[test]
     fn write_lock_excludes_under_contention() {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::Arc;
+
         let tmp = tempfile::tempdir().expect("tmp");
         create(tmp.path()).expect("create");
         let inside = Arc::new(AtomicUsize::new(0));

@@ -359,20 +359,7 @@ impl Collection {
         );
         for r in &rel {
             let (from, to) = (dir.join(r), stage.join(r));
-            match fs.hard_link(&from, &to) {
-                Ok(()) => {}
-                // A file system without hard links: a copy (the stage is never synced: it
-                // only feeds the archive, which is). Any other error is reported.
-                Err(Error::Io { ref source, .. })
-                    if matches!(
-                        source.raw_os_error(),
-                        Some(libc::EXDEV | libc::EPERM | libc::EOPNOTSUPP | libc::EMLINK)
-                    ) =>
-                {
-                    crate::io::copy_file(&from, &to).ctx("copy", &from)?;
-                }
-                Err(e) => return Err(e),
-            }
+            crate::io::link_or_copy(fs, &from, &to)?;
         }
         drop(guard);
         Ok((manifest.checkpoint_seq, rel))
@@ -792,10 +779,9 @@ impl<'a> Staging<'a> {
         let root = store
             .path()
             .ok_or_else(|| Error::invalid("cannot restore into an in-memory store"))?;
-        let nonce = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = root.join("collections").join(format!(".restoring-{nonce}"));
+        let dir = root
+            .join("collections")
+            .join(format!(".restoring-{}", crate::store::unique_suffix()));
         store.fs().create_dir_all(&dir)?;
         Ok(Staging { dir, store })
     }

@@ -604,7 +604,7 @@ impl Drop for Store {
 }
 
 /// A name part no other process or call uses at the same time.
-fn unique_suffix() -> String {
+pub(crate) fn unique_suffix() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());

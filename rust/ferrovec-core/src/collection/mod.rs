@@ -535,6 +535,14 @@ impl Collection {
         m.generation.max(hint) + 1
     }
 
+    /// A copy of `m` to edit into the next manifest, with its generation already set (files
+    /// written for it are named after it).
+    fn next_manifest(&self, m: &Manifest) -> Manifest {
+        let mut next = m.clone();
+        next.generation = self.next_generation(m);
+        next
+    }
+
     /// Write `next` as the manifest and tell the other processes. The caller holds the lease.
     /// The hint is raised first: a process that reads it early finds the old manifest, and
     /// looks again at its next call, until the new one is in place. (Raised after, a publisher
@@ -572,8 +580,7 @@ impl Collection {
             if shared.generation() > m.generation {
                 // A publisher died after raising the hint, before its manifest was in place:
                 // publish the current one past it, so that every process stops looking.
-                let mut next = m.clone();
-                next.generation = self.next_generation(&m);
+                let next = self.next_manifest(&m);
                 self.publish(&next)?;
                 *m = next;
             }
@@ -1199,14 +1206,14 @@ impl Collection {
         Ok(())
     }
 
-    /// Checkpoint, and hold the structure lock and the optimizer lease (no file of the manifest
-    /// is retired while they are held, in any process; writers go on) so the caller can copy
-    /// the files the manifest names.
     /// The file system this collection's files go through.
     pub(crate) fn file_system(&self) -> &dyn FileSystem {
         &*self.fs
     }
 
+    /// Checkpoint, and hold the structure lock and the optimizer lease (no file of the manifest
+    /// is retired while they are held, in any process; writers go on) so the caller can copy
+    /// the files the manifest names.
     pub(crate) fn checkpoint_for_copy(&self) -> Result<(PathBuf, CopyGuard<'_>)> {
         self.check_open()?;
         let dir = self
@@ -1284,8 +1291,7 @@ impl Collection {
             built.push((seg, Arc::new(idx)));
         }
         let mut m = self.writer.lock();
-        let mut next = m.clone();
-        next.generation = self.next_generation(&next);
+        let mut next = self.next_manifest(&m);
         next.payload_indexes.push(def.clone());
         for meta in &mut next.segments {
             if built.iter().any(|(s, _)| s.id == meta.id) {
@@ -1320,8 +1326,7 @@ impl Collection {
                 "there is no payload index on {key:?}"
             )));
         };
-        let mut next = m.clone();
-        next.generation = self.next_generation(&next);
+        let mut next = self.next_manifest(&m);
         next.payload_indexes.retain(|d| d.number != def.number);
         for meta in &mut next.segments {
             meta.indexes.retain(|&n| n != def.number);

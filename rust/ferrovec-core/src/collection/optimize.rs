@@ -510,8 +510,7 @@ fn install(
 ) -> Result<()> {
     let Some(dir) = &col.dir else { return Ok(()) };
     let seg_dir = dir.join(SEGMENTS_DIR);
-    let mut next = current.clone();
-    next.generation = col.next_generation(&next);
+    let mut next = col.next_manifest(current);
     next.checkpoint_seq = seq;
     {
         let st = col.state.read();
@@ -775,8 +774,7 @@ fn build_and_switch(col: &Collection, inputs: &[usize]) -> Result<()> {
             }
         }
     }
-    let mut next = m.clone();
-    next.generation = col.next_generation(&next);
+    let mut next = col.next_manifest(&m);
     let input_ids: Vec<u64> = snap.iter().map(|(s, _)| s.id).collect();
     next.segments.retain(|s| !input_ids.contains(&s.id));
     let deleted_name = if deleted.count_ones() > 0 {

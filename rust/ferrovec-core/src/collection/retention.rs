@@ -46,8 +46,7 @@ impl Collection {
         self.check_open()?;
         let _lease = self.lease(true)?;
         let mut m = self.writer.lock();
-        let mut next = m.clone();
-        next.generation = self.next_generation(&next);
+        let mut next = self.next_manifest(&m);
         next.retention = retention;
         self.publish(&next)?;
         *m = next;

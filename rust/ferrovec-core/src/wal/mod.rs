@@ -195,16 +195,8 @@ impl Wal {
         let mut w = self.writer.lock();
         w.file = None;
         w.files = numbered[start..].iter().map(|&f| (f, 0)).collect();
-        match numbered.get(start) {
-            Some(&first) => {
-                w.cursor = None;
-                w.next_seq = first;
-            }
-            None => {
-                w.cursor = None;
-                w.next_seq = checkpoint_seq + 1;
-            }
-        }
+        w.cursor = None;
+        w.next_seq = numbered.get(start).copied().unwrap_or(checkpoint_seq + 1);
         w.skip_through = checkpoint_seq;
         let stats = self.catch_up_locked(&mut w, false, apply)?;
         // Whatever lies beyond where reading stopped is damage, not a torn tail: a file the
@@ -630,21 +622,8 @@ impl Wal {
             return Ok(());
         }
         let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-        let _ = std::fs::remove_file(&tmp);
-        if std::fs::hard_link(path, &tmp).is_err() {
-            crate::io::copy_file(path, &tmp).map_err(|source| Error::Io {
-                op: "archive log file",
-                path: path.to_path_buf(),
-                source,
-            })?;
-            std::fs::File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(|source| Error::Io {
-                    op: "fsync",
-                    path: tmp.clone(),
-                    source,
-                })?;
-        }
+        let _ = self.fs.remove_file(&tmp); // left by an interrupted archiving, if any
+        crate::io::link_or_copy(self.fs.as_ref(), path, &tmp)?;
         self.fs.rename(&tmp, &to)?;
         self.fs.sync_dir(&dir)
     }
