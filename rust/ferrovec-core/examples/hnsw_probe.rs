@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
-use ferrovec_core::index::hnsw::{self, HnswParams, Rows};
-use ferrovec_core::Distance;
+use ferrovec_core::index::hnsw::{self, Rows};
+use ferrovec_core::{Distance, HnswConfig};
 
 fn read_f32(p: &str) -> Vec<f32> {
     let b = std::fs::read(p).expect("read");
@@ -32,12 +32,13 @@ fn main() {
     let g = hnsw::build(
         rows,
         Distance::Cosine,
-        HnswParams {
+        &HnswConfig {
             m,
             ef_construct: efc,
+            ..HnswConfig::default()
         },
         1,
-        &std::sync::atomic::AtomicBool::new(false),
+        &|| false,
     );
     println!("build {:.2}s", t.elapsed().as_secs_f64());
     let nq = qs.len() / dim;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::collection::validate_name;
+use crate::config::validate_name;
 use crate::error::{Error, IoContext, Result};
 use crate::format::FORMAT_VERSION;
 // Backups are written with the OS file system directly (not modelled by the power-loss tests).

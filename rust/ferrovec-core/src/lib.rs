@@ -21,6 +21,16 @@ compile_error!(
     "ferrovec maps its little-endian files directly and supports little-endian targets only"
 );
 
+// The plain types, leaves of the module graph: a point, the configuration, what a read asks
+// for and returns, what `info` reports, payload paths and operations.
+pub mod config;
+pub mod info;
+pub mod payload;
+pub mod point;
+pub mod query;
+
+// The engine, from the bottom up: bytes on disk, the log, segments and their indexes, the
+// collection that ties them together, the store of collections and its copies.
 pub mod backup;
 pub mod collection;
 pub mod distance;
@@ -34,16 +44,20 @@ pub mod segment;
 pub mod shared;
 pub mod snapshot;
 pub mod store;
-pub mod types;
 pub mod wal;
 
-pub use collection::{Collection, Direction, StorageOptions};
+pub use collection::Collection;
+pub use config::{
+    CollectionConfig, Distance, Durability, HnswConfig, OptimizerConfig, Retention, Space,
+    StorageOptions, VectorSpec,
+};
 pub use error::{Error, Result};
 pub use filter::index::IndexKind;
 pub use filter::Filter;
-pub use store::Store;
-pub use types::{
-    CollectionConfig, CollectionInfo, Distance, Durability, FacetValue, HnswConfig,
-    OptimizerConfig, Payload, PayloadIndexInfo, PayloadOp, PayloadSelector, PointId, Record,
-    Retention, ScoredPoint, SearchParams, SegmentInfo, Selector, Space, VectorSpec,
+pub use info::{CollectionInfo, PayloadIndexInfo, SegmentInfo};
+pub use payload::PayloadOp;
+pub use point::{Payload, PointId};
+pub use query::{
+    Direction, FacetValue, PayloadSelector, Record, ScoredPoint, SearchParams, Selector,
 };
+pub use store::Store;

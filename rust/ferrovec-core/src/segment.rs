@@ -27,13 +27,14 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
+use crate::config::{is_absent, Space};
 use crate::error::{Error, Result};
 use crate::filter::index::FieldIndex;
 use crate::format::{read_u32, read_u64, FileKind, Header, HEADER_LEN};
 use crate::index::hnsw::{self, Graph};
 use crate::index::quant::{self, Codes};
 use crate::io::{FileSystem, Mapped, ReadAt};
-use crate::types::{is_absent, PointId, Space};
+use crate::point::PointId;
 
 const ID_ENTRY: usize = 16;
 
@@ -305,7 +306,7 @@ pub fn space_values(vectors: &[f32], sp: Space) -> std::borrow::Cow<'_, [f32]> {
     std::borrow::Cow::Owned(out)
 }
 
-/// Rows lacking vector `sp` (a named vector a point does not have; see `types::is_absent`).
+/// Rows lacking vector `sp` (a named vector a point does not have; see `config::is_absent`).
 pub fn absent_rows(vectors: &[f32], sp: Space) -> usize {
     vectors
         .chunks_exact(sp.stride)
@@ -847,12 +848,10 @@ pub fn read_deleted(fs: &dyn FileSystem, dir: &Path, name: &str, rows: usize) ->
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
-
     use super::*;
-    use crate::index::hnsw::{self, HnswParams, Rows};
+    use crate::config::{Distance, HnswConfig};
+    use crate::index::hnsw::{self, Rows};
     use crate::io::OsFs;
-    use crate::types::Distance;
 
     /// A large segment with codes reads the rows it rescores with pread (no mapping); the
     /// distances must be those of the mapped rows, for each of a point's two vectors, and a
@@ -861,13 +860,13 @@ mod tests {
     fn rescorer_reads_rows_with_pread_exactly() {
         let dir = tempfile::tempdir().expect("temp dir");
         let rows = 300usize;
-        let config = crate::types::CollectionConfig::with_vectors(vec![
-            crate::types::VectorSpec {
+        let config = crate::config::CollectionConfig::with_vectors(vec![
+            crate::config::VectorSpec {
                 name: "a".into(),
                 dim: 16,
                 distance: Distance::Dot,
             },
-            crate::types::VectorSpec {
+            crate::config::VectorSpec {
                 name: "b".into(),
                 dim: 8,
                 distance: Distance::Euclid,
@@ -892,12 +891,13 @@ mod tests {
                 hnsw::build(
                     Rows::of(&vectors, sp),
                     sp.distance,
-                    HnswParams {
+                    &HnswConfig {
                         m: 8,
                         ef_construct: 32,
+                        ..HnswConfig::default()
                     },
                     1,
-                    &AtomicBool::new(false),
+                    &|| false,
                 )
             })
             .collect();

@@ -21,7 +21,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::collection::{self, Collection};
+use crate::collection::Collection;
 use crate::error::{Error, IoContext, Result};
 use crate::format::FORMAT_VERSION;
 use crate::io::{FileSystem, WriteFile};
@@ -72,7 +72,7 @@ struct Index {
     /// Each collection's configuration, for people and tools reading the archive (restore
     /// takes it from the collection's MANIFEST).
     #[serde(default)]
-    configs: BTreeMap<String, crate::types::CollectionConfig>,
+    configs: BTreeMap<String, crate::config::CollectionConfig>,
     files: Vec<FileEntry>,
 }
 
@@ -522,7 +522,7 @@ fn entry_target(archive: &Path, raw: &Path) -> Result<(String, PathBuf)> {
     }
     match parts.as_slice() {
         [c, name, rest @ ..] if c == "collections" && !rest.is_empty() => {
-            collection::validate_name(name).map_err(|_| bad("not a collection name"))?;
+            crate::config::validate_name(name).map_err(|_| bad("not a collection name"))?;
             let ok = match rest {
                 [m] => m == "MANIFEST",
                 [s, f] => s == "segments" && !f.starts_with('.'),

@@ -20,11 +20,13 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::collection::{self, Collection, StorageOptions};
+use crate::collection::Collection;
+use crate::config::CollectionConfig;
+use crate::config::StorageOptions;
 use crate::error::{Error, Result};
 use crate::format::{FileKind, Header};
+use crate::info::CollectionInfo;
 use crate::io::{FileSystem, LockOutcome, OsFs};
-use crate::types::{CollectionConfig, CollectionInfo};
 
 /// Set to 1 to open a store on a file system whose locks cannot be trusted (`io::
 /// UNSHAREABLE_FILE_SYSTEMS`), accepting that only one process may then use it at a time.
@@ -250,7 +252,7 @@ impl Store {
             if name.starts_with('.') {
                 continue;
             }
-            if collection::validate_name(&name).is_ok() && self.fs.is_dir(&cdir.join(&name))? {
+            if crate::config::validate_name(&name).is_ok() && self.fs.is_dir(&cdir.join(&name))? {
                 present.push(name);
             } else {
                 log::warn!("ignoring unexpected entry {name} in {}", cdir.display());
@@ -321,7 +323,7 @@ impl Store {
         exist_ok: bool,
     ) -> Result<Arc<Collection>> {
         self.check_open()?;
-        collection::validate_name(name)?;
+        crate::config::validate_name(name)?;
         self.check_writable()?;
         let mut slots = self.collections.lock();
         self.refresh_slots(&mut slots)?;
@@ -512,7 +514,7 @@ impl Store {
     ) -> Result<()> {
         self.check_open()?;
         self.check_writable()?;
-        collection::validate_name(name)?;
+        crate::config::validate_name(name)?;
         let (Some(root), Some(dir)) = (&self.path, self.collection_dir(name)) else {
             return Err(Error::invalid("cannot restore into an in-memory store"));
         };

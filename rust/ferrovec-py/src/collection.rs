@@ -493,7 +493,7 @@ impl PyCollection {
         let payload = payload_from_py(py, payload)?;
         let op = match key {
             Some(key) => PayloadOp::SetAt {
-                path: ferrovec_core::filter::Path::parse(key, "key")
+                path: ferrovec_core::payload::Path::parse(key, "key")
                     .map_err(|e| crate::errors::to_py(py, e))?,
                 payload,
                 null_removes,

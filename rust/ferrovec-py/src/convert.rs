@@ -424,7 +424,7 @@ pub fn vector_to_py(
         return Ok(py.None());
     };
     if !config.is_named() {
-        if ferrovec_core::types::is_absent(&v) {
+        if ferrovec_core::config::is_absent(&v) {
             return Ok(py.None()); // removed by delete_vectors
         }
         return Ok(PyArray1::from_vec(py, v).into_any().unbind());
@@ -432,7 +432,7 @@ pub fn vector_to_py(
     let d = PyDict::new(py);
     for (spec, sp) in config.vectors.iter().zip(config.spaces()) {
         let part = v.get(sp.offset..sp.offset + sp.dim).unwrap_or(&[]);
-        if !ferrovec_core::types::is_absent(part) {
+        if !ferrovec_core::config::is_absent(part) {
             d.set_item(&spec.name, PyArray1::from_slice(py, part))?;
         }
     }

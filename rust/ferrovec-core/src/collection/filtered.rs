@@ -18,25 +18,21 @@ use rayon::prelude::*;
 use super::manifest::PayloadIndexDef;
 use super::search::{self, Cand, TopK};
 use super::state::{Loc, State, MEM};
+use crate::config::Space;
 use crate::error::{Error, Result};
 use crate::filter::index::{self as pindex, FieldIndex, SourceView};
 use crate::filter::rowset::RowSet;
-use crate::filter::{parse_datetime, Cond, Filter, Path as KeyPath};
+use crate::filter::{parse_datetime, Cond, Filter};
 use crate::index::hnsw;
 use crate::index::quant::Codes;
+use crate::payload::Path as KeyPath;
+use crate::point::{Payload, PointId};
+use crate::query::{Direction, FacetValue, PayloadSelector, Record, SearchParams};
 use crate::segment::{Bitmap, Segment};
-use crate::types::{FacetValue, Payload, PayloadSelector, PointId, Record, SearchParams, Space};
 
 /// Rows of exact scoring that one filtered graph search costs, per unit of ef and of
 /// 1/sqrt(selectivity) (see `search_filtered`).
 const GRAPH_COST: f64 = 80.0;
-
-/// Direction of `scroll(order_by=...)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    Asc,
-    Desc,
-}
 
 /// Keys of the field conditions a filter's indexes could answer.
 fn indexable_keys<'a>(f: &'a Filter, out: &mut Vec<&'a str>) {

@@ -6,12 +6,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::{CollectionConfig, Retention};
 use crate::error::{Error, Result};
 use crate::filter::index::IndexKind;
 use crate::format::{FileKind, Header};
 use crate::io::FileSystem;
 use crate::segment;
-use crate::types::{CollectionConfig, Retention};
 
 pub const MANIFEST: &str = "MANIFEST";
 pub const MANIFEST_TMP: &str = "MANIFEST.tmp";

@@ -30,10 +30,10 @@ use super::state::{MemRows, Source, SourceKind};
 use super::{Collection, OPEN, SEGMENTS_DIR};
 use crate::error::{Error, Result};
 use crate::filter::index::FieldIndex;
-use crate::filter::Path as KeyPath;
 use crate::format::FileKind;
-use crate::index::hnsw::{self, Graph, HnswParams, Rows};
+use crate::index::hnsw::{self, Graph, Rows};
 use crate::index::quant;
+use crate::payload::Path as KeyPath;
 use crate::segment::{self, Bitmap, GraphData, Segment, SegmentData};
 
 /// A segment with more than this fraction of deleted rows is rebuilt without them.
@@ -659,12 +659,8 @@ fn build_and_switch(col: &Collection, inputs: &[usize]) -> Result<()> {
             ""
         }
     );
-    let params = HnswParams {
-        m: hcfg.m,
-        ef_construct: hcfg.ef_construct,
-    };
     let id = col.writer.lock().take_segment_id();
-    let cancel = &col.optimizer.shared.cancel;
+    let stop = || col.optimizer.cancelled();
     let absent = segment::absent_counts(&vectors, &spaces);
     // One graph per vector, or none.
     let mut graphs = Vec::new();
@@ -684,8 +680,8 @@ fn build_and_switch(col: &Collection, inputs: &[usize]) -> Result<()> {
             };
             let metric = sp.distance;
             let g = match &base_graphs {
-                Some(bg) => hnsw::extend(rows, metric, &bg[sp.index], id, cancel),
-                None => hnsw::build(rows, metric, params, id, cancel),
+                Some(bg) => hnsw::extend(rows, metric, &bg[sp.index], id, &stop),
+                None => hnsw::build(rows, metric, &hcfg, id, &stop),
             };
             if col.optimizer.cancelled() {
                 return Err(cancelled_error());

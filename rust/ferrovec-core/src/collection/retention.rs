@@ -9,10 +9,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
 use super::Collection;
+use crate::config::Retention;
 use crate::error::{Error, Result};
 use crate::filter::index::IndexKind;
-use crate::filter::{Filter, Path as KeyPath};
-use crate::types::Retention;
+use crate::filter::Filter;
+use crate::payload::Path as KeyPath;
 
 /// How often the background optimizer looks for expired points.
 pub const CHECK_INTERVAL_MS: u64 = 10_000;

@@ -10,12 +10,12 @@ use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
 
+use crate::config::{Distance, Space};
 use crate::distance;
 use crate::error::Result;
 use crate::index::hnsw::{Graph, Item, Rows};
 use crate::index::quant::Codes;
 use crate::segment::{Bitmap, Segment};
-use crate::types::{Distance, Space};
 
 /// Rows scanned by one parallel task.
 const CHUNK_ROWS: usize = 8 * 1024;

@@ -9,16 +9,16 @@ use std::sync::Arc;
 
 use super::manifest::PayloadIndexDef;
 use super::search::{self, Block, Cand, TopK};
+use crate::config::{Distance, Space};
 use crate::error::{Error, Result};
 use crate::filter::rowset::RowSet;
 use crate::filter::Filter;
 use crate::index::hnsw;
 use crate::index::quant::Codes;
+use crate::payload::PayloadOp;
+use crate::point::{Payload, PointId};
+use crate::query::{PayloadSelector, Record, ScoredPoint, SearchParams};
 use crate::segment::{Bitmap, Segment};
-use crate::types::{
-    Distance, Payload, PayloadOp, PayloadSelector, PointId, Record, ScoredPoint, SearchParams,
-    Space,
-};
 
 /// Source number of the appendable rows in a [`Loc`].
 pub const MEM: u32 = u32::MAX;

@@ -14,13 +14,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::rowset::RowSet;
-use super::{
-    geo_of, haversine_m, parse_datetime, tokenize, Cond, Filter, Path as KeyPath, RangeKind,
-    Scalar, Test,
-};
+use super::{geo_of, haversine_m, parse_datetime, tokenize, Cond, Filter, RangeKind, Scalar, Test};
 use crate::error::{Error, Result};
 use crate::format::{FileKind, Header};
-use crate::types::PointId;
+use crate::payload::Path as KeyPath;
+use crate::point::PointId;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IndexKind {

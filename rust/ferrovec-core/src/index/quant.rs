@@ -3,7 +3,7 @@
 //! is walked on these codes (a quarter of the bytes of f32, so four times fewer cache lines per
 //! visited node), and the `ef` candidates it ends with are rescored exactly on the f32 vectors.
 
-use crate::types::Distance;
+use crate::config::Distance;
 
 /// Components beyond this quantile of |x| are clipped: one outlier must not waste the range.
 const CLIP_QUANTILE: f64 = 0.9999;

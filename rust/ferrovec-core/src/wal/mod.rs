@@ -24,10 +24,10 @@ use std::thread;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::format::{FileKind, Header, HEADER_LEN};
 use crate::io::{FileSystem, WriteFile};
-use crate::types::Durability;
 use record::{parse_frame, seal_frame, Op};
 
 /// How far past a damaged record we look for intact records that would prove the damage is not

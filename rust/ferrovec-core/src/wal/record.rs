@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::PointId;
+use crate::point::PointId;
 
 pub const FRAME_HEADER_LEN: usize = 16;
 /// A record body may not exceed this (the length field is a u32).

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrovec_core::collection::{Collection, StorageOptions};
 use ferrovec_core::io::FileSystem;
+use ferrovec_core::{Collection, StorageOptions};
 use ferrovec_core::{CollectionConfig, Distance, Durability};
 
 use crate::fixtures::{ids, Event, RecordingFs, Rng};

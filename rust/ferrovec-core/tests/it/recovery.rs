@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ferrovec_core::collection::{Collection, StorageOptions};
 use ferrovec_core::io::{FileSystem, OsFs};
+use ferrovec_core::{Collection, StorageOptions};
 use ferrovec_core::{CollectionConfig, Distance, Durability, Error, PayloadSelector, PointId};
 
 use crate::fixtures::{ids, top_k, Rng};

@@ -1,67 +1,14 @@
-//! Plain data types shared by the whole crate.
+//! How a collection and a store are configured: vectors and their distances, the HNSW and
+//! optimizer settings, retention, durability and the storage tunables. Each validates itself.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// A JSON object; key order is preserved (serde_json's `preserve_order`).
-pub type Payload = serde_json::Map<String, serde_json::Value>;
-
-/// Longest string id we accept, in bytes.
-pub const MAX_STR_ID_BYTES: usize = 1024;
 /// Largest vector dimension we accept.
 pub const MAX_DIM: u32 = 65_536;
-/// Largest payload of one point, as compact JSON (a Qdrant server's default request limit).
-pub const MAX_PAYLOAD_BYTES: usize = 32 << 20;
-
-/// A point id. The derived order (all numbers, ascending, then strings in byte order) is the
-/// order of `scroll`, as Qdrant orders integer ids before UUIDs.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum PointId {
-    Num(u64),
-    Str(String),
-}
-
-impl PointId {
-    pub fn validate(&self) -> Result<()> {
-        if let PointId::Str(s) = self {
-            if s.is_empty() {
-                return Err(Error::invalid("string ids must not be empty"));
-            }
-            if s.len() > MAX_STR_ID_BYTES {
-                return Err(Error::invalid(format!(
-                    "string ids are at most {MAX_STR_ID_BYTES} bytes, got {}",
-                    s.len()
-                )));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for PointId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PointId::Num(n) => write!(f, "{n}"),
-            PointId::Str(s) => write!(f, "{s:?}"),
-        }
-    }
-}
-
-impl From<u64> for PointId {
-    fn from(v: u64) -> Self {
-        PointId::Num(v)
-    }
-}
-
-impl From<&str> for PointId {
-    fn from(v: &str) -> Self {
-        PointId::Str(v.to_string())
-    }
-}
 
 /// How scores are computed. Cosine and dot: similarity, higher is better. Euclid and manhattan:
 /// distance, lower is better (as in Qdrant).
@@ -110,6 +57,24 @@ pub struct HnswConfig {
     /// A segment with fewer points than this is scanned exactly, without a graph. Counted in
     /// points (Qdrant counts kilobytes; the compatibility layer converts).
     pub full_scan_threshold: usize,
+}
+
+impl HnswConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !(2..=256).contains(&self.m) {
+            return Err(Error::invalid(format!(
+                "hnsw m must be between 2 and 256, got {}",
+                self.m
+            )));
+        }
+        if !(1..=4096).contains(&self.ef_construct) {
+            return Err(Error::invalid(format!(
+                "hnsw ef_construct must be between 1 and 4096, got {}",
+                self.ef_construct
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for HnswConfig {
@@ -265,11 +230,7 @@ impl CollectionConfig {
 
     pub fn validate(&self) -> Result<()> {
         self.validate_vectors()?;
-        crate::index::hnsw::HnswParams {
-            m: self.hnsw.m,
-            ef_construct: self.hnsw.ef_construct,
-        }
-        .validate()?;
+        self.hnsw.validate()?;
         let o = &self.optimizer;
         if o.indexing_threshold == 0
             || o.max_segment_points < 1000
@@ -377,217 +338,47 @@ impl Durability {
     }
 }
 
-/// Which part of the payload to return.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PayloadSelector {
-    None,
-    All,
-    /// Only what these keys name: top-level names or paths (`a.b`, `a[].b`), in payload
-    /// order; missing keys are left out. Made by [`PayloadSelector::include`].
-    Include(crate::filter::PathTree),
-    /// Everything but what these keys name. Made by [`PayloadSelector::exclude`].
-    Exclude(crate::filter::PathTree),
+/// Tunables of the storage layer, for every collection of a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageOptions {
+    pub durability: Durability,
+    /// A log file is sealed and a new one started past this size.
+    pub wal_file_bytes: u64,
+    /// The appendable rows are sealed into a segment once the log holds more than this.
+    pub checkpoint_log_bytes: u64,
+    /// Run the background optimizer (indexing, merging). Off, only `optimize()` indexes.
+    pub background_optimizer: bool,
+    /// Never write: no log lock, no optimizer, every write refused with `ReadOnly`.
+    pub read_only: bool,
+    /// Collections a store may hold; creating one more is refused.
+    pub max_collections: usize,
 }
 
-impl PayloadSelector {
-    fn tree(keys: &[String]) -> Result<crate::filter::PathTree> {
-        let paths = keys
-            .iter()
-            .map(|k| crate::filter::Path::parse(k, "with_payload"))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(crate::filter::PathTree::new(&paths))
-    }
-
-    pub fn include(keys: &[String]) -> Result<Self> {
-        Ok(PayloadSelector::Include(Self::tree(keys)?))
-    }
-
-    pub fn exclude(keys: &[String]) -> Result<Self> {
-        Ok(PayloadSelector::Exclude(Self::tree(keys)?))
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Record {
-    pub id: PointId,
-    pub payload: Option<Payload>,
-    pub vector: Option<Vec<f32>>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct ScoredPoint {
-    pub id: PointId,
-    pub score: f32,
-    pub payload: Option<Payload>,
-    pub vector: Option<Vec<f32>>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct SearchParams {
-    pub k: usize,
-    pub offset: usize,
-    pub score_threshold: Option<f32>,
-    pub with_payload: PayloadSelector,
-    pub with_vector: bool,
-    /// Size of the graph search's candidate list; `None`: `max(ef_construct, k + offset)`.
-    pub ef: Option<usize>,
-    /// Scan every point exactly instead of using the graphs.
-    pub exact: bool,
-    /// Only points matching this filter.
-    pub filter: Option<crate::filter::Filter>,
-    /// Under cosine, take a zero query vector (every score 0) instead of rejecting it, as
-    /// Qdrant does (the Qdrant-compatible client sets it).
-    pub allow_zero: bool,
-    /// The named vector to search (`None` or `""`: the collection's unnamed vector).
-    pub using: Option<String>,
-}
-
-impl Default for SearchParams {
+impl Default for StorageOptions {
     fn default() -> Self {
-        SearchParams {
-            k: 10,
-            offset: 0,
-            score_threshold: None,
-            with_payload: PayloadSelector::All,
-            with_vector: false,
-            ef: None,
-            exact: false,
-            filter: None,
-            allow_zero: false,
-            using: None,
+        StorageOptions {
+            durability: Durability::Fsync,
+            wal_file_bytes: 64 << 20,
+            checkpoint_log_bytes: 128 << 20,
+            background_optimizer: true,
+            read_only: false,
+            max_collections: 10_000,
         }
     }
 }
 
-/// A value counted by `facet`: strings (keywords, UUIDs), integers and booleans, as Qdrant
-/// facets them. Ordered booleans first, then integers, then strings (ties in counts sort so).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FacetValue {
-    Bool(bool),
-    Int(i64),
-    Str(String),
-}
-
-/// One segment in [`CollectionInfo`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct SegmentInfo {
-    pub rows: usize,
-    pub deleted: usize,
-    /// "appendable" (in memory and the log), "sealing" (being written), or "sealed".
-    pub kind: &'static str,
-    pub indexed: bool,
-    /// Recall@10 the graph's self-check measured after its build.
-    pub self_check_recall: Option<f32>,
-}
-
-/// What `info` reports about a collection.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CollectionInfo {
-    pub name: String,
-    pub config: CollectionConfig,
-    pub points: usize,
-    /// Live points in segments with a graph, and in segments searched exactly.
-    pub indexed_points: usize,
-    pub unindexed_points: usize,
-    pub segments: Vec<SegmentInfo>,
-    /// Points written since the last checkpoint (held in memory and in the log).
-    pub unflushed_points: usize,
-    /// "idle", "sealing", "indexing", "merging", or "failed: <error>".
-    pub optimizer_status: String,
-    /// Bytes of segment files and the manifest.
-    pub disk_bytes: u64,
-    /// Bytes of write-ahead log files.
-    pub log_bytes: u64,
-    pub payload_indexes: Vec<PayloadIndexInfo>,
-    pub retention: Option<Retention>,
-}
-
-/// One payload index in [`CollectionInfo`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct PayloadIndexInfo {
-    pub key: String,
-    pub kind: &'static str,
-    /// Sealed points covered (newer points are checked one by one until sealed).
-    pub points: usize,
-    pub disk_bytes: u64,
-}
-
-/// A payload operation (`set_payload` and friends).
-#[derive(Clone, Debug, PartialEq)]
-pub enum PayloadOp {
-    /// Set these top-level keys, keeping the others.
-    Set(Payload),
-    /// Like `Set`, but a null value removes its key (Qdrant's `set_payload`).
-    Merge(Payload),
-    /// Set these keys in the object at a path (`a.b`, `a[].b`, `a[0]`), as Qdrant's
-    /// `set_payload(key=...)`; see `filter::Path::set`.
-    SetAt {
-        path: crate::filter::Path,
-        payload: Payload,
-        null_removes: bool,
-    },
-    /// Replace the whole payload.
-    Overwrite(Payload),
-    /// Remove the values at these keys: top-level names, or paths such as `a.b`, `a[].b`
-    /// (see `filter::Path::remove`). Made by [`PayloadOp::delete_keys`].
-    DeleteKeys(Vec<crate::filter::Path>),
-    /// Remove every key.
-    Clear,
-}
-
-impl PayloadOp {
-    /// Removal of `keys`, each a top-level name or a path (`a.b`, `a[].b`, `a[0].b`, as in
-    /// filters); an invalid key is an `InvalidInput` error.
-    pub fn delete_keys(keys: &[String]) -> Result<Self> {
-        let paths = keys
-            .iter()
-            .map(|k| crate::filter::Path::parse(k, "keys"))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(PayloadOp::DeleteKeys(paths))
+/// Check a collection name: 1 to 128 of letters, digits, `_` and `-`.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid collection name {name:?}: use 1 to 128 letters, digits, '_' and '-'"
+        )))
     }
-
-    /// Apply to a point's current payload.
-    pub fn apply(&self, mut current: Payload) -> Payload {
-        match self {
-            PayloadOp::Set(p) => {
-                for (k, v) in p {
-                    current.insert(k.clone(), v.clone());
-                }
-                current
-            }
-            PayloadOp::Merge(p) => {
-                for (k, v) in p {
-                    if v.is_null() {
-                        current.shift_remove(k);
-                    } else {
-                        current.insert(k.clone(), v.clone());
-                    }
-                }
-                current
-            }
-            PayloadOp::SetAt {
-                path,
-                payload,
-                null_removes,
-            } => {
-                path.set(&mut current, payload, *null_removes);
-                current
-            }
-            PayloadOp::Overwrite(p) => p.clone(),
-            PayloadOp::DeleteKeys(paths) => {
-                for path in paths {
-                    path.remove(&mut current);
-                }
-                current
-            }
-            PayloadOp::Clear => Payload::new(),
-        }
-    }
-}
-
-/// Which points an operation applies to.
-#[derive(Clone, Copy, Debug)]
-pub enum Selector<'a> {
-    Ids(&'a [PointId]),
-    Filter(&'a crate::filter::Filter),
 }

@@ -1,0 +1,78 @@
+//! Checkpoints and optimization on request, closing, and dropping.
+
+use std::sync::atomic::Ordering;
+
+use super::optimize;
+use super::{Collection, CLOSED, DROPPED, OPEN};
+use crate::error::Result;
+use crate::shared::Shared;
+
+impl Collection {
+    /// Checkpoint: seal everything logged so far into a segment file and trim the log.
+    pub fn flush(&self) -> Result<()> {
+        self.check_open()?;
+        let _s = self.structure.lock();
+        let _lease = self.lease(true)?;
+        optimize::seal(self)
+    }
+
+    /// Expire points past retention, then seal, index and merge now: afterwards a collection
+    /// smaller than `max_segment_points` is one segment with a graph (if it has at least
+    /// `full_scan_threshold` points).
+    pub fn optimize(&self) -> Result<()> {
+        self.check_open()?;
+        self.expire()?;
+        let _s = self.structure.lock();
+        let _lease = self.lease(true)?;
+        optimize::optimize_all(self)
+    }
+
+    /// Ask the background optimizer to run a full optimization soon; returns at once.
+    pub fn optimize_in_background(&self) -> Result<()> {
+        self.check_open()?;
+        self.optimizer.request_full();
+        Ok(())
+    }
+
+    /// Stop the optimizer, checkpoint and stop the log. Later calls fail with `Closed`.
+    /// With other processes sharing the collection, the checkpoint is left to whichever holds
+    /// the optimizer lease, if one does.
+    pub fn close(&self) -> Result<()> {
+        if self.pid != std::process::id() {
+            return Ok(()); // a copy made by fork: the parent owns these files and locks
+        }
+        optimize::stop(self);
+        let _s = self.structure.lock();
+        if self.status.load(Ordering::Acquire) != OPEN {
+            return Ok(());
+        }
+        let result = if self.options.read_only || self.shared.as_ref().is_some_and(Shared::retired)
+        {
+            Ok(())
+        } else {
+            match self.lease(false) {
+                Ok(Some(_lease)) => optimize::seal(self),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
+        self.status.store(CLOSED, Ordering::Release);
+        let closed = self.wal.as_ref().map_or(Ok(()), |w| w.close());
+        result.and(closed)
+    }
+
+    /// Mark the collection dropped: every later call on a handle fails with `CollectionNotFound`.
+    pub fn mark_dropped(&self) {
+        if let Some(s) = &self.shared {
+            s.retire();
+        }
+        optimize::stop(self);
+        let _s = self.structure.lock();
+        let _m = self.writer.lock();
+        self.status.store(DROPPED, Ordering::Release);
+        if let Some(w) = &self.wal {
+            // The files are about to be removed; nothing of the log needs to be kept.
+            let _ = w.close();
+        }
+    }
+}

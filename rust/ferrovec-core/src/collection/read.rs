@@ -1,0 +1,174 @@
+//! Reads: counts, facets, point lookups, scrolling and search.
+
+use super::search;
+use super::validate::{prepare, validate_ids, vector_what};
+use super::Collection;
+use crate::config::Space;
+use crate::error::{Error, Result};
+use crate::filter::{parse_datetime, Filter};
+use crate::point::PointId;
+use crate::query::{Direction, FacetValue, PayloadSelector, Record, ScoredPoint, SearchParams};
+
+impl Collection {
+    pub fn count(&self) -> Result<usize> {
+        self.enter()?;
+        Ok(self.state.read().live)
+    }
+
+    /// Points matching `filter`.
+    pub fn count_filtered(&self, filter: &Filter) -> Result<usize> {
+        self.enter()?;
+        self.state.read().count_matching(filter)
+    }
+
+    /// Points per value (string, integer or boolean) of the field `key` among those matching
+    /// `filter`, most frequent first (ties by value), at most `limit` values.
+    pub fn facet(
+        &self,
+        key: &str,
+        filter: &Filter,
+        limit: usize,
+    ) -> Result<Vec<(FacetValue, usize)>> {
+        self.enter()?;
+        self.state.read().facet(key, filter, limit)
+    }
+
+    /// Up to `limit` points matching `filter` ordered by the indexed numeric or datetime field
+    /// `key`, from `start` (a number, or an RFC 3339 string for datetimes) on.
+    #[allow(clippy::too_many_arguments)]
+    pub fn scroll_ordered(
+        &self,
+        key: &str,
+        direction: Direction,
+        start: Option<&serde_json::Value>,
+        filter: &Filter,
+        limit: usize,
+        with_payload: &PayloadSelector,
+        with_vector: bool,
+    ) -> Result<Vec<Record>> {
+        self.enter()?;
+        let start = match start {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(parse_datetime(s).ok_or_else(|| {
+                Error::invalid(format!(
+                    "order_by start_from {s:?} is not an RFC 3339 datetime"
+                ))
+            })?),
+            Some(v) => Some(v.as_f64().ok_or_else(|| {
+                Error::invalid(format!(
+                    "order_by start_from must be a number or a datetime, got {v}"
+                ))
+            })?),
+        };
+        self.state.read().scroll_ordered(
+            key,
+            direction,
+            start,
+            filter,
+            limit,
+            with_payload,
+            with_vector,
+            self.dim(),
+        )
+    }
+
+    /// Points by id, in the order asked; missing ids are left out.
+    pub fn get(
+        &self,
+        ids: &[PointId],
+        with_payload: &PayloadSelector,
+        with_vector: bool,
+    ) -> Result<Vec<Record>> {
+        self.enter()?;
+        validate_ids(ids, false)?;
+        let st = self.state.read();
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(loc) = st.locate(id)? {
+                out.push(st.record(loc, with_payload, with_vector, self.dim())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` points in id order, starting at `offset` (inclusive). Returns them and the
+    /// id to pass as `offset` for the next page, if there is one.
+    pub fn scroll(
+        &self,
+        limit: usize,
+        offset: Option<&PointId>,
+        with_payload: &PayloadSelector,
+        with_vector: bool,
+        filter: Option<&Filter>,
+    ) -> Result<(Vec<Record>, Option<PointId>)> {
+        self.enter()?;
+        self.state
+            .read()
+            .scroll(limit, offset, with_payload, with_vector, self.dim(), filter)
+    }
+
+    /// Top-k search for one query of the dimension of the vector `params.using`: through the
+    /// segments' graphs, exactly where a segment has none (or `params.exact`).
+    pub fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<ScoredPoint>> {
+        self.enter()?;
+        let dim = self.config.space(params.using.as_deref())?.dim;
+        if query.len() != dim {
+            return Err(Error::invalid(format!(
+                "query has dimension {}, the {} has dimension {dim}",
+                query.len(),
+                vector_what(params.using.as_deref()),
+            )));
+        }
+        let mut all = self.search_many(query, params)?;
+        Ok(all.pop().unwrap_or_default())
+    }
+
+    /// Top-k search for several queries (`queries.len() / dim` of them).
+    pub fn search_batch(
+        &self,
+        queries: &[f32],
+        params: &SearchParams,
+    ) -> Result<Vec<Vec<ScoredPoint>>> {
+        self.enter()?;
+        let dim = self.config.space(params.using.as_deref())?.dim;
+        if !queries.len().is_multiple_of(dim) {
+            return Err(Error::invalid(format!(
+                "queries hold {} values, not a whole number of vectors of dimension {dim} (the {})",
+                queries.len(),
+                vector_what(params.using.as_deref()),
+            )));
+        }
+        self.search_many(queries, params)
+    }
+
+    fn search_many(&self, queries: &[f32], params: &SearchParams) -> Result<Vec<Vec<ScoredPoint>>> {
+        if params.ef == Some(0) {
+            return Err(Error::invalid("ef must be at least 1"));
+        }
+        let sp = self.config.space(params.using.as_deref())?;
+        let metric = sp.distance;
+        let alone = Space {
+            offset: 0,
+            stride: sp.dim,
+            ..sp
+        };
+        let specs = &self.config.vectors;
+        let q = prepare(queries, &[alone], specs, "query", params.allow_zero, false)?;
+        let dim = self.dim();
+        let st = self.state.read();
+        let n = params.offset.saturating_add(params.k);
+        let cands = st.search(
+            sp,
+            &q,
+            n,
+            search::min_key_for(metric, params.score_threshold),
+            params,
+            self.config.hnsw.ef_construct,
+            self.config.hnsw.full_scan_threshold,
+        )?;
+        cands
+            .iter()
+            .map(|c| st.scored(metric, c, params, dim))
+            .collect()
+    }
+}

@@ -1,0 +1,317 @@
+//! Writes: upserts, deletes, payload and vector updates. Each is validated whole (`validate`),
+//! planned against the state under the writer lock, logged as one record, applied, and then
+//! made as durable as the durability mode promises.
+
+use super::optimize;
+use super::state::{self, State};
+use super::validate::{check_payload_sizes, copies, given_layout, prepare, validate_ids};
+use super::{Collection, WriteGuard};
+use crate::config::Space;
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::payload::PayloadOp;
+use crate::point::{Payload, PointId};
+use crate::query::Selector;
+use crate::wal::record::{encode_frame, OpRef};
+
+impl Collection {
+    /// Insert or replace points. `vectors` holds `ids.len()` rows, row-major, each with all of
+    /// a point's vectors concatenated in the collection's order (`CollectionConfig::width`
+    /// values). The batch is applied whole or, if any row is invalid, not at all.
+    pub fn upsert(
+        &self,
+        ids: &[PointId],
+        vectors: &[f32],
+        payloads: Option<&[Option<Payload>]>,
+    ) -> Result<()> {
+        self.upsert_with(ids, vectors, payloads, false)
+    }
+
+    /// `upsert`, where `allow_zero` takes zero vectors under cosine (stored as zero, scoring 0
+    /// against every query) as Qdrant does, instead of rejecting them.
+    pub fn upsert_with(
+        &self,
+        ids: &[PointId],
+        vectors: &[f32],
+        payloads: Option<&[Option<Payload>]>,
+        allow_zero: bool,
+    ) -> Result<()> {
+        self.check_open()?;
+        let n = ids.len();
+        let dim = self.dim();
+        if vectors.len() != n * dim {
+            return Err(Error::invalid(format!(
+                "got {n} ids but {} vector values; expected {n} vectors of dimension {dim} ({} values)",
+                vectors.len(),
+                n * dim
+            )));
+        }
+        if let Some(p) = payloads {
+            if p.len() != n {
+                return Err(Error::invalid(format!(
+                    "got {n} ids but {} payloads",
+                    p.len()
+                )));
+            }
+        }
+        validate_ids(ids, true)?;
+        let (specs, named) = (&self.config.vectors, self.config.is_named());
+        let spaces = self.config.spaces();
+        let vectors = prepare(vectors, &spaces, specs, "vectors", allow_zero, named)?;
+        let payload_bytes: Vec<Option<Box<[u8]>>> = match payloads {
+            None => vec![None; n],
+            Some(p) => p
+                .iter()
+                .map(|p| {
+                    p.as_ref()
+                        .map(|p| serde_json::to_vec(p).map(Vec::into_boxed_slice))
+                        .transpose()
+                })
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| Error::invalid(format!("payload is not serialisable as JSON: {e}")))?,
+        };
+        check_payload_sizes(ids, &payload_bytes)?;
+        if n == 0 {
+            return Ok(());
+        }
+
+        let guard = self.begin_write()?;
+        let found = self.state.read().locate_all(ids)?;
+        let seq = self.log_upsert(&guard, ids, &vectors, &payload_bytes)?;
+        self.state
+            .write()
+            .apply_upsert(ids, &vectors, payload_bytes, &found, dim);
+        drop(guard);
+        self.after_write(seq)
+    }
+
+    /// Append an upsert record (rows already validated and prepared); its sequence number, or
+    /// `None` for an in-memory collection. The caller holds the writer lock.
+    fn log_upsert(
+        &self,
+        guard: &WriteGuard<'_>,
+        ids: &[PointId],
+        vectors: &[f32],
+        payloads: &[Option<Box<[u8]>>],
+    ) -> Result<Option<u64>> {
+        let Some(wal) = &self.wal else {
+            return Ok(None);
+        };
+        let refs: Vec<Option<&serde_bytes::Bytes>> = payloads
+            .iter()
+            .map(|p| p.as_deref().map(serde_bytes::Bytes::new))
+            .collect();
+        let frame = encode_frame(&OpRef::Upsert {
+            ids,
+            vectors: bytemuck::cast_slice(vectors),
+            payloads: &refs,
+        })
+        .map_err(|e| Error::invalid(format!("batch does not encode: {e}")))?;
+        if frame.len() - crate::wal::record::FRAME_HEADER_LEN > crate::wal::record::MAX_BODY_LEN {
+            return Err(Error::invalid(
+                "batch is larger than 4 GiB once encoded; upsert it in smaller batches",
+            ));
+        }
+        Ok(Some(self.append(guard, wal, frame)?))
+    }
+
+    /// Delete points by id; returns how many of them existed.
+    pub fn delete(&self, ids: &[PointId]) -> Result<usize> {
+        self.check_open()?;
+        validate_ids(ids, false)?;
+        let guard = self.begin_write()?;
+        self.delete_locked(guard, ids)
+    }
+
+    /// Delete every point matching `filter` (resolved to ids, which are what is logged).
+    pub fn delete_filter(&self, filter: &Filter) -> Result<usize> {
+        self.check_open()?;
+        let guard = self.begin_write()?;
+        let ids = self.state.read().ids_matching(filter)?;
+        self.delete_locked(guard, &ids)
+    }
+
+    fn delete_locked(&self, guard: WriteGuard<'_>, ids: &[PointId]) -> Result<usize> {
+        let (existing, found) = {
+            let st = self.state.read();
+            let mut seen = std::collections::HashSet::new();
+            let mut existing = Vec::new();
+            let mut found = Vec::new();
+            for id in ids {
+                if !seen.insert(id) {
+                    continue;
+                }
+                if let Some(loc) = st.locate(id)? {
+                    existing.push(id.clone());
+                    found.push(Some(loc));
+                }
+            }
+            (existing, found)
+        };
+        if existing.is_empty() {
+            return Ok(0);
+        }
+        let seq = match &self.wal {
+            Some(wal) => {
+                let frame = encode_frame(&OpRef::Delete { ids: &existing })
+                    .map_err(|e| Error::invalid(format!("batch does not encode: {e}")))?;
+                Some(self.append(&guard, wal, frame)?)
+            }
+            None => None,
+        };
+        let removed = self
+            .state
+            .write()
+            .apply_delete(&existing, &found, self.dim());
+        drop(guard);
+        self.after_write(seq)?;
+        Ok(removed)
+    }
+
+    /// Apply a payload operation to the points `sel` picks. Returns how many points changed.
+    ///
+    /// The operation is resolved (filter to ids, then each point's new payload) under the writer
+    /// lock and logged as an upsert of the resulting points. A log record that only said "set
+    /// key k on ids" would not be replayable: a checkpoint running meanwhile may already have
+    /// persisted the old copies' deletion, so replay could no longer find them.
+    pub fn update_payload(&self, sel: Selector<'_>, op: &PayloadOp) -> Result<usize> {
+        let written =
+            self.write_selected(sel, |st, ids| st.plan_payload_op(ids, op, self.dim()))?;
+        Ok(written.len())
+    }
+
+    /// Replace vectors of the points of `ids` that exist, keeping their payloads (and their
+    /// other vectors), as one logged write (Qdrant's `update_vectors`); returns the ids that
+    /// were found. `using` names the vectors replaced (`None`: all of them); `vectors` holds one
+    /// row per id with those vectors concatenated in that order. Ids must be distinct.
+    /// `allow_zero` as in `upsert_with`.
+    pub fn update_vectors(
+        &self,
+        ids: &[PointId],
+        using: Option<&[String]>,
+        vectors: &[f32],
+        allow_zero: bool,
+    ) -> Result<Vec<PointId>> {
+        self.check_open()?;
+        let spaces = match using {
+            None => self.config.spaces(),
+            Some(names) => self.named_spaces(names)?,
+        };
+        let (given, layout) = given_layout(&spaces);
+        if vectors.len() != ids.len() * given {
+            return Err(Error::invalid(format!(
+                "got {} ids but {} vector values; expected rows of {given} values",
+                ids.len(),
+                vectors.len()
+            )));
+        }
+        validate_ids(ids, true)?;
+        let specs = &self.config.vectors;
+        let vectors = prepare(vectors, &layout, specs, "vectors", allow_zero, false)?;
+        let guard = self.begin_write()?;
+        let copies = copies(&spaces, &layout);
+        let plan =
+            self.state
+                .read()
+                .plan_vector_update(ids, &vectors, &copies, given, self.dim())?;
+        self.write_plan(guard, plan)
+    }
+
+    /// Remove the vectors `names` (`""`: the unnamed one) from the points `sel` picks (Qdrant's
+    /// `delete_vectors`), keeping their payloads and other vectors, as one logged write; a
+    /// search of one of those vectors no longer finds them. Returns how many points exist among
+    /// those picked.
+    pub fn delete_vectors(&self, sel: Selector<'_>, names: &[String]) -> Result<usize> {
+        self.check_open()?;
+        let mut unique: Vec<String> = Vec::with_capacity(names.len());
+        for name in names {
+            if !unique.contains(name) {
+                unique.push(name.clone());
+            }
+        }
+        let spaces = self.named_spaces(&unique)?;
+        let (given, layout) = given_layout(&spaces);
+        let copies = copies(&spaces, &layout);
+        let written = self.write_selected(sel, |st, ids| {
+            // The new values of those vectors: all NaN, absent.
+            let nan = vec![f32::NAN; ids.len() * given];
+            st.plan_vector_update(ids, &nan, &copies, given, self.dim())
+        })?;
+        Ok(written.len())
+    }
+
+    /// Rewrite the points `sel` picks (each once) as `plan` makes them, under the writer lock
+    /// (see `update_payload` for why the plan, not the selector, is logged).
+    fn write_selected(
+        &self,
+        sel: Selector<'_>,
+        plan: impl FnOnce(&State, &[PointId]) -> Result<state::PayloadPlan>,
+    ) -> Result<Vec<PointId>> {
+        self.check_open()?;
+        if let Selector::Ids(ids) = sel {
+            validate_ids(ids, false)?;
+        }
+        let guard = self.begin_write()?;
+        let plan = {
+            let st = self.state.read();
+            let mut ids = match sel {
+                Selector::Ids(ids) => ids.to_vec(),
+                Selector::Filter(f) => st.ids_matching(f)?,
+            };
+            let mut seen = std::collections::HashSet::new();
+            ids.retain(|id| seen.insert(id.clone()));
+            plan(&st, &ids)?
+        };
+        self.write_plan(guard, plan)
+    }
+
+    /// The vectors `names` name, in that order; a name given twice is an error.
+    fn named_spaces(&self, names: &[String]) -> Result<Vec<Space>> {
+        if names.is_empty() {
+            return Err(Error::invalid("no vector named"));
+        }
+        let mut spaces: Vec<Space> = Vec::with_capacity(names.len());
+        for name in names {
+            let sp = self.config.space(Some(name))?;
+            if spaces.iter().any(|p| p.index == sp.index) {
+                return Err(Error::invalid(format!("vector {name:?} is given twice")));
+            }
+            spaces.push(sp);
+        }
+        Ok(spaces)
+    }
+
+    /// Log and apply a plan made under the writer lock (`guard`), then keep the log's
+    /// durability promise; returns the ids of the points written.
+    fn write_plan(&self, guard: WriteGuard<'_>, plan: state::PayloadPlan) -> Result<Vec<PointId>> {
+        if plan.ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        check_payload_sizes(&plan.ids, &plan.payloads)?;
+        let written = plan.ids.clone();
+        let seq = self.log_upsert(&guard, &plan.ids, &plan.vectors, &plan.payloads)?;
+        self.state.write().apply_payload_plan(plan, self.dim());
+        drop(guard);
+        self.after_write(seq)?;
+        Ok(written)
+    }
+
+    fn after_write(&self, seq: Option<u64>) -> Result<()> {
+        self.note_write();
+        let (Some(wal), Some(seq)) = (&self.wal, seq) else {
+            return Ok(());
+        };
+        wal.commit(seq)?;
+        if self.log_bytes() > self.options.checkpoint_log_bytes {
+            if self.options.background_optimizer {
+                self.optimizer.wake();
+            } else {
+                let _s = self.structure.lock();
+                if let Some(_lease) = self.lease(false)? {
+                    optimize::seal(self)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

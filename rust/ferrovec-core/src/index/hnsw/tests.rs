@@ -1,0 +1,178 @@
+use super::*;
+use crate::config::HnswConfig;
+use crate::index::quant::{self, Codes};
+
+/// Clustered unit vectors: centres plus noise.
+fn clustered(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut x = seed | 1;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let centres: Vec<f32> = (0..50 * dim).map(|_| rnd()).collect();
+    let mut out = Vec::with_capacity(n * dim);
+    for i in 0..n {
+        let c = &centres[(i % 50) * dim..(i % 50 + 1) * dim];
+        let v: Vec<f32> = c.iter().map(|&c| c + 0.3 * rnd()).collect();
+        distance::normalize_into(&v, &mut out);
+    }
+    out
+}
+
+/// A graph over `rows` built with `m` and `ef_construct`, seed 1.
+fn graph(rows: Rows<'_>, metric: Distance, m: usize, ef_construct: usize) -> Graph {
+    let params = HnswConfig {
+        m,
+        ef_construct,
+        ..HnswConfig::default()
+    };
+    build(rows, metric, &params, 1, &|| false)
+}
+
+#[test]
+fn recall_is_high_and_rejected_nodes_are_never_returned() {
+    let dim = 32;
+    let data = clustered(5000, dim, 7);
+    let rows = Rows::dense(&data, dim);
+    let g = graph(rows, Distance::Cosine, 16, 100);
+    let recall = g.self_check(rows, Distance::Cosine, 64, 100, 3);
+    assert!(recall >= 0.95, "recall {recall}");
+    let q = rows.get(17);
+    let even = |i: u32| i.is_multiple_of(2);
+    let got = g.search(rows, Distance::Cosine, q, 10, 64, &even, true);
+    assert_eq!(got.len(), 10);
+    assert!(got.iter().all(|i| i.id % 2 == 0));
+    // Round trip through bytes, as when written and mapped back.
+    let bytes = g.as_bytes().to_vec();
+    let mut file = vec![0u8; 64];
+    file.extend_from_slice(&bytes);
+    let g2 = Graph::from_mapped(Mapped::from_vec(file), 64, 5000, std::path::Path::new("g"));
+    let g2 = match g2 {
+        Ok(g) => g,
+        Err(e) => panic!("{e}"),
+    };
+    let a = g.search(rows, Distance::Cosine, q, 10, 64, &|_| true, false);
+    let b = g2.search(rows, Distance::Cosine, q, 10, 64, &|_| true, false);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn filtered_traversal_keeps_recall_at_every_selectivity() {
+    let dim = 32;
+    let n = 5000;
+    let data = clustered(n, dim, 13);
+    let rows = Rows::dense(&data, dim);
+    let g = graph(rows, Distance::Cosine, 16, 100);
+    // Membership by a hash of the row, independent of the clusters.
+    let member = |i: u32, per_mille: u64| {
+        (u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 1000 < per_mille
+    };
+    for per_mille in [500, 100, 10] {
+        let accept = |i: u32| member(i, per_mille);
+        let (mut hits, mut want) = (0, 0);
+        for qi in (0..n as u32).step_by(97) {
+            let q = rows.get(qi);
+            let mut truth: Vec<(f32, u32)> = (0..n as u32)
+                .filter(|&i| accept(i))
+                .map(|i| (dist(Distance::Cosine, q, rows.get(i)), i))
+                .collect();
+            truth.sort_by(|a, b| a.0.total_cmp(&b.0));
+            truth.truncate(10);
+            let got = g.search(rows, Distance::Cosine, q, 10, 64, &accept, true);
+            assert!(got.iter().all(|it| accept(it.id)));
+            hits += truth
+                .iter()
+                .filter(|t| got.iter().any(|it| it.id == t.1))
+                .count();
+            want += truth.len();
+        }
+        let recall = hits as f64 / want as f64;
+        assert!(recall >= 0.95, "{per_mille}‰: recall {recall}");
+    }
+}
+
+#[test]
+fn search_on_int8_codes_keeps_recall() {
+    let dim = 48;
+    let n = 4000;
+    let data = clustered(n, dim, 21);
+    let rows = Rows::dense(&data, dim);
+    let g = graph(rows, Distance::Cosine, 16, 100);
+    let scale = quant::scale_of(&data);
+    let mut codes = Vec::new();
+    quant::encode_into(&data, scale, &mut codes);
+    let codes = Codes { data: &codes, dim };
+    let (mut same, mut total) = (0, 0);
+    for qi in (0..n as u32).step_by(41) {
+        let q = rows.get(qi);
+        let exact = g.search(rows, Distance::Cosine, q, 10, 64, &|_| true, false);
+        let mut exact_dist = |id: u32| Ok(dist(Distance::Cosine, q, rows.get(id)));
+        let coded = g
+            .search_coded(codes, &mut exact_dist, q, 10, 64, &|_| true, false)
+            .expect("no I/O here");
+        assert_eq!(coded.len(), 10);
+        // Rescored on f32: distances are exact and sorted.
+        for w in coded.windows(2) {
+            assert!(w[0].d <= w[1].d);
+        }
+        for it in &coded {
+            assert_eq!(it.d, dist(Distance::Cosine, q, rows.get(it.id)));
+        }
+        same += coded
+            .iter()
+            .filter(|c| exact.iter().any(|e| e.id == c.id))
+            .count();
+        total += 10;
+    }
+    assert!(same as f64 / total as f64 >= 0.97, "overlap {same}/{total}");
+}
+
+#[test]
+fn extending_a_graph_keeps_recall() {
+    let dim = 24;
+    let data = clustered(4000, dim, 9);
+    let first = Rows::dense(&data[..2000 * dim], dim);
+    let all = Rows::dense(&data, dim);
+    let base = graph(first, Distance::Dot, 12, 80);
+    let g = extend(all, Distance::Dot, &base, 2, &|| false);
+    assert_eq!(g.n, 4000);
+    let recall = g.self_check(all, Distance::Dot, 64, 100, 5);
+    assert!(recall >= 0.95, "recall {recall}");
+}
+
+#[test]
+fn damaged_graph_files_are_rejected_not_trusted() {
+    let dim = 8;
+    let data = clustered(300, dim, 3);
+    let rows = Rows::dense(&data, dim);
+    let g = graph(rows, Distance::Euclid, 8, 40);
+    let mut file = vec![0u8; 64];
+    file.extend_from_slice(g.as_bytes());
+    let p = std::path::Path::new("g");
+    assert!(Graph::from_mapped(
+        Mapped::from_vec(file[..file.len() - 4].to_vec()),
+        64,
+        300,
+        p
+    )
+    .is_err());
+    assert!(Graph::from_mapped(Mapped::from_vec(file.clone()), 64, 299, p).is_err());
+    // Neighbour ids out of range are skipped at search time, not followed.
+    let mut bad = file.clone();
+    for chunk in bad[64 + 4 * 200..].chunks_exact_mut(4).step_by(3) {
+        chunk.copy_from_slice(&u32::MAX.to_le_bytes());
+    }
+    if let Ok(g) = Graph::from_mapped(Mapped::from_vec(bad), 64, 300, p) {
+        let _ = g.search(
+            rows,
+            Distance::Euclid,
+            rows.get(0),
+            10,
+            40,
+            &|_| true,
+            false,
+        );
+    }
+}
