@@ -21,7 +21,9 @@ CORE = ROOT / "rust" / "ferrovec-core" / "src"
 SOURCES = [ROOT / "rust", ROOT / "python" / "ferrovec", ROOT / "benches"]
 SKIP_PARTS = {"target", "corpus", "regressions", "tests", "fuzz_targets"}
 
-FN_RE = re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:const\s+)?(?:async\s+)?(?:unsafe\s+)?fn\s+(\w+)")
+FN_RE = re.compile(
+    r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:const\s+)?(?:async\s+)?(?:unsafe\s+)?fn\s+(\w+)"
+)
 PATH_RE = re.compile(r"\b(crate|super)((?:::\w+)+)")
 USE_GROUP_RE = re.compile(r"\buse\s+(crate|super)((?:::\w+)*)::\{([^;]*)\}", re.S)
 
@@ -210,7 +212,9 @@ def report(top: int) -> dict[str, object]:
     return {
         "longest_files": [{"lines": n, "file": f} for n, f in lengths[:top]],
         "files_over_700": sum(1 for n, _ in lengths if n > 700),
-        "longest_functions": [{"lines": n, "at": at, "name": name} for n, at, name in functions[:top]],
+        "longest_functions": [
+            {"lines": n, "at": at, "name": name} for n, at, name in functions[:top]
+        ],
         "functions_over_100": sum(1 for n, _, _ in functions if n > 100),
         "core_import_circles": circles(graph),
         "core_graph": {k: sorted(v) for k, v in sorted(graph.items())},

@@ -46,6 +46,7 @@ from ferrovec.errors import (
     StorageError,
     StoreLockedError,
     UnsupportedError,
+    UnsupportedVersionError,
 )
 
 # Close the stores still open when the interpreter exits (each checkpoints and stops its
@@ -87,6 +88,7 @@ __all__ = [
     "StorageError",
     "StoreLockedError",
     "UnsupportedError",
+    "UnsupportedVersionError",
     "__version__",
     "backup_status",
     "cleanup_backups",

@@ -37,11 +37,24 @@ class StoreLockedError(FerrovecError):
 
 
 class CorruptionError(FerrovecError):
-    """A file is damaged, truncated, foreign or of an unsupported format version.
+    """A file is damaged, truncated or foreign.
 
     ``path`` names the file."""
 
     path: str | None = None
+
+
+class UnsupportedVersionError(FerrovecError):
+    """A file of a format version this build does not read: written by a newer ferrovec
+    (upgrade ferrovec), or older than any version this build can upgrade from. Nothing was read
+    from it.
+
+    ``path`` names the file, ``version`` is its format version, ``reads`` the one this build
+    reads."""
+
+    path: str | None = None
+    version: int | None = None
+    reads: int | None = None
 
 
 class StorageError(FerrovecError, OSError):
@@ -80,7 +93,8 @@ class UnsupportedError(FerrovecError, NotImplementedError):
 
 
 class InternalError(FerrovecError):
-    """A bug in ferrovec: the Rust core panicked, and the call failed. The process goes on and
+    """A bug in ferrovec: the Rust core panicked or found itself in a state it should never
+    reach, and the call failed. The process goes on and
     the store's files are checked as they are read; to be sure the in-memory state agrees with
     them, close and reopen the store. Please report the message."""
 
@@ -99,4 +113,5 @@ __all__ = [
     "StorageError",
     "StoreLockedError",
     "UnsupportedError",
+    "UnsupportedVersionError",
 ]

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::validate_name;
 use crate::error::{Error, IoContext, Result};
-use crate::format::FORMAT_VERSION;
+use crate::format::{check_version, FORMAT_VERSION};
 // Backups are written with the OS file system directly (not modelled by the power-loss tests).
 use crate::io::OsFs;
 use crate::snapshot::{self, copy_hashed, fsync_dir, write_json_atomic};
@@ -115,15 +115,8 @@ fn read_info(dir: &Path) -> Result<BackupInfo> {
     if info.format != FORMAT_NAME {
         return Err(Error::corrupt(&p, "not a ferrovec backup manifest"));
     }
-    if info.version != BACKUP_VERSION || info.store_format != FORMAT_VERSION {
-        return Err(Error::corrupt(
-            &p,
-            format!(
-                "backup version {} of store format {}; this build reads backup version {BACKUP_VERSION} of store format {FORMAT_VERSION}",
-                info.version, info.store_format
-            ),
-        ));
-    }
+    check_version(&p, "backup manifest", info.version, BACKUP_VERSION)?;
+    check_version(&p, "backup's store", info.store_format, FORMAT_VERSION)?;
     for (name, c) in &info.collections {
         validate_name(name)
             .map_err(|_| Error::corrupt(&p, format!("bad collection name {name:?}")))?;

@@ -47,6 +47,34 @@ pub enum Error {
     /// The handle was closed, or the collection was dropped.
     #[error("{0}")]
     Closed(String),
+
+    /// A file of another format version: older than this build reads (an upgrade path is
+    /// missing) or newer (written by a later ferrovec).
+    #[error("{}: {what} has format version {found}, {}", path.display(), version_advice(*found, *reads))]
+    UnsupportedVersion {
+        path: PathBuf,
+        what: &'static str,
+        found: u32,
+        /// The version this build reads and writes.
+        reads: u32,
+    },
+
+    /// The caller asked the call to stop (`Cancel`) and it did, at a point where nothing was
+    /// half-done.
+    #[error("{0}")]
+    Interrupted(String),
+
+    /// Something the engine itself got wrong (a bug), not the caller's input nor the disk.
+    #[error("internal error (a bug in ferrovec; please report it): {0}")]
+    Internal(String),
+}
+
+fn version_advice(found: u32, reads: u32) -> String {
+    if found > reads {
+        format!("written by a newer ferrovec; this build reads version {reads}: upgrade ferrovec")
+    } else {
+        format!("older than this build reads (version {reads}) and no upgrade from it is known")
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -61,6 +89,10 @@ impl Error {
 
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidInput(msg.into())
+    }
+
+    pub(crate) fn internal(msg: impl Into<String>) -> Self {
+        Error::Internal(msg.into())
     }
 }
 

@@ -132,19 +132,7 @@ impl Header {
                 format!("{what} header checksum mismatch"),
             ));
         }
-        let version = read_u32(h, 8);
-        if version != FORMAT_VERSION {
-            let detail = if version > FORMAT_VERSION {
-                format!(
-                    "{what} has format version {version}, written by a newer ferrovec; this build reads version {FORMAT_VERSION}"
-                )
-            } else {
-                format!(
-                    "{what} has format version {version}, which this build no longer reads (it reads {FORMAT_VERSION})"
-                )
-            };
-            return Err(Error::corrupt(path, detail));
-        }
+        check_version(path, what, read_u32(h, 8), FORMAT_VERSION)?;
         Ok(Header {
             kind,
             count: read_u64(h, 16),
@@ -183,6 +171,19 @@ impl Header {
         }
         Ok((header, body))
     }
+}
+
+/// `UnsupportedVersion` unless `found` is the version `reads` of `what` this build reads.
+pub fn check_version(path: &Path, what: &'static str, found: u32, reads: u32) -> Result<()> {
+    if found == reads {
+        return Ok(());
+    }
+    Err(Error::UnsupportedVersion {
+        path: path.to_path_buf(),
+        what,
+        found,
+        reads,
+    })
 }
 
 /// Read a little-endian u32 at `at`. Callers have checked `bytes` is long enough.

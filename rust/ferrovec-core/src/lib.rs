@@ -23,6 +23,7 @@ compile_error!(
 
 // The plain types, leaves of the module graph: a point, the configuration, what a read asks
 // for and returns, what `info` reports, payload paths and operations.
+pub mod batch;
 pub mod config;
 pub mod info;
 pub mod payload;
@@ -32,6 +33,7 @@ pub mod query;
 // The engine, from the bottom up: bytes on disk, the log, segments and their indexes, the
 // collection that ties them together, the store of collections and its copies.
 pub mod backup;
+pub mod cancel;
 pub mod collection;
 pub mod distance;
 pub mod error;
@@ -46,6 +48,8 @@ pub mod snapshot;
 pub mod store;
 pub mod wal;
 
+pub use batch::{Matrix, Vectors};
+pub use cancel::Cancel;
 pub use collection::Collection;
 pub use config::{
     CollectionConfig, Distance, Durability, HnswConfig, OptimizerConfig, Retention, Space,

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::collection::Collection;
 use crate::error::{Error, IoContext, Result};
-use crate::format::FORMAT_VERSION;
+use crate::format::{check_version, FORMAT_VERSION};
 use crate::io::{FileSystem, WriteFile};
 use crate::store::Store;
 
@@ -386,9 +386,8 @@ pub(crate) fn write_json_atomic(
         )));
     };
     let tmp = dir.join(format!(".{}.partial", name.to_string_lossy()));
-    let body = serde_json::to_vec_pretty(value).map_err(|e| {
-        Error::invalid(format!("internal: {} does not encode: {e}", path.display()))
-    })?;
+    let body = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::internal(format!("{} does not encode: {e}", path.display())))?;
     let f = fs.create(&tmp)?;
     f.write_all(&body)?;
     f.sync_data()?;
@@ -456,7 +455,7 @@ fn write_archive(
     let enc = zstd::Encoder::new(hashing, ZSTD_LEVEL).ctx("compress", path)?;
     let mut tar = tar::Builder::new(enc);
     let body = serde_json::to_vec_pretty(index)
-        .map_err(|e| Error::invalid(format!("internal: snapshot index does not encode: {e}")))?;
+        .map_err(|e| Error::internal(format!("snapshot index does not encode: {e}")))?;
     let mut h = tar::Header::new_gnu();
     h.set_size(body.len() as u64);
     h.set_mode(0o644);
@@ -654,12 +653,13 @@ fn read_entries<R: Read>(
             if idx.format != FORMAT_NAME {
                 return Err(bad(format!("not a ferrovec snapshot ({:?})", idx.format)));
             }
-            if idx.version != SNAPSHOT_VERSION || idx.store_format != FORMAT_VERSION {
-                return Err(bad(format!(
-                    "snapshot version {} of store format {}; this build reads snapshot version {SNAPSHOT_VERSION} of store format {FORMAT_VERSION}",
-                    idx.version, idx.store_format
-                )));
-            }
+            check_version(archive, "snapshot", idx.version, SNAPSHOT_VERSION)?;
+            check_version(
+                archive,
+                "snapshot's store",
+                idx.store_format,
+                FORMAT_VERSION,
+            )?;
             if idx.files.len() > MAX_FILES {
                 return Err(bad(format!("claims {} files", idx.files.len())));
             }

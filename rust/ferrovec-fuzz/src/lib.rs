@@ -118,7 +118,8 @@ impl Template {
             .expect("keyword index");
         col.create_payload_index("n", IndexKind::Integer)
             .expect("integer index");
-        col.optimize().expect("optimize");
+        col.optimize(&ferrovec_core::cancel::NEVER)
+            .expect("optimize");
         col.delete(&ids(0..10)).expect("delete");
         col.upsert(&ids(200..240), &rng.vectors(40), None)
             .expect("upsert");

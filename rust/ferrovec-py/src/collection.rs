@@ -1,23 +1,33 @@
-//! `ferrovec.Collection`: convert in → one core call without the GIL → convert out.
+//! `ferrovec.Collection`: parse the arguments (`args`) → one core call without the GIL →
+//! build the result (`out`). Calls that may run long (large writes, batch searches,
+//! `optimize()`) can be interrupted with Ctrl-C (`gil::run_interruptible`).
 
 use std::sync::Arc;
 
-use ferrovec_core::{
-    Collection, CollectionConfig, Payload, PointId, ScoredPoint, SearchParams, Space, Store,
-};
+use ferrovec_core::{Collection, IndexKind, Matrix, PayloadOp, Retention, Store};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::aio;
-use crate::convert::{
-    filter_from_py, hit_to_py, id_from_py, id_to_py, ids_from_py, json_value_from_py,
-    matrix_from_py, payload_from_py, payloads_from_py, record_to_py, selector_from_py,
-    vector_from_py, Matrix,
+use crate::args::{
+    payload_path, payload_selector, Batch, BatchVectors, OrderBy, Points, SearchArgs,
 };
-use crate::errors::invalid;
-use crate::gil::run_detached;
-use ferrovec_core::{Direction, FacetValue, Filter, IndexKind, PayloadOp, Retention, Selector};
-use numpy::{PyArray1, PyArrayMethods};
+use crate::convert::{
+    filter_from_py, id_from_py, id_to_py, ids_from_py, matrix_from_py, payload_from_py,
+    vector_from_py,
+};
+use crate::errors::{invalid, to_py};
+use crate::gil::{run_detached, run_interruptible};
+use crate::out::{
+    batch_to_list, facet_value, hits_to_list, info_to_dict, records_to_list, retention_to_dict,
+    vectors_to_dict,
+};
+
+/// Writes of at least this many values run interruptibly (a thread of their own costs some
+/// microseconds, which small writes should not pay).
+const LONG_WRITE_VALUES: usize = 1 << 20;
+/// Batch searches run this many queries at a time, checking for Ctrl-C in between.
+const QUERIES_PER_STEP: usize = 1024;
 
 /// A collection of points (id, vector, JSON payload) in a ferrovec store.
 #[pyclass(name = "Collection", module = "ferrovec", frozen)]
@@ -32,88 +42,6 @@ impl PyCollection {
         PyCollection { _store: store, col }
     }
 
-    /// The checked arguments of an upsert; `None` for an empty batch.
-    #[allow(clippy::type_complexity)]
-    fn upsert_input<'py>(
-        &self,
-        py: Python<'py>,
-        ids: &Bound<'py, PyAny>,
-        vectors: &Bound<'py, PyAny>,
-        payloads: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Option<(Vec<PointId>, Matrix<'py>, Option<Vec<Option<Payload>>>)>> {
-        let ids = ids_from_py(py, ids)?;
-        let payloads = payloads.map(|p| payloads_from_py(py, p)).transpose()?;
-        if ids.is_empty() && payloads.as_ref().is_none_or(Vec::is_empty) {
-            // Allow an empty batch in any shape numpy gives it ([] is 1-D).
-            let n: usize = vectors.len().unwrap_or(0);
-            if n == 0 {
-                return Ok(None);
-            }
-        }
-        let config = self.col.config();
-        let m = match vectors.cast::<PyDict>() {
-            Ok(named) => named_rows(py, named, config, ids.len(), true)?.1,
-            Err(_) if config.is_named() => {
-                return Err(invalid(
-                    py,
-                    format!(
-                        "collection {:?} holds named vectors: pass vectors as a dict of one (n, dim) array per name",
-                        self.col.name()
-                    ),
-                ))
-            }
-            Err(_) => matrix_from_py(py, vectors, "vectors")?,
-        };
-        if m.rows() != ids.len() {
-            return Err(invalid(
-                py,
-                format!("got {} ids but {} vectors", ids.len(), m.rows()),
-            ));
-        }
-        let dim = config.width();
-        if m.cols() != dim {
-            return Err(invalid(
-                py,
-                format!(
-                    "vectors have dimension {}, the collection {:?} has dimension {dim}",
-                    m.cols(),
-                    self.col.name()
-                ),
-            ));
-        }
-        Ok(Some((ids, m, payloads)))
-    }
-
-    /// An (n, dim) array of queries, checked against the dimension of the vector `using`.
-    fn queries<'py>(
-        &self,
-        py: Python<'py>,
-        vectors: &Bound<'py, PyAny>,
-        using: Option<&str>,
-    ) -> PyResult<Matrix<'py>> {
-        let m = matrix_from_py(py, vectors, "vectors")?;
-        let dim = self
-            .col
-            .config()
-            .space(using)
-            .map_err(|e| crate::errors::to_py(py, e))?
-            .dim;
-        if m.cols() != dim && m.rows() > 0 {
-            return Err(invalid(
-                py,
-                format!(
-                    "queries have dimension {}, the {} has dimension {dim}",
-                    m.cols(),
-                    match using {
-                        None | Some("") => String::from("collection"),
-                        Some(n) => format!("vector {n:?}"),
-                    }
-                ),
-            ));
-        }
-        Ok(m)
-    }
-
     fn payload_op(
         &self,
         py: Python<'_>,
@@ -125,169 +53,31 @@ impl PyCollection {
         let col = &self.col;
         run_detached(py, || col.update_payload(points.selector(), &op))
     }
-}
 
-/// Named vectors given as a dict of one (n, dim) array per name, as one matrix of rows holding
-/// them concatenated: every vector of the collection in its order when `all` (an upsert; a
-/// vector not given is absent from those points, stored as NaN), else the vectors given, in the
-/// dict's order. Returns the names in row order, and the rows.
-fn named_rows<'py>(
-    py: Python<'py>,
-    named: &Bound<'py, PyDict>,
-    config: &CollectionConfig,
-    n: usize,
-    all: bool,
-) -> PyResult<(Vec<String>, Matrix<'py>)> {
-    let mut given = Vec::with_capacity(named.len());
-    for (k, v) in named.iter() {
-        let name: String = k
-            .extract()
-            .map_err(|_| invalid(py, "vector names must be strings"))?;
-        let sp = config
-            .space(Some(&name))
-            .map_err(|e| crate::errors::to_py(py, e))?;
-        let m = matrix_from_py(py, &v, "vectors")?;
-        if m.rows() != n {
-            return Err(invalid(
-                py,
-                format!("got {n} ids but {} vectors named {name:?}", m.rows()),
-            ));
-        }
-        if m.cols() != sp.dim {
-            return Err(invalid(
-                py,
-                format!(
-                    "vectors named {name:?} have dimension {}, the vector has dimension {}",
-                    m.cols(),
-                    sp.dim
-                ),
-            ));
-        }
-        // A row of NaN: that point lacks this vector (the batch format of leaving it out). A
-        // NaN among numbers is refused, as everywhere.
-        for (r, row) in m.as_slice().chunks_exact(sp.dim).enumerate() {
-            if row.iter().any(|x| x.is_nan()) && !row.iter().all(|x| x.is_nan()) {
-                let at = row.iter().position(|x| x.is_nan()).unwrap_or(0);
-                return Err(invalid(
-                    py,
-                    format!(
-                        "vectors named {name:?} row {r}: component {at} is NaN (only finite numbers are allowed; a row of NaN leaves the vector out)"
-                    ),
-                ));
-            }
-        }
-        given.push((name, sp, m));
-    }
-    let mut spaces: Vec<Space> = given.iter().map(|(_, sp, _)| *sp).collect();
-    if all {
-        spaces = config.spaces();
-    }
-    let width: usize = spaces.iter().map(|sp| sp.dim).sum();
-    let mut rows = Vec::with_capacity(n * width);
-    for r in 0..n {
-        for sp in &spaces {
-            match given.iter().find(|(_, g, _)| g.index == sp.index) {
-                Some((_, _, m)) => {
-                    rows.extend_from_slice(&m.as_slice()[r * sp.dim..(r + 1) * sp.dim])
-                }
-                None => rows.extend(std::iter::repeat_n(f32::NAN, sp.dim)),
-            }
-        }
-    }
-    let array = PyArray1::from_vec(py, rows).reshape([n, width])?;
-    let names = match all {
-        true => config.vectors.iter().map(|v| v.name.clone()).collect(),
-        false => given.into_iter().map(|(name, _, _)| name).collect(),
-    };
-    Ok((names, matrix_from_py(py, array.as_any(), "vectors")?))
-}
-
-fn hits_to_list(
-    py: Python<'_>,
-    hits: Vec<ScoredPoint>,
-    config: &CollectionConfig,
-) -> PyResult<Py<PyList>> {
-    let out = PyList::empty(py);
-    for h in hits {
-        out.append(hit_to_py(py, h, config)?)?;
-    }
-    Ok(out.unbind())
-}
-
-fn batch_to_list(
-    py: Python<'_>,
-    all: Vec<Vec<ScoredPoint>>,
-    config: &CollectionConfig,
-) -> PyResult<Py<PyList>> {
-    let out = PyList::empty(py);
-    for hits in all {
-        out.append(hits_to_list(py, hits, config)?)?;
-    }
-    Ok(out.unbind())
-}
-
-/// The search options shared by `search` and `search_batch`.
-#[allow(clippy::too_many_arguments)]
-fn search_params(
-    py: Python<'_>,
-    k: usize,
-    offset: usize,
-    score_threshold: Option<f32>,
-    with_payload: Option<&Bound<'_, PyAny>>,
-    with_vectors: bool,
-    ef: Option<usize>,
-    exact: bool,
-    filter: Option<&Bound<'_, PyAny>>,
-    allow_zero: bool,
-    using: Option<String>,
-) -> PyResult<SearchParams> {
-    let filter = filter_from_py(py, filter)?;
-    if k == 0 {
-        return Err(invalid(py, "k must be at least 1"));
-    }
-    Ok(SearchParams {
-        k,
-        offset,
-        score_threshold,
-        with_payload: match with_payload {
-            Some(s) => selector_from_py(py, s)?,
-            None => ferrovec_core::PayloadSelector::All,
-        },
-        with_vector: with_vectors,
-        ef,
-        exact,
-        filter,
-        allow_zero,
-        using,
-    })
-}
-
-/// Which points a payload operation or delete applies to: ids, or a filter.
-enum Points {
-    Ids(Vec<PointId>),
-    Filter(Filter),
-}
-
-impl Points {
-    fn from_py(
+    /// Top-k search for each row of `queries`, a step of queries at a time when there are
+    /// many, so that Ctrl-C stops it between steps.
+    fn search_rows(
+        &self,
         py: Python<'_>,
-        ids: Option<&Bound<'_, PyAny>>,
-        filter: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let ids = ids.filter(|o| !o.is_none());
-        match (ids, filter_from_py(py, filter)?) {
-            (Some(ids), None) => Ok(Points::Ids(ids_from_py(py, ids)?)),
-            (None, Some(f)) => Ok(Points::Filter(f)),
-            (Some(_), Some(_)) => Err(invalid(py, "pass either ids or filter, not both")),
-            (None, None) => Err(invalid(py, "pass the points as ids or as a filter")),
-        }
-    }
-
-    fn selector(&self) -> Selector<'_> {
-        match self {
-            Points::Ids(ids) => Selector::Ids(ids),
-            Points::Filter(f) => Selector::Filter(f),
-        }
+        queries: Matrix<'_>,
+        params: &ferrovec_core::SearchParams,
+    ) -> PyResult<Py<PyList>> {
+        let col = &self.col;
+        let all = if queries.rows() <= QUERIES_PER_STEP {
+            run_detached(py, || col.search_batch(queries, params))?
+        } else {
+            run_interruptible(py, |cancel| {
+                let cols = queries.cols();
+                let mut all = Vec::with_capacity(queries.rows());
+                for step in queries.data().chunks(QUERIES_PER_STEP * cols) {
+                    cancel.check("the batch search")?;
+                    let m = Matrix::new(step, step.len() / cols, cols)?;
+                    all.extend(col.search_batch(m, params)?);
+                }
+                Ok(all)
+            })?
+        };
+        batch_to_list(py, all, col.config())
     }
 }
 
@@ -319,8 +109,8 @@ impl PyCollection {
     }
 
     /// Insert or replace points. `vectors` is an (n, dim) array-like; float32 C-contiguous numpy
-    /// arrays are read in place. The batch is applied whole or not at all. allow_zero=True
-    /// takes zero vectors under cosine (they score 0), as Qdrant does.
+    /// arrays are read in place (exactly once). The batch is applied whole or not at all.
+    /// allow_zero=True takes zero vectors under cosine (they score 0), as Qdrant does.
     #[pyo3(signature = (ids, vectors, payloads = None, *, allow_zero = false))]
     fn upsert(
         &self,
@@ -330,13 +120,18 @@ impl PyCollection {
         payloads: Option<&Bound<'_, PyAny>>,
         allow_zero: bool,
     ) -> PyResult<()> {
-        let Some((ids, m, payloads)) = self.upsert_input(py, ids, vectors, payloads)? else {
+        let col = &self.col;
+        let Some(b) = Batch::from_py(py, col, ids, vectors, payloads)? else {
             return Ok(());
         };
-        let slice = m.as_slice();
-        let col = &self.col;
-        run_detached(py, || {
-            col.upsert_with(&ids, slice, payloads.as_deref(), allow_zero)
+        let v = b.vectors.core().map_err(|e| to_py(py, e))?;
+        let p = b.payloads.as_deref();
+        if b.vectors.values() < LONG_WRITE_VALUES {
+            let never = &ferrovec_core::cancel::NEVER;
+            return run_detached(py, || col.upsert_batch(&b.ids, &v, p, allow_zero, never));
+        }
+        run_interruptible(py, |cancel| {
+            col.upsert_batch(&b.ids, &v, p, allow_zero, cancel)
         })
     }
 
@@ -351,15 +146,19 @@ impl PyCollection {
         payloads: Option<&Bound<'py, PyAny>>,
         allow_zero: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let input = self.upsert_input(py, ids, vectors, payloads)?;
-        let owned = input.map(|(ids, m, payloads)| (ids, m.as_slice().to_vec(), payloads));
         let col = self.col.clone();
+        let owned = Batch::from_py(py, &col, ids, vectors, payloads)?
+            .map(|b| (b.ids, b.vectors.to_owned(), b.payloads));
         aio::core_future(
             py,
             move || match owned {
-                Some((ids, v, payloads)) => {
-                    col.upsert_with(&ids, &v, payloads.as_deref(), allow_zero)
-                }
+                Some((ids, v, payloads)) => col.upsert_batch(
+                    &ids,
+                    &v.core()?,
+                    payloads.as_deref(),
+                    allow_zero,
+                    &ferrovec_core::cancel::NEVER,
+                ),
                 None => Ok(()),
             },
             |py, ()| Ok(py.None()),
@@ -379,23 +178,10 @@ impl PyCollection {
         allow_zero: bool,
     ) -> PyResult<Py<PyList>> {
         let col = &self.col;
-        let found = match vectors.cast::<PyDict>() {
-            Ok(named) => {
-                let ids = ids_from_py(py, ids)?;
-                let (names, m) = named_rows(py, named, col.config(), ids.len(), false)?;
-                let slice = m.as_slice();
-                run_detached(py, || {
-                    col.update_vectors(&ids, Some(&names), slice, allow_zero)
-                })?
-            }
-            Err(_) => match self.upsert_input(py, ids, vectors, None)? {
-                Some((ids, m, _)) => {
-                    let slice = m.as_slice();
-                    run_detached(py, || col.update_vectors(&ids, None, slice, allow_zero))?
-                }
-                None => Vec::new(),
-            },
-        };
+        let ids = ids_from_py(py, ids)?;
+        let given = BatchVectors::from_py(py, col, vectors)?;
+        let v = given.core().map_err(|e| to_py(py, e))?;
+        let found = run_detached(py, || col.update_vectors(&ids, &v, allow_zero))?;
         let out = PyList::empty(py);
         for id in &found {
             out.append(id_to_py(py, id)?)?;
@@ -429,17 +215,10 @@ impl PyCollection {
         with_vectors: bool,
     ) -> PyResult<Py<PyList>> {
         let ids = ids_from_py(py, ids)?;
-        let sel = match with_payload {
-            Some(s) => selector_from_py(py, s)?,
-            None => ferrovec_core::PayloadSelector::All,
-        };
+        let sel = payload_selector(py, with_payload)?;
         let col = &self.col;
         let records = run_detached(py, || col.get(&ids, &sel, with_vectors))?;
-        let out = PyList::empty(py);
-        for r in records {
-            out.append(record_to_py(py, r, col.config())?)?;
-        }
-        Ok(out.unbind())
+        Ok(records_to_list(py, records, col.config())?.unbind())
     }
 
     /// Delete points by id, or every point matching `filter`; returns how many existed.
@@ -493,8 +272,7 @@ impl PyCollection {
         let payload = payload_from_py(py, payload)?;
         let op = match key {
             Some(key) => PayloadOp::SetAt {
-                path: ferrovec_core::payload::Path::parse(key, "key")
-                    .map_err(|e| crate::errors::to_py(py, e))?,
+                path: payload_path(py, key)?,
                 payload,
                 null_removes,
             },
@@ -527,7 +305,7 @@ impl PyCollection {
         ids: Option<&Bound<'_, PyAny>>,
         filter: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<usize> {
-        let op = PayloadOp::delete_keys(&keys).map_err(|e| crate::errors::to_py(py, e))?;
+        let op = PayloadOp::delete_keys(&keys).map_err(|e| to_py(py, e))?;
         self.payload_op(py, op, ids, filter)
     }
 
@@ -546,7 +324,7 @@ impl PyCollection {
     /// keyword, integer, float, bool, datetime, uuid, geo, text. Filters use it at once.
     #[pyo3(signature = (key, r#type))]
     fn create_payload_index(&self, py: Python<'_>, key: &str, r#type: &str) -> PyResult<()> {
-        let kind = IndexKind::parse(r#type).map_err(|e| crate::errors::to_py(py, e))?;
+        let kind = IndexKind::parse(r#type).map_err(|e| to_py(py, e))?;
         let col = &self.col;
         run_detached(py, || col.create_payload_index(key, kind))
     }
@@ -570,13 +348,8 @@ impl PyCollection {
         let retention = match (key, max_age_seconds) {
             (None, None) => None,
             (Some(key), Some(max_age_secs)) => Some(Retention { key, max_age_secs }),
-            (Some(_), None) => {
-                return Err(crate::errors::invalid(
-                    py,
-                    "set_retention needs max_age_seconds",
-                ))
-            }
-            (None, Some(_)) => return Err(crate::errors::invalid(py, "set_retention needs a key")),
+            (Some(_), None) => return Err(invalid(py, "set_retention needs max_age_seconds")),
+            (None, Some(_)) => return Err(invalid(py, "set_retention needs a key")),
         };
         let col = &self.col;
         run_detached(py, || col.set_retention(retention))
@@ -619,14 +392,7 @@ impl PyCollection {
         let counts = run_detached(py, || col.facet(key, &filter, limit))?;
         counts
             .into_iter()
-            .map(|(v, n)| {
-                let v = match v {
-                    FacetValue::Bool(b) => b.into_pyobject(py)?.to_owned().into_any().unbind(),
-                    FacetValue::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
-                    FacetValue::Str(s) => s.into_pyobject(py)?.into_any().unbind(),
-                };
-                Ok((v, n))
-            })
+            .map(|(v, n)| Ok((facet_value(py, v)?, n)))
             .collect()
     }
 
@@ -649,19 +415,19 @@ impl PyCollection {
         allow_zero: bool,
         using: Option<String>,
     ) -> PyResult<Py<PyList>> {
-        let params = search_params(
-            py,
+        let params = SearchArgs {
             k,
             offset,
+            filter,
             score_threshold,
             with_payload,
             with_vectors,
             ef,
             exact,
-            filter,
             allow_zero,
             using,
-        )?;
+        }
+        .params(py)?;
         let q = vector_from_py(py, vector, "vector")?;
         let qs = q.as_slice().map_err(|e| invalid(py, e.to_string()))?;
         let col = &self.col;
@@ -687,19 +453,19 @@ impl PyCollection {
         allow_zero: bool,
         using: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let params = search_params(
-            py,
+        let params = SearchArgs {
             k,
             offset,
+            filter,
             score_threshold,
             with_payload,
             with_vectors,
             ef,
             exact,
-            filter,
             allow_zero,
             using,
-        )?;
+        }
+        .params(py)?;
         let q = vector_from_py(py, vector, "vector")?;
         let q = q
             .as_slice()
@@ -731,24 +497,22 @@ impl PyCollection {
         allow_zero: bool,
         using: Option<String>,
     ) -> PyResult<Py<PyList>> {
-        let params = search_params(
-            py,
+        let params = SearchArgs {
             k,
-            0,
+            offset: 0,
+            filter,
             score_threshold,
             with_payload,
             with_vectors,
             ef,
             exact,
-            filter,
             allow_zero,
             using,
-        )?;
-        let m = self.queries(py, vectors, params.using.as_deref())?;
-        let slice = m.as_slice();
-        let col = &self.col;
-        let all = run_detached(py, || col.search_batch(slice, &params))?;
-        batch_to_list(py, all, col.config())
+        }
+        .params(py)?;
+        let m = matrix_from_py(py, vectors, "vectors")?;
+        let queries = m.core().map_err(|e| to_py(py, e))?;
+        self.search_rows(py, queries, &params)
     }
 
     /// `search_batch` as an awaitable for asyncio: the queries run on the core's threads.
@@ -768,26 +532,26 @@ impl PyCollection {
         allow_zero: bool,
         using: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let params = search_params(
-            py,
+        let params = SearchArgs {
             k,
-            0,
+            offset: 0,
+            filter,
             score_threshold,
             with_payload,
             with_vectors,
             ef,
             exact,
-            filter,
             allow_zero,
             using,
-        )?;
-        let m = self.queries(py, vectors, params.using.as_deref())?;
-        let queries = m.as_slice().to_vec();
+        }
+        .params(py)?;
+        let m = matrix_from_py(py, vectors, "vectors")?;
+        let (queries, rows, cols) = (m.as_slice().to_vec(), m.rows(), m.cols());
         let col = self.col.clone();
         let config = col.config().clone();
         aio::core_future(
             py,
-            move || col.search_batch(&queries, &params),
+            move || col.search_batch(Matrix::new(&queries, rows, cols)?, &params),
             move |py, all| Ok(batch_to_list(py, all, &config)?.into_any()),
         )
     }
@@ -809,69 +573,42 @@ impl PyCollection {
         with_payload: Option<&Bound<'_, PyAny>>,
         with_vectors: bool,
     ) -> PyResult<Py<PyTuple>> {
-        let offset: Option<PointId> = offset
+        let offset = offset
             .filter(|o| !o.is_none())
             .map(|o| id_from_py(py, o, 0))
             .transpose()?;
-        let sel = match with_payload {
-            Some(s) => selector_from_py(py, s)?,
-            None => ferrovec_core::PayloadSelector::All,
-        };
+        let sel = payload_selector(py, with_payload)?;
         let filter = filter_from_py(py, filter)?;
         let col = &self.col;
-        if let Some(order) = order_by.filter(|o| !o.is_none()) {
-            if offset.is_some() {
-                return Err(invalid(
-                    py,
-                    "offset cannot be combined with order_by; page with order_by's start_from",
-                ));
-            }
-            let spec = json_value_from_py(py, order, "order_by")?;
-            let (key, direction, start) = match &spec {
-                serde_json::Value::String(k) => (k.clone(), Direction::Asc, None),
-                serde_json::Value::Object(m) => {
-                    let key = m.get("key").and_then(|k| k.as_str()).ok_or_else(|| {
-                        invalid(py, "order_by: expected {\"key\": ..., \"direction\": ..., \"start_from\": ...}")
-                    })?;
-                    let direction = match m.get("direction").and_then(|d| d.as_str()) {
-                        None | Some("asc") => Direction::Asc,
-                        Some("desc") => Direction::Desc,
-                        Some(d) => {
-                            return Err(invalid(
-                                py,
-                                format!("order_by.direction: {d:?} (use \"asc\" or \"desc\")"),
-                            ))
-                        }
-                    };
-                    (key.to_string(), direction, m.get("start_from").cloned())
+        let (records, next) = match order_by.filter(|o| !o.is_none()) {
+            Some(order) => {
+                if offset.is_some() {
+                    return Err(invalid(
+                        py,
+                        "offset cannot be combined with order_by; page with order_by's start_from",
+                    ));
                 }
-                _ => return Err(invalid(py, "order_by: expected a key or a dict")),
-            };
-            let filter = filter.unwrap_or_default();
-            let records = run_detached(py, || {
-                col.scroll_ordered(
-                    &key,
-                    direction,
-                    start.as_ref(),
-                    &filter,
-                    limit,
-                    &sel,
-                    with_vectors,
-                )
-            })?;
-            let list = PyList::empty(py);
-            for r in records {
-                list.append(record_to_py(py, r, col.config())?)?;
+                let o = OrderBy::from_py(py, order)?;
+                let filter = filter.unwrap_or_default();
+                let records = run_detached(py, || {
+                    let start = o.start.as_ref();
+                    col.scroll_ordered(
+                        &o.key,
+                        o.direction,
+                        start,
+                        &filter,
+                        limit,
+                        &sel,
+                        with_vectors,
+                    )
+                })?;
+                (records, None)
             }
-            return Ok(PyTuple::new(py, [list.into_any().unbind(), py.None()])?.unbind());
-        }
-        let (records, next) = run_detached(py, || {
-            col.scroll(limit, offset.as_ref(), &sel, with_vectors, filter.as_ref())
-        })?;
-        let list = PyList::empty(py);
-        for r in records {
-            list.append(record_to_py(py, r, col.config())?)?;
-        }
+            None => run_detached(py, || {
+                col.scroll(limit, offset.as_ref(), &sel, with_vectors, filter.as_ref())
+            })?,
+        };
+        let list = records_to_list(py, records, col.config())?;
         let next = match next {
             Some(id) => id_to_py(py, &id)?,
             None => py.None(),
@@ -886,13 +623,14 @@ impl PyCollection {
     }
 
     /// Seal, index and merge. With wait=True (the default) this returns when done, leaving a
-    /// collection smaller than max_segment_points as one indexed segment; with wait=False it
-    /// asks the background optimizer and returns at once.
+    /// collection smaller than max_segment_points as one indexed segment; Ctrl-C stops it
+    /// between steps, keeping what is done. With wait=False it asks the background optimizer
+    /// and returns at once.
     #[pyo3(signature = (wait = true))]
     fn optimize(&self, py: Python<'_>, wait: bool) -> PyResult<()> {
         let col = &self.col;
         if wait {
-            run_detached(py, || col.optimize())
+            run_interruptible(py, |cancel| col.optimize(cancel))
         } else {
             run_detached(py, || col.optimize_in_background())
         }
@@ -927,91 +665,6 @@ impl PyCollection {
             c.vectors[0].distance.name()
         )
     }
-}
-
-/// {name: {"dim": int, "distance": str}} for every vector of a point.
-fn vectors_to_dict<'py>(py: Python<'py>, c: &CollectionConfig) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    for v in &c.vectors {
-        let spec = PyDict::new(py);
-        spec.set_item("dim", v.dim)?;
-        spec.set_item("distance", v.distance.name())?;
-        d.set_item(&v.name, spec)?;
-    }
-    Ok(d)
-}
-
-pub fn info_to_dict<'py>(
-    py: Python<'py>,
-    info: &ferrovec_core::CollectionInfo,
-) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("name", &info.name)?;
-    let c = &info.config;
-    d.set_item("dim", (!c.is_named()).then(|| c.vectors[0].dim))?;
-    d.set_item(
-        "distance",
-        (!c.is_named()).then(|| c.vectors[0].distance.name()),
-    )?;
-    d.set_item("vectors", vectors_to_dict(py, c)?)?;
-    d.set_item("points", info.points)?;
-    d.set_item("indexed_points", info.indexed_points)?;
-    d.set_item("unindexed_points", info.unindexed_points)?;
-    let segments = PyList::empty(py);
-    for s in &info.segments {
-        let sd = PyDict::new(py);
-        sd.set_item("rows", s.rows)?;
-        sd.set_item("deleted", s.deleted)?;
-        sd.set_item("kind", s.kind)?;
-        sd.set_item("indexed", s.indexed)?;
-        sd.set_item("self_check_recall", s.self_check_recall)?;
-        segments.append(sd)?;
-    }
-    d.set_item("segments", segments)?;
-    d.set_item("unflushed_points", info.unflushed_points)?;
-    d.set_item("optimizer_status", &info.optimizer_status)?;
-    let h = PyDict::new(py);
-    h.set_item("m", info.config.hnsw.m)?;
-    h.set_item("ef_construct", info.config.hnsw.ef_construct)?;
-    h.set_item("full_scan_threshold", info.config.hnsw.full_scan_threshold)?;
-    d.set_item("hnsw", h)?;
-    let o = PyDict::new(py);
-    o.set_item(
-        "indexing_threshold",
-        info.config.optimizer.indexing_threshold,
-    )?;
-    o.set_item(
-        "max_segment_points",
-        info.config.optimizer.max_segment_points,
-    )?;
-    o.set_item("idle_ms", info.config.optimizer.idle_ms)?;
-    d.set_item("optimizer", o)?;
-    d.set_item("disk_bytes", info.disk_bytes)?;
-    d.set_item("log_bytes", info.log_bytes)?;
-    let indexes = PyList::empty(py);
-    for i in &info.payload_indexes {
-        let id = PyDict::new(py);
-        id.set_item("key", &i.key)?;
-        id.set_item("type", i.kind)?;
-        id.set_item("points", i.points)?;
-        id.set_item("disk_bytes", i.disk_bytes)?;
-        indexes.append(id)?;
-    }
-    d.set_item("payload_indexes", indexes)?;
-    let retention = info
-        .retention
-        .as_ref()
-        .map(|r| retention_to_dict(py, r))
-        .transpose()?;
-    d.set_item("retention", retention)?;
-    Ok(d)
-}
-
-fn retention_to_dict<'py>(py: Python<'py>, r: &Retention) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("key", &r.key)?;
-    d.set_item("max_age_seconds", r.max_age_secs)?;
-    Ok(d)
 }
 
 /// For tests: the address of the float32 buffer the bindings would read for `vectors`.

@@ -269,11 +269,11 @@ pub fn selector_from_py(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Payl
 }
 
 /// A float32 matrix borrowed from numpy, or converted (once) when it is not float32 C-order.
-pub struct Matrix<'py> {
+pub struct PyMatrix<'py> {
     array: PyReadonlyArray2<'py, f32>,
 }
 
-impl Matrix<'_> {
+impl PyMatrix<'_> {
     pub fn rows(&self) -> usize {
         self.array.shape()[0]
     }
@@ -281,8 +281,12 @@ impl Matrix<'_> {
         self.array.shape()[1]
     }
     pub fn as_slice(&self) -> &[f32] {
-        // Contiguity was checked when the Matrix was made.
+        // Contiguity was checked when the PyMatrix was made.
         self.array.as_slice().unwrap_or(&[])
+    }
+    /// The core's view of the same values (no copy).
+    pub fn core(&self) -> ferrovec_core::Result<ferrovec_core::Matrix<'_>> {
+        ferrovec_core::Matrix::new(self.as_slice(), self.rows(), self.cols())
     }
 }
 
@@ -350,11 +354,11 @@ pub fn matrix_from_py<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
     what: &str,
-) -> PyResult<Matrix<'py>> {
+) -> PyResult<PyMatrix<'py>> {
     // Fast path: already a C-contiguous float32 matrix, borrowed as it is.
     if let Ok(a) = obj.cast::<PyArray2<f32>>() {
         if a.is_c_contiguous() {
-            return Ok(Matrix {
+            return Ok(PyMatrix {
                 array: a.readonly(),
             });
         }
@@ -379,7 +383,7 @@ pub fn matrix_from_py<'py>(
             format!("{what} is not contiguous after conversion"),
         ));
     }
-    Ok(Matrix { array })
+    Ok(PyMatrix { array })
 }
 
 pub fn vector_from_py<'py>(

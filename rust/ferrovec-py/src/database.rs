@@ -8,9 +8,10 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::collection::{info_to_dict, PyCollection};
+use crate::collection::PyCollection;
 use crate::errors::to_py;
 use crate::gil::run_detached;
+use crate::out::info_to_dict;
 use crate::snapshot::PySnapshotInfo;
 
 /// An open ferrovec store. Use as a context manager, or call `close()`.

@@ -3,7 +3,7 @@
 //! imports them once and raises them with the attributes the docs promise.
 
 use ferrovec_core::Error;
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
 
@@ -49,6 +49,20 @@ pub fn to_py(py: Python<'_>, err: Error) -> PyErr {
         Error::LogFailed { path, .. } => raise(py, "LogFailedError", message, &path_attr(&path)),
         Error::Closed(_) => raise(py, "ClosedError", message, &[]),
         Error::ReadOnly(_) => raise(py, "ReadOnlyError", message, &[]),
+        Error::UnsupportedVersion {
+            path, found, reads, ..
+        } => {
+            let mut attrs = path_attr(&path);
+            for (k, v) in [("version", found), ("reads", reads)] {
+                if let Ok(n) = v.into_py_any(py) {
+                    attrs.push((k, n));
+                }
+            }
+            raise(py, "UnsupportedVersionError", message, &attrs)
+        }
+        // A call the caller interrupted (Ctrl-C): Python's own exception for it.
+        Error::Interrupted(_) => PyKeyboardInterrupt::new_err(message),
+        Error::Internal(_) => raise(py, "InternalError", message, &[]),
         // The enum is non-exhaustive: anything new maps to the base class.
         _ => raise(py, "FerrovecError", message, &[]),
     }

@@ -2,13 +2,24 @@
 //! A panic in the core (a bug) is caught here and raised as `ferrovec.InternalError`, so it
 //! never unwinds into Python as pyo3's `PanicException` (a `BaseException` that `except
 //! Exception` misses).
+//!
+//! Long work (`run_interruptible`) runs on a thread of its own while the calling thread waits
+//! for it and, every `SIGNAL_POLL`, lets Python run its signal handlers: Ctrl-C then asks the
+//! work to stop (`Cancel`) at its next safe point, and the handler's `KeyboardInterrupt` is
+//! raised once the work has returned, so nothing is left half-done.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::time::Duration;
 
+use ferrovec_core::Cancel;
 use pyo3::marker::Ungil;
 use pyo3::prelude::*;
 
 use crate::errors::{panicked, to_py};
+
+/// How often a thread waiting for long work checks for signals.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
 
 pub fn run_detached<T, F>(py: Python<'_>, f: F) -> PyResult<T>
 where
@@ -21,6 +32,46 @@ where
     match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
         Ok(result) => result.map_err(|e| to_py(py, e)),
         Err(payload) => Err(panicked(py, payload.as_ref())),
+    }
+}
+
+/// `run_detached` for work that may take long: `f` runs on a scoped thread and is handed the
+/// `Cancel` that Ctrl-C (any exception a Python signal handler raises) sets.
+pub fn run_interruptible<T, F>(py: Python<'_>, f: F) -> PyResult<T>
+where
+    F: FnOnce(&Cancel) -> ferrovec_core::Result<T> + Send,
+    T: Send,
+{
+    let cancel = Cancel::new();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let (outcome, signal) = std::thread::scope(|s| {
+        let cancel = &cancel;
+        let worker = s.spawn(move || {
+            // See run_detached for why AssertUnwindSafe.
+            let r = catch_unwind(AssertUnwindSafe(|| f(cancel)));
+            let _ = done_tx.send(());
+            r
+        });
+        let signal = py.detach(move || {
+            let mut raised: Option<PyErr> = None;
+            while let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(SIGNAL_POLL) {
+                if raised.is_none() {
+                    if let Err(e) = Python::attach(|py| py.check_signals()) {
+                        cancel.cancel();
+                        raised = Some(e);
+                    }
+                }
+            }
+            raised
+        });
+        (worker.join(), signal)
+    });
+    if let Some(e) = signal {
+        return Err(e);
+    }
+    match outcome {
+        Ok(Ok(result)) => result.map_err(|e| to_py(py, e)),
+        Ok(Err(payload)) | Err(payload) => Err(panicked(py, payload.as_ref())),
     }
 }
 

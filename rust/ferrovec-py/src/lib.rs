@@ -1,12 +1,14 @@
 //! The native module `ferrovec._native`. Users import `ferrovec`, which re-exports from here.
 
 mod aio;
+mod args;
 mod backup;
 mod collection;
 mod convert;
 mod database;
 mod errors;
 mod gil;
+mod out;
 mod snapshot;
 
 use std::sync::atomic::{AtomicBool, Ordering};

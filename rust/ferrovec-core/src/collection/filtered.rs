@@ -182,9 +182,9 @@ impl State {
         Ok(ids)
     }
 
-    fn source_vectors(&self, src: u32, width: usize) -> &[f32] {
+    fn source_vectors(&self, src: u32) -> &[f32] {
         if src == MEM {
-            &self.mem.vectors[..self.mem.len() * width]
+            &self.mem.vectors[..self.mem.len() * self.width]
         } else {
             self.sources[src as usize].vectors()
         }
@@ -247,7 +247,7 @@ impl State {
             plans.push(Plan {
                 src,
                 count,
-                vectors: self.source_vectors(src, sp.stride),
+                vectors: self.source_vectors(src),
                 set,
                 graph,
                 coded,
@@ -370,7 +370,6 @@ impl State {
         limit: usize,
         sel: &PayloadSelector,
         with_vector: bool,
-        dim: usize,
     ) -> Result<Vec<Record>> {
         let def = self
             .index_def(key)
@@ -448,7 +447,7 @@ impl State {
         items.sort_by(cmp);
         items
             .into_iter()
-            .map(|(_, _, loc)| self.record(loc, sel, with_vector, dim))
+            .map(|(_, _, loc)| self.record(loc, sel, with_vector))
             .collect()
     }
 }

@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering;
 
 use super::optimize;
 use super::{Collection, CLOSED, DROPPED, OPEN};
+use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::shared::Shared;
 
@@ -18,13 +19,14 @@ impl Collection {
 
     /// Expire points past retention, then seal, index and merge now: afterwards a collection
     /// smaller than `max_segment_points` is one segment with a graph (if it has at least
-    /// `full_scan_threshold` points).
-    pub fn optimize(&self) -> Result<()> {
+    /// `full_scan_threshold` points). `cancel` stops it early (with `Interrupted`), keeping
+    /// every merge finished by then.
+    pub fn optimize(&self, cancel: &Cancel) -> Result<()> {
         self.check_open()?;
         self.expire()?;
         let _s = self.structure.lock();
         let _lease = self.lease(true)?;
-        optimize::optimize_all(self)
+        optimize::optimize_all(self, cancel)
     }
 
     /// Ask the background optimizer to run a full optimization soon; returns at once.

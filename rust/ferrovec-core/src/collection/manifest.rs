@@ -132,7 +132,7 @@ impl Manifest {
     /// Atomically replace the manifest in `dir`.
     pub fn write(&self, fs: &dyn FileSystem, dir: &Path) -> Result<()> {
         let body = postcard::to_stdvec(self)
-            .map_err(|e| Error::InvalidInput(format!("internal: manifest does not encode: {e}")))?;
+            .map_err(|e| Error::internal(format!("manifest does not encode: {e}")))?;
         let tmp = dir.join(MANIFEST_TMP);
         segment::write_file(fs, &tmp, FileKind::Manifest, 0, 0, &[&body])?;
         fs.rename(&tmp, &dir.join(MANIFEST))?;

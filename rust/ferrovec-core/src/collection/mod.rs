@@ -128,11 +128,6 @@ impl Collection {
         &self.config
     }
 
-    /// Values per point: all its vectors, concatenated in the collection's order.
-    fn dim(&self) -> usize {
-        self.config.width()
-    }
-
     fn check_open(&self) -> Result<()> {
         if self.pid != std::process::id() {
             return Err(Error::invalid(format!(

@@ -65,6 +65,7 @@ impl Collection {
     /// An in-memory collection: nothing is written, and search is always exact.
     pub fn in_memory(name: &str, config: CollectionConfig, options: StorageOptions) -> Arc<Self> {
         let manifest = Manifest::new(config.clone());
+        let width = config.width();
         Self::assemble(
             name,
             config,
@@ -73,7 +74,7 @@ impl Collection {
             None,
             options,
             manifest,
-            State::default(),
+            State::new(width),
             None,
         )
     }
@@ -100,9 +101,8 @@ impl Collection {
         // to a newer one (`collect_garbage`).
         shared.pin(0);
         let manifest = Manifest::read(fs.as_ref(), dir)?;
-        let mut state = load_segments(&fs, dir, &manifest, &State::default())?;
         let config = manifest.config.clone();
-        let dim = config.width();
+        let mut state = load_segments(&fs, dir, &manifest, &State::new(config.width()))?;
         let log_dir = dir.join(WAL_DIR);
         let (wal, stats) = Wal::open(
             fs.clone(),
@@ -110,7 +110,7 @@ impl Collection {
             options.durability,
             options.wal_file_bytes,
             manifest.checkpoint_seq,
-            |seq, op| apply_logged(&mut state, seq, op, dim, &log_dir),
+            |seq, op| apply_logged(&mut state, seq, op, &log_dir),
         )?;
         if stats.applied > 0 {
             log::info!("collection {name}: replayed {} log records", stats.applied);
@@ -150,10 +150,8 @@ pub(super) fn load_segments(
 ) -> Result<State> {
     let seg_dir = dir.join(SEGMENTS_DIR);
     let spaces = manifest.config.spaces();
-    let mut state = State {
-        index_defs: manifest.payload_indexes.clone(),
-        ..State::default()
-    };
+    let mut state = State::new(manifest.config.width());
+    state.index_defs = manifest.payload_indexes.clone();
     for meta in &manifest.segments {
         let rows = usize::try_from(meta.rows)
             .map_err(|_| Error::corrupt(dir.join(manifest::MANIFEST), "row count too large"))?;
@@ -195,13 +193,8 @@ pub(super) fn load_segments(
 }
 
 /// Apply a record read back from the log.
-pub(super) fn apply_logged(
-    st: &mut State,
-    seq: u64,
-    op: Op,
-    dim: usize,
-    log_dir: &Path,
-) -> Result<()> {
+pub(super) fn apply_logged(st: &mut State, seq: u64, op: Op, log_dir: &Path) -> Result<()> {
+    let dim = st.width;
     match op {
         Op::Upsert {
             ids,
@@ -220,11 +213,11 @@ pub(super) fn apply_logged(
                 .map(|p| p.map(|b| b.into_vec().into_boxed_slice()))
                 .collect();
             let found = st.locate_all(&ids)?;
-            st.apply_upsert(&ids, &vectors, payloads, &found, dim);
+            st.apply_upsert(&ids, &vectors, payloads, &found);
         }
         Op::Delete { ids } => {
             let found = st.locate_all(&ids)?;
-            st.apply_delete(&ids, &found, dim);
+            st.apply_delete(&ids, &found);
         }
     }
     Ok(())

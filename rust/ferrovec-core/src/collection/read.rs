@@ -1,9 +1,9 @@
 //! Reads: counts, facets, point lookups, scrolling and search.
 
 use super::search;
-use super::validate::{prepare, validate_ids, vector_what};
+use super::validate::{validate_ids, vector_what};
 use super::Collection;
-use crate::config::Space;
+use crate::batch::Matrix;
 use crate::error::{Error, Result};
 use crate::filter::{parse_datetime, Filter};
 use crate::point::PointId;
@@ -68,7 +68,6 @@ impl Collection {
             limit,
             with_payload,
             with_vector,
-            self.dim(),
         )
     }
 
@@ -85,7 +84,7 @@ impl Collection {
         let mut out = Vec::new();
         for id in ids {
             if let Some(loc) = st.locate(id)? {
-                out.push(st.record(loc, with_payload, with_vector, self.dim())?);
+                out.push(st.record(loc, with_payload, with_vector)?);
             }
         }
         Ok(out)
@@ -104,7 +103,7 @@ impl Collection {
         self.enter()?;
         self.state
             .read()
-            .scroll(limit, offset, with_payload, with_vector, self.dim(), filter)
+            .scroll(limit, offset, with_payload, with_vector, filter)
     }
 
     /// Top-k search for one query of the dimension of the vector `params.using`: through the
@@ -123,22 +122,22 @@ impl Collection {
         Ok(all.pop().unwrap_or_default())
     }
 
-    /// Top-k search for several queries (`queries.len() / dim` of them).
+    /// Top-k search for each row of `queries`.
     pub fn search_batch(
         &self,
-        queries: &[f32],
+        queries: Matrix<'_>,
         params: &SearchParams,
     ) -> Result<Vec<Vec<ScoredPoint>>> {
         self.enter()?;
         let dim = self.config.space(params.using.as_deref())?.dim;
-        if !queries.len().is_multiple_of(dim) {
+        if queries.cols() != dim && queries.rows() > 0 {
             return Err(Error::invalid(format!(
-                "queries hold {} values, not a whole number of vectors of dimension {dim} (the {})",
-                queries.len(),
+                "queries have dimension {}, the {} has dimension {dim}",
+                queries.cols(),
                 vector_what(params.using.as_deref()),
             )));
         }
-        self.search_many(queries, params)
+        self.search_many(queries.data(), params)
     }
 
     fn search_many(&self, queries: &[f32], params: &SearchParams) -> Result<Vec<Vec<ScoredPoint>>> {
@@ -147,14 +146,7 @@ impl Collection {
         }
         let sp = self.config.space(params.using.as_deref())?;
         let metric = sp.distance;
-        let alone = Space {
-            offset: 0,
-            stride: sp.dim,
-            ..sp
-        };
-        let specs = &self.config.vectors;
-        let q = prepare(queries, &[alone], specs, "query", params.allow_zero, false)?;
-        let dim = self.dim();
+        let q = self.prepare_queries(queries, sp, params.allow_zero)?;
         let st = self.state.read();
         let n = params.offset.saturating_add(params.k);
         let cands = st.search(
@@ -166,9 +158,6 @@ impl Collection {
             self.config.hnsw.ef_construct,
             self.config.hnsw.full_scan_threshold,
         )?;
-        cands
-            .iter()
-            .map(|c| st.scored(metric, c, params, dim))
-            .collect()
+        cands.iter().map(|c| st.scored(metric, c, params)).collect()
     }
 }

@@ -169,8 +169,9 @@ pub struct PayloadPlan {
     pub found: Vec<Option<Loc>>,
 }
 
-#[derive(Default)]
 pub struct State {
+    /// Values per stored row: all of a point's vectors (`CollectionConfig::width`).
+    pub width: usize,
     pub sources: Vec<Source>,
     pub mem: MemRows,
     /// Live points.
@@ -180,6 +181,17 @@ pub struct State {
 }
 
 impl State {
+    /// An empty state for rows of `width` values.
+    pub fn new(width: usize) -> Self {
+        State {
+            width,
+            sources: Vec::new(),
+            mem: MemRows::default(),
+            live: 0,
+            index_defs: Vec::new(),
+        }
+    }
+
     /// Where `id` lives now, if anywhere.
     pub fn locate(&self, id: &PointId) -> Result<Option<Loc>> {
         if let Some(&row) = self.mem.index.get(id) {
@@ -211,8 +223,8 @@ impl State {
         vectors: &[f32],
         payloads: Vec<Option<Box<[u8]>>>,
         found: &[Option<Loc>],
-        dim: usize,
     ) {
+        let dim = self.width;
         for (((id, v), p), loc) in ids
             .iter()
             .zip(vectors.chunks_exact(dim))
@@ -239,12 +251,7 @@ impl State {
 
     /// The new payloads a payload operation gives the points among `ids` that exist (checked
     /// before logging, so applying the plan cannot fail). Ids must be distinct.
-    pub fn plan_payload_op(
-        &self,
-        ids: &[PointId],
-        op: &PayloadOp,
-        dim: usize,
-    ) -> Result<PayloadPlan> {
+    pub fn plan_payload_op(&self, ids: &[PointId], op: &PayloadOp) -> Result<PayloadPlan> {
         let mut plan = PayloadPlan::default();
         for id in ids {
             let Some(loc) = self.locate(id)? else {
@@ -263,7 +270,7 @@ impl State {
                         .into_boxed_slice(),
                 )
             };
-            plan.vectors.extend_from_slice(self.vector(loc, dim));
+            plan.vectors.extend_from_slice(self.vector(loc));
             plan.ids.push(id.clone());
             plan.payloads.push(bytes);
             plan.found.push((loc.source != MEM).then_some(loc));
@@ -274,14 +281,13 @@ impl State {
     /// New vectors for the points of `ids` that exist, keeping their payloads and the vectors
     /// not given as stored. `given` holds one row of `given_width` values per id (normalised
     /// already); each `(from, to, len)` of `copies` puts `given[from..from + len]` of a row at
-    /// `to` in the stored row of `width` values. Ids must be distinct.
+    /// `to` in the stored row. Ids must be distinct.
     pub fn plan_vector_update(
         &self,
         ids: &[PointId],
         given: &[f32],
         copies: &[(usize, usize, usize)],
         given_width: usize,
-        width: usize,
     ) -> Result<PayloadPlan> {
         let mut plan = PayloadPlan::default();
         for (id, v) in ids.iter().zip(given.chunks_exact(given_width)) {
@@ -289,7 +295,7 @@ impl State {
                 continue;
             };
             let start = plan.vectors.len();
-            plan.vectors.extend_from_slice(self.vector(loc, width));
+            plan.vectors.extend_from_slice(self.vector(loc));
             let row = &mut plan.vectors[start..];
             for &(from, to, len) in copies {
                 row[to..to + len].copy_from_slice(&v[from..from + len]);
@@ -302,14 +308,15 @@ impl State {
     }
 
     /// Apply a plan: each point is rewritten into the appendable rows (new payload or vector).
-    pub fn apply_payload_plan(&mut self, plan: PayloadPlan, dim: usize) -> usize {
+    pub fn apply_payload_plan(&mut self, plan: PayloadPlan) -> usize {
         let n = plan.ids.len();
-        self.apply_upsert(&plan.ids, &plan.vectors, plan.payloads, &plan.found, dim);
+        self.apply_upsert(&plan.ids, &plan.vectors, plan.payloads, &plan.found);
         n
     }
 
     /// Apply a delete of ids whose locations in the sources are `found` (as for upserts).
-    pub fn apply_delete(&mut self, ids: &[PointId], found: &[Option<Loc>], dim: usize) -> usize {
+    pub fn apply_delete(&mut self, ids: &[PointId], found: &[Option<Loc>]) -> usize {
+        let dim = self.width;
         let mut removed = 0;
         for (id, loc) in ids.iter().zip(found) {
             if let Some(row) = self.mem.index.remove(id) {
@@ -348,8 +355,8 @@ impl State {
             .collect()
     }
 
-    pub fn vector(&self, loc: Loc, dim: usize) -> &[f32] {
-        let r = loc.row as usize;
+    pub fn vector(&self, loc: Loc) -> &[f32] {
+        let (r, dim) = (loc.row as usize, self.width);
         if loc.source == MEM {
             &self.mem.vectors[r * dim..(r + 1) * dim]
         } else {
@@ -394,17 +401,11 @@ impl State {
         }))
     }
 
-    pub fn record(
-        &self,
-        loc: Loc,
-        sel: &PayloadSelector,
-        with_vector: bool,
-        dim: usize,
-    ) -> Result<Record> {
+    pub fn record(&self, loc: Loc, sel: &PayloadSelector, with_vector: bool) -> Result<Record> {
         Ok(Record {
             id: self.id(loc)?,
             payload: self.payload(loc, sel)?,
-            vector: with_vector.then(|| self.vector(loc, dim).to_vec()),
+            vector: with_vector.then(|| self.vector(loc).to_vec()),
         })
     }
 
@@ -415,7 +416,6 @@ impl State {
         offset: Option<&PointId>,
         sel: &PayloadSelector,
         with_vector: bool,
-        dim: usize,
         filter: Option<&Filter>,
     ) -> Result<(Vec<Record>, Option<PointId>)> {
         let filter = filter.filter(|f| !f.is_empty());
@@ -444,7 +444,7 @@ impl State {
             let Some(std::cmp::Reverse((_, source, row))) = merged.pop() else {
                 break;
             };
-            out.push(self.record(Loc { source, row }, sel, with_vector, dim)?);
+            out.push(self.record(Loc { source, row }, sel, with_vector)?);
         }
         let next = merged.pop().map(|r| r.0 .0);
         Ok((out, next))
@@ -452,7 +452,8 @@ impl State {
 
     /// Exactly-scanned blocks: every source without a usable graph (all of them when `exact`),
     /// and the appendable rows.
-    fn exact_blocks(&self, width: usize, graphs_used: &[bool]) -> Vec<Block<'_>> {
+    fn exact_blocks(&self, graphs_used: &[bool]) -> Vec<Block<'_>> {
+        let width = self.width;
         let mut blocks: Vec<Block<'_>> = self
             .sources
             .iter()
@@ -519,7 +520,7 @@ impl State {
         }
         let graphs = self.graph_plan(sp.index, params.exact, full_scan_threshold)?;
         let used: Vec<bool> = graphs.iter().map(Option::is_some).collect();
-        let blocks = self.exact_blocks(sp.stride, &used);
+        let blocks = self.exact_blocks(&used);
         let nq = queries.len() / sp.dim;
         let exact = if blocks.is_empty() {
             None
@@ -589,7 +590,6 @@ impl State {
         metric: Distance,
         cands: &[Cand],
         params: &SearchParams,
-        dim: usize,
     ) -> Result<Vec<ScoredPoint>> {
         cands
             .iter()
@@ -603,7 +603,7 @@ impl State {
                     id: self.id(loc)?,
                     score: search::score_of(metric, c.key),
                     payload: self.payload(loc, &params.with_payload)?,
-                    vector: params.with_vector.then(|| self.vector(loc, dim).to_vec()),
+                    vector: params.with_vector.then(|| self.vector(loc).to_vec()),
                 })
             })
             .collect()

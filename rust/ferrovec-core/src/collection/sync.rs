@@ -9,6 +9,7 @@ use super::open::{apply_logged, load_segments};
 use super::{Collection, LeaseGuard, WriteGuard, SEGMENTS_DIR, WAL_DIR};
 use crate::error::{Error, Result};
 use crate::shared::Shared;
+use crate::wal::record::OpRef;
 use crate::wal::Wal;
 
 impl Collection {
@@ -52,11 +53,10 @@ impl Collection {
         let (Some(wal), Some(dir)) = (&self.wal, &self.dir) else {
             return Ok(());
         };
-        let dim = self.dim();
         let log_dir = dir.join(WAL_DIR);
         let mut st = self.state.write();
         let stats = wal.catch_up(repair, &mut |seq, op| {
-            apply_logged(&mut st, seq, op, dim, &log_dir)
+            apply_logged(&mut st, seq, op, &log_dir)
         })?;
         if stats.applied > 0 {
             drop(st);
@@ -80,10 +80,9 @@ impl Collection {
             ));
         }
         let mut state = load_segments(&self.fs, dir, &current, &self.state.read())?;
-        let dim = self.dim();
         let log_dir = dir.join(WAL_DIR);
         wal.rewind(current.checkpoint_seq, &mut |seq, op| {
-            apply_logged(&mut state, seq, op, dim, &log_dir)
+            apply_logged(&mut state, seq, op, &log_dir)
         })?;
         *self.state.write() = state;
         self.generation.store(current.generation, Ordering::SeqCst);
@@ -112,9 +111,9 @@ impl Collection {
         Ok(WriteGuard { lock, manifest })
     }
 
-    /// Append a frame to the log (under `begin_write`) and tell the other processes.
-    pub(super) fn append(&self, guard: &WriteGuard<'_>, wal: &Wal, frame: Vec<u8>) -> Result<u64> {
-        let seq = wal.append(frame)?;
+    /// Append a record to the log (under `begin_write`) and tell the other processes.
+    pub(super) fn append(&self, guard: &WriteGuard<'_>, wal: &Wal, op: &OpRef<'_>) -> Result<u64> {
+        let seq = wal.append(op)?;
         if let (Some(s), Some(l)) = (&self.shared, &guard.lock) {
             s.set_log_end(l, seq);
         }

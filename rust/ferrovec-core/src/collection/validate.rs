@@ -1,30 +1,183 @@
-//! Checking a batch before anything changes: ids, vectors, payload sizes.
+//! Checking a batch before anything changes: ids, vectors, payload sizes. This is the one
+//! place that checks a batch's vectors (their count, dimensions, named-vector layout, NaN as
+//! "absent", finiteness, zero vectors under cosine) and lays them out as stored rows.
+//!
+//! The caller's values are read exactly once, into a buffer of our own, before any check: the
+//! caller (a Python thread, without the GIL) may change its array while we work, and what is
+//! checked, logged and stored must be the same values.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::config::{Distance, Space, VectorSpec};
+use super::Collection;
+use crate::batch::{Matrix, Vectors};
+use crate::config::{Distance, Space};
 use crate::distance;
 use crate::error::{Error, Result};
-use crate::point::PointId;
+use crate::point::{PointId, MAX_PAYLOAD_BYTES};
+
+/// Rows laid out from a batch: `spaces` says where each vector lies in a row of `width`.
+pub(super) struct Laid {
+    pub spaces: Vec<Space>,
+    pub width: usize,
+    pub rows: Vec<f32>,
+}
+
+/// Which vectors laid-out rows hold.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Layout {
+    /// Every vector of the collection in its order (an upsert: those not given are absent).
+    Stored,
+    /// Only the vectors given, in the order given (an update of some vectors).
+    Given,
+}
+
+impl Collection {
+    /// Check `vectors` for `n` points and copy them, once, into rows as `layout` says, every
+    /// cosine vector unit-normalised (a zero one kept as zero only with `allow_zero`).
+    pub(super) fn lay_out(
+        &self,
+        n: usize,
+        vectors: &Vectors<'_>,
+        layout: Layout,
+        allow_zero: bool,
+    ) -> Result<Laid> {
+        let given = self.given(n, vectors)?;
+        if given.is_empty() && layout == Layout::Given {
+            return Err(Error::invalid("no vector named"));
+        }
+        let (width, spaces) = match layout {
+            Layout::Stored => (self.config.width(), self.config.spaces()),
+            Layout::Given => given_layout(&given.iter().map(|g| g.0).collect::<Vec<_>>()),
+        };
+        // The one read of the caller's values. Vectors not given stay NaN: absent.
+        let mut rows = vec![f32::NAN; n * width];
+        for (sp, m, from) in &given {
+            let to = spaces
+                .iter()
+                .find(|s| s.index == sp.index)
+                .map_or(0, |s| s.offset);
+            let src = m.data();
+            for (r, row) in rows.chunks_exact_mut(width).enumerate() {
+                let at = r * m.cols() + from;
+                row[to..to + sp.dim].copy_from_slice(&src[at..at + sp.dim]);
+            }
+        }
+        let named = self.config.is_named();
+        check_rows(
+            &mut rows,
+            &spaces,
+            &self.config.vectors,
+            "vectors",
+            allow_zero,
+            named,
+        )?;
+        Ok(Laid {
+            spaces,
+            width,
+            rows,
+        })
+    }
+
+    /// What `vectors` gives: each vector's place in the collection, its matrix, and where the
+    /// vector starts in that matrix's rows.
+    fn given<'v>(
+        &self,
+        n: usize,
+        vectors: &'v Vectors<'_>,
+    ) -> Result<Vec<(Space, &'v Matrix<'v>, usize)>> {
+        match vectors {
+            Vectors::Rows(m) => {
+                if m.rows() != n {
+                    return Err(Error::invalid(format!(
+                        "got {n} ids but {} vectors",
+                        m.rows()
+                    )));
+                }
+                let width = self.config.width();
+                if m.cols() != width {
+                    return Err(Error::invalid(format!(
+                        "vectors have dimension {}, the collection {:?} has dimension {width}",
+                        m.cols(),
+                        self.name
+                    )));
+                }
+                Ok(self
+                    .config
+                    .spaces()
+                    .into_iter()
+                    .map(|sp| (sp, m, sp.offset))
+                    .collect())
+            }
+            Vectors::Named(named) => {
+                let mut out: Vec<(Space, &Matrix<'_>, usize)> = Vec::with_capacity(named.len());
+                for (name, m) in named {
+                    let sp = self.config.space(Some(name))?;
+                    if out.iter().any(|(s, _, _)| s.index == sp.index) {
+                        return Err(Error::invalid(format!("vector {name:?} is given twice")));
+                    }
+                    if m.rows() != n {
+                        return Err(Error::invalid(format!(
+                            "got {n} ids but {} vectors named {name:?}",
+                            m.rows()
+                        )));
+                    }
+                    if m.cols() != sp.dim {
+                        return Err(Error::invalid(format!(
+                            "vectors named {name:?} have dimension {}, the vector has dimension {}",
+                            m.cols(),
+                            sp.dim
+                        )));
+                    }
+                    out.push((sp, m, 0));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Queries for the vector `sp`, copied (once) and checked, cosine ones normalised.
+    pub(super) fn prepare_queries(
+        &self,
+        queries: &[f32],
+        sp: Space,
+        allow_zero: bool,
+    ) -> Result<Vec<f32>> {
+        let alone = Space {
+            offset: 0,
+            stride: sp.dim,
+            ..sp
+        };
+        let mut q = queries.to_vec();
+        check_rows(
+            &mut q,
+            &[alone],
+            &self.config.vectors,
+            "query",
+            allow_zero,
+            false,
+        )?;
+        Ok(q)
+    }
+}
+
 /// Check rows of vectors, each holding the vectors `spaces` (of the collection's `specs`) at
-/// their offsets; return them with every cosine vector unit-normalised (a zero vector, if
-/// `allow_zero`, stays zero). With `allow_absent` (named vectors), a vector of all NaN is one
-/// the point does not have (`types::is_absent`).
-pub(super) fn prepare<'a>(
-    rows: &'a [f32],
+/// their offsets, and unit-normalise every cosine vector (a zero vector, if `allow_zero`, stays
+/// zero). With `allow_absent` (named vectors), a vector of all NaN is one the point does not
+/// have (`config::is_absent`).
+fn check_rows(
+    rows: &mut [f32],
     spaces: &[Space],
-    specs: &[VectorSpec],
+    specs: &[crate::config::VectorSpec],
     what: &str,
     allow_zero: bool,
     allow_absent: bool,
-) -> Result<Cow<'a, [f32]>> {
+) -> Result<()> {
     let Some(stride) = spaces.first().map(|s| s.stride) else {
-        return Ok(Cow::Borrowed(rows));
+        return Ok(());
     };
-    for (r, row) in rows.chunks_exact(stride).enumerate() {
+    for (r, row) in rows.chunks_exact_mut(stride).enumerate() {
         for sp in spaces {
-            let v = &row[sp.offset..sp.offset + sp.dim];
+            let v = &mut row[sp.offset..sp.offset + sp.dim];
             let name = specs.get(sp.index).map_or("", |s| s.name.as_str());
             let which = || match name {
                 "" => String::new(),
@@ -34,30 +187,32 @@ pub(super) fn prepare<'a>(
                 continue;
             }
             if let Some(col) = v.iter().position(|x| !x.is_finite()) {
+                let absent = if allow_absent && v[col].is_nan() {
+                    "; a row of NaN leaves the vector out"
+                } else {
+                    ""
+                };
                 return Err(Error::invalid(format!(
-                    "{what} row {r}{}: component {col} is {} (only finite numbers are allowed)",
+                    "{what} row {r}{}: component {col} is {} (only finite numbers are allowed{absent})",
                     which(),
                     v[col]
                 )));
             }
-            if sp.distance == Distance::Cosine && !allow_zero && v.iter().all(|&x| x == 0.0) {
-                return Err(Error::invalid(format!(
-                    "{what} row {r}{} is a zero vector, which has no direction under cosine distance",
-                    which()
-                )));
+            if sp.distance == Distance::Cosine {
+                if v.iter().all(|&x| x == 0.0) {
+                    if !allow_zero {
+                        return Err(Error::invalid(format!(
+                            "{what} row {r}{} is a zero vector, which has no direction under cosine distance",
+                            which()
+                        )));
+                    }
+                } else {
+                    distance::normalize_in_place(v);
+                }
             }
         }
     }
-    if spaces.iter().all(|s| s.distance != Distance::Cosine) {
-        return Ok(Cow::Borrowed(rows));
-    }
-    let mut out = rows.to_vec();
-    for row in out.chunks_exact_mut(stride) {
-        for sp in spaces.iter().filter(|s| s.distance == Distance::Cosine) {
-            distance::normalize_in_place(&mut row[sp.offset..sp.offset + sp.dim]);
-        }
-    }
-    Ok(Cow::Owned(out))
+    Ok(())
 }
 
 /// Some of a point's vectors as a row of their own, in the order given: its width, and where
@@ -79,12 +234,16 @@ pub(super) fn given_layout(spaces: &[Space]) -> (usize, Vec<Space>) {
     (width, layout)
 }
 
-/// `(offset in the given row, offset in the stored row, dim)` for each vector given.
-pub(super) fn copies(stored: &[Space], given: &[Space]) -> Vec<(usize, usize, usize)> {
-    stored
+/// `(offset in the given row, offset in the stored row, dim)` for each vector of `given`
+/// (laid out by `given_layout`), to copy given rows into stored ones.
+pub(super) fn copies(
+    config: &crate::config::CollectionConfig,
+    given: &[Space],
+) -> Vec<(usize, usize, usize)> {
+    let stored = config.spaces();
+    given
         .iter()
-        .zip(given)
-        .map(|(to, from)| (from.offset, to.offset, to.dim))
+        .map(|g| (g.offset, stored[g.index].offset, g.dim))
         .collect()
 }
 
@@ -98,7 +257,7 @@ pub(super) fn vector_what(using: Option<&str>) -> String {
 
 /// Refuse a payload larger than `MAX_PAYLOAD_BYTES` as JSON, naming its point.
 pub(super) fn check_payload_sizes(ids: &[PointId], payloads: &[Option<Box<[u8]>>]) -> Result<()> {
-    let limit = crate::point::MAX_PAYLOAD_BYTES;
+    let limit = MAX_PAYLOAD_BYTES;
     match payloads
         .iter()
         .position(|p| p.as_ref().is_some_and(|b| b.len() > limit))

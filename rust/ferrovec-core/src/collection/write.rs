@@ -4,15 +4,17 @@
 
 use super::optimize;
 use super::state::{self, State};
-use super::validate::{check_payload_sizes, copies, given_layout, prepare, validate_ids};
+use super::validate::{check_payload_sizes, copies, given_layout, validate_ids, Layout};
 use super::{Collection, WriteGuard};
+use crate::batch::{Matrix, Vectors};
+use crate::cancel::Cancel;
 use crate::config::Space;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::payload::PayloadOp;
 use crate::point::{Payload, PointId};
 use crate::query::Selector;
-use crate::wal::record::{encode_frame, OpRef};
+use crate::wal::record::OpRef;
 
 impl Collection {
     /// Insert or replace points. `vectors` holds `ids.len()` rows, row-major, each with all of
@@ -24,28 +26,33 @@ impl Collection {
         vectors: &[f32],
         payloads: Option<&[Option<Payload>]>,
     ) -> Result<()> {
-        self.upsert_with(ids, vectors, payloads, false)
+        let width = self.config.width();
+        if vectors.len() != ids.len() * width {
+            return Err(Error::invalid(format!(
+                "got {n} ids but {} vector values; expected {n} vectors of dimension {width} ({} values)",
+                vectors.len(),
+                ids.len() * width,
+                n = ids.len(),
+            )));
+        }
+        let rows = Vectors::Rows(Matrix::new(vectors, ids.len(), width)?);
+        self.upsert_batch(ids, &rows, payloads, false, &crate::cancel::NEVER)
     }
 
-    /// `upsert`, where `allow_zero` takes zero vectors under cosine (stored as zero, scoring 0
-    /// against every query) as Qdrant does, instead of rejecting them.
-    pub fn upsert_with(
+    /// Insert or replace points, as the caller gives their vectors (see [`Vectors`]). With
+    /// `allow_zero`, zero vectors under cosine are stored as zero (scoring 0 against every
+    /// query), as Qdrant does, instead of rejected. The batch is applied whole or, if anything
+    /// in it is invalid, not at all; `cancel` stops it until the moment it is logged.
+    pub fn upsert_batch(
         &self,
         ids: &[PointId],
-        vectors: &[f32],
+        vectors: &Vectors<'_>,
         payloads: Option<&[Option<Payload>]>,
         allow_zero: bool,
+        cancel: &Cancel,
     ) -> Result<()> {
         self.check_open()?;
         let n = ids.len();
-        let dim = self.dim();
-        if vectors.len() != n * dim {
-            return Err(Error::invalid(format!(
-                "got {n} ids but {} vector values; expected {n} vectors of dimension {dim} ({} values)",
-                vectors.len(),
-                n * dim
-            )));
-        }
         if let Some(p) = payloads {
             if p.len() != n {
                 return Err(Error::invalid(format!(
@@ -55,9 +62,7 @@ impl Collection {
             }
         }
         validate_ids(ids, true)?;
-        let (specs, named) = (&self.config.vectors, self.config.is_named());
-        let spaces = self.config.spaces();
-        let vectors = prepare(vectors, &spaces, specs, "vectors", allow_zero, named)?;
+        let laid = self.lay_out(n, vectors, Layout::Stored, allow_zero)?;
         let payload_bytes: Vec<Option<Box<[u8]>>> = match payloads {
             None => vec![None; n],
             Some(p) => p
@@ -74,13 +79,14 @@ impl Collection {
         if n == 0 {
             return Ok(());
         }
+        cancel.check("the upsert")?;
 
         let guard = self.begin_write()?;
         let found = self.state.read().locate_all(ids)?;
-        let seq = self.log_upsert(&guard, ids, &vectors, &payload_bytes)?;
+        let seq = self.log_upsert(&guard, ids, &laid.rows, &payload_bytes)?;
         self.state
             .write()
-            .apply_upsert(ids, &vectors, payload_bytes, &found, dim);
+            .apply_upsert(ids, &laid.rows, payload_bytes, &found);
         drop(guard);
         self.after_write(seq)
     }
@@ -101,18 +107,12 @@ impl Collection {
             .iter()
             .map(|p| p.as_deref().map(serde_bytes::Bytes::new))
             .collect();
-        let frame = encode_frame(&OpRef::Upsert {
+        let op = OpRef::Upsert {
             ids,
             vectors: bytemuck::cast_slice(vectors),
             payloads: &refs,
-        })
-        .map_err(|e| Error::invalid(format!("batch does not encode: {e}")))?;
-        if frame.len() - crate::wal::record::FRAME_HEADER_LEN > crate::wal::record::MAX_BODY_LEN {
-            return Err(Error::invalid(
-                "batch is larger than 4 GiB once encoded; upsert it in smaller batches",
-            ));
-        }
-        Ok(Some(self.append(guard, wal, frame)?))
+        };
+        Ok(Some(self.append(guard, wal, &op)?))
     }
 
     /// Delete points by id; returns how many of them existed.
@@ -152,17 +152,10 @@ impl Collection {
             return Ok(0);
         }
         let seq = match &self.wal {
-            Some(wal) => {
-                let frame = encode_frame(&OpRef::Delete { ids: &existing })
-                    .map_err(|e| Error::invalid(format!("batch does not encode: {e}")))?;
-                Some(self.append(&guard, wal, frame)?)
-            }
+            Some(wal) => Some(self.append(&guard, wal, &OpRef::Delete { ids: &existing })?),
             None => None,
         };
-        let removed = self
-            .state
-            .write()
-            .apply_delete(&existing, &found, self.dim());
+        let removed = self.state.write().apply_delete(&existing, &found);
         drop(guard);
         self.after_write(seq)?;
         Ok(removed)
@@ -175,45 +168,29 @@ impl Collection {
     /// key k on ids" would not be replayable: a checkpoint running meanwhile may already have
     /// persisted the old copies' deletion, so replay could no longer find them.
     pub fn update_payload(&self, sel: Selector<'_>, op: &PayloadOp) -> Result<usize> {
-        let written =
-            self.write_selected(sel, |st, ids| st.plan_payload_op(ids, op, self.dim()))?;
+        let written = self.write_selected(sel, |st, ids| st.plan_payload_op(ids, op))?;
         Ok(written.len())
     }
 
     /// Replace vectors of the points of `ids` that exist, keeping their payloads (and their
     /// other vectors), as one logged write (Qdrant's `update_vectors`); returns the ids that
-    /// were found. `using` names the vectors replaced (`None`: all of them); `vectors` holds one
-    /// row per id with those vectors concatenated in that order. Ids must be distinct.
-    /// `allow_zero` as in `upsert_with`.
+    /// were found. `vectors` as for upserts: `Rows` replaces all of a point's vectors, `Named`
+    /// those named. Ids must be distinct. `allow_zero` as in `upsert_batch`.
     pub fn update_vectors(
         &self,
         ids: &[PointId],
-        using: Option<&[String]>,
-        vectors: &[f32],
+        vectors: &Vectors<'_>,
         allow_zero: bool,
     ) -> Result<Vec<PointId>> {
         self.check_open()?;
-        let spaces = match using {
-            None => self.config.spaces(),
-            Some(names) => self.named_spaces(names)?,
-        };
-        let (given, layout) = given_layout(&spaces);
-        if vectors.len() != ids.len() * given {
-            return Err(Error::invalid(format!(
-                "got {} ids but {} vector values; expected rows of {given} values",
-                ids.len(),
-                vectors.len()
-            )));
-        }
         validate_ids(ids, true)?;
-        let specs = &self.config.vectors;
-        let vectors = prepare(vectors, &layout, specs, "vectors", allow_zero, false)?;
+        let laid = self.lay_out(ids.len(), vectors, Layout::Given, allow_zero)?;
         let guard = self.begin_write()?;
-        let copies = copies(&spaces, &layout);
-        let plan =
-            self.state
-                .read()
-                .plan_vector_update(ids, &vectors, &copies, given, self.dim())?;
+        let copies = copies(&self.config, &laid.spaces);
+        let plan = self
+            .state
+            .read()
+            .plan_vector_update(ids, &laid.rows, &copies, laid.width)?;
         self.write_plan(guard, plan)
     }
 
@@ -231,11 +208,11 @@ impl Collection {
         }
         let spaces = self.named_spaces(&unique)?;
         let (given, layout) = given_layout(&spaces);
-        let copies = copies(&spaces, &layout);
+        let copies = copies(&self.config, &layout);
         let written = self.write_selected(sel, |st, ids| {
             // The new values of those vectors: all NaN, absent.
             let nan = vec![f32::NAN; ids.len() * given];
-            st.plan_vector_update(ids, &nan, &copies, given, self.dim())
+            st.plan_vector_update(ids, &nan, &copies, given)
         })?;
         Ok(written.len())
     }
@@ -290,7 +267,7 @@ impl Collection {
         check_payload_sizes(&plan.ids, &plan.payloads)?;
         let written = plan.ids.clone();
         let seq = self.log_upsert(&guard, &plan.ids, &plan.vectors, &plan.payloads)?;
-        self.state.write().apply_payload_plan(plan, self.dim());
+        self.state.write().apply_payload_plan(plan);
         drop(guard);
         self.after_write(seq)?;
         Ok(written)

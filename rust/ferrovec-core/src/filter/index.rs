@@ -195,7 +195,7 @@ impl FieldIndex {
     /// File body (postcard) for [`FileKind::PayloadIndex`].
     pub fn encode(&self) -> Result<Vec<u8>> {
         postcard::to_stdvec(self)
-            .map_err(|e| Error::invalid(format!("payload index does not encode: {e}")))
+            .map_err(|e| Error::internal(format!("payload index does not encode: {e}")))
     }
 
     /// Read an index file written by `encode` behind the common header (checksum checked).

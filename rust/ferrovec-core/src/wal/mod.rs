@@ -28,7 +28,7 @@ use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::format::{FileKind, Header, HEADER_LEN};
 use crate::io::{FileSystem, WriteFile};
-use record::{parse_frame, seal_frame, Op};
+use record::{parse_frame, seal_frame, Op, OpRef};
 
 /// How far past a damaged record we look for intact records that would prove the damage is not
 /// a torn tail. Sequence numbers in a frame must lie within this distance of the last good one.
@@ -391,11 +391,11 @@ impl Wal {
         }
     }
 
-    /// Append one frame (built by [`record::encode_frame`]); returns its sequence number. The
-    /// caller holds the collection's write lock and has just caught up (so the cursor is at the
-    /// end of the log). The bytes are handed to the OS before this returns; durability is
-    /// [`Wal::commit`]'s job.
-    pub fn append(&self, mut frame: Vec<u8>) -> Result<u64> {
+    /// Append one record; returns its sequence number. The caller holds the collection's write
+    /// lock and has just caught up (so the cursor is at the end of the log). The bytes are
+    /// handed to the OS before this returns; durability is [`Wal::commit`]'s job.
+    pub fn append(&self, op: &OpRef<'_>) -> Result<u64> {
+        let mut frame = record::encode_frame(op)?;
         let mut w = self.writer.lock();
         self.check_failed()?;
         let seq = w.next_seq;

@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::point::PointId;
 
 pub const FRAME_HEADER_LEN: usize = 16;
@@ -46,14 +47,21 @@ pub enum OpRef<'a> {
 }
 
 /// Encode a full frame for `op`, leaving `seq` to be patched in by the writer (which alone knows
-/// it) with [`seal_frame`].
-pub fn encode_frame(op: &OpRef<'_>) -> Result<Vec<u8>, postcard::Error> {
+/// it) with [`seal_frame`]. A record too large for its length field is refused here, whatever
+/// the write that made it.
+pub fn encode_frame(op: &OpRef<'_>) -> Result<Vec<u8>> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);
     let mut buf = vec![0u8; FRAME_HEADER_LEN];
     buf.extend_from_slice(&now.to_le_bytes());
-    buf = postcard::to_extend(op, buf)?;
+    buf = postcard::to_extend(op, buf)
+        .map_err(|e| Error::internal(format!("a log record does not encode: {e}")))?;
+    if buf.len() - FRAME_HEADER_LEN > MAX_BODY_LEN {
+        return Err(Error::invalid(
+            "the batch is larger than 4 GiB once encoded; write it in smaller batches",
+        ));
+    }
     Ok(buf)
 }
 

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use ferrovec_core::{
-    Collection, CollectionConfig, Distance, PayloadSelector, PointId, SearchParams, StorageOptions,
-    Store, VectorSpec,
+    Collection, CollectionConfig, Distance, Matrix, PayloadSelector, PointId, SearchParams,
+    StorageOptions, Store, VectorSpec, Vectors,
 };
 
 use crate::fixtures::{ids, Rng};
@@ -173,8 +173,10 @@ fn named_vectors_search_update_and_survive_reopen() {
     let found = col
         .update_vectors(
             &ids(0..10),
-            Some(&["image".to_string()]),
-            &new_images,
+            &Vectors::Named(vec![(
+                "image".to_string(),
+                Matrix::new(&new_images, 10, IMAGE).expect("matrix"),
+            )]),
             false,
         )
         .expect("update");
@@ -194,11 +196,19 @@ fn named_vectors_search_update_and_survive_reopen() {
         assert_eq!(&v[TEXT..], &im[..], "image replaced");
     }
     assert!(col
-        .update_vectors(&ids(0..1), Some(&["nope".to_string()]), &[0.0; 3], false)
+        .update_vectors(
+            &ids(0..1),
+            &Vectors::Named(vec![(
+                "nope".to_string(),
+                Matrix::new(&[0.0; 3], 1, 3).expect("matrix"),
+            )]),
+            false
+        )
         .is_err());
 
     // Sealed, merged and indexed: one graph per vector.
-    col.optimize().expect("optimize");
+    col.optimize(&ferrovec_core::cancel::NEVER)
+        .expect("optimize");
     let info = col.info().expect("info");
     assert_eq!(info.indexed_points, N as usize);
     let seg_dir = path.join("collections").join("docs").join("segments");
@@ -294,7 +304,7 @@ fn absent_vectors_are_never_found() {
                 }
                 let batch = col
                     .search_batch(
-                        &rng.vectors(5, dim),
+                        Matrix::new(&rng.vectors(5, dim), 5, dim).expect("matrix"),
                         &SearchParams {
                             k: 10,
                             exact,
@@ -331,7 +341,8 @@ fn absent_vectors_are_never_found() {
     for row in model.iter_mut().filter(|r| !has_image(r.0)) {
         row.2 = vec![f32::NAN; IMAGE];
     }
-    col.optimize().expect("optimize");
+    col.optimize(&ferrovec_core::cancel::NEVER)
+        .expect("optimize");
     assert_eq!(col.info().expect("info").indexed_points, N as usize);
     check(&col);
     store.close().expect("close");

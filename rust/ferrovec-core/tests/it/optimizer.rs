@@ -102,7 +102,8 @@ fn optimize_builds_one_indexed_segment_with_high_recall() {
         .map(|q| top_ids(&col, q, 10, true))
         .collect();
 
-    col.optimize().expect("optimize");
+    col.optimize(&ferrovec_core::cancel::NEVER)
+        .expect("optimize");
     let info = col.info().expect("info");
     assert_eq!(info.segments.len(), 1, "{:?}", info.segments);
     assert!(info.segments[0].indexed);
@@ -282,7 +283,8 @@ fn writes_racing_the_background_optimizer_lose_nothing() {
     drop(col);
     let col = open(&dir, &cfg, false);
     check(&col);
-    col.optimize().expect("optimize");
+    col.optimize(&ferrovec_core::cancel::NEVER)
+        .expect("optimize");
     check(&col);
     assert_eq!(col.info().expect("info").segments.len(), 1);
 }

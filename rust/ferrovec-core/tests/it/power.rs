@@ -554,7 +554,7 @@ fn workload(
                 next = reference.clone();
                 restore(&info.path, store, Some("c"), true).map(|_| ())
             }
-            _ => col.optimize(),
+            _ => col.optimize(&ferrovec_core::cancel::NEVER),
         };
         match result {
             Ok(()) if step == 49 => {
@@ -866,7 +866,8 @@ fn a_restore_failing_at_any_call_leaves_the_old_or_the_new_collection_usable() {
         let ids: Vec<PointId> = (0..30).map(PointId::Num).collect();
         col.upsert(&ids[..20], &rng.vectors(20, DIM), None)
             .expect("upsert");
-        col.optimize().expect("optimize");
+        col.optimize(&ferrovec_core::cancel::NEVER)
+            .expect("optimize");
         let info = store.create_snapshot(Some("c"), None).expect("snapshot");
         let at_snapshot = stored(&store);
         col.upsert(&ids[20..], &rng.vectors(10, DIM), None)

@@ -327,17 +327,6 @@ fn damaged_or_foreign_files_are_corruption_errors() {
             }),
         ),
         (
-            "newer manifest version",
-            Box::new(|d: &Path| {
-                let f = d.join("MANIFEST");
-                let mut b = std::fs::read(&f).expect("read");
-                b[8] = 99;
-                let crc = crc32c(&b[0..60]);
-                b[60..64].copy_from_slice(&crc.to_le_bytes());
-                std::fs::write(&f, &b).expect("write");
-            }),
-        ),
-        (
             "empty id map",
             Box::new(|d: &Path| {
                 for e in std::fs::read_dir(d.join("segments")).expect("dir") {
@@ -357,6 +346,22 @@ fn damaged_or_foreign_files_are_corruption_errors() {
             Err(Error::Corruption { .. }) => {}
             other => panic!("{what}: expected Corruption, got {other:?}"),
         }
+    }
+
+    // A file of another format version is not damage: it says which version it is.
+    let dir = tmp.path().join("newer-manifest-version");
+    copy_dir(&src, &dir);
+    let f = dir.join("MANIFEST");
+    let mut b = std::fs::read(&f).expect("read");
+    b[8] = 99;
+    let crc = crc32c(&b[0..60]);
+    b[60..64].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&f, &b).expect("write");
+    match open(&dir) {
+        Err(e @ Error::UnsupportedVersion { found: 99, .. }) => {
+            assert!(e.to_string().contains("upgrade ferrovec"), "{e}");
+        }
+        other => panic!("newer manifest version: expected UnsupportedVersion, got {other:?}"),
     }
 
     // A flipped byte inside a segment body is found by verify (not on the open path).

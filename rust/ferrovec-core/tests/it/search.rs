@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use ferrovec_core::{
-    CollectionConfig, Distance, PayloadSelector, PointId, SearchParams, StorageOptions, Store,
+    CollectionConfig, Distance, Matrix, PayloadSelector, PointId, SearchParams, StorageOptions,
+    Store,
 };
 
 use crate::fixtures::{ids, top_k, Rng};
@@ -110,7 +111,9 @@ fn exact_search_matches_brute_force_for_every_distance() {
             with_payload: PayloadSelector::None,
             ..SearchParams::default()
         };
-        let batch = col.search_batch(&queries, &params).expect("batch");
+        let batch = col
+            .search_batch(Matrix::new(&queries, 20, DIM).expect("matrix"), &params)
+            .expect("batch");
         for (qi, q) in queries.chunks_exact(DIM).enumerate() {
             let want = reference(metric, q, &model, 10);
             let got = col.search(q, &params).expect("search");

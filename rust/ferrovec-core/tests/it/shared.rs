@@ -70,7 +70,8 @@ fn each_handle_sees_the_others_writes_and_manifests_at_its_next_call() {
     ca.delete(&ids(100..110))
         .expect("delete the other's points");
     // An optimization by one (merge, graph): the other searches the new segment.
-    ca.optimize().expect("optimize");
+    ca.optimize(&ferrovec_core::cancel::NEVER)
+        .expect("optimize");
     assert_eq!(cb.count().expect("count"), 280);
     let info_b = cb.info().expect("info");
     assert_eq!(info_b.segments.len(), 1, "{:?}", info_b.segments);
@@ -105,7 +106,8 @@ fn files_a_handle_may_still_use_are_removed_only_after_it_moved_on() {
     let q = rng.vectors(1, DIM);
     let before = top_ids(&cb, &q); // b now uses the three segments
     let old = segment_files(&path);
-    ca.optimize().expect("merge into one");
+    ca.optimize(&ferrovec_core::cancel::NEVER)
+        .expect("merge into one");
     // b has not made a call since: its files stay.
     for f in &old {
         assert!(segment_files(&path).contains(f), "{f} removed under b");

@@ -148,7 +148,9 @@ fn threads_mixing_every_operation_with_the_optimizer_and_snapshots_agree_with_th
             while !stop.load(Ordering::Relaxed) {
                 match k % 4 {
                     0 => col.flush().expect("flush"),
-                    1 => col.optimize().expect("optimize"),
+                    1 => col
+                        .optimize(&ferrovec_core::cancel::NEVER)
+                        .expect("optimize"),
                     2 => col
                         .create_payload_index("w", IndexKind::Integer)
                         .expect("index"),

@@ -1,0 +1,38 @@
+//! Stopping a long call early: the Python bindings set a [`Cancel`] when Ctrl-C arrives while
+//! the call runs on another thread.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::{Error, Result};
+
+/// A request to stop a long call (an optimization, a large write, a copy) early. The call
+/// checks it at points where stopping leaves nothing half-done, and then fails with
+/// [`Error::Interrupted`]; once it has passed its last such point it finishes.
+#[derive(Debug, Default)]
+pub struct Cancel(AtomicBool);
+
+/// A request that is never made, for calls nobody interrupts.
+pub static NEVER: Cancel = Cancel(AtomicBool::new(false));
+
+impl Cancel {
+    pub const fn new() -> Self {
+        Cancel(AtomicBool::new(false))
+    }
+
+    /// Ask the call to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// `Interrupted` (naming `what` was stopped) once the call is asked to stop.
+    pub fn check(&self, what: &str) -> Result<()> {
+        if self.is_cancelled() {
+            return Err(Error::Interrupted(format!("{what} was interrupted")));
+        }
+        Ok(())
+    }
+}
