@@ -20,6 +20,9 @@
 //! - `<id>.pidx-<n>`: the segment's payload index for the collection's index definition `n`
 //!   (`filter/index.rs`), read whole on first use.
 
+mod bitmap;
+mod write;
+
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,9 +35,16 @@ use crate::error::{Error, Result};
 use crate::filter::index::FieldIndex;
 use crate::format::{read_u32, read_u64, FileKind, Header, HEADER_LEN};
 use crate::index::hnsw::{self, Graph};
-use crate::index::quant::{self, Codes};
+use crate::index::quant::Codes;
 use crate::io::{FileSystem, Mapped, ReadAt};
 use crate::point::PointId;
+
+pub use bitmap::Bitmap;
+use write::CODES_PREFIX;
+pub use write::{
+    absent_counts, absent_rows, space_values, write_deleted, write_file, write_segment, GraphData,
+    SegmentData,
+};
 
 const ID_ENTRY: usize = 16;
 
@@ -68,56 +78,6 @@ pub fn del_name(id: u64, generation: u64) -> String {
     format!("{id:016}.del-{generation:016}")
 }
 
-/// A growable bitmap of deleted rows.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Bitmap {
-    bytes: Vec<u8>,
-    ones: usize,
-}
-
-impl Bitmap {
-    pub fn new(len: usize) -> Self {
-        Bitmap {
-            bytes: vec![0; len.div_ceil(8)],
-            ones: 0,
-        }
-    }
-
-    #[inline]
-    pub fn get(&self, i: usize) -> bool {
-        self.bytes
-            .get(i / 8)
-            .is_some_and(|b| b & (1 << (i % 8)) != 0)
-    }
-
-    /// Set bit `i`; returns whether it was newly set.
-    pub fn set(&mut self, i: usize) -> bool {
-        let Some(b) = self.bytes.get_mut(i / 8) else {
-            return false;
-        };
-        let mask = 1 << (i % 8);
-        if *b & mask != 0 {
-            return false;
-        }
-        *b |= mask;
-        self.ones += 1;
-        true
-    }
-
-    pub fn count_ones(&self) -> usize {
-        self.ones
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    fn from_bytes(bytes: Vec<u8>) -> Self {
-        let ones = bytes.iter().map(|b| b.count_ones() as usize).sum();
-        Bitmap { bytes, ones }
-    }
-}
-
 /// A point id borrowed from a segment; orders exactly as [`PointId`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum IdRef<'a> {
@@ -141,211 +101,6 @@ impl IdRef<'_> {
             (IdRef::Str(a), PointId::Str(b)) => a.cmp(b.as_str()),
         }
     }
-}
-
-/// Write `parts` as the body of a new file with a checksummed header, then fsync it.
-pub fn write_file(
-    fs: &dyn FileSystem,
-    path: &Path,
-    kind: FileKind,
-    count: u64,
-    dim: u32,
-    parts: &[&[u8]],
-) -> Result<u64> {
-    let mut crc = 0u32;
-    let mut body_len = 0u64;
-    for p in parts {
-        crc = crc32c::crc32c_append(crc, p);
-        body_len += p.len() as u64;
-    }
-    let header = Header {
-        kind,
-        count,
-        dim,
-        body_len,
-        body_crc: crc,
-    };
-    let file = fs.create(path)?;
-    file.write_all(&header.encode())?;
-    for p in parts {
-        file.write_all(p)?;
-    }
-    file.sync_data()?;
-    Ok(HEADER_LEN as u64 + body_len)
-}
-
-/// Rows to write into a new segment.
-pub struct SegmentData<'a> {
-    pub ids: &'a [PointId],
-    pub vectors: &'a [f32],
-    pub payloads: &'a [Option<&'a [u8]>],
-}
-
-/// The graph of one vector of a segment being written, and whether to write its int8 codes.
-pub struct GraphData<'a> {
-    pub space: Space,
-    pub graph: &'a Graph,
-    pub codes: bool,
-}
-
-/// Write the immutable files of segment `id` (rows of `width` values), with a graph (and
-/// codes) per vector when `graphs` has them. Returns their size.
-pub fn write_segment(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    id: u64,
-    width: u32,
-    data: &SegmentData<'_>,
-    graphs: &[GraphData<'_>],
-) -> Result<u64> {
-    let rows = data.ids.len() as u64;
-    let mut total = write_file(
-        fs,
-        &dir.join(vec_name(id)),
-        FileKind::Vectors,
-        rows,
-        width,
-        &[bytemuck::cast_slice(data.vectors)],
-    )?;
-
-    let mut entries = Vec::with_capacity(data.ids.len() * ID_ENTRY);
-    let mut heap = Vec::new();
-    for id in data.ids {
-        match id {
-            PointId::Num(n) => {
-                entries.extend_from_slice(&[0u8; 8]);
-                entries.extend_from_slice(&n.to_le_bytes());
-            }
-            PointId::Str(s) => {
-                entries.extend_from_slice(&[1u8, 0, 0, 0]);
-                entries.extend_from_slice(&(s.len() as u32).to_le_bytes());
-                entries.extend_from_slice(&(heap.len() as u64).to_le_bytes());
-                heap.extend_from_slice(s.as_bytes());
-            }
-        }
-    }
-    let mut order: Vec<u32> = (0..rows as u32).collect();
-    order.sort_by(|&a, &b| {
-        data.ids[a as usize]
-            .cmp(&data.ids[b as usize])
-            .then(a.cmp(&b))
-    });
-    let order_bytes: Vec<u8> = order.iter().flat_map(|r| r.to_le_bytes()).collect();
-    total += write_file(
-        fs,
-        &dir.join(ids_name(id)),
-        FileKind::Ids,
-        rows,
-        0,
-        &[&entries, &order_bytes, &heap],
-    )?;
-
-    let mut offsets = Vec::with_capacity((data.payloads.len() + 1) * 8);
-    let mut json = Vec::new();
-    offsets.extend_from_slice(&0u64.to_le_bytes());
-    for p in data.payloads {
-        if let Some(p) = p {
-            json.extend_from_slice(p);
-        }
-        offsets.extend_from_slice(&(json.len() as u64).to_le_bytes());
-    }
-    total += write_file(
-        fs,
-        &dir.join(pay_name(id)),
-        FileKind::Payloads,
-        rows,
-        0,
-        &[&offsets, &json],
-    )?;
-    for g in graphs {
-        let sp = g.space;
-        total += write_file(
-            fs,
-            &dir.join(graph_name(id, sp.index)),
-            FileKind::Graph,
-            rows,
-            sp.dim as u32,
-            &[g.graph.as_bytes()],
-        )?;
-        if g.codes {
-            let values = space_values(data.vectors, sp);
-            let scale = quant::scale_of(&values);
-            let mut prefix = [0u8; CODES_PREFIX];
-            prefix[..4].copy_from_slice(&scale.to_le_bytes());
-            let mut body = Vec::with_capacity(values.len());
-            quant::encode_into(&values, scale, &mut body);
-            total += write_file(
-                fs,
-                &dir.join(codes_name(id, sp.index)),
-                FileKind::Codes,
-                rows,
-                sp.dim as u32,
-                &[&prefix, bytemuck::cast_slice(&body)],
-            )?;
-        }
-    }
-    Ok(total)
-}
-
-/// Vector `sp` of every row, contiguous, with absent vectors (NaN) as zeros: what a graph is
-/// built and codes are made on (absent rows are never results; `Segment::absent`). Borrowed
-/// when the rows hold nothing else and none is absent.
-pub fn space_values(vectors: &[f32], sp: Space) -> std::borrow::Cow<'_, [f32]> {
-    if sp.stride == sp.dim && absent_rows(vectors, sp) == 0 {
-        return std::borrow::Cow::Borrowed(vectors);
-    }
-    let mut out = Vec::with_capacity(vectors.len() / sp.stride * sp.dim);
-    for row in vectors.chunks_exact(sp.stride) {
-        let v = &row[sp.offset..sp.offset + sp.dim];
-        if is_absent(v) {
-            out.extend(std::iter::repeat_n(0.0, sp.dim));
-        } else {
-            out.extend_from_slice(v);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-/// Rows lacking vector `sp` (a named vector a point does not have; see `config::is_absent`).
-pub fn absent_rows(vectors: &[f32], sp: Space) -> usize {
-    vectors
-        .chunks_exact(sp.stride)
-        .filter(|row| is_absent(&row[sp.offset..]))
-        .count()
-}
-
-/// Per vector, how many rows lack it; empty when every row has every vector.
-pub fn absent_counts(vectors: &[f32], spaces: &[Space]) -> Vec<u64> {
-    let counts: Vec<u64> = spaces
-        .iter()
-        .map(|&sp| absent_rows(vectors, sp) as u64)
-        .collect();
-    if counts.iter().all(|&c| c == 0) {
-        Vec::new()
-    } else {
-        counts
-    }
-}
-
-/// Bytes before the codes in a code file's body: the scale (f32) and reserved zeros.
-const CODES_PREFIX: usize = 16;
-
-pub fn write_deleted(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    id: u64,
-    generation: u64,
-    rows: usize,
-    deleted: &Bitmap,
-) -> Result<u64> {
-    write_file(
-        fs,
-        &dir.join(del_name(id, generation)),
-        FileKind::Deleted,
-        rows as u64,
-        0,
-        &[deleted.as_bytes()],
-    )
 }
 
 /// Segments whose f32 vectors take at least this many bytes rescore with pread (see
@@ -414,28 +169,25 @@ impl Segment {
     ) -> Result<Arc<Self>> {
         let width = spaces.first().map_or(0, |s| s.stride);
         let vec_path = dir.join(vec_name(id));
-        let vectors = fs.map(&vec_path)?;
-        let (h, body) = Header::decode_whole(FileKind::Vectors, &vectors, &vec_path, false)?;
         let expect_bytes = (rows as u64)
             .checked_mul(width as u64 * 4)
             .ok_or_else(|| Error::corrupt(&vec_path, "row count overflows"))?;
-        if h.count != rows as u64 || h.dim as usize != width || body.len() as u64 != expect_bytes {
-            return Err(Error::corrupt(
-                &vec_path,
-                format!(
+        let vectors = map_checked(fs.as_ref(), &vec_path, FileKind::Vectors, |h, body| {
+            if h.count != rows as u64
+                || h.dim as usize != width
+                || body.len() as u64 != expect_bytes
+            {
+                return Some(format!(
                     "vector file holds {} rows of width {} in {} bytes; the manifest expects {rows} rows of width {width}",
                     h.count,
                     h.dim,
                     body.len()
-                ),
-            ));
-        }
-        if bytemuck::try_cast_slice::<u8, f32>(body).is_err() {
-            return Err(Error::corrupt(
-                &vec_path,
-                "vector data is not 4-byte aligned",
-            ));
-        }
+                ));
+            }
+            bytemuck::try_cast_slice::<u8, f32>(body)
+                .is_err()
+                .then(|| "vector data is not 4-byte aligned".to_string())
+        })?;
         if !codes.is_empty() && codes.len() != spaces.len()
             || !absent.is_empty() && absent.len() != spaces.len()
             || absent.iter().any(|&a| a > rows as u64)
@@ -450,29 +202,30 @@ impl Segment {
                 ),
             ));
         }
-
-        let ids_path = dir.join(ids_name(id));
-        let ids = fs.map(&ids_path)?;
-        let (h, body) = Header::decode_whole(FileKind::Ids, &ids, &ids_path, false)?;
-        if h.count != rows as u64 || (body.len() as u64) < rows as u64 * (ID_ENTRY as u64 + 4) {
-            return Err(Error::corrupt(
-                &ids_path,
-                format!(
-                    "id map is too short for {rows} rows, or holds {} rows",
-                    h.count
-                ),
-            ));
-        }
-
-        let pay_path = dir.join(pay_name(id));
-        let payloads = fs.map(&pay_path)?;
-        let (h, body) = Header::decode_whole(FileKind::Payloads, &payloads, &pay_path, false)?;
-        if h.count != rows as u64 || (body.len() as u64) < (rows as u64 + 1) * 8 {
-            return Err(Error::corrupt(
-                &pay_path,
-                format!("payload file too short for {rows} rows"),
-            ));
-        }
+        let ids = map_checked(
+            fs.as_ref(),
+            &dir.join(ids_name(id)),
+            FileKind::Ids,
+            |h, body| {
+                (h.count != rows as u64
+                    || (body.len() as u64) < rows as u64 * (ID_ENTRY as u64 + 4))
+                    .then(|| {
+                        format!(
+                            "id map is too short for {rows} rows, or holds {} rows",
+                            h.count
+                        )
+                    })
+            },
+        )?;
+        let payloads = map_checked(
+            fs.as_ref(),
+            &dir.join(pay_name(id)),
+            FileKind::Payloads,
+            |h, body| {
+                (h.count != rows as u64 || (body.len() as u64) < (rows as u64 + 1) * 8)
+                    .then(|| format!("payload file too short for {rows} rows"))
+            },
+        )?;
         // Searches walk the codes and rescore a few rows per query. In a large segment those
         // rows are read with pread: a fault on the mapping maps up to 64 KiB of cached pages
         // around each row (the kernel's fault-around, which MADV_RANDOM does not turn off), so
@@ -830,6 +583,22 @@ impl Segment {
             Header::decode_whole(kind, &bytes, &path, true)?;
         }
         Ok(())
+    }
+}
+
+/// Map `path`, a file of `kind`, and check its header and size; `wrong` says what is wrong
+/// with a header and body that decode, if anything.
+fn map_checked(
+    fs: &dyn FileSystem,
+    path: &Path,
+    kind: FileKind,
+    wrong: impl FnOnce(&Header, &[u8]) -> Option<String>,
+) -> Result<Mapped> {
+    let map = fs.map(path)?;
+    let (h, body) = Header::decode_whole(kind, &map, path, false)?;
+    match wrong(&h, body) {
+        Some(detail) => Err(Error::corrupt(path, detail)),
+        None => Ok(map),
     }
 }
 

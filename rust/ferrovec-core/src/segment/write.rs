@@ -1,0 +1,217 @@
+//! Writing a segment's files: once, fsynced, never modified after.
+
+use std::path::Path;
+
+use super::{codes_name, del_name, graph_name, ids_name, pay_name, vec_name, Bitmap, ID_ENTRY};
+use crate::config::{is_absent, Space};
+use crate::error::Result;
+use crate::format::{FileKind, Header, HEADER_LEN};
+use crate::index::hnsw::Graph;
+use crate::index::quant;
+use crate::io::FileSystem;
+use crate::point::PointId;
+
+/// Write `parts` as the body of a new file with a checksummed header, then fsync it.
+pub fn write_file(
+    fs: &dyn FileSystem,
+    path: &Path,
+    kind: FileKind,
+    count: u64,
+    dim: u32,
+    parts: &[&[u8]],
+) -> Result<u64> {
+    let mut crc = 0u32;
+    let mut body_len = 0u64;
+    for p in parts {
+        crc = crc32c::crc32c_append(crc, p);
+        body_len += p.len() as u64;
+    }
+    let header = Header {
+        kind,
+        count,
+        dim,
+        body_len,
+        body_crc: crc,
+    };
+    let file = fs.create(path)?;
+    file.write_all(&header.encode())?;
+    for p in parts {
+        file.write_all(p)?;
+    }
+    file.sync_data()?;
+    Ok(HEADER_LEN as u64 + body_len)
+}
+
+/// Rows to write into a new segment.
+pub struct SegmentData<'a> {
+    pub ids: &'a [PointId],
+    pub vectors: &'a [f32],
+    pub payloads: &'a [Option<&'a [u8]>],
+}
+
+/// The graph of one vector of a segment being written, and whether to write its int8 codes.
+pub struct GraphData<'a> {
+    pub space: Space,
+    pub graph: &'a Graph,
+    pub codes: bool,
+}
+
+/// Write the immutable files of segment `id` (rows of `width` values), with a graph (and
+/// codes) per vector when `graphs` has them. Returns their size.
+pub fn write_segment(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    id: u64,
+    width: u32,
+    data: &SegmentData<'_>,
+    graphs: &[GraphData<'_>],
+) -> Result<u64> {
+    let rows = data.ids.len() as u64;
+    let mut total = write_file(
+        fs,
+        &dir.join(vec_name(id)),
+        FileKind::Vectors,
+        rows,
+        width,
+        &[bytemuck::cast_slice(data.vectors)],
+    )?;
+
+    let mut entries = Vec::with_capacity(data.ids.len() * ID_ENTRY);
+    let mut heap = Vec::new();
+    for id in data.ids {
+        match id {
+            PointId::Num(n) => {
+                entries.extend_from_slice(&[0u8; 8]);
+                entries.extend_from_slice(&n.to_le_bytes());
+            }
+            PointId::Str(s) => {
+                entries.extend_from_slice(&[1u8, 0, 0, 0]);
+                entries.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                entries.extend_from_slice(&(heap.len() as u64).to_le_bytes());
+                heap.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+    let mut order: Vec<u32> = (0..rows as u32).collect();
+    order.sort_by(|&a, &b| {
+        data.ids[a as usize]
+            .cmp(&data.ids[b as usize])
+            .then(a.cmp(&b))
+    });
+    let order_bytes: Vec<u8> = order.iter().flat_map(|r| r.to_le_bytes()).collect();
+    total += write_file(
+        fs,
+        &dir.join(ids_name(id)),
+        FileKind::Ids,
+        rows,
+        0,
+        &[&entries, &order_bytes, &heap],
+    )?;
+
+    let mut offsets = Vec::with_capacity((data.payloads.len() + 1) * 8);
+    let mut json = Vec::new();
+    offsets.extend_from_slice(&0u64.to_le_bytes());
+    for p in data.payloads {
+        if let Some(p) = p {
+            json.extend_from_slice(p);
+        }
+        offsets.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    }
+    total += write_file(
+        fs,
+        &dir.join(pay_name(id)),
+        FileKind::Payloads,
+        rows,
+        0,
+        &[&offsets, &json],
+    )?;
+    for g in graphs {
+        let sp = g.space;
+        total += write_file(
+            fs,
+            &dir.join(graph_name(id, sp.index)),
+            FileKind::Graph,
+            rows,
+            sp.dim as u32,
+            &[g.graph.as_bytes()],
+        )?;
+        if g.codes {
+            let values = space_values(data.vectors, sp);
+            let scale = quant::scale_of(&values);
+            let mut prefix = [0u8; CODES_PREFIX];
+            prefix[..4].copy_from_slice(&scale.to_le_bytes());
+            let mut body = Vec::with_capacity(values.len());
+            quant::encode_into(&values, scale, &mut body);
+            total += write_file(
+                fs,
+                &dir.join(codes_name(id, sp.index)),
+                FileKind::Codes,
+                rows,
+                sp.dim as u32,
+                &[&prefix, bytemuck::cast_slice(&body)],
+            )?;
+        }
+    }
+    Ok(total)
+}
+
+/// Vector `sp` of every row, contiguous, with absent vectors (NaN) as zeros: what a graph is
+/// built and codes are made on (absent rows are never results; `Segment::absent`). Borrowed
+/// when the rows hold nothing else and none is absent.
+pub fn space_values(vectors: &[f32], sp: Space) -> std::borrow::Cow<'_, [f32]> {
+    if sp.stride == sp.dim && absent_rows(vectors, sp) == 0 {
+        return std::borrow::Cow::Borrowed(vectors);
+    }
+    let mut out = Vec::with_capacity(vectors.len() / sp.stride * sp.dim);
+    for row in vectors.chunks_exact(sp.stride) {
+        let v = &row[sp.offset..sp.offset + sp.dim];
+        if is_absent(v) {
+            out.extend(std::iter::repeat_n(0.0, sp.dim));
+        } else {
+            out.extend_from_slice(v);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Rows lacking vector `sp` (a named vector a point does not have; see `config::is_absent`).
+pub fn absent_rows(vectors: &[f32], sp: Space) -> usize {
+    vectors
+        .chunks_exact(sp.stride)
+        .filter(|row| is_absent(&row[sp.offset..]))
+        .count()
+}
+
+/// Per vector, how many rows lack it; empty when every row has every vector.
+pub fn absent_counts(vectors: &[f32], spaces: &[Space]) -> Vec<u64> {
+    let counts: Vec<u64> = spaces
+        .iter()
+        .map(|&sp| absent_rows(vectors, sp) as u64)
+        .collect();
+    if counts.iter().all(|&c| c == 0) {
+        Vec::new()
+    } else {
+        counts
+    }
+}
+
+/// Bytes before the codes in a code file's body: the scale (f32) and reserved zeros.
+pub(super) const CODES_PREFIX: usize = 16;
+
+pub fn write_deleted(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    id: u64,
+    generation: u64,
+    rows: usize,
+    deleted: &Bitmap,
+) -> Result<u64> {
+    write_file(
+        fs,
+        &dir.join(del_name(id, generation)),
+        FileKind::Deleted,
+        rows as u64,
+        0,
+        &[deleted.as_bytes()],
+    )
+}
