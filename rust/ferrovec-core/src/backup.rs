@@ -15,11 +15,18 @@
 //! gathers the files through those references, checks every checksum, and installs the
 //! collections the way a snapshot restore does.
 
+// Backups are written with std::fs, not the FileSystem trait: they are copies outside the
+// store, made durable by their own protocol (files fsynced, the backup directory written under
+// a temporary name, synced, renamed), tested by SIGKILL and restore tests rather than by the
+// power-loss model.
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cancel::Cancel;
 use crate::config::validate_name;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{check_version, FORMAT_VERSION};
@@ -33,8 +40,39 @@ pub const BACKUP_VERSION: u32 = 1;
 const MANIFEST: &str = "BACKUP.json";
 const STATUS: &str = "STATUS.json";
 
-/// Progress of a long copy: (bytes done, bytes in all).
-pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+/// Where a long copy reports its bytes done and bytes in all.
+pub trait Report: Sync {
+    fn report(&self, done: u64, total: u64);
+}
+
+impl<F: Fn(u64, u64) + Sync> Report for F {
+    fn report(&self, done: u64, total: u64) {
+        self(done, total);
+    }
+}
+
+/// A long copy's reports, and the request that stops it.
+#[derive(Clone, Copy)]
+pub struct Progress<'a> {
+    pub report: &'a dyn Report,
+    pub cancel: &'a Cancel,
+}
+
+impl Progress<'_> {
+    /// Nothing reported, never stopped.
+    pub fn none() -> Progress<'static> {
+        Progress {
+            report: &|_, _| {},
+            cancel: &crate::cancel::NEVER,
+        }
+    }
+
+    /// Report, then fail with `Interrupted` if asked to stop.
+    fn tick(&self, done: u64, total: u64, what: &str) -> Result<()> {
+        self.report.report(done, total);
+        self.cancel.check(what)
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BackupInfo {
@@ -218,7 +256,7 @@ impl Store {
             let mut done = 0u64;
             let mut tick = |k: u64| {
                 done += k;
-                progress(done, total);
+                progress.tick(done, total, "the backup")
             };
             let mut info = BackupInfo {
                 format: FORMAT_NAME.into(),
@@ -247,14 +285,14 @@ impl Store {
                     let len = std::fs::metadata(&from).ctx("stat", &from)?.len();
                     let same = match known.get(r.as_str()).filter(|k| k.size == len) {
                         Some(k) => {
-                            let (sha256, size) = copy_hashed(&from, None, &mut |_| {})?;
+                            let (sha256, size) = copy_hashed(&from, None, &mut |_| Ok(()))?;
                             (k.sha256 == sha256).then(|| (sha256, size, k.stored_in.clone()))
                         }
                         None => None,
                     };
                     let (sha256, size, stored_in) = match same {
                         Some(found) => {
-                            tick(found.1);
+                            tick(found.1)?;
                             found
                         }
                         None => {
@@ -358,7 +396,7 @@ pub fn verify(dest: &Path, id: Option<&str>, progress: Progress<'_>) -> Result<B
             let p = file_in(dest, name, f);
             let (sha, size) = copy_hashed(&p, None, &mut |k| {
                 done += k;
-                progress(done, total);
+                progress.tick(done, total, "the verification")
             })?;
             if size != f.size || sha != f.sha256 {
                 return Err(Error::corrupt(
@@ -458,7 +496,7 @@ pub fn restore(
                 let to = staged.join(n).join(&f.path);
                 let (sha, size) = copy_hashed(&from, Some(&to), &mut |k| {
                     done += k;
-                    progress(done, total);
+                    progress.tick(done, total, "the restore")
                 })?;
                 if size != f.size || sha != f.sha256 {
                     return Err(Error::corrupt(
@@ -480,13 +518,16 @@ pub fn restore(
                     if !name.starts_with('.') && name.ends_with(".wal") {
                         // Copied and fsynced: the collection is acknowledged as restored once
                         // it is moved into place, so its log must be on disk by then.
-                        copy_hashed(&e.path(), Some(&wal.join(&name)), &mut |_| {})?;
+                        copy_hashed(&e.path(), Some(&wal.join(&name)), &mut |_| {
+                            progress.cancel.check("the restore")
+                        })?;
                     }
                 }
                 let from = info.collections[n].sequence + 1;
                 crate::wal::cut_to(&crate::io::OsFs, &wal, from, p.target)?;
             }
         }
+        progress.cancel.check("the restore")?;
         staging.install(&names, replace)?;
         Ok(names.clone())
     })();

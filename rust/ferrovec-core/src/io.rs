@@ -2,6 +2,9 @@
 //! [`OsFs`]; tests can substitute one that injects faults or simulates power loss, so nothing
 //! else in the crate may touch `std::fs` directly.
 
+// The implementation of the FileSystem trait: the one place that writes with std::fs.
+#![allow(clippy::disallowed_methods)]
+
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

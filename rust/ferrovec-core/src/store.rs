@@ -133,8 +133,11 @@ impl Store {
         let store = Self::open_any(path, StorageOptions::default())?;
         let result = restore(&store);
         if result.is_err() && !existed {
+            let fs = store.fs.clone();
             drop(store);
-            let _ = std::fs::remove_dir_all(path);
+            // The restore's own error is the one to report; a store it created is removed as
+            // well as can be.
+            let _ = fs.remove_dir_all(path);
         }
         result
     }

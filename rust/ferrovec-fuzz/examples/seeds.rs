@@ -38,7 +38,11 @@ fn main() {
     t.copy_to(&tmp.join("store"));
     let store = ferrovec_core::Store::open(&tmp.join("store"), Default::default()).expect("open");
     let info = store
-        .create_snapshot(None, Some(&tmp.join("snapshots")))
+        .create_snapshot(
+            None,
+            Some(&tmp.join("snapshots")),
+            &ferrovec_core::cancel::NEVER,
+        )
         .expect("snapshot");
     store.close().expect("close");
     let archive = std::fs::read(&info.path).expect("read the archive");

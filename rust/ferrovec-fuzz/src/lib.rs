@@ -382,7 +382,14 @@ pub fn snapshot_archive(data: &[u8]) -> Reached {
     let Ok(store) = Store::open(&dir.join("store"), options()) else {
         return Reached::Opened;
     };
-    let restored = ferrovec_core::snapshot::restore(&archive, &store, None, false).is_ok();
+    let restored = ferrovec_core::snapshot::restore(
+        &archive,
+        &store,
+        None,
+        false,
+        &ferrovec_core::cancel::NEVER,
+    )
+    .is_ok();
     let used = restored
         && store
             .collection(COLLECTION)

@@ -6,11 +6,11 @@ use std::sync::Mutex;
 
 use ferrovec_core::backup::{self, BackupInfo};
 use ferrovec_core::wal::Target;
-use ferrovec_core::Store;
+use ferrovec_core::{Cancel, Store};
 use pyo3::prelude::*;
 use serde_json::json;
 
-use crate::gil::run_detached;
+use crate::gil::{run_detached, run_interruptible};
 
 /// A backup's summary: its manifest without the per-file list.
 fn summary(b: &BackupInfo) -> serde_json::Value {
@@ -54,7 +54,17 @@ impl Reporter {
         }
     }
 
-    pub fn report(&self, done: u64, total: u64) {
+    /// The core's view: reports through this, stopped by `cancel`.
+    pub fn progress<'a>(&'a self, cancel: &'a Cancel) -> backup::Progress<'a> {
+        backup::Progress {
+            report: self,
+            cancel,
+        }
+    }
+}
+
+impl backup::Report for Reporter {
+    fn report(&self, done: u64, total: u64) {
         let Some(cb) = &self.callback else { return };
         {
             let Ok(mut last) = self.last.lock() else {
@@ -123,17 +133,10 @@ pub fn restore_backup(
         }
     };
     let reporter = Reporter::new(progress);
-    run_detached(py, || {
+    run_interruptible(py, |cancel| {
+        let progress = reporter.progress(cancel);
         Store::restore_into(&path, |store| {
-            backup::restore(
-                &dest,
-                backup_id,
-                store,
-                collection,
-                replace,
-                pitr,
-                &|d, t| reporter.report(d, t),
-            )
+            backup::restore(&dest, backup_id, store, collection, replace, pitr, progress)
         })
     })
 }
@@ -157,8 +160,8 @@ pub fn verify_backup(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Py<PyAny>> {
     let reporter = Reporter::new(progress);
-    let info = run_detached(py, || {
-        backup::verify(&dest, backup_id, &|d, t| reporter.report(d, t))
+    let info = run_interruptible(py, |cancel| {
+        backup::verify(&dest, backup_id, reporter.progress(cancel))
     })?;
     to_python(py, &summary(&info))
 }
@@ -187,8 +190,9 @@ pub fn cleanup_backups(
 #[pyfunction]
 pub fn backup_status(py: Python<'_>, dest: PathBuf) -> PyResult<Py<PyAny>> {
     let st = run_detached(py, || backup::status(&dest))?;
-    let v = serde_json::to_value(&st)
-        .map_err(|e| crate::errors::invalid(py, format!("internal: status: {e}")))?;
+    let v = serde_json::to_value(&st).map_err(|e| {
+        crate::errors::to_py(py, ferrovec_core::Error::Internal(format!("status: {e}")))
+    })?;
     to_python(py, &v)
 }
 
@@ -200,8 +204,8 @@ pub fn backup_store(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Py<PyAny>> {
     let reporter = Reporter::new(progress);
-    let info = run_detached(py, || {
-        store.backup(&dest, incremental, &|d, t| reporter.report(d, t))
+    let info = run_interruptible(py, |cancel| {
+        store.backup(&dest, incremental, reporter.progress(cancel))
     })?;
     to_python(py, &summary(&info))
 }

@@ -10,7 +10,7 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::collection::PyCollection;
 use crate::errors::to_py;
-use crate::gil::run_detached;
+use crate::gil::{run_detached, run_interruptible};
 use crate::out::info_to_dict;
 use crate::snapshot::PySnapshotInfo;
 
@@ -317,7 +317,10 @@ impl PyDatabase {
         dest: Option<PathBuf>,
     ) -> PyResult<PySnapshotInfo> {
         let store = self.store(py)?;
-        run_detached(py, || store.create_snapshot(collection, dest.as_deref())).map(Into::into)
+        run_interruptible(py, |cancel| {
+            store.create_snapshot(collection, dest.as_deref(), cancel)
+        })
+        .map(Into::into)
     }
 
     /// Complete snapshots in `dest` (default: the store's snapshots/ folder), oldest first.

@@ -8,7 +8,7 @@ use ferrovec_core::Store;
 use pyo3::prelude::*;
 
 use crate::errors::to_py;
-use crate::gil::run_detached;
+use crate::gil::{run_detached, run_interruptible};
 
 /// A snapshot archive: what `create_snapshot`, `list_snapshots` and `verify_snapshot` return.
 #[pyclass(name = "SnapshotInfo", module = "ferrovec", frozen, get_all)]
@@ -82,7 +82,7 @@ pub fn restore_snapshot(
     replace: bool,
 ) -> PyResult<Vec<String>> {
     let archive = snapshot::local_archive(archive).map_err(|e| to_py(py, e))?;
-    run_detached(py, || {
+    run_interruptible(py, |cancel| {
         if !archive.is_file() {
             return Err(ferrovec_core::Error::InvalidInput(format!(
                 "no snapshot archive at {}",
@@ -90,7 +90,7 @@ pub fn restore_snapshot(
             )));
         }
         Store::restore_into(&path, |store| {
-            snapshot::restore(&archive, store, collection, replace)
+            snapshot::restore(&archive, store, collection, replace, cancel)
         })
     })
 }

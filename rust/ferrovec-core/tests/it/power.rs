@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ferrovec_core::cancel::NEVER;
 use ferrovec_core::io::{FileSystem, LockOutcome, Mapped, OsFs, ReadAt, WriteFile};
 use ferrovec_core::snapshot::{restore, verify_archive, SnapshotInfo};
 use ferrovec_core::{
@@ -545,16 +546,18 @@ fn workload(
             }
             8 => col.flush(),
             _ if step == 19 => col.create_payload_index("tag", IndexKind::Keyword),
-            _ if step == 39 || step == 59 => store.create_snapshot(Some("c"), None).map(|info| {
-                snapshots.push((info, acked.clone()));
-            }),
+            _ if step == 39 || step == 59 => {
+                store.create_snapshot(Some("c"), None, &NEVER).map(|info| {
+                    snapshots.push((info, acked.clone()));
+                })
+            }
             _ if step == 49 => {
                 // Back to the first snapshot: the staged copy is exchanged with the collection.
                 let (info, reference) = snapshots.first().expect("the snapshot of step 39");
                 next = reference.clone();
-                restore(&info.path, store, Some("c"), true).map(|_| ())
+                restore(&info.path, store, Some("c"), true, &NEVER).map(|_| ())
             }
-            _ => col.optimize(&ferrovec_core::cancel::NEVER),
+            _ => col.optimize(&NEVER),
         };
         match result {
             Ok(()) if step == 49 => {
@@ -645,7 +648,7 @@ fn check_snapshots(store: &Store, acked: &[(SnapshotInfo, Reference)], image: &P
         let name = &info.name;
         let target = image.with_extension("restored");
         let fresh = Store::open(&target, options()).expect("open a fresh store");
-        restore(&info.path, &fresh, None, false)
+        restore(&info.path, &fresh, None, false, &NEVER)
             .unwrap_or_else(|e| panic!("{what}: restore {name}: {e}"));
         assert_eq!(
             &stored(&fresh),
@@ -866,9 +869,10 @@ fn a_restore_failing_at_any_call_leaves_the_old_or_the_new_collection_usable() {
         let ids: Vec<PointId> = (0..30).map(PointId::Num).collect();
         col.upsert(&ids[..20], &rng.vectors(20, DIM), None)
             .expect("upsert");
-        col.optimize(&ferrovec_core::cancel::NEVER)
-            .expect("optimize");
-        let info = store.create_snapshot(Some("c"), None).expect("snapshot");
+        col.optimize(&NEVER).expect("optimize");
+        let info = store
+            .create_snapshot(Some("c"), None, &NEVER)
+            .expect("snapshot");
         let at_snapshot = stored(&store);
         col.upsert(&ids[20..], &rng.vectors(10, DIM), None)
             .expect("upsert");
@@ -880,7 +884,7 @@ fn a_restore_failing_at_any_call_leaves_the_old_or_the_new_collection_usable() {
         let root = tmp.path().join("count");
         let (fs, store, info, _, at_snapshot) = setup(&root);
         fs.inject(&root, u64::MAX, Fault::Eio);
-        restore(&info.path, &store, Some("c"), true).expect("restore");
+        restore(&info.path, &store, Some("c"), true, &NEVER).expect("restore");
         let sites = fs.sites();
         assert_eq!(stored(&store), at_snapshot);
         sites
@@ -892,7 +896,7 @@ fn a_restore_failing_at_any_call_leaves_the_old_or_the_new_collection_usable() {
         let root = tmp.path().join(format!("run-{at}"));
         let (fs, store, info, before, at_snapshot) = setup(&root);
         fs.inject(&root, at, fault);
-        let result = restore(&info.path, &store, Some("c"), true);
+        let result = restore(&info.path, &store, Some("c"), true, &NEVER);
         let (op, file) = fs.hit().expect("the fault hit");
         let what = format!("{fault:?} at {op} of {} ({at} of {sites})", file.display());
         match result {
