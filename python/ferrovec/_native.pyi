@@ -297,13 +297,13 @@ class SnapshotInfo:
     def collections(self) -> dict[str, int]: ...
 
 def restore_snapshot(
-    archive: str,
+    archive: str | os.PathLike[str],
     path: str | os.PathLike[str],
     *,
     collection: str | None = None,
     replace: bool = False,
 ) -> list[str]: ...
-def verify_snapshot(archive: str) -> SnapshotInfo: ...
+def verify_snapshot(archive: str | os.PathLike[str]) -> SnapshotInfo: ...
 def restore_backup(
     dest: str | os.PathLike[str],
     path: str | os.PathLike[str],

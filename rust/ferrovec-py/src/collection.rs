@@ -26,8 +26,12 @@ use crate::out::{
 /// Writes of at least this many values run interruptibly (a thread of their own costs some
 /// microseconds, which small writes should not pay).
 const LONG_WRITE_VALUES: usize = 1 << 20;
-/// Batch searches run this many queries at a time, checking for Ctrl-C in between.
+/// Batch searches run a step of queries at a time, checking for Ctrl-C in between: at most
+/// this many queries a step, ...
 const QUERIES_PER_STEP: usize = 1024;
+/// ... and at most about this many values compared a step when every point is scanned (an
+/// exact scan of 2^28 values takes some 50 ms here), but at least 16 queries.
+const VALUES_PER_STEP: usize = 1 << 28;
 
 /// A collection of points (id, vector, JSON payload) in a ferrovec store.
 #[pyclass(name = "Collection", module = "ferrovec", frozen)]
@@ -63,13 +67,16 @@ impl PyCollection {
         params: &ferrovec_core::SearchParams,
     ) -> PyResult<Py<PyList>> {
         let col = &self.col;
-        let all = if queries.rows() <= QUERIES_PER_STEP {
+        let points = run_detached(py, || col.count())?;
+        let scanned = points.saturating_mul(queries.cols()).max(1);
+        let step = (VALUES_PER_STEP / scanned).clamp(16, QUERIES_PER_STEP);
+        let all = if queries.rows() <= step {
             run_detached(py, || col.search_batch(queries, params))?
         } else {
             run_interruptible(py, |cancel| {
                 let cols = queries.cols();
                 let mut all = Vec::with_capacity(queries.rows());
-                for step in queries.data().chunks(QUERIES_PER_STEP * cols) {
+                for step in queries.data().chunks(step * cols) {
                     cancel.check("the batch search")?;
                     let m = Matrix::new(step, step.len() / cols, cols)?;
                     all.extend(col.search_batch(m, params)?);

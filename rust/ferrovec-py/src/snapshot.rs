@@ -63,8 +63,8 @@ pub fn resolve(name_or_path: &str, dir: &Path) -> PathBuf {
 
 /// Check a snapshot archive (a path or file:// URL) without restoring it.
 #[pyfunction]
-pub fn verify_snapshot(py: Python<'_>, archive: &str) -> PyResult<PySnapshotInfo> {
-    let path = snapshot::local_archive(archive).map_err(|e| to_py(py, e))?;
+pub fn verify_snapshot(py: Python<'_>, archive: PathBuf) -> PyResult<PySnapshotInfo> {
+    let path = snapshot::local_archive(&archive.to_string_lossy()).map_err(|e| to_py(py, e))?;
     run_detached(py, || snapshot::verify_archive(&path)).map(Into::into)
 }
 
@@ -76,12 +76,12 @@ pub fn verify_snapshot(py: Python<'_>, archive: &str) -> PyResult<PySnapshotInfo
 #[pyo3(signature = (archive, path, *, collection = None, replace = false))]
 pub fn restore_snapshot(
     py: Python<'_>,
-    archive: &str,
+    archive: PathBuf,
     path: PathBuf,
     collection: Option<&str>,
     replace: bool,
 ) -> PyResult<Vec<String>> {
-    let archive = snapshot::local_archive(archive).map_err(|e| to_py(py, e))?;
+    let archive = snapshot::local_archive(&archive.to_string_lossy()).map_err(|e| to_py(py, e))?;
     run_interruptible(py, |cancel| {
         if !archive.is_file() {
             return Err(ferrovec_core::Error::InvalidInput(format!(

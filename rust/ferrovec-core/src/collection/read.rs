@@ -79,7 +79,7 @@ impl Collection {
         with_vector: bool,
     ) -> Result<Vec<Record>> {
         self.enter()?;
-        validate_ids(ids, false)?;
+        validate_ids(ids, false, &crate::cancel::NEVER)?;
         let st = self.state.read();
         let mut out = Vec::new();
         for id in ids {

@@ -10,10 +10,14 @@ use std::collections::HashMap;
 
 use super::Collection;
 use crate::batch::{Matrix, Vectors};
+use crate::cancel::Cancel;
 use crate::config::{Distance, Space};
 use crate::distance;
 use crate::error::{Error, Result};
 use crate::point::{PointId, MAX_PAYLOAD_BYTES};
+
+/// Rows a write lays out between two checks of its `Cancel`.
+const ROWS_PER_CHECK: usize = 1 << 14;
 
 /// Rows laid out from a batch: `spaces` says where each vector lies in a row of `width`.
 pub(super) struct Laid {
@@ -34,12 +38,14 @@ pub(super) enum Layout {
 impl Collection {
     /// Check `vectors` for `n` points and copy them, once, into rows as `layout` says, every
     /// cosine vector unit-normalised (a zero one kept as zero only with `allow_zero`).
+    /// `cancel` is checked every `ROWS_PER_CHECK` rows.
     pub(super) fn lay_out(
         &self,
         n: usize,
         vectors: &Vectors<'_>,
         layout: Layout,
         allow_zero: bool,
+        cancel: &Cancel,
     ) -> Result<Laid> {
         let given = self.given(n, vectors)?;
         if given.is_empty() && layout == Layout::Given {
@@ -49,28 +55,42 @@ impl Collection {
             Layout::Stored => (self.config.width(), self.config.spaces()),
             Layout::Given => given_layout(&given.iter().map(|g| g.0).collect::<Vec<_>>()),
         };
-        // The one read of the caller's values. Vectors not given stay NaN: absent.
-        let mut rows = vec![f32::NAN; n * width];
-        for (sp, m, from) in &given {
+        // The one read of the caller's values.
+        let mut rows = match vectors {
+            // Already in the stored layout: copied as it is.
+            Vectors::Rows(m) if layout == Layout::Stored => {
+                let mut rows = Vec::with_capacity(m.data().len());
+                for part in m.data().chunks(ROWS_PER_CHECK * width.max(1)) {
+                    cancel.check("the write")?;
+                    rows.extend_from_slice(part);
+                }
+                rows
+            }
+            // Vectors not given stay NaN: absent.
+            _ => vec![f32::NAN; n * width],
+        };
+        let in_place = matches!(vectors, Vectors::Rows(_)) && layout == Layout::Stored;
+        for (sp, m, from) in given.iter().filter(|_| !in_place) {
             let to = spaces
                 .iter()
                 .find(|s| s.index == sp.index)
                 .map_or(0, |s| s.offset);
             let src = m.data();
             for (r, row) in rows.chunks_exact_mut(width).enumerate() {
+                if r % ROWS_PER_CHECK == 0 {
+                    cancel.check("the write")?;
+                }
                 let at = r * m.cols() + from;
                 row[to..to + sp.dim].copy_from_slice(&src[at..at + sp.dim]);
             }
         }
         let named = self.config.is_named();
-        check_rows(
-            &mut rows,
-            &spaces,
-            &self.config.vectors,
-            "vectors",
-            allow_zero,
-            named,
-        )?;
+        let specs = &self.config.vectors;
+        for (i, part) in rows.chunks_mut(ROWS_PER_CHECK * width.max(1)).enumerate() {
+            cancel.check("the write")?;
+            let first = i * ROWS_PER_CHECK;
+            check_rows(part, first, &spaces, specs, "vectors", allow_zero, named)?;
+        }
         Ok(Laid {
             spaces,
             width,
@@ -148,24 +168,19 @@ impl Collection {
             ..sp
         };
         let mut q = queries.to_vec();
-        check_rows(
-            &mut q,
-            &[alone],
-            &self.config.vectors,
-            "query",
-            allow_zero,
-            false,
-        )?;
+        let specs = &self.config.vectors;
+        check_rows(&mut q, 0, &[alone], specs, "query", allow_zero, false)?;
         Ok(q)
     }
 }
 
-/// Check rows of vectors, each holding the vectors `spaces` (of the collection's `specs`) at
-/// their offsets, and unit-normalise every cosine vector (a zero vector, if `allow_zero`, stays
-/// zero). With `allow_absent` (named vectors), a vector of all NaN is one the point does not
-/// have (`config::is_absent`).
+/// Check rows of vectors (the first is row `first` of the batch), each holding the vectors
+/// `spaces` (of the collection's `specs`) at their offsets, and unit-normalise every cosine
+/// vector (a zero vector, if `allow_zero`, stays zero). With `allow_absent` (named vectors), a
+/// vector of all NaN is one the point does not have (`config::is_absent`).
 fn check_rows(
     rows: &mut [f32],
+    first: usize,
     spaces: &[Space],
     specs: &[crate::config::VectorSpec],
     what: &str,
@@ -175,7 +190,8 @@ fn check_rows(
     let Some(stride) = spaces.first().map(|s| s.stride) else {
         return Ok(());
     };
-    for (r, row) in rows.chunks_exact_mut(stride).enumerate() {
+    for (i, row) in rows.chunks_exact_mut(stride).enumerate() {
+        let r = first + i;
         for sp in spaces {
             let v = &mut row[sp.offset..sp.offset + sp.dim];
             let name = specs.get(sp.index).map_or("", |s| s.name.as_str());
@@ -273,9 +289,12 @@ pub(super) fn check_payload_sizes(ids: &[PointId], payloads: &[Option<Box<[u8]>>
 }
 
 /// Check ids; with `unique`, a repeated id is an error naming both positions.
-pub(super) fn validate_ids(ids: &[PointId], unique: bool) -> Result<()> {
+pub(super) fn validate_ids(ids: &[PointId], unique: bool, cancel: &Cancel) -> Result<()> {
     let mut first_at: HashMap<&PointId, usize> = HashMap::new();
     for (i, id) in ids.iter().enumerate() {
+        if i % ROWS_PER_CHECK == 0 {
+            cancel.check("the write")?;
+        }
         id.validate()
             .map_err(|e| Error::invalid(format!("ids[{i}]: {e}")))?;
         if unique {

@@ -7,7 +7,7 @@ use super::state::{self, State};
 use super::validate::{check_payload_sizes, copies, given_layout, validate_ids, Layout};
 use super::{Collection, WriteGuard};
 use crate::batch::{Matrix, Vectors};
-use crate::cancel::Cancel;
+use crate::cancel::{Cancel, NEVER};
 use crate::config::Space;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
@@ -36,7 +36,7 @@ impl Collection {
             )));
         }
         let rows = Vectors::Rows(Matrix::new(vectors, ids.len(), width)?);
-        self.upsert_batch(ids, &rows, payloads, false, &crate::cancel::NEVER)
+        self.upsert_batch(ids, &rows, payloads, false, &NEVER)
     }
 
     /// Insert or replace points, as the caller gives their vectors (see [`Vectors`]). With
@@ -61,8 +61,8 @@ impl Collection {
                 )));
             }
         }
-        validate_ids(ids, true)?;
-        let laid = self.lay_out(n, vectors, Layout::Stored, allow_zero)?;
+        validate_ids(ids, true, cancel)?;
+        let laid = self.lay_out(n, vectors, Layout::Stored, allow_zero, cancel)?;
         let payload_bytes: Vec<Option<Box<[u8]>>> = match payloads {
             None => vec![None; n],
             Some(p) => p
@@ -118,7 +118,7 @@ impl Collection {
     /// Delete points by id; returns how many of them existed.
     pub fn delete(&self, ids: &[PointId]) -> Result<usize> {
         self.check_open()?;
-        validate_ids(ids, false)?;
+        validate_ids(ids, false, &NEVER)?;
         let guard = self.begin_write()?;
         self.delete_locked(guard, ids)
     }
@@ -183,8 +183,8 @@ impl Collection {
         allow_zero: bool,
     ) -> Result<Vec<PointId>> {
         self.check_open()?;
-        validate_ids(ids, true)?;
-        let laid = self.lay_out(ids.len(), vectors, Layout::Given, allow_zero)?;
+        validate_ids(ids, true, &NEVER)?;
+        let laid = self.lay_out(ids.len(), vectors, Layout::Given, allow_zero, &NEVER)?;
         let guard = self.begin_write()?;
         let copies = copies(&self.config, &laid.spaces);
         let plan = self
@@ -226,7 +226,7 @@ impl Collection {
     ) -> Result<Vec<PointId>> {
         self.check_open()?;
         if let Selector::Ids(ids) = sel {
-            validate_ids(ids, false)?;
+            validate_ids(ids, false, &NEVER)?;
         }
         let guard = self.begin_write()?;
         let plan = {

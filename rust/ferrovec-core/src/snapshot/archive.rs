@@ -135,14 +135,18 @@ pub(super) fn write_archive(
         .ctx("write", path)?;
     for (rel, src) in files {
         cancel.check("the snapshot")?;
-        let mut f = File::open(src).ctx("open", src)?;
+        let f = File::open(src).ctx("open", src)?;
         let len = f.metadata().ctx("stat", src)?.len();
         let mut h = tar::Header::new_gnu();
         h.set_size(len);
         h.set_mode(0o644);
         h.set_entry_type(tar::EntryType::Regular);
         h.set_cksum();
-        tar.append_data(&mut h, rel, &mut f).ctx("write", path)?;
+        let mut reader = Cancellable { inner: f, cancel };
+        if let Err(e) = tar.append_data(&mut h, rel, &mut reader) {
+            cancel.check("the snapshot")?;
+            return Err(e).ctx("write", path);
+        }
     }
     let enc = tar.into_inner().ctx("write", path)?;
     let mut hashing = enc.finish().ctx("compress", path)?;
@@ -384,6 +388,21 @@ fn read_entries<R: Read>(
         return Err(bad(format!("{missing} is listed but missing")));
     }
     Ok(index)
+}
+
+/// A file read for the archive that stops (with an error) once its `Cancel` is set.
+struct Cancellable<'a> {
+    inner: File,
+    cancel: &'a Cancel,
+}
+
+impl Read for Cancellable<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.cancel.is_cancelled() {
+            return Err(std::io::Error::other("cancelled"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 struct HashingReader<R> {
