@@ -101,6 +101,7 @@ class Collection:
         payloads: Sequence[_Payload | None] | None = None,
         *,
         allow_zero: bool = False,
+        json_default: Callable[[Any], Any] | None = None,
     ) -> None: ...
     def upsert_async(
         self,
@@ -109,6 +110,7 @@ class Collection:
         payloads: Sequence[_Payload | None] | None = None,
         *,
         allow_zero: bool = False,
+        json_default: Callable[[Any], Any] | None = None,
     ) -> Awaitable[None]: ...
     def update_vectors(
         self, ids: _Ids, vectors: _Vectors, *, allow_zero: bool = False

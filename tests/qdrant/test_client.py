@@ -236,13 +236,15 @@ import sys
 sys.modules["qdrant_client"] = None  # importing it now fails, as if not installed
 import ferrovec
 from ferrovec import models as fm
+import ferrovec.qdrant.models as qm
+assert fm.PointStruct is qm.PointStruct  # importable where it first was
 c = ferrovec.QdrantClient(path={str(tmp_path / "db")!r})
 c.create_collection("c", vectors_config=fm.VectorParams(size=2, distance=fm.Distance.DOT))
 c.upsert("c", [fm.PointStruct(id=1, vector=[1, 0], payload={{"a": 1}}),
               {{"id": 2, "vector": [0, 1]}}])
 flt = {{"must": [{{"key": "a", "match": {{"value": 1}}}}]}}
 res = c.query_points("c", query=[1, 0.1], limit=2, query_filter=flt)
-assert type(res).__module__ == "ferrovec.models", type(res)
+assert type(res).__module__ == "ferrovec.qdrant.models", type(res)
 assert [(p.id, round(p.score, 3)) for p in res.points] == [(1, 1.0)]
 info = c.get_collection("c")
 assert info.config.params.vectors.size == 2 and info.points_count == 2

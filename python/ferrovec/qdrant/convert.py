@@ -1,6 +1,6 @@
 """Conversions between qdrant-client's inputs and results and ferrovec's native API.
 
-Inputs may be qdrant-client models, ferrovec's light models (``ferrovec.models``) or plain
+Inputs may be qdrant-client models, ferrovec's light models (``ferrovec.qdrant.models``) or plain
 dicts in Qdrant's JSON shape. Results are qdrant-client's own types when it is installed, else
 ferrovec's light models.
 """
@@ -23,7 +23,7 @@ out: Any
 try:  # qdrant-client is optional: its types are returned when it is there.
     from qdrant_client.http import models as out
 except ImportError:  # pragma: no cover - exercised by the no-qdrant-client test
-    from ferrovec import models as out
+    from ferrovec.qdrant import models as out
 
 _jsonable: Callable[[Any], Any]
 try:  # pydantic comes with qdrant-client: spell dates exactly as it does

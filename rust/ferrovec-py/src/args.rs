@@ -12,7 +12,7 @@ use pyo3::types::PyDict;
 
 use crate::convert::{
     filter_from_py, ids_from_py, json_value_from_py, matrix_from_py, payloads_from_py,
-    selector_from_py, PyMatrix,
+    selector_from_py, JsonDefault, PyMatrix,
 };
 use crate::errors::{invalid, to_py};
 
@@ -153,9 +153,12 @@ impl<'py> Batch<'py> {
         ids: &Bound<'py, PyAny>,
         vectors: &Bound<'py, PyAny>,
         payloads: Option<&Bound<'py, PyAny>>,
+        json_default: JsonDefault<'_, 'py>,
     ) -> PyResult<Option<Self>> {
         let ids = ids_from_py(py, ids)?;
-        let payloads = payloads.map(|p| payloads_from_py(py, p)).transpose()?;
+        let payloads = payloads
+            .map(|p| payloads_from_py(py, p, json_default))
+            .transpose()?;
         if ids.is_empty()
             && payloads.as_ref().is_none_or(Vec::is_empty)
             && vectors.len().unwrap_or(0) == 0

@@ -14,7 +14,7 @@ use crate::args::{
 };
 use crate::convert::{
     filter_from_py, id_from_py, id_to_py, ids_from_py, matrix_from_py, payload_from_py,
-    vector_from_py,
+    vector_from_py, JsonDefault,
 };
 use crate::errors::{invalid, to_py};
 use crate::gil::{run_detached, run_interruptible};
@@ -118,7 +118,9 @@ impl PyCollection {
     /// Insert or replace points. `vectors` is an (n, dim) array-like; float32 C-contiguous numpy
     /// arrays are read in place (exactly once). The batch is applied whole or not at all.
     /// allow_zero=True takes zero vectors under cosine (they score 0), as Qdrant does.
-    #[pyo3(signature = (ids, vectors, payloads = None, *, allow_zero = false))]
+    /// json_default: called with each payload value that is not JSON (a date, a UUID...),
+    /// returning its JSON form, as json.dumps(default=...) does.
+    #[pyo3(signature = (ids, vectors, payloads = None, *, allow_zero = false, json_default = None))]
     fn upsert(
         &self,
         py: Python<'_>,
@@ -126,9 +128,11 @@ impl PyCollection {
         vectors: &Bound<'_, PyAny>,
         payloads: Option<&Bound<'_, PyAny>>,
         allow_zero: bool,
+        json_default: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let col = &self.col;
-        let Some(b) = Batch::from_py(py, col, ids, vectors, payloads)? else {
+        let json = JsonDefault(json_default);
+        let Some(b) = Batch::from_py(py, col, ids, vectors, payloads, json)? else {
             return Ok(());
         };
         let v = b.vectors.core().map_err(|e| to_py(py, e))?;
@@ -144,7 +148,7 @@ impl PyCollection {
 
     /// `upsert` as an awaitable for asyncio: the write (and its fsync) runs on a worker
     /// thread; the vectors are copied first, since the caller may change its array meanwhile.
-    #[pyo3(signature = (ids, vectors, payloads = None, *, allow_zero = false))]
+    #[pyo3(signature = (ids, vectors, payloads = None, *, allow_zero = false, json_default = None))]
     fn upsert_async<'py>(
         &self,
         py: Python<'py>,
@@ -152,9 +156,11 @@ impl PyCollection {
         vectors: &Bound<'py, PyAny>,
         payloads: Option<&Bound<'py, PyAny>>,
         allow_zero: bool,
+        json_default: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let col = self.col.clone();
-        let owned = Batch::from_py(py, &col, ids, vectors, payloads)?
+        let json = JsonDefault(json_default);
+        let owned = Batch::from_py(py, &col, ids, vectors, payloads, json)?
             .map(|b| (b.ids, b.vectors.to_owned(), b.payloads));
         aio::core_future(
             py,

@@ -97,7 +97,16 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .map_or_else(|_| "?".to_string(), |n| n.to_string())
 }
 
-fn json_from_py(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, String> {
+/// How payload values that are not JSON (a date, a UUID, a model) become JSON: `default(value)`
+/// returns a JSON form of it, as `json.dumps(default=...)` does; without one they are refused.
+#[derive(Clone, Copy)]
+pub struct JsonDefault<'a, 'py>(pub Option<&'a Bound<'py, PyAny>>);
+
+fn json_from_py(
+    obj: &Bound<'_, PyAny>,
+    depth: usize,
+    dflt: JsonDefault<'_, '_>,
+) -> Result<Value, String> {
     if depth > MAX_PAYLOAD_DEPTH {
         return Err(format!("nested deeper than {MAX_PAYLOAD_DEPTH} levels"));
     }
@@ -126,13 +135,13 @@ fn json_from_py(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, String> {
         return float_value(f.value());
     }
     if let Ok(d) = obj.cast::<PyDict>() {
-        return Ok(Value::Object(map_from_dict(d, depth)?));
+        return Ok(Value::Object(map_from_dict(d, depth, dflt)?));
     }
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
         let mut out = Vec::new();
         for (i, item) in obj.try_iter().map_err(|e| e.to_string())?.enumerate() {
             let item = item.map_err(|e| e.to_string())?;
-            out.push(json_from_py(&item, depth + 1).map_err(|e| format!("[{i}]: {e}"))?);
+            out.push(json_from_py(&item, depth + 1, dflt).map_err(|e| format!("[{i}]: {e}"))?);
         }
         return Ok(Value::Array(out));
     }
@@ -147,6 +156,14 @@ fn json_from_py(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, String> {
             return float_value(f);
         }
     }
+    if let Some(default) = dflt.0 {
+        let converted = default
+            .call1((obj,))
+            .map_err(|e| format!("{} does not convert to JSON: {e}", type_name(obj)))?;
+        if !converted.is(obj) {
+            return json_from_py(&converted, depth + 1, JsonDefault(None));
+        }
+    }
     Err(format!("{} is not a JSON value", type_name(obj)))
 }
 
@@ -156,7 +173,11 @@ fn float_value(f: f64) -> Result<Value, String> {
         .ok_or_else(|| format!("{f} is not a finite number (JSON has no NaN or infinity)"))
 }
 
-fn map_from_dict(d: &Bound<'_, PyDict>, depth: usize) -> Result<Payload, String> {
+fn map_from_dict(
+    d: &Bound<'_, PyDict>,
+    depth: usize,
+    dflt: JsonDefault<'_, '_>,
+) -> Result<Payload, String> {
     let mut map = Payload::new();
     for (k, v) in d.iter() {
         let key = k
@@ -165,14 +186,18 @@ fn map_from_dict(d: &Bound<'_, PyDict>, depth: usize) -> Result<Payload, String>
             .to_str()
             .map_err(|e| e.to_string())?
             .to_string();
-        let value = json_from_py(&v, depth + 1).map_err(|e| format!("key {key:?}: {e}"))?;
+        let value = json_from_py(&v, depth + 1, dflt).map_err(|e| format!("key {key:?}: {e}"))?;
         map.insert(key, value);
     }
     Ok(map)
 }
 
 /// `payloads`: a sequence of dicts or None, one per point.
-pub fn payloads_from_py(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<Option<Payload>>> {
+pub fn payloads_from_py(
+    py: Python<'_>,
+    obj: &Bound<'_, PyAny>,
+    dflt: JsonDefault<'_, '_>,
+) -> PyResult<Vec<Option<Payload>>> {
     let iter = obj
         .try_iter()
         .map_err(|_| invalid(py, "payloads must be a sequence of dicts (or None)"))?;
@@ -192,7 +217,8 @@ pub fn payloads_from_py(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<
                 ),
             )
         })?;
-        let map = map_from_dict(d, 0).map_err(|e| invalid(py, format!("payloads[{i}]: {e}")))?;
+        let map =
+            map_from_dict(d, 0, dflt).map_err(|e| invalid(py, format!("payloads[{i}]: {e}")))?;
         out.push(Some(map));
     }
     Ok(out)
@@ -546,7 +572,7 @@ pub fn json_value_from_py(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) ->
     } else {
         obj
     };
-    json_from_py(obj, 0).map_err(|e| invalid(py, format!("{what}: {e}")))
+    json_from_py(obj, 0, JsonDefault(None)).map_err(|e| invalid(py, format!("{what}: {e}")))
 }
 
 /// `filter=`: None, a dict in Qdrant's JSON filter shape, or a `qdrant_client.models.Filter`.
@@ -574,5 +600,5 @@ pub fn payload_from_py(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Paylo
             ),
         )
     })?;
-    map_from_dict(d, 0).map_err(|e| invalid(py, format!("payload: {e}")))
+    map_from_dict(d, 0, JsonDefault(None)).map_err(|e| invalid(py, format!("payload: {e}")))
 }
