@@ -21,12 +21,16 @@ import pytest
 
 import ferrovec
 
+# Real processes interrupted, many times: marked for `make test-fast`.
+pytestmark = pytest.mark.slow
+
 N, DIM = 300_000, 256
 # Calls that cannot finish in this time here (each takes seconds uninterrupted).
 SIGNAL_AFTER_S = 0.2
 
 CHILD = """
 import json, sys, time, numpy as np, ferrovec
+
 root, what = sys.argv[1], sys.argv[2]
 db = ferrovec.open(root + "/store")
 col = db.collection("big")

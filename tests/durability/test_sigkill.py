@@ -13,6 +13,9 @@ import pytest
 import ferrovec
 from tests.conftest import kill_at_random
 
+# Real processes killed at random moments, many times: marked for `make test-fast`.
+pytestmark = pytest.mark.slow
+
 BATCH = 10
 DIM = 16
 

@@ -14,6 +14,9 @@ import pytest
 import ferrovec
 from tests.conftest import kill_at_random
 
+# Real processes killed at random moments, many times: marked for `make test-fast`.
+pytestmark = pytest.mark.slow
+
 WRITER = """
 import sys, numpy as np, ferrovec
 path, start = sys.argv[1], int(sys.argv[2])

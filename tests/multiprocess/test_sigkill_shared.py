@@ -21,7 +21,12 @@ import sys
 import threading
 import time
 
+import pytest
+
 import ferrovec
+
+# Real processes killed at random moments, many times: marked for `make test-fast`.
+pytestmark = pytest.mark.slow
 
 CYCLES = int(os.environ.get("FERROVEC_MP_CYCLES", "20"))
 

@@ -12,6 +12,9 @@ import pytest
 import ferrovec
 from tests.conftest import kill_at_random, unit_rows
 
+# Real processes killed at random moments, many times: marked for `make test-fast`.
+pytestmark = pytest.mark.slow
+
 # The child writes batches of 200 and, after each acknowledged one, takes a snapshot or a
 # backup (every third one full), until it is killed.
 WRITER = """

@@ -277,39 +277,16 @@ impl Store {
                     .and_then(|p| p.collections.get(name))
                     .map(|c| c.files.iter().map(|f| (f.path.as_str(), f)).collect())
                     .unwrap_or_default();
-                let mut files = Vec::new();
-                for r in rel {
-                    let from = stage.join(name).join(r);
-                    // A file the newest backup lists with the same size is hashed to see whether
-                    // it is the same; any other file is copied (and hashed) in one read.
-                    let len = std::fs::metadata(&from).ctx("stat", &from)?.len();
-                    let same = match known.get(r.as_str()).filter(|k| k.size == len) {
-                        Some(k) => {
-                            let (sha256, size) = copy_hashed(&from, None, &mut |_| Ok(()))?;
-                            (k.sha256 == sha256).then(|| (sha256, size, k.stored_in.clone()))
-                        }
-                        None => None,
-                    };
-                    let (sha256, size, stored_in) = match same {
-                        Some(found) => {
-                            tick(found.1)?;
-                            found
-                        }
-                        None => {
-                            let to = partial.join("files/collections").join(name).join(r);
-                            let (sha256, size) = copy_hashed(&from, Some(&to), &mut tick)?;
-                            info.added_bytes += size;
-                            (sha256, size, id.clone())
-                        }
-                    };
-                    info.total_bytes += size;
-                    files.push(BackupFile {
-                        path: r.clone(),
-                        size,
-                        sha256,
-                        stored_in,
-                    });
+                let copy = Copy {
+                    from: &stage.join(name),
+                    to: &partial.join("files/collections").join(name),
+                    id: &id,
+                };
+                let files = copy.files(rel, &known, &mut tick)?;
+                for f in files.iter().filter(|f| f.stored_in == id) {
+                    info.added_bytes += f.size;
                 }
+                info.total_bytes += files.iter().map(|f| f.size).sum::<u64>();
                 info.collections.insert(
                     name.clone(),
                     BackupCollection {
@@ -332,6 +309,56 @@ impl Store {
             let _ = std::fs::remove_dir_all(&partial);
         }
         result
+    }
+}
+
+/// One collection's files into a backup: from the staged links `from` into `to`, for the backup
+/// `id`.
+struct Copy<'a> {
+    from: &'a Path,
+    to: &'a Path,
+    id: &'a str,
+}
+
+impl Copy<'_> {
+    /// Back up the staged files `rel`: a file that `known` (the newest backup's entries) lists
+    /// with the same size is hashed to see whether it is the same, and then refers to that
+    /// backup's copy; any other file is copied (and hashed) in one read. `tick` counts bytes.
+    fn files(
+        &self,
+        rel: &[String],
+        known: &BTreeMap<&str, &BackupFile>,
+        tick: &mut dyn FnMut(u64) -> Result<()>,
+    ) -> Result<Vec<BackupFile>> {
+        let mut files = Vec::with_capacity(rel.len());
+        for r in rel {
+            let from = self.from.join(r);
+            let len = std::fs::metadata(&from).ctx("stat", &from)?.len();
+            let same = match known.get(r.as_str()).filter(|k| k.size == len) {
+                Some(k) => {
+                    let (sha256, size) = copy_hashed(&from, None, &mut |_| Ok(()))?;
+                    (k.sha256 == sha256).then(|| (sha256, size, k.stored_in.clone()))
+                }
+                None => None,
+            };
+            let (sha256, size, stored_in) = match same {
+                Some(found) => {
+                    tick(found.1)?;
+                    found
+                }
+                None => {
+                    let (sha256, size) = copy_hashed(&from, Some(&self.to.join(r)), tick)?;
+                    (sha256, size, self.id.to_string())
+                }
+            };
+            files.push(BackupFile {
+                path: r.clone(),
+                size,
+                sha256,
+                stored_in,
+            });
+        }
+        Ok(files)
     }
 }
 
@@ -509,22 +536,8 @@ pub fn restore(
                 }
             }
             if let Some(p) = pitr {
-                let archived = p.log_archive.join(n);
-                let wal = staged.join(n).join("wal");
-                std::fs::create_dir_all(&wal).ctx("create directory", &wal)?;
-                for e in std::fs::read_dir(&archived).ctx("list", &archived)? {
-                    let e = e.ctx("list", &archived)?;
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if !name.starts_with('.') && name.ends_with(".wal") {
-                        // Copied and fsynced: the collection is acknowledged as restored once
-                        // it is moved into place, so its log must be on disk by then.
-                        copy_hashed(&e.path(), Some(&wal.join(&name)), &mut |_| {
-                            progress.cancel.check("the restore")
-                        })?;
-                    }
-                }
                 let from = info.collections[n].sequence + 1;
-                crate::wal::cut_to(&crate::io::OsFs, &wal, from, p.target)?;
+                stage_archived_log(&p, n, &staged.join(n).join("wal"), from, progress.cancel)?;
             }
         }
         progress.cancel.check("the restore")?;
@@ -539,6 +552,30 @@ pub fn restore(
         s.last_verified_at = Some(at);
     })?;
     Ok(names)
+}
+
+/// Copy collection `name`'s archived log files (`p.log_archive`) into `wal`, fsynced (the
+/// collection is acknowledged as restored once it is moved into place, so its log must be on
+/// disk by then), and cut them to hold exactly the records from `from` to the target.
+fn stage_archived_log(
+    p: &PointInTime<'_>,
+    name: &str,
+    wal: &Path,
+    from: u64,
+    cancel: &Cancel,
+) -> Result<()> {
+    let archived = p.log_archive.join(name);
+    std::fs::create_dir_all(wal).ctx("create directory", wal)?;
+    for e in std::fs::read_dir(&archived).ctx("list", &archived)? {
+        let e = e.ctx("list", &archived)?;
+        let file = e.file_name().to_string_lossy().into_owned();
+        if !file.starts_with('.') && file.ends_with(".wal") {
+            copy_hashed(&e.path(), Some(&wal.join(&file)), &mut |_| {
+                cancel.check("the restore")
+            })?;
+        }
+    }
+    crate::wal::cut_to(&crate::io::OsFs, wal, from, p.target)
 }
 
 /// Remove backups beyond the newest `keep_last` and those older than `max_age_days`, but

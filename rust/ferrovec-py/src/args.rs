@@ -191,9 +191,6 @@ pub struct SearchArgs<'a, 'py> {
 impl SearchArgs<'_, '_> {
     pub fn params(self, py: Python<'_>) -> PyResult<SearchParams> {
         let filter = filter_from_py(py, self.filter)?;
-        if self.k == 0 {
-            return Err(invalid(py, "k must be at least 1"));
-        }
         Ok(SearchParams {
             k: self.k,
             offset: self.offset,

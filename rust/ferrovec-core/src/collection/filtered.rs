@@ -203,21 +203,28 @@ impl State {
         full_scan_threshold: usize,
         filter: &Filter,
     ) -> Result<Vec<Vec<Cand>>> {
-        struct Plan<'a> {
-            src: u32,
-            set: RowSet,
-            count: usize,
-            vectors: &'a [f32],
-            graph: Option<Arc<hnsw::Graph>>,
-            coded: Option<(&'a Segment, Codes<'a>)>,
-            /// Rows lacking this vector: graph nodes, never results.
-            absent: Option<&'a Bitmap>,
-        }
         let ef = params.ef.unwrap_or(ef_construct).max(n);
+        let plans = self.filtered_plans(sp, filter, params.exact, ef, full_scan_threshold)?;
+        let single = queries.len() == sp.dim;
+        search::each_query(queries, sp.dim, |q| {
+            search_planned(&plans, sp, q, n, ef, min_key, single)
+        })
+    }
+
+    /// For each source, the rows matching `filter` and how to search them: through the graph
+    /// (on its codes, if it has them) when that is cheaper than scoring every matching row.
+    fn filtered_plans(
+        &self,
+        sp: Space,
+        filter: &Filter,
+        exact: bool,
+        ef: usize,
+        full_scan_threshold: usize,
+    ) -> Result<Vec<Planned<'_>>> {
         let mut plans = Vec::new();
         for (src, set) in self.matching_all(filter)? {
             let count = set.count();
-            let graph = match (src, params.exact) {
+            let graph = match (src, exact) {
                 (MEM, _) | (_, true) => None,
                 _ => {
                     let s = &self.sources[src as usize];
@@ -244,7 +251,7 @@ impl State {
                 Some(seg) => seg.codes(sp.index)?.map(|c| (&**seg, c)),
                 None => None,
             };
-            plans.push(Plan {
+            plans.push(Planned {
                 src,
                 count,
                 vectors: self.source_vectors(src),
@@ -254,63 +261,7 @@ impl State {
                 absent: seg.and_then(|seg| seg.absent(sp)),
             });
         }
-        let single = queries.len() == sp.dim;
-        let one_query = |q: &[f32]| -> Result<Vec<Cand>> {
-            let mut top = TopK::new(n, min_key);
-            for p in &plans {
-                if let Some(g) = &p.graph {
-                    let set = &p.set;
-                    let absent = p.absent;
-                    let accept = |r: u32| {
-                        set.contains(r as usize) && !absent.is_some_and(|a| a.get(r as usize))
-                    };
-                    let found =
-                        search::graph_search(g, p.coded, p.vectors, sp, q, n, ef, &accept, true)?;
-                    if found.len() >= n.min(p.count) {
-                        for item in found {
-                            top.push(Cand {
-                                key: -item.d,
-                                source: p.src,
-                                row: item.id,
-                            });
-                        }
-                        continue;
-                    }
-                }
-                let score = |words: std::ops::Range<usize>, top: &mut TopK| {
-                    for r in p.set.iter_words(words) {
-                        let at = r * sp.stride + sp.offset;
-                        let v = &p.vectors[at..at + sp.dim];
-                        top.push(Cand {
-                            key: -hnsw::dist(sp.distance, q, v),
-                            source: p.src,
-                            row: r as u32,
-                        });
-                    }
-                };
-                let threads = crate::pool::num_threads();
-                if single && threads > 1 && p.count >= search::PARALLEL_MIN_ROWS {
-                    // One query over many scattered rows is bound by memory latency: spread
-                    // it over the pool as the unfiltered exact scan does.
-                    let parts = p.set.split(2 * threads);
-                    let found = crate::pool::install(|| {
-                        parts
-                            .into_par_iter()
-                            .map(|words| {
-                                let mut t = TopK::new(n, min_key);
-                                score(words, &mut t);
-                                t
-                            })
-                            .reduce(|| TopK::new(n, min_key), TopK::merge)
-                    });
-                    top = top.merge(found);
-                } else {
-                    score(0..p.set.words(), &mut top);
-                }
-            }
-            Ok(top.into_sorted())
-        };
-        search::each_query(queries, sp.dim, one_query)
+        Ok(plans)
     }
 
     /// Points per string value at `key` among those matching `filter`, most frequent first.
@@ -450,4 +401,82 @@ impl State {
             .map(|(_, _, loc)| self.record(loc, sel, with_vector))
             .collect()
     }
+}
+
+/// One source of a filtered search: its matching rows, and the graph to walk them with (if
+/// walking beats scoring them all).
+struct Planned<'a> {
+    src: u32,
+    set: RowSet,
+    count: usize,
+    vectors: &'a [f32],
+    graph: Option<Arc<hnsw::Graph>>,
+    coded: Option<(&'a Segment, Codes<'a>)>,
+    /// Rows lacking this vector: graph nodes, never results.
+    absent: Option<&'a Bitmap>,
+}
+
+/// The `n` best of the planned sources' matching rows for query `q`: through a graph where
+/// planned (falling back to scoring when the walk finds fewer than it should), else scored
+/// one by one, spread over the pool for one query over many rows (`single`).
+fn search_planned(
+    plans: &[Planned<'_>],
+    sp: Space,
+    q: &[f32],
+    n: usize,
+    ef: usize,
+    min_key: f32,
+    single: bool,
+) -> Result<Vec<Cand>> {
+    let mut top = TopK::new(n, min_key);
+    for p in plans {
+        if let Some(g) = &p.graph {
+            let set = &p.set;
+            let absent = p.absent;
+            let accept =
+                |r: u32| set.contains(r as usize) && !absent.is_some_and(|a| a.get(r as usize));
+            let found = search::graph_search(g, p.coded, p.vectors, sp, q, n, ef, &accept, true)?;
+            if found.len() >= n.min(p.count) {
+                for item in found {
+                    top.push(Cand {
+                        key: -item.d,
+                        source: p.src,
+                        row: item.id,
+                    });
+                }
+                continue;
+            }
+        }
+        let score = |words: std::ops::Range<usize>, top: &mut TopK| {
+            for r in p.set.iter_words(words) {
+                let at = r * sp.stride + sp.offset;
+                let v = &p.vectors[at..at + sp.dim];
+                top.push(Cand {
+                    key: -hnsw::dist(sp.distance, q, v),
+                    source: p.src,
+                    row: r as u32,
+                });
+            }
+        };
+        let threads = crate::pool::num_threads();
+        if single && threads > 1 && p.count >= search::PARALLEL_MIN_ROWS {
+            // One query over many scattered rows is bound by memory latency: spread it over
+            // the pool as the unfiltered exact scan does.
+            let parts = p.set.split(2 * threads);
+            let found = crate::pool::install(|| {
+                parts
+                    .into_par_iter()
+                    .map(|words| {
+                        let mut t = TopK::new(n, min_key);
+                        score(words, &mut t);
+                        t
+                    })
+                    .reduce(|| TopK::new(n, min_key), TopK::merge)
+            });
+            top = top.merge(found);
+        } else {
+            score(0..p.set.words(), &mut top);
+        }
+    }
+    Ok(top.into_sorted())
 }

@@ -71,7 +71,28 @@ impl Collection {
                 .as_ref()
                 .map_or(0, |w| w.bytes_after(m.checkpoint_seq));
         }
-        let mut payload_indexes = Vec::new();
+        let payload_indexes = self.payload_index_info(&m)?;
+        let retention = m.retention.clone();
+        drop(m);
+        Ok(CollectionInfo {
+            payload_indexes,
+            retention,
+            name: self.name.clone(),
+            config: self.config.clone(),
+            points,
+            indexed_points: indexed,
+            unindexed_points: unindexed,
+            segments,
+            unflushed_points: unflushed,
+            optimizer_status: self.optimizer.status(),
+            disk_bytes,
+            log_bytes,
+        })
+    }
+
+    /// Each payload index of manifest `m`: the sealed points it covers and its files' bytes.
+    fn payload_index_info(&self, m: &Manifest) -> Result<Vec<PayloadIndexInfo>> {
+        let mut out = Vec::new();
         for def in &m.payload_indexes {
             let mut info = PayloadIndexInfo {
                 key: def.key.clone(),
@@ -92,24 +113,9 @@ impl Collection {
                     )?;
                 }
             }
-            payload_indexes.push(info);
+            out.push(info);
         }
-        let retention = m.retention.clone();
-        drop(m);
-        Ok(CollectionInfo {
-            payload_indexes,
-            retention,
-            name: self.name.clone(),
-            config: self.config.clone(),
-            points,
-            indexed_points: indexed,
-            unindexed_points: unindexed,
-            segments,
-            unflushed_points: unflushed,
-            optimizer_status: self.optimizer.status(),
-            disk_bytes,
-            log_bytes,
-        })
+        Ok(out)
     }
 
     /// Check every checksum of every sealed file (reads all of them).

@@ -141,6 +141,9 @@ impl Collection {
     }
 
     fn search_many(&self, queries: &[f32], params: &SearchParams) -> Result<Vec<Vec<ScoredPoint>>> {
+        if params.k == 0 {
+            return Err(Error::invalid("k must be at least 1"));
+        }
         if params.ef == Some(0) {
             return Err(Error::invalid("ef must be at least 1"));
         }

@@ -272,62 +272,8 @@ fn read_entries<R: Read>(
             .into_owned();
         let size = entry.size();
         if index.is_none() {
-            if raw != Path::new(INDEX) || !kind.is_file() {
-                return Err(bad(format!(
-                    "the first entry must be {INDEX}, found {}; not a ferrovec snapshot",
-                    raw.display()
-                )));
-            }
-            if size > MAX_INDEX_BYTES {
-                return Err(bad(format!("{INDEX} claims {size} bytes")));
-            }
-            let mut body = Vec::with_capacity(size as usize);
-            entry
-                .by_ref()
-                .take(MAX_INDEX_BYTES)
-                .read_to_end(&mut body)
-                .map_err(|e| bad(format!("damaged archive: {e}")))?;
-            let idx: Index = serde_json::from_slice(&body)
-                .map_err(|e| bad(format!("{INDEX} does not parse: {e}")))?;
-            if idx.format != FORMAT_NAME {
-                return Err(bad(format!("not a ferrovec snapshot ({:?})", idx.format)));
-            }
-            check_version(archive, "snapshot", idx.version, SNAPSHOT_VERSION)?;
-            check_version(
-                archive,
-                "snapshot's store",
-                idx.store_format,
-                FORMAT_VERSION,
-            )?;
-            if idx.files.len() > MAX_FILES {
-                return Err(bad(format!("claims {} files", idx.files.len())));
-            }
-            let mut total: u64 = 0;
-            for fe in &idx.files {
-                let (col, _) = entry_target(archive, Path::new(&fe.path))?;
-                if !idx.collections.contains_key(&col) {
-                    return Err(bad(format!("{} belongs to no listed collection", fe.path)));
-                }
-                total = total.saturating_add(fe.size);
-                if expected
-                    .insert(fe.path.clone(), (fe.size, fe.sha256.clone()))
-                    .is_some()
-                {
-                    return Err(bad(format!("{} is listed twice", fe.path)));
-                }
-            }
-            for c in idx.collections.keys() {
-                if !expected.contains_key(&format!("collections/{c}/MANIFEST")) {
-                    return Err(bad(format!("collection {c} has no MANIFEST")));
-                }
-            }
-            if let Some(free) = free {
-                if total > free {
-                    return Err(bad(format!(
-                        "the files claim {total} bytes; only {free} are free at the target"
-                    )));
-                }
-            }
+            let (idx, files) = read_index(archive, &mut entry, &raw, kind, size, free)?;
+            expected = files;
             index = Some(idx);
             continue;
         }
@@ -388,6 +334,79 @@ fn read_entries<R: Read>(
         return Err(bad(format!("{missing} is listed but missing")));
     }
     Ok(index)
+}
+
+/// The index, the archive's first entry (`raw`, of `kind` and `size`): parsed and checked
+/// against the format, version, file count, collections and `free` bytes. Returns it and each
+/// listed file's (size, SHA-256) by path.
+#[allow(clippy::type_complexity)]
+fn read_index<R: Read>(
+    archive: &Path,
+    entry: &mut tar::Entry<'_, R>,
+    raw: &Path,
+    kind: tar::EntryType,
+    size: u64,
+    free: Option<u64>,
+) -> Result<(Index, BTreeMap<String, (u64, String)>)> {
+    let bad = |d: String| Error::corrupt(archive, d);
+    let mut expected: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    if raw != Path::new(INDEX) || !kind.is_file() {
+        return Err(bad(format!(
+            "the first entry must be {INDEX}, found {}; not a ferrovec snapshot",
+            raw.display()
+        )));
+    }
+    if size > MAX_INDEX_BYTES {
+        return Err(bad(format!("{INDEX} claims {size} bytes")));
+    }
+    let mut body = Vec::with_capacity(size as usize);
+    entry
+        .by_ref()
+        .take(MAX_INDEX_BYTES)
+        .read_to_end(&mut body)
+        .map_err(|e| bad(format!("damaged archive: {e}")))?;
+    let idx: Index =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("{INDEX} does not parse: {e}")))?;
+    if idx.format != FORMAT_NAME {
+        return Err(bad(format!("not a ferrovec snapshot ({:?})", idx.format)));
+    }
+    check_version(archive, "snapshot", idx.version, SNAPSHOT_VERSION)?;
+    check_version(
+        archive,
+        "snapshot's store",
+        idx.store_format,
+        FORMAT_VERSION,
+    )?;
+    if idx.files.len() > MAX_FILES {
+        return Err(bad(format!("claims {} files", idx.files.len())));
+    }
+    let mut total: u64 = 0;
+    for fe in &idx.files {
+        let (col, _) = entry_target(archive, Path::new(&fe.path))?;
+        if !idx.collections.contains_key(&col) {
+            return Err(bad(format!("{} belongs to no listed collection", fe.path)));
+        }
+        total = total.saturating_add(fe.size);
+        if expected
+            .insert(fe.path.clone(), (fe.size, fe.sha256.clone()))
+            .is_some()
+        {
+            return Err(bad(format!("{} is listed twice", fe.path)));
+        }
+    }
+    for c in idx.collections.keys() {
+        if !expected.contains_key(&format!("collections/{c}/MANIFEST")) {
+            return Err(bad(format!("collection {c} has no MANIFEST")));
+        }
+    }
+    if let Some(free) = free {
+        if total > free {
+            return Err(bad(format!(
+                "the files claim {total} bytes; only {free} are free at the target"
+            )));
+        }
+    }
+    Ok((idx, expected))
 }
 
 /// A file read for the archive that stops (with an error) once its `Cancel` is set.

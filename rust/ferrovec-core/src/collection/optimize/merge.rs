@@ -3,7 +3,7 @@
 //! the deletions made meanwhile, publish the manifest, swap the segment in).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::seal::write_payload_indexes;
 use super::{Stop, SELF_CHECK_SAMPLES, VACUUM_FRACTION};
@@ -154,53 +154,11 @@ fn build(col: &Collection, plan: &Plan, stop: &Stop<'_>) -> Result<Built> {
     );
     let id = col.writer.lock().take_segment_id();
     let absent = segment::absent_counts(&g.vectors, &spaces);
-    // One graph per vector, or none.
-    let mut graphs = Vec::new();
-    let mut metas = Vec::new();
-    if rows_total >= hcfg.full_scan_threshold {
-        for &sp in &spaces {
-            let build_started = Instant::now();
-            // Rows lacking this vector join the graph as zeros (never accepted as results), so
-            // a graph has a node per row; otherwise the rows are read in place.
-            let finite = match absent.get(sp.index) {
-                Some(&n) if n > 0 => Some(segment::space_values(&g.vectors, sp)),
-                _ => None,
-            };
-            let rows = match &finite {
-                Some(values) => Rows::dense(values, sp.dim),
-                None => Rows::of(&g.vectors, sp),
-            };
-            let metric = sp.distance;
-            let stopped = || stop.stopped();
-            let graph = match &plan.base_graphs {
-                Some(bg) => hnsw::extend(rows, metric, &bg[sp.index], id, &stopped),
-                None => hnsw::build(rows, metric, &hcfg, id, &stopped),
-            };
-            stop.check()?;
-            let built = build_started.elapsed();
-            let recall = graph.self_check(rows, metric, hcfg.ef_construct, SELF_CHECK_SAMPLES, id);
-            log::info!(
-                "collection {}: graph{} over {rows_total} points built in {:.1} s (rows gathered in {:.1} s); \
-                 self-check recall@10 {recall:.3} at ef {} ({:.1} s)",
-                col.name,
-                match col.config.vectors[sp.index].name.as_str() {
-                    "" => String::new(),
-                    name => format!(" of vector {name:?}"),
-                },
-                built.as_secs_f64(),
-                gathered.as_secs_f64(),
-                hcfg.ef_construct,
-                (build_started.elapsed() - built).as_secs_f64()
-            );
-            metas.push(GraphMeta {
-                m: hcfg.m as u32,
-                ef_construct: hcfg.ef_construct as u32,
-                self_check_recall: recall,
-                codes: quant::applies(metric),
-            });
-            graphs.push(graph);
-        }
-    }
+    let (graphs, metas) = if rows_total >= hcfg.full_scan_threshold {
+        build_graphs(col, plan, &g.vectors, id, &absent, gathered, stop)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let graph_data: Vec<GraphData<'_>> = spaces
         .iter()
         .zip(&graphs)
@@ -251,6 +209,66 @@ fn build(col: &Collection, plan: &Plan, stop: &Stop<'_>) -> Result<Built> {
         absent,
         mapping,
     })
+}
+
+/// One graph per vector over the gathered rows (extending the base's, if the plan keeps one),
+/// each self-checked; stopped between insertions by `stop`.
+fn build_graphs(
+    col: &Collection,
+    plan: &Plan,
+    vectors: &[f32],
+    id: u64,
+    absent: &[u64],
+    gathered: Duration,
+    stop: &Stop<'_>,
+) -> Result<(Vec<Graph>, Vec<GraphMeta>)> {
+    let hcfg = col.config.hnsw;
+    let rows_total = vectors.len() / col.config.width().max(1);
+    let mut graphs = Vec::new();
+    let mut metas = Vec::new();
+    for sp in col.config.spaces() {
+        let build_started = Instant::now();
+        // Rows lacking this vector join the graph as zeros (never accepted as results), so
+        // a graph has a node per row; otherwise the rows are read in place.
+        let finite = match absent.get(sp.index) {
+            Some(&n) if n > 0 => Some(segment::space_values(vectors, sp)),
+            _ => None,
+        };
+        let rows = match &finite {
+            Some(values) => Rows::dense(values, sp.dim),
+            None => Rows::of(vectors, sp),
+        };
+        let metric = sp.distance;
+        let stopped = || stop.stopped();
+        let graph = match &plan.base_graphs {
+            Some(bg) => hnsw::extend(rows, metric, &bg[sp.index], id, &stopped),
+            None => hnsw::build(rows, metric, &hcfg, id, &stopped),
+        };
+        stop.check()?;
+        let built = build_started.elapsed();
+        let recall = graph.self_check(rows, metric, hcfg.ef_construct, SELF_CHECK_SAMPLES, id);
+        log::info!(
+            "collection {}: graph{} over {rows_total} points built in {:.1} s (rows gathered in {:.1} s); \
+             self-check recall@10 {recall:.3} at ef {} ({:.1} s)",
+            col.name,
+            match col.config.vectors[sp.index].name.as_str() {
+                "" => String::new(),
+                name => format!(" of vector {name:?}"),
+            },
+            built.as_secs_f64(),
+            gathered.as_secs_f64(),
+            hcfg.ef_construct,
+            (build_started.elapsed() - built).as_secs_f64()
+        );
+        metas.push(GraphMeta {
+            m: hcfg.m as u32,
+            ef_construct: hcfg.ef_construct as u32,
+            self_check_recall: recall,
+            codes: quant::applies(metric),
+        });
+        graphs.push(graph);
+    }
+    Ok((graphs, metas))
 }
 
 /// Swap the merged segment in for its inputs, with the deletions made since the plan.
