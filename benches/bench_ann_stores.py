@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from bench_ann import BATCH, DIM, EF_CONSTRUCT, K, M, groups, query_result
+from ann_harness import BATCH, DIM, EF_CONSTRUCT, K, M, groups, query_result
 from measure import timed
 
 
