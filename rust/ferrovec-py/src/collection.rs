@@ -71,8 +71,8 @@ impl PyCollection {
         let col = &self.col;
         let points = run_detached(py, || col.count())?;
         let scanned = points.saturating_mul(queries.cols()).max(1);
-        let step = (SCAN_PER_STEP / scanned / SCAN_BLOCK * SCAN_BLOCK)
-            .clamp(SCAN_BLOCK, QUERIES_PER_STEP);
+        let step =
+            (SCAN_PER_STEP / scanned / SCAN_BLOCK * SCAN_BLOCK).clamp(SCAN_BLOCK, QUERIES_PER_STEP);
         let all = if queries.rows() <= step {
             run_detached(py, || col.search_batch(queries, params))?
         } else {
