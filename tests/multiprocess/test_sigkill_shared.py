@@ -155,9 +155,13 @@ def test_sigkill_of_writers_loses_no_acknowledged_write_and_removes_no_file_in_u
             for p in writers:
                 p.kill()
             for p in writers:
-                p.communicate()
+                p.wait()
+            # The collectors own stdout until they reach its end; only then are pipes closed
+            # (communicate() here would close stdout under a collector still reading it).
             for t in readers:
                 t.join()
+            for p in writers:
+                p.communicate()
             for k in range(2):
                 acked.update(lines[k])
             seen = ask(reader, "batches")
