@@ -13,12 +13,14 @@ from __future__ import annotations
 import atexit
 from typing import TYPE_CHECKING, Any
 
+from ferrovec._document import Document
 from ferrovec._native import (
     Collection,
     Database,
     Hit,
     Record,
     SnapshotInfo,
+    SparseVector,
     __version__,
     _shutdown,
     backup_status,
@@ -75,6 +77,7 @@ __all__ = [
     "CollectionNotFoundError",
     "CorruptionError",
     "Database",
+    "Document",
     "FerrovecError",
     "Hit",
     "InternalError",
@@ -85,6 +88,7 @@ __all__ = [
     "ReadOnlyError",
     "Record",
     "SnapshotInfo",
+    "SparseVector",
     "StorageError",
     "StoreLockedError",
     "UnsupportedError",

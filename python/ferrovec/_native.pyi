@@ -18,6 +18,7 @@ __all__ = [
     "Hit",
     "Record",
     "SnapshotInfo",
+    "SparseVector",
     "__version__",
     "_as_matrix",
     "_matrix_address",
@@ -48,10 +49,34 @@ _Durability = Literal["fsync", "interval", "off"]
 _Filter = dict[str, Any] | Any
 _IndexType = Literal["keyword", "integer", "float", "bool", "datetime", "uuid", "geo", "text"]
 _OrderBy = str | dict[str, Any]
-# One (n, dim) array, or for named vectors a dict of one per name.
-_Vectors = npt.ArrayLike | dict[str, npt.ArrayLike]
-# A point's vector: an array, or for named vectors a dict of one per name.
-_Vector = npt.NDArray[np.float32] | dict[str, npt.NDArray[np.float32]]
+
+@final
+class SparseVector:
+    def __new__(
+        cls, indices: Sequence[int] | npt.ArrayLike, values: Sequence[float] | npt.ArrayLike
+    ) -> SparseVector: ...
+    @property
+    def indices(self) -> list[int]: ...
+    @property
+    def values(self) -> list[float]: ...
+    def __len__(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+# One point's sparse vector: a SparseVector, an (indices, values) pair, a dict of them, any
+# object with `indices` and `values`, or a document to embed (ferrovec.Document, or a dict
+# {"text": ..., "model": "qdrant/bm25"}).
+_Sparse = SparseVector | tuple[Sequence[int], Sequence[float]] | dict[str, Any] | Any
+# One (n, dim) array, or for named vectors a dict of one entry per name: an array for a dense
+# vector; for a sparse one a list of one _Sparse (or None) per point, or a scipy CSR matrix.
+_Vectors = npt.ArrayLike | dict[str, npt.ArrayLike | Sequence[_Sparse | None] | Any]
+# A point's vector: an array, or for named vectors a dict of one per name (sparse vectors as
+# SparseVector).
+_Vector = npt.NDArray[np.float32] | dict[str, npt.NDArray[np.float32] | SparseVector]
+# Qdrant's universal query as its REST JSON (a dict), or a qdrant-client QueryRequest.
+_Query = dict[str, Any] | Any
+
+class _SparseSpec(TypedDict, total=False):
+    modifier: Literal["idf", "none"]
 
 class _VectorSpec(TypedDict, total=False):
     dim: int
@@ -83,6 +108,8 @@ class Hit:
     def payload(self) -> _Payload | None: ...
     @property
     def vector(self) -> _Vector | None: ...
+    @property
+    def order_value(self) -> float | None: ...
 
 @final
 class Collection:
@@ -94,6 +121,11 @@ class Collection:
     def distance(self) -> str | None: ...
     @property
     def vectors(self) -> dict[str, dict[str, Any]]: ...
+    @property
+    def sparse_vectors(self) -> dict[str, dict[str, str]]: ...
+    def query(self, request: _Query) -> list[Hit]: ...
+    def query_batch(self, requests: Sequence[_Query]) -> list[list[Hit]]: ...
+    def query_groups(self, request: _Query) -> list[tuple[str | int, list[Hit]]]: ...
     def upsert(
         self,
         ids: _Ids,
@@ -156,7 +188,7 @@ class Collection:
     ) -> list[tuple[str | int | bool, int]]: ...
     def search(
         self,
-        vector: npt.ArrayLike,
+        vector: npt.ArrayLike | _Sparse,
         k: int = 10,
         *,
         filter: _Filter | None = None,
@@ -241,6 +273,7 @@ class Database:
         exist_ok: bool = False,
         *,
         vectors: dict[str, _VectorSpec] | None = None,
+        sparse: dict[str, _SparseSpec | None] | None = None,
         hnsw: dict[str, int] | None = None,
         optimizer: dict[str, int] | None = None,
         retention: _Retention | None = None,

@@ -8,8 +8,11 @@ It holds every kind of file the engine writes:
   codes, keyword, integer and datetime payload indexes, a deletion bitmap, and log records after
   the checkpoint (the process dies without closing, so they are not checkpointed). "named"
   (vectors "text": 6-d cosine, "image": 4-d euclid, some points lacking "image"): a graph per
-  vector. `store/snapshots/`: a snapshot of both collections;
-- `backups/`: a full backup of both;
+  vector. From format 6 on, "hybrid" too (an unnamed 4-d dense vector and the sparse vector
+  "text" with modifier idf, made from documents by BM25): a segment with its sparse files
+  (vectors and inverted index), and sparse log records after the checkpoint.
+  `store/snapshots/`: a snapshot of the collections;
+- `backups/`: a full backup of them;
 - `expected.json`: what searches, counts and reads returned in the writing process.
 """
 
@@ -67,6 +70,19 @@ def main(out: Path) -> None:
     )
     named.optimize()
 
+    hybrid = db.create_collection("hybrid", dim=4, sparse={"text": {"modifier": "idf"}})
+    words = ["fox", "dog", "quick", "lazy", "jumps", "sleeps", "brown", "river", "stone"]
+    texts = [" ".join(words[(i * k) % len(words)] for k in (1, 2, 3, 5)) for i in range(120)]
+    hybrid.upsert(
+        list(range(120)),
+        {
+            "": rng.standard_normal((120, 4), dtype=np.float32),
+            "text": [ferrovec.Document(t) if i % 9 else None for i, t in enumerate(texts)],
+        },
+        [{"t": t} for t in texts],
+    )
+    hybrid.optimize()
+
     db.create_snapshot()
     db.backup(out / "backups")
 
@@ -78,6 +94,11 @@ def main(out: Path) -> None:
     )
     plain.delete([21, 23])
     plain.set_payload({"edited": True}, [25])
+    hybrid.upsert(
+        [200, 201],
+        {"": np.ones((2, 4), np.float32), "text": [ferrovec.Document("quick quick fox"), None]},
+    )
+    hybrid.delete([3])
 
     q = np.linspace(-1, 1, 8, dtype=np.float32)
     red = {"must": [{"key": "color", "match": {"value": "red"}}]}
@@ -95,6 +116,25 @@ def main(out: Path) -> None:
             h.id for h in named.search(np.zeros(4, np.float32), k=5, using="image", exact=True)
         ],
         "query": q.tolist(),
+        "collections": sorted(db.list_collections()),
+        "hybrid_count": hybrid.count(),
+        "hybrid_bm25_top5": [
+            [h.id, h.score]
+            for h in hybrid.search(ferrovec.Document("quick fox"), k=5, using="text")
+        ],
+        "hybrid_rrf_top5": [
+            h.id
+            for h in hybrid.query(
+                {
+                    "prefetch": [
+                        {"query": [1.0, 0.5, 0.0, -0.5], "params": {"exact": True}},
+                        {"query": {"text": "lazy dog", "model": "qdrant/bm25"}, "using": "text"},
+                    ],
+                    "query": {"fusion": "rrf"},
+                    "limit": 5,
+                }
+            )
+        ],
     }
     (out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
     # Die without closing: the records above stay in the log, as after a crash.

@@ -28,7 +28,12 @@ def old(request, tmp_path: Path) -> tuple[Path, dict]:
 
 
 def test_there_is_a_fixture_of_the_current_format() -> None:
+    assert any(p.name == "v6" for p in FIXTURES)
     assert any(p.name == "v5" for p in FIXTURES)
+
+
+def collections(want: dict) -> list[str]:
+    return want.get("collections", ["named", "plain"])
 
 
 def test_an_old_store_opens_answers_and_takes_writes(old: tuple[Path, dict]) -> None:
@@ -36,7 +41,7 @@ def test_an_old_store_opens_answers_and_takes_writes(old: tuple[Path, dict]) -> 
     q = np.asarray(want["query"], dtype=np.float32)
     red = {"must": [{"key": "color", "match": {"value": "red"}}]}
     with ferrovec.open(root / "store") as db:
-        assert sorted(db.list_collections()) == ["named", "plain"]
+        assert sorted(db.list_collections()) == collections(want)
         plain, named = db.collection("plain"), db.collection("named")
         # The log records after the checkpoint are replayed.
         assert plain.count() == want["plain_count"]
@@ -63,6 +68,8 @@ def test_an_old_store_opens_answers_and_takes_writes(old: tuple[Path, dict]) -> 
         ]
         plain.verify()
         named.verify()
+        if "hybrid_count" in want:
+            check_hybrid(db.collection("hybrid"), want)
         # Writes, a checkpoint and an optimization in the new version.
         plain.upsert([5000], np.ones((1, 8), np.float32), [{"color": "red", "n": 5000}])
         plain.delete([101])
@@ -76,14 +83,39 @@ def test_an_old_store_opens_answers_and_takes_writes(old: tuple[Path, dict]) -> 
         plain.verify()
 
 
+def check_hybrid(hybrid: ferrovec.Collection, want: dict) -> None:
+    """Sparse vectors, their inverted index and their log records (format 6 on)."""
+    assert hybrid.count() == want["hybrid_count"]
+    hits = hybrid.search(ferrovec.Document("quick fox"), k=5, using="text")
+    got = [[h.id, h.score] for h in hits]
+    assert [g[0] for g in got] == [w[0] for w in want["hybrid_bm25_top5"]]
+    assert np.allclose([g[1] for g in got], [w[1] for w in want["hybrid_bm25_top5"]], atol=1e-5)
+    fused = hybrid.query(
+        {
+            "prefetch": [
+                {"query": [1.0, 0.5, 0.0, -0.5], "params": {"exact": True}},
+                {"query": {"text": "lazy dog", "model": "qdrant/bm25"}, "using": "text"},
+            ],
+            "query": {"fusion": "rrf"},
+            "limit": 5,
+        }
+    )
+    assert [h.id for h in fused] == want["hybrid_rrf_top5"]
+    hybrid.verify()
+    hybrid.optimize()
+    assert [h.id for h in hybrid.search(ferrovec.Document("quick fox"), k=5, using="text")] == [
+        w[0] for w in want["hybrid_bm25_top5"]
+    ]
+
+
 def test_an_old_snapshot_and_backup_restore(old: tuple[Path, dict], tmp_path: Path) -> None:
-    root, _ = old
+    root, want = old
     (snap,) = sorted((root / "store" / "snapshots").glob("*.fvsnap"))
     ferrovec.verify_snapshot(snap)
-    assert ferrovec.restore_snapshot(snap, tmp_path / "from-snapshot") == ["named", "plain"]
+    assert ferrovec.restore_snapshot(snap, tmp_path / "from-snapshot") == collections(want)
     ferrovec.verify_backup(root / "backups")
     restored = ferrovec.restore_backup(root / "backups", tmp_path / "from-backup")
-    assert sorted(restored) == ["named", "plain"]
+    assert sorted(restored) == collections(want)
     for target in ("from-snapshot", "from-backup"):
         with ferrovec.open(tmp_path / target) as db:
             # As they were before the log records the fixture wrote after them.
@@ -91,3 +123,9 @@ def test_an_old_snapshot_and_backup_restore(old: tuple[Path, dict], tmp_path: Pa
             assert db.collection("named").count() == 250
             db.collection("plain").verify()
             db.collection("named").verify()
+            if "hybrid_count" in want:
+                # Before the records after the snapshot: 120 points, 108 with a sparse vector.
+                hybrid = db.collection("hybrid")
+                assert hybrid.count() == 120
+                hybrid.verify()
+                assert hybrid.search(ferrovec.Document("quick fox"), k=200, using="text")

@@ -40,7 +40,7 @@ class _Search(_Base):
                     f"Dense vector {using or ''} is not found in the collection"
                 )
             if isinstance(vector, Mapping):
-                vector = vector.get(using)  # type: ignore[arg-type]
+                vector = vector.get(using)  # type: ignore[arg-type, assignment]
             if vector is None:  # this point has no such vector (delete_vectors, or left out)
                 raise InvalidInputError(f"Vector with name {using or ''} for point {pid} not found")
             return vector, [pid]

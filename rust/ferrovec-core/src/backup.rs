@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::cancel::Cancel;
 use crate::config::validate_name;
 use crate::error::{Error, IoContext, Result};
-use crate::format::{check_version, FORMAT_VERSION};
+use crate::format::{check_version, check_version_in, FORMAT_VERSION, OLDEST_READ};
 // Backups are written with the OS file system directly (not modelled by the power-loss tests).
 use crate::io::OsFs;
 use crate::snapshot::{self, copy_hashed, fsync_dir, write_json_atomic};
@@ -154,7 +154,7 @@ fn read_info(dir: &Path) -> Result<BackupInfo> {
         return Err(Error::corrupt(&p, "not a ferrovec backup manifest"));
     }
     check_version(&p, "backup manifest", info.version, BACKUP_VERSION)?;
-    check_version(&p, "backup's store", info.store_format, FORMAT_VERSION)?;
+    check_version_in(&p, "backup's store", info.store_format, OLDEST_READ)?;
     for (name, c) in &info.collections {
         validate_name(name)
             .map_err(|_| Error::corrupt(&p, format!("bad collection name {name:?}")))?;

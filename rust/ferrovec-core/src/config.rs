@@ -151,10 +151,64 @@ pub struct Space {
     pub distance: Distance,
 }
 
+/// How a sparse vector's query weights are scaled before scoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Modifier {
+    #[default]
+    None,
+    /// Each query weight times the index's inverse document frequency over the collection's
+    /// live points that have this vector: `ln((N - df + 0.5) / (df + 0.5) + 1)`, as Qdrant.
+    Idf,
+}
+
+impl Modifier {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(Modifier::None),
+            "idf" => Ok(Modifier::Idf),
+            _ => Err(Error::invalid(format!(
+                "unknown sparse vector modifier {s:?}; expected \"none\" or \"idf\""
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Modifier::None => "none",
+            Modifier::Idf => "idf",
+        }
+    }
+}
+
+/// A sparse vector of every point (which a point may lack): its name and how it is scored.
+/// `full_scan_threshold` and `on_disk` are Qdrant's `SparseIndexParams`, kept for reports and
+/// migrations (the inverted index here is always memory-mapped, and always used).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SparseSpec {
+    pub name: String,
+    pub modifier: Modifier,
+    pub full_scan_threshold: Option<u64>,
+    pub on_disk: Option<bool>,
+}
+
+impl SparseSpec {
+    pub fn new(name: &str, modifier: Modifier) -> Self {
+        SparseSpec {
+            name: name.to_string(),
+            modifier,
+            full_scan_threshold: None,
+            on_disk: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CollectionConfig {
-    /// One unnamed vector, or one or more named ones.
+    /// One unnamed vector, or one or more named ones (or none, when there are sparse ones).
     pub vectors: Vec<VectorSpec>,
+    /// Named sparse vectors (absent from the JSON of stores before format 6).
+    #[serde(default)]
+    pub sparse: Vec<SparseSpec>,
     pub hnsw: HnswConfig,
     pub optimizer: OptimizerConfig,
 }
@@ -171,8 +225,14 @@ impl CollectionConfig {
 
     /// A collection of the given vectors: one unnamed (name `""`), or named ones.
     pub fn with_vectors(vectors: Vec<VectorSpec>) -> Result<Self> {
+        Self::with_all(vectors, Vec::new())
+    }
+
+    /// A collection of the given dense and sparse vectors.
+    pub fn with_all(vectors: Vec<VectorSpec>, sparse: Vec<SparseSpec>) -> Result<Self> {
         let config = CollectionConfig {
             vectors,
+            sparse,
             hnsw: HnswConfig::default(),
             optimizer: OptimizerConfig::default(),
         };
@@ -182,11 +242,29 @@ impl CollectionConfig {
 
     fn validate_vectors(&self) -> Result<()> {
         let v = &self.vectors;
-        if v.is_empty() || v.len() > MAX_VECTORS {
+        let total = v.len() + self.sparse.len();
+        if total == 0 || v.len() > MAX_VECTORS || self.sparse.len() > MAX_VECTORS {
             return Err(Error::invalid(format!(
-                "a collection holds 1 to {MAX_VECTORS} vectors, got {}",
-                v.len()
+                "a collection holds 1 to {MAX_VECTORS} dense vectors (or none, with sparse ones) and up to {MAX_VECTORS} sparse ones, got {} and {}",
+                v.len(),
+                self.sparse.len()
             )));
+        }
+        for (i, s) in self.sparse.iter().enumerate() {
+            if s.name.is_empty() || s.name.len() > MAX_VECTOR_NAME_BYTES {
+                return Err(Error::invalid(format!(
+                    "sparse vector names are 1 to {MAX_VECTOR_NAME_BYTES} bytes, got {:?}",
+                    s.name
+                )));
+            }
+            if self.sparse[..i].iter().any(|o| o.name == s.name)
+                || v.iter().any(|d| d.name == s.name)
+            {
+                return Err(Error::invalid(format!(
+                    "vector name {:?} is given twice",
+                    s.name
+                )));
+            }
         }
         let unnamed = v.iter().filter(|s| s.name.is_empty()).count();
         if unnamed > 0 && v.len() > 1 {
@@ -243,9 +321,28 @@ impl CollectionConfig {
         Ok(())
     }
 
-    /// The collection holds named vectors (rather than one unnamed vector).
+    /// A point's vectors are given and returned by name: the collection holds named dense
+    /// vectors, or sparse ones (beside which its unnamed dense vector is named `""`).
     pub fn is_named(&self) -> bool {
-        self.vectors.first().is_some_and(|s| !s.name.is_empty())
+        !self.sparse.is_empty() || self.vectors.first().is_some_and(|s| !s.name.is_empty())
+    }
+
+    /// The collection has an unnamed dense vector (name `""`).
+    pub fn has_unnamed(&self) -> bool {
+        self.vectors.first().is_some_and(|s| s.name.is_empty())
+    }
+
+    /// The sparse vector named `name`: its position and spec.
+    pub fn sparse_field(&self, name: &str) -> Option<(usize, &SparseSpec)> {
+        self.sparse.iter().enumerate().find(|(_, s)| s.name == name)
+    }
+
+    /// What `name` names: a dense vector's place in a row, or a sparse vector's position.
+    pub fn lookup(&self, name: Option<&str>) -> Result<Target> {
+        if let Some((i, _)) = name.and_then(|n| self.sparse_field(n)) {
+            return Ok(Target::Sparse(i));
+        }
+        self.space(name).map(Target::Dense)
     }
 
     /// Values per stored row: every vector of a point, concatenated.
@@ -278,10 +375,13 @@ impl CollectionConfig {
     pub fn space(&self, name: Option<&str>) -> Result<Space> {
         let spaces = self.spaces();
         match name {
-            None | Some("") if !self.is_named() => Ok(spaces[0]),
+            None | Some("") if self.has_unnamed() => Ok(spaces[0]),
             None | Some("") => Err(Error::invalid(format!(
                 "this collection holds named vectors ({}); say which one to use",
                 self.vector_names()
+            ))),
+            Some(n) if self.sparse_field(n).is_some() => Err(Error::invalid(format!(
+                "{n:?} is a sparse vector; give a sparse vector (indices and values) for it"
             ))),
             Some(n) => self
                 .vectors
@@ -301,12 +401,18 @@ impl CollectionConfig {
         if !self.is_named() {
             return String::from("one unnamed vector");
         }
-        self.vectors
-            .iter()
-            .map(|s| format!("{:?}", s.name))
-            .collect::<Vec<_>>()
-            .join(", ")
+        let dense = self.vectors.iter().map(|s| format!("{:?}", s.name));
+        let sparse = self.sparse.iter().map(|s| format!("{:?} (sparse)", s.name));
+        dense.chain(sparse).collect::<Vec<_>>().join(", ")
     }
+}
+
+/// What a vector name names in a collection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Dense(Space),
+    /// The sparse vector at this position of `CollectionConfig::sparse`.
+    Sparse(usize),
 }
 
 /// When an acknowledged write is durable. See `docs/DURABILITY.md`.

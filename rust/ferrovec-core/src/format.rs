@@ -17,12 +17,16 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::io::FileSystem;
 
 pub const HEADER_LEN: usize = 64;
 
-/// The one format version this build writes and reads. Bump it (and keep a reader for the old
-/// one, or an "upgrade required" error) whenever any layout below changes.
-pub const FORMAT_VERSION: u32 = 5;
+/// The format version this build writes. Bump it whenever any layout below changes, and keep
+/// reading the versions from `OLDEST_READ` on (docs/FORMAT.md, "Versions and old stores").
+pub const FORMAT_VERSION: u32 = 6;
+/// The oldest format version this build reads: version 5 files are read as they are (the
+/// layouts 6 kept), a version 5 manifest is upgraded as it is read (`collection/manifest.rs`).
+pub const OLDEST_READ: u32 = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {
@@ -37,6 +41,8 @@ pub enum FileKind {
     PayloadIndex,
     Codes,
     Shared,
+    SparseVectors,
+    SparseIndex,
 }
 
 impl FileKind {
@@ -53,6 +59,8 @@ impl FileKind {
             FileKind::PayloadIndex => b"FVPINDX\x1a",
             FileKind::Codes => b"FVCODES\x1a",
             FileKind::Shared => b"FVSHARD\x1a",
+            FileKind::SparseVectors => b"FVSPVEC\x1a",
+            FileKind::SparseIndex => b"FVSPIDX\x1a",
         }
     }
 
@@ -69,6 +77,8 @@ impl FileKind {
             FileKind::PayloadIndex => "payload index",
             FileKind::Codes => "int8 code file",
             FileKind::Shared => "coordination file",
+            FileKind::SparseVectors => "sparse vector file",
+            FileKind::SparseIndex => "sparse inverted index",
         }
     }
 }
@@ -76,6 +86,8 @@ impl FileKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
     pub kind: FileKind,
+    /// The format version that wrote the file (`FORMAT_VERSION` for one written now).
+    pub version: u32,
     pub count: u64,
     pub dim: u32,
     pub body_len: u64,
@@ -86,6 +98,7 @@ impl Header {
     pub fn new(kind: FileKind, count: u64, dim: u32, body: &[u8]) -> Self {
         Header {
             kind,
+            version: FORMAT_VERSION,
             count,
             dim,
             body_len: body.len() as u64,
@@ -96,7 +109,7 @@ impl Header {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         h[0..8].copy_from_slice(self.kind.magic());
-        h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        h[8..12].copy_from_slice(&self.version.to_le_bytes());
         h[16..24].copy_from_slice(&self.count.to_le_bytes());
         h[24..28].copy_from_slice(&self.dim.to_le_bytes());
         h[32..40].copy_from_slice(&self.body_len.to_le_bytes());
@@ -132,9 +145,11 @@ impl Header {
                 format!("{what} header checksum mismatch"),
             ));
         }
-        check_version(path, what, read_u32(h, 8), FORMAT_VERSION)?;
+        let version = read_u32(h, 8);
+        check_version_in(path, what, version, OLDEST_READ)?;
         Ok(Header {
             kind,
+            version,
             count: read_u64(h, 16),
             dim: read_u32(h, 24),
             body_len: read_u64(h, 32),
@@ -175,7 +190,23 @@ impl Header {
 
 /// `UnsupportedVersion` unless `found` is the version `reads` of `what` this build reads.
 pub fn check_version(path: &Path, what: &'static str, found: u32, reads: u32) -> Result<()> {
-    if found == reads {
+    check_version_range(path, what, found, reads, reads)
+}
+
+/// `UnsupportedVersion` unless `found` is a store format version from `oldest` to the one this
+/// build writes.
+pub fn check_version_in(path: &Path, what: &'static str, found: u32, oldest: u32) -> Result<()> {
+    check_version_range(path, what, found, oldest, FORMAT_VERSION)
+}
+
+fn check_version_range(
+    path: &Path,
+    what: &'static str,
+    found: u32,
+    oldest: u32,
+    reads: u32,
+) -> Result<()> {
+    if (oldest..=reads).contains(&found) {
         return Ok(());
     }
     Err(Error::UnsupportedVersion {
@@ -251,6 +282,38 @@ impl<'a> Reader<'a> {
     pub fn is_empty(&self) -> bool {
         self.pos == self.bytes.len()
     }
+}
+
+/// Write `parts` as the body of a new file with a checksummed header, then fsync it.
+pub fn write_file(
+    fs: &dyn FileSystem,
+    path: &Path,
+    kind: FileKind,
+    count: u64,
+    dim: u32,
+    parts: &[&[u8]],
+) -> Result<u64> {
+    let mut crc = 0u32;
+    let mut body_len = 0u64;
+    for p in parts {
+        crc = crc32c::crc32c_append(crc, p);
+        body_len += p.len() as u64;
+    }
+    let header = Header {
+        kind,
+        version: FORMAT_VERSION,
+        count,
+        dim,
+        body_len,
+        body_crc: crc,
+    };
+    let file = fs.create(path)?;
+    file.write_all(&header.encode())?;
+    for p in parts {
+        file.write_all(p)?;
+    }
+    file.sync_data()?;
+    Ok(HEADER_LEN as u64 + body_len)
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub mod query;
 // The engine, from the bottom up: bytes on disk, the log, segments and their indexes, the
 // collection that ties them together, the store of collections and its copies.
 pub mod backup;
+pub mod bm25;
 pub mod cancel;
 pub mod collection;
 pub mod distance;
@@ -54,19 +55,19 @@ pub mod snapshot;
 pub mod store;
 pub mod wal;
 
-pub use batch::{Matrix, Vectors};
+pub use batch::{Document, Matrix, SparseInput, VectorData, Vectors};
 pub use cancel::Cancel;
-pub use collection::Collection;
+pub use collection::{Collection, Group, Lookups};
 pub use config::{
-    CollectionConfig, Distance, Durability, HnswConfig, OptimizerConfig, Retention, Space,
-    StorageOptions, VectorSpec,
+    CollectionConfig, Distance, Durability, HnswConfig, Modifier, OptimizerConfig, Retention,
+    Space, SparseSpec, StorageOptions, Target, VectorSpec,
 };
 pub use error::{Error, Result};
 pub use filter::index::IndexKind;
 pub use filter::Filter;
 pub use info::{CollectionInfo, PayloadIndexInfo, SegmentInfo};
 pub use payload::PayloadOp;
-pub use point::{Payload, PointId};
+pub use point::{Payload, PointId, SparseVector};
 pub use query::{
     Direction, FacetValue, PayloadSelector, Record, ScoredPoint, SearchParams, Selector,
 };

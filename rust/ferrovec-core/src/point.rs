@@ -59,3 +59,117 @@ impl From<&str> for PointId {
         PointId::Str(v.to_string())
     }
 }
+
+/// A sparse vector as stored (sorted, no index twice), borrowed from a segment's mapped file
+/// or from memory.
+#[derive(Clone, Copy, Debug)]
+pub struct SparseRef<'a> {
+    pub indices: &'a [u32],
+    pub values: &'a [f32],
+}
+
+impl SparseRef<'_> {
+    /// The dot product with `q` (both sorted); `None` when they share no index.
+    pub fn dot(self, q: &SparseVector) -> Option<f32> {
+        self.dot_ref(q.as_ref())
+    }
+
+    /// The dot product with another borrowed vector; `None` when they share no index.
+    pub fn dot_ref(self, q: SparseRef<'_>) -> Option<f32> {
+        let (a, b) = (self.indices, q.indices);
+        let (mut i, mut j, mut sum, mut overlap) = (0, 0, 0.0f32, false);
+        while i < a.len() && j < b.len() {
+            match a[i].cmp(&b[j]) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    sum += self.values[i] * q.values[j];
+                    overlap = true;
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        overlap.then_some(sum)
+    }
+
+    pub fn to_owned(self) -> SparseVector {
+        SparseVector {
+            indices: self.indices.to_vec(),
+            values: self.values.to_vec(),
+        }
+    }
+}
+
+/// Most nonzero entries one sparse vector may hold.
+pub const MAX_SPARSE_NNZ: usize = 1 << 16;
+
+/// A sparse vector: nonzero `values` at `indices`, kept sorted by index with no index twice.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SparseVector {
+    pub indices: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+impl SparseVector {
+    /// Check a caller's vector and sort it by index: lengths must agree, values be finite, no
+    /// index repeat (as Qdrant refuses), at most `MAX_SPARSE_NNZ` entries. `what` names it in
+    /// errors.
+    pub fn new(indices: Vec<u32>, values: Vec<f32>, what: &str) -> Result<Self> {
+        if indices.len() != values.len() {
+            return Err(Error::invalid(format!(
+                "{what}: {} indices but {} values",
+                indices.len(),
+                values.len()
+            )));
+        }
+        if indices.len() > MAX_SPARSE_NNZ {
+            return Err(Error::invalid(format!(
+                "{what}: {} entries; a sparse vector holds at most {MAX_SPARSE_NNZ}",
+                indices.len()
+            )));
+        }
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::invalid(format!(
+                "{what}: value {} (at index {}) is not a finite number",
+                values[i], indices[i]
+            )));
+        }
+        let mut v = SparseVector { indices, values };
+        if !v.indices.windows(2).all(|w| w[0] < w[1]) {
+            let mut order: Vec<usize> = (0..v.indices.len()).collect();
+            order.sort_unstable_by_key(|&i| v.indices[i]);
+            v = SparseVector {
+                indices: order.iter().map(|&i| v.indices[i]).collect(),
+                values: order.iter().map(|&i| v.values[i]).collect(),
+            };
+            if let Some(w) = v.indices.windows(2).find(|w| w[0] == w[1]) {
+                return Err(Error::invalid(format!(
+                    "{what}: index {} is given twice",
+                    w[0]
+                )));
+            }
+        }
+        Ok(v)
+    }
+
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+
+    pub fn as_ref(&self) -> SparseRef<'_> {
+        SparseRef {
+            indices: &self.indices,
+            values: &self.values,
+        }
+    }
+
+    /// The dot product with `other` (both sorted); `None` when they share no index.
+    pub fn dot(&self, other: &SparseVector) -> Option<f32> {
+        self.as_ref().dot(other)
+    }
+}

@@ -184,7 +184,7 @@ impl Store {
                     ));
                 }
                 fs.create_dir_all(&cdir)?;
-                crate::segment::write_file(fs.as_ref(), &marker, FileKind::Store, 0, 0, &[])?;
+                crate::format::write_file(fs.as_ref(), &marker, FileKind::Store, 0, 0, &[])?;
                 fs.sync_dir(path)?;
             }
             fs.create_dir_all(&cdir)?;

@@ -5,7 +5,7 @@
 
 use ferrovec_core::{
     Collection, Direction, Filter, Matrix, Payload, PayloadSelector, PointId, SearchParams,
-    Selector, Vectors,
+    Selector, SparseInput, VectorData, Vectors,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -15,6 +15,7 @@ use crate::convert::{
     selector_from_py, JsonDefault, PyMatrix,
 };
 use crate::errors::{invalid, to_py};
+use crate::sparse::sparse_column_from_py;
 
 /// Which points a payload operation or delete applies to: ids, or a filter.
 pub enum Points {
@@ -46,10 +47,17 @@ impl Points {
 }
 
 /// The vectors of a batch as given: one (n, dim) array of every vector of a point, or a dict
-/// of one array per name. Borrowed from numpy where the caller's arrays allow it.
+/// of one entry per name (an array for a dense vector, a list or CSR matrix for a sparse one).
+/// Dense arrays are borrowed from numpy where the caller's arrays allow it.
 pub enum BatchVectors<'py> {
     Rows(PyMatrix<'py>),
-    Named(Vec<(String, PyMatrix<'py>)>),
+    Named(Vec<(String, Column<'py>)>),
+}
+
+/// One named vector of every point of a batch.
+pub enum Column<'py> {
+    Dense(PyMatrix<'py>),
+    Sparse(Vec<Option<SparseInput>>),
 }
 
 impl<'py> BatchVectors<'py> {
@@ -61,7 +69,12 @@ impl<'py> BatchVectors<'py> {
                     let name: String = k
                         .extract()
                         .map_err(|_| invalid(py, "vector names must be strings"))?;
-                    out.push((name, matrix_from_py(py, &v, "vectors")?));
+                    let column = if col.config().sparse_field(&name).is_some() {
+                        Column::Sparse(sparse_column_from_py(py, &v, &name)?)
+                    } else {
+                        Column::Dense(matrix_from_py(py, &v, "vectors")?)
+                    };
+                    out.push((name, column));
                 }
                 Ok(BatchVectors::Named(out))
             }
@@ -78,35 +91,67 @@ impl<'py> BatchVectors<'py> {
         }
     }
 
-    /// The core's view, borrowing these arrays.
-    pub fn core(&self) -> ferrovec_core::Result<Vectors<'_>> {
+    /// The core's view, borrowing the dense arrays (the sparse columns are moved out: call
+    /// it once).
+    pub fn core(&mut self) -> ferrovec_core::Result<Vectors<'_>> {
         Ok(match self {
             BatchVectors::Rows(m) => Vectors::Rows(m.core()?),
             BatchVectors::Named(named) => Vectors::Named(
                 named
-                    .iter()
-                    .map(|(n, m)| Ok((n.clone(), m.core()?)))
+                    .iter_mut()
+                    .map(|(n, c)| {
+                        Ok((
+                            n.clone(),
+                            match c {
+                                Column::Dense(m) => VectorData::Dense(m.core()?),
+                                Column::Sparse(v) => VectorData::Sparse(std::mem::take(v)),
+                            },
+                        ))
+                    })
                     .collect::<ferrovec_core::Result<_>>()?,
             ),
         })
     }
 
-    /// Values in all the arrays (what the core will copy).
+    /// Values in all the arrays (what the core will copy; a sparse entry or document counts
+    /// as its length).
     pub fn values(&self) -> usize {
         match self {
             BatchVectors::Rows(m) => m.as_slice().len(),
-            BatchVectors::Named(named) => named.iter().map(|(_, m)| m.as_slice().len()).sum(),
+            BatchVectors::Named(named) => named
+                .iter()
+                .map(|(_, c)| match c {
+                    Column::Dense(m) => m.as_slice().len(),
+                    Column::Sparse(v) => v
+                        .iter()
+                        .flatten()
+                        .map(|e| match e {
+                            SparseInput::Vector(v) => v.len(),
+                            SparseInput::Document(d) => d.text.len(),
+                        })
+                        .sum(),
+                })
+                .sum(),
         }
     }
 
     /// A copy the caller cannot change, for work that outlives the call (asyncio).
-    pub fn to_owned(&self) -> OwnedVectors {
+    pub fn take_owned(&mut self) -> OwnedVectors {
         let own = |m: &PyMatrix<'_>| (m.as_slice().to_vec(), m.rows(), m.cols());
         match self {
             BatchVectors::Rows(m) => OwnedVectors::Rows(own(m)),
-            BatchVectors::Named(named) => {
-                OwnedVectors::Named(named.iter().map(|(n, m)| (n.clone(), own(m))).collect())
-            }
+            BatchVectors::Named(named) => OwnedVectors::Named(
+                named
+                    .iter_mut()
+                    .map(|(n, c)| {
+                        let c = match c {
+                            Column::Dense(m) => OwnedColumn::Dense(own(m)),
+                            Column::Sparse(v) => OwnedColumn::Sparse(std::mem::take(v)),
+                        };
+                        (n.clone(), c)
+                    })
+                    .collect(),
+            ),
         }
     }
 }
@@ -117,7 +162,12 @@ type OwnedMatrix = (Vec<f32>, usize, usize);
 /// [`BatchVectors`] copied, for a worker thread.
 pub enum OwnedVectors {
     Rows(OwnedMatrix),
-    Named(Vec<(String, OwnedMatrix)>),
+    Named(Vec<(String, OwnedColumn)>),
+}
+
+pub enum OwnedColumn {
+    Dense(OwnedMatrix),
+    Sparse(Vec<Option<SparseInput>>),
 }
 
 fn view((values, rows, cols): &OwnedMatrix) -> ferrovec_core::Result<Matrix<'_>> {
@@ -131,7 +181,16 @@ impl OwnedVectors {
             OwnedVectors::Named(named) => Vectors::Named(
                 named
                     .iter()
-                    .map(|(n, m)| Ok((n.clone(), view(m)?)))
+                    .map(|(n, c)| {
+                        Ok((
+                            n.clone(),
+                            match c {
+                                OwnedColumn::Dense(m) => VectorData::Dense(view(m)?),
+                                // The worker runs the call once: a copy of the column.
+                                OwnedColumn::Sparse(v) => VectorData::Sparse(v.clone()),
+                            },
+                        ))
+                    })
                     .collect::<ferrovec_core::Result<_>>()?,
             ),
         })

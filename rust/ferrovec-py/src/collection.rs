@@ -39,13 +39,13 @@ const SCAN_BLOCK: usize = 64;
 #[pyclass(name = "Collection", module = "ferrovec", frozen)]
 pub struct PyCollection {
     /// Keeps the store open for as long as this handle lives.
-    _store: Arc<Store>,
-    col: Arc<Collection>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) col: Arc<Collection>,
 }
 
 impl PyCollection {
     pub fn new(store: Arc<Store>, col: Arc<Collection>) -> Self {
-        PyCollection { _store: store, col }
+        PyCollection { store, col }
     }
 
     fn payload_op(
@@ -135,12 +135,13 @@ impl PyCollection {
     ) -> PyResult<()> {
         let col = &self.col;
         let json = JsonDefault(json_default);
-        let Some(b) = Batch::from_py(py, col, ids, vectors, payloads, json)? else {
+        let Some(mut b) = Batch::from_py(py, col, ids, vectors, payloads, json)? else {
             return Ok(());
         };
+        let long = b.vectors.values() >= LONG_WRITE_VALUES;
         let v = b.vectors.core().map_err(|e| to_py(py, e))?;
         let p = b.payloads.as_deref();
-        if b.vectors.values() < LONG_WRITE_VALUES {
+        if !long {
             let never = &ferrovec_core::cancel::NEVER;
             return run_detached(py, || col.upsert_batch(&b.ids, &v, p, allow_zero, never));
         }
@@ -164,7 +165,7 @@ impl PyCollection {
         let col = self.col.clone();
         let json = JsonDefault(json_default);
         let owned = Batch::from_py(py, &col, ids, vectors, payloads, json)?
-            .map(|b| (b.ids, b.vectors.to_owned(), b.payloads));
+            .map(|mut b| (b.ids, b.vectors.take_owned(), b.payloads));
         aio::core_future(
             py,
             move || match owned {
@@ -195,7 +196,7 @@ impl PyCollection {
     ) -> PyResult<Py<PyList>> {
         let col = &self.col;
         let ids = ids_from_py(py, ids)?;
-        let given = BatchVectors::from_py(py, col, vectors)?;
+        let mut given = BatchVectors::from_py(py, col, vectors)?;
         let v = given.core().map_err(|e| to_py(py, e))?;
         let found = run_detached(py, || col.update_vectors(&ids, &v, allow_zero))?;
         let out = PyList::empty(py);
@@ -444,9 +445,13 @@ impl PyCollection {
             using,
         }
         .params(py)?;
+        let col = &self.col;
+        if let Some(q) = crate::query::sparse_query(py, col, vector, params.using.as_deref())? {
+            let hits = run_detached(py, || col.search_sparse(&q, &params))?;
+            return hits_to_list(py, hits, col.config());
+        }
         let q = vector_from_py(py, vector, "vector")?;
         let qs = q.as_slice().map_err(|e| invalid(py, e.to_string()))?;
-        let col = &self.col;
         let hits = run_detached(py, || col.search(qs, &params))?;
         hits_to_list(py, hits, col.config())
     }

@@ -448,6 +448,7 @@ pub fn vector_from_py<'py>(
 pub fn vector_to_py(
     py: Python<'_>,
     v: Option<Vec<f32>>,
+    sparse: Vec<Option<ferrovec_core::SparseVector>>,
     config: &CollectionConfig,
 ) -> PyResult<Py<PyAny>> {
     let Some(v) = v else {
@@ -464,6 +465,11 @@ pub fn vector_to_py(
         let part = v.get(sp.offset..sp.offset + sp.dim).unwrap_or(&[]);
         if !ferrovec_core::config::is_absent(part) {
             d.set_item(&spec.name, PyArray1::from_slice(py, part))?;
+        }
+    }
+    for (spec, v) in config.sparse.iter().zip(sparse) {
+        if let Some(v) = v {
+            d.set_item(&spec.name, crate::sparse::sparse_to_py(py, v)?)?;
         }
     }
     Ok(d.into_any().unbind())
@@ -500,6 +506,8 @@ pub struct PyHit {
     pub score: f64,
     pub payload: Py<PyAny>,
     pub vector: Py<PyAny>,
+    /// The value an order_by query ordered it by (else None).
+    pub order_value: Py<PyAny>,
 }
 
 #[pymethods]
@@ -541,7 +549,7 @@ pub fn record_to_py(
         PyRecord {
             id: id_to_py(py, &r.id)?,
             payload: payload_opt(py, r.payload)?,
-            vector: vector_to_py(py, r.vector, config)?,
+            vector: vector_to_py(py, r.vector, r.sparse, config)?,
         },
     )
 }
@@ -553,7 +561,11 @@ pub fn hit_to_py(py: Python<'_>, h: ScoredPoint, config: &CollectionConfig) -> P
             id: id_to_py(py, &h.id)?,
             score: f64::from(h.score),
             payload: payload_opt(py, h.payload)?,
-            vector: vector_to_py(py, h.vector, config)?,
+            vector: vector_to_py(py, h.vector, h.sparse, config)?,
+            order_value: match h.order_value {
+                Some(v) => v.into_pyobject(py)?.into_any().unbind(),
+                None => py.None(),
+            },
         },
     )
 }

@@ -158,6 +158,43 @@ pub fn get_num_threads() -> usize {
     ferrovec_core::pool::num_threads()
 }
 
+/// `sparse=`: {name: {"modifier": "idf" | "none"}} (or {name: None}: no modifier).
+fn sparse_specs(
+    py: Python<'_>,
+    sparse: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Vec<ferrovec_core::SparseSpec>> {
+    let Some(sparse) = sparse else {
+        return Ok(Vec::new());
+    };
+    let bad = || {
+        crate::errors::invalid(
+            py,
+            "sparse: expected {name: {\"modifier\": \"idf\" | \"none\"}}",
+        )
+    };
+    let mut out = Vec::with_capacity(sparse.len());
+    for (k, v) in sparse.iter() {
+        let name: String = k.extract().map_err(|_| bad())?;
+        let modifier = if v.is_none() {
+            ferrovec_core::Modifier::None
+        } else {
+            let spec = v.cast::<PyDict>().map_err(|_| bad())?;
+            if spec.len() > usize::from(spec.contains("modifier")?) {
+                return Err(bad());
+            }
+            match spec.get_item("modifier")? {
+                Some(m) if !m.is_none() => {
+                    let m: String = m.extract().map_err(|_| bad())?;
+                    ferrovec_core::Modifier::parse(&m).map_err(|e| to_py(py, e))?
+                }
+                _ => ferrovec_core::Modifier::None,
+            }
+        };
+        out.push(ferrovec_core::SparseSpec::new(&name, modifier));
+    }
+    Ok(out)
+}
+
 #[pymethods]
 impl PyDatabase {
     /// The path the store was opened with (":memory:" for an in-memory store).
@@ -172,8 +209,11 @@ impl PyDatabase {
     /// hnsw: {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000} (any subset).
     /// optimizer: {"indexing_threshold": 20000, "max_segment_points": 2000000, "idle_ms": 1000}.
     /// retention: {"key": "created_at", "max_age_seconds": 86400} (see Collection.set_retention).
+    /// sparse: {name: {"modifier": "idf" | "none"}} sparse vectors beside the dense ones (or
+    /// alone); "idf" weighs a query's dimensions by their inverse document frequency, as
+    /// BM25 needs.
     /// With exist_ok=True an existing collection of the same vectors is returned.
-    #[pyo3(signature = (name, dim = None, distance = "cosine", exist_ok = false, *, vectors = None, hnsw = None, optimizer = None, retention = None))]
+    #[pyo3(signature = (name, dim = None, distance = "cosine", exist_ok = false, *, vectors = None, sparse = None, hnsw = None, optimizer = None, retention = None))]
     #[allow(clippy::too_many_arguments)]
     fn create_collection(
         &self,
@@ -183,6 +223,7 @@ impl PyDatabase {
         distance: &str,
         exist_ok: bool,
         vectors: Option<&Bound<'_, PyDict>>,
+        sparse: Option<&Bound<'_, PyDict>>,
         hnsw: Option<&Bound<'_, PyDict>>,
         optimizer: Option<&Bound<'_, PyDict>>,
         retention: Option<&Bound<'_, PyDict>>,
@@ -228,7 +269,12 @@ impl PyDatabase {
                         distance: Distance::parse(&distance).map_err(|e| to_py(py, e))?,
                     });
                 }
-                CollectionConfig::with_vectors(specs).map_err(|e| to_py(py, e))?
+                CollectionConfig::with_all(specs, sparse_specs(py, sparse)?)
+                    .map_err(|e| to_py(py, e))?
+            }
+            (None, None) if sparse.is_some() => {
+                CollectionConfig::with_all(Vec::new(), sparse_specs(py, sparse)?)
+                    .map_err(|e| to_py(py, e))?
             }
             _ => {
                 return Err(crate::errors::invalid(
@@ -237,6 +283,12 @@ impl PyDatabase {
                 ))
             }
         };
+        if dim.is_some() && sparse.is_some() {
+            // One unnamed dense vector beside sparse ones: it is named "".
+            let dense = config.vectors.clone();
+            config = CollectionConfig::with_all(dense, sparse_specs(py, sparse)?)
+                .map_err(|e| to_py(py, e))?;
+        }
         if let Some(h) = hnsw {
             for (k, v) in dict_ints(py, h, "hnsw", &["m", "ef_construct", "full_scan_threshold"])? {
                 match k.as_str() {

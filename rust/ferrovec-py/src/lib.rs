@@ -9,7 +9,9 @@ mod database;
 mod errors;
 mod gil;
 mod out;
+mod query;
 mod snapshot;
+mod sparse;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -91,5 +93,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<collection::PyCollection>()?;
     m.add_class::<convert::PyHit>()?;
     m.add_class::<convert::PyRecord>()?;
+    m.add_class::<sparse::PySparseVector>()?;
     Ok(())
 }

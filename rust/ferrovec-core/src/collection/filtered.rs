@@ -322,6 +322,22 @@ impl State {
         sel: &PayloadSelector,
         with_vector: bool,
     ) -> Result<Vec<Record>> {
+        self.ordered(key, direction, start, filter, limit)?
+            .into_iter()
+            .map(|(_, loc)| self.record(loc, sel, with_vector))
+            .collect()
+    }
+
+    /// Up to `limit` points matching `filter` ordered by the indexed numeric or datetime field
+    /// `key` (from `start` on), each with the value it is ordered by.
+    pub fn ordered(
+        &self,
+        key: &str,
+        direction: Direction,
+        start: Option<f64>,
+        filter: &Filter,
+        limit: usize,
+    ) -> Result<Vec<(f64, Loc)>> {
         let def = self
             .index_def(key)
             .filter(|d| d.kind.is_ordered())
@@ -396,10 +412,7 @@ impl State {
         }
         items.truncate(limit);
         items.sort_by(cmp);
-        items
-            .into_iter()
-            .map(|(_, _, loc)| self.record(loc, sel, with_vector))
-            .collect()
+        Ok(items.into_iter().map(|(v, _, loc)| (v, loc)).collect())
     }
 }
 

@@ -108,6 +108,10 @@ impl Manifest {
             for &n in &s.indexes {
                 names.push(segment::pidx_name(s.id, n));
             }
+            for k in 0..self.config.sparse.len() {
+                names.push(segment::sparse::vectors_name(s.id, k));
+                names.push(segment::sparse::index_name(s.id, k));
+            }
         }
         names
     }
@@ -115,9 +119,15 @@ impl Manifest {
     pub fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST);
         let bytes = fs.read(&path)?;
-        let (_, body) = Header::decode_whole(FileKind::Manifest, &bytes, &path, true)?;
-        let manifest: Manifest = postcard::from_bytes(body)
-            .map_err(|e| Error::corrupt(&path, format!("manifest does not decode: {e}")))?;
+        let (header, body) = Header::decode_whole(FileKind::Manifest, &bytes, &path, true)?;
+        let bad =
+            |e: postcard::Error| Error::corrupt(&path, format!("manifest does not decode: {e}"));
+        let manifest: Manifest = match header.version {
+            5 => postcard::from_bytes::<v5::Manifest>(body)
+                .map_err(bad)?
+                .into(),
+            _ => postcard::from_bytes(body).map_err(bad)?,
+        };
         // A checksum only says the bytes are as written: the configuration must also be one
         // this build accepts, or code that trusts it (one vector at least) would misbehave.
         manifest.config.validate().map_err(|e| {
@@ -134,8 +144,56 @@ impl Manifest {
         let body = postcard::to_stdvec(self)
             .map_err(|e| Error::internal(format!("manifest does not encode: {e}")))?;
         let tmp = dir.join(MANIFEST_TMP);
-        segment::write_file(fs, &tmp, FileKind::Manifest, 0, 0, &[&body])?;
+        crate::format::write_file(fs, &tmp, FileKind::Manifest, 0, 0, &[&body])?;
         fs.rename(&tmp, &dir.join(MANIFEST))?;
         fs.sync_dir(dir)
+    }
+}
+
+/// The manifest of format version 5, read and upgraded: its collection configuration had no
+/// sparse vectors; everything else is laid out as in version 6.
+mod v5 {
+    use serde::Deserialize;
+
+    use super::{PayloadIndexDef, SegmentMeta};
+    use crate::config::{HnswConfig, OptimizerConfig, Retention, VectorSpec};
+
+    #[derive(Deserialize)]
+    pub struct Config {
+        vectors: Vec<VectorSpec>,
+        hnsw: HnswConfig,
+        optimizer: OptimizerConfig,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Manifest {
+        config: Config,
+        checkpoint_seq: u64,
+        generation: u64,
+        next_segment_id: u64,
+        segments: Vec<SegmentMeta>,
+        payload_indexes: Vec<PayloadIndexDef>,
+        next_index_number: u32,
+        retention: Option<Retention>,
+    }
+
+    impl From<Manifest> for super::Manifest {
+        fn from(m: Manifest) -> Self {
+            super::Manifest {
+                config: crate::config::CollectionConfig {
+                    vectors: m.config.vectors,
+                    sparse: Vec::new(),
+                    hnsw: m.config.hnsw,
+                    optimizer: m.config.optimizer,
+                },
+                checkpoint_seq: m.checkpoint_seq,
+                generation: m.generation,
+                next_segment_id: m.next_segment_id,
+                segments: m.segments,
+                payload_indexes: m.payload_indexes,
+                next_index_number: m.next_index_number,
+                retention: m.retention,
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@ use super::{Collection, OPEN, SEGMENTS_DIR, WAL_DIR};
 use crate::config::{CollectionConfig, StorageOptions};
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
-use crate::segment::{self, Bitmap, Segment};
+use crate::segment::{self, Bitmap, Segment, Shape};
 use crate::shared::Shared;
 use crate::wal::record::Op;
 use crate::wal::Wal;
@@ -65,7 +65,7 @@ impl Collection {
     /// An in-memory collection: nothing is written, and search is always exact.
     pub fn in_memory(name: &str, config: CollectionConfig, options: StorageOptions) -> Arc<Self> {
         let manifest = Manifest::new(config.clone());
-        let width = config.width();
+        let (width, sparse_fields) = (config.width(), config.sparse.len());
         Self::assemble(
             name,
             config,
@@ -74,7 +74,7 @@ impl Collection {
             None,
             options,
             manifest,
-            State::new(width),
+            State::new(width, sparse_fields),
             None,
         )
     }
@@ -102,7 +102,12 @@ impl Collection {
         shared.pin(0);
         let manifest = Manifest::read(fs.as_ref(), dir)?;
         let config = manifest.config.clone();
-        let mut state = load_segments(&fs, dir, &manifest, &State::new(config.width()))?;
+        let mut state = load_segments(
+            &fs,
+            dir,
+            &manifest,
+            &State::new(config.width(), config.sparse.len()),
+        )?;
         let log_dir = dir.join(WAL_DIR);
         let (wal, stats) = Wal::open(
             fs.clone(),
@@ -150,7 +155,8 @@ pub(super) fn load_segments(
 ) -> Result<State> {
     let seg_dir = dir.join(SEGMENTS_DIR);
     let spaces = manifest.config.spaces();
-    let mut state = State::new(manifest.config.width());
+    let sparse_fields = manifest.config.sparse.len();
+    let mut state = State::new(manifest.config.width(), sparse_fields);
     state.index_defs = manifest.payload_indexes.clone();
     for meta in &manifest.segments {
         let rows = usize::try_from(meta.rows)
@@ -165,15 +171,14 @@ pub(super) fn load_segments(
                 seg.clone()
             }
             None => {
-                let seg = Segment::open(
-                    fs.clone(),
-                    &seg_dir,
-                    meta.id,
-                    rows,
-                    &spaces,
-                    &meta.graphs.iter().map(|g| g.codes).collect::<Vec<_>>(),
-                    &meta.absent,
-                )?;
+                let codes: Vec<bool> = meta.graphs.iter().map(|g| g.codes).collect();
+                let shape = Shape {
+                    spaces: &spaces,
+                    codes: &codes,
+                    absent: &meta.absent,
+                    sparse: sparse_fields,
+                };
+                let seg = Segment::open(fs.clone(), &seg_dir, meta.id, rows, &shape)?;
                 seg.set_index_files(&meta.indexes);
                 seg
             }
@@ -183,6 +188,7 @@ pub(super) fn load_segments(
             None => Bitmap::new(rows),
         };
         state.live += rows - deleted.count_ones();
+        count_sparse(&mut state, &seg, &deleted)?;
         state.sources.push(Source {
             kind: SourceKind::Sealed(seg),
             deleted,
@@ -190,6 +196,31 @@ pub(super) fn load_segments(
         });
     }
     Ok(state)
+}
+
+/// Add a sealed segment's live sparse vectors to the IDF statistics: its index's posting
+/// counts, less what its deleted rows held.
+fn count_sparse(state: &mut State, seg: &Segment, deleted: &Bitmap) -> Result<()> {
+    for (k, stats) in state.sparse_stats.iter_mut().enumerate() {
+        let Some(files) = seg.sparse(k) else { continue };
+        for (d, n) in files.dims()? {
+            *stats.df.entry(d).or_insert(0) += n;
+        }
+        let present = files.present();
+        stats.points += present.count_ones() as u64;
+        for row in (0..seg.rows).filter(|&r| deleted.get(r)) {
+            if let Some(v) = files.get(row)? {
+                stats.points -= 1;
+                for d in v.indices {
+                    if let Some(n) = stats.df.get_mut(d) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+            }
+        }
+        stats.df.retain(|_, n| *n > 0);
+    }
+    Ok(())
 }
 
 /// Apply a record read back from the log.
@@ -207,18 +238,48 @@ pub(super) fn apply_logged(st: &mut State, seq: u64, op: Op, log_dir: &Path) -> 
                     format!("log record {seq} has inconsistent lengths"),
                 ));
             }
-            let vectors: Vec<f32> = bytemuck::pod_collect_to_vec(&vectors);
-            let payloads = payloads
-                .into_iter()
-                .map(|p| p.map(|b| b.into_vec().into_boxed_slice()))
-                .collect();
-            let found = st.locate_all(&ids)?;
-            st.apply_upsert(&ids, &vectors, payloads, &found);
+            let sparse = vec![vec![None; ids.len()]; st.sparse_stats.len()];
+            apply_logged_upsert(st, &ids, &vectors, sparse, payloads)?;
+        }
+        Op::UpsertSparse {
+            ids,
+            vectors,
+            sparse,
+            payloads,
+        } => {
+            if vectors.len() != ids.len() * dim * 4
+                || payloads.len() != ids.len()
+                || sparse.len() != st.sparse_stats.len()
+                || sparse.iter().any(|c| c.len() != ids.len())
+            {
+                return Err(Error::corrupt(
+                    log_dir,
+                    format!("log record {seq} has inconsistent lengths"),
+                ));
+            }
+            apply_logged_upsert(st, &ids, &vectors, sparse, payloads)?;
         }
         Op::Delete { ids } => {
             let found = st.locate_all(&ids)?;
             st.apply_delete(&ids, &found);
         }
     }
+    Ok(())
+}
+
+fn apply_logged_upsert(
+    st: &mut State,
+    ids: &[crate::point::PointId],
+    vectors: &[u8],
+    sparse: Vec<Vec<Option<crate::point::SparseVector>>>,
+    payloads: Vec<Option<serde_bytes::ByteBuf>>,
+) -> Result<()> {
+    let vectors: Vec<f32> = bytemuck::pod_collect_to_vec(vectors);
+    let payloads = payloads
+        .into_iter()
+        .map(|p| p.map(|b| b.into_vec().into_boxed_slice()))
+        .collect();
+    let found = st.locate_all(ids)?;
+    st.apply_upsert(ids, &vectors, sparse, payloads, &found);
     Ok(())
 }

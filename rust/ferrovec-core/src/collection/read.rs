@@ -4,9 +4,10 @@ use super::search;
 use super::validate::{validate_ids, vector_what};
 use super::Collection;
 use crate::batch::Matrix;
+use crate::config::{Distance, Modifier, Target};
 use crate::error::{Error, Result};
 use crate::filter::{parse_datetime, Filter};
-use crate::point::PointId;
+use crate::point::{PointId, SparseVector};
 use crate::query::{Direction, FacetValue, PayloadSelector, Record, ScoredPoint, SearchParams};
 
 impl Collection {
@@ -138,6 +139,39 @@ impl Collection {
             )));
         }
         self.search_many(queries.data(), params)
+    }
+
+    /// Top-k search over the sparse vector `params.using` (exact dot products; points sharing
+    /// no dimension with `query` are no results), with the collection's IDF when its modifier
+    /// is `idf`.
+    pub fn search_sparse(
+        &self,
+        query: &SparseVector,
+        params: &SearchParams,
+    ) -> Result<Vec<ScoredPoint>> {
+        self.enter()?;
+        if params.k == 0 {
+            return Err(Error::invalid("k must be at least 1"));
+        }
+        let k = match self.config.lookup(params.using.as_deref())? {
+            Target::Sparse(k) => k,
+            Target::Dense(_) => {
+                return Err(Error::invalid(format!(
+                    "a sparse query was given for the dense {}",
+                    vector_what(params.using.as_deref())
+                )))
+            }
+        };
+        let q = SparseVector::new(query.indices.clone(), query.values.clone(), "sparse query")?;
+        let st = self.state.read();
+        let q = match self.config.sparse[k].modifier {
+            Modifier::Idf => st.sparse_stats[k].weigh(&q),
+            Modifier::None => q,
+        };
+        let n = params.offset.saturating_add(params.k);
+        let min_key = params.score_threshold.unwrap_or(f32::NEG_INFINITY);
+        let cands = st.search_sparse(k, &q, n, min_key, params.filter.as_ref())?;
+        st.scored(Distance::Dot, &cands, params)
     }
 
     fn search_many(&self, queries: &[f32], params: &SearchParams) -> Result<Vec<Vec<ScoredPoint>>> {

@@ -184,7 +184,7 @@ impl TopK {
 
 /// Map a score to its key (larger is better).
 #[inline]
-fn key_of(metric: Distance, q: &[f32], v: &[f32]) -> f32 {
+pub fn key_of(metric: Distance, q: &[f32], v: &[f32]) -> f32 {
     match metric {
         Distance::Cosine | Distance::Dot => distance::dot(q, v),
         Distance::Euclid => -distance::l2sq(q, v),

@@ -3,7 +3,7 @@
 //! appendable rows' map, else by binary search in each source's id order, newest first. At most
 //! one live copy of an id exists; replaced and deleted rows are marked in the source's bitmap.
 
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -16,14 +16,14 @@ use crate::filter::Filter;
 use crate::index::hnsw;
 use crate::index::quant::Codes;
 use crate::payload::PayloadOp;
-use crate::point::{Payload, PointId};
+use crate::point::{Payload, PointId, SparseRef, SparseVector};
 use crate::query::{PayloadSelector, Record, ScoredPoint, SearchParams};
 use crate::segment::{Bitmap, Segment};
 
 /// Source number of the appendable rows in a [`Loc`].
 pub const MEM: u32 = u32::MAX;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Loc {
     pub source: u32,
     pub row: u32,
@@ -34,11 +34,20 @@ pub struct Loc {
 pub struct MemRows {
     pub ids: Vec<PointId>,
     pub vectors: Vec<f32>,
+    /// Per sparse vector of the collection, one entry per row.
+    pub sparse: Vec<Vec<Option<SparseVector>>>,
     pub payloads: Vec<Option<Box<[u8]>>>,
     pub index: BTreeMap<PointId, u32>,
 }
 
 impl MemRows {
+    pub fn new(sparse_fields: usize) -> Self {
+        MemRows {
+            sparse: vec![Vec::new(); sparse_fields],
+            ..MemRows::default()
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }
@@ -95,6 +104,17 @@ impl Source {
         match &self.kind {
             SourceKind::Sealed(s) => s.id(row),
             SourceKind::Frozen(m) => Ok(m.ids[row].clone()),
+        }
+    }
+
+    /// Row `row`'s sparse vector `k`, if it has one.
+    pub fn sparse(&self, k: usize, row: usize) -> Result<Option<SparseRef<'_>>> {
+        match &self.kind {
+            SourceKind::Sealed(s) => match s.sparse(k) {
+                Some(files) => files.get(row),
+                None => Ok(None),
+            },
+            SourceKind::Frozen(m) => Ok(m.sparse[k][row].as_ref().map(SparseVector::as_ref)),
         }
     }
 
@@ -161,17 +181,80 @@ impl Source {
 }
 
 /// A payload operation resolved to the points it rewrites.
-#[derive(Default)]
 pub struct PayloadPlan {
     pub ids: Vec<PointId>,
     pub vectors: Vec<f32>,
+    /// Per sparse vector of the collection, one entry per point.
+    pub sparse: Vec<Vec<Option<SparseVector>>>,
     pub payloads: Vec<Option<Box<[u8]>>>,
     pub found: Vec<Option<Loc>>,
+}
+
+impl PayloadPlan {
+    fn new(sparse_fields: usize) -> Self {
+        PayloadPlan {
+            ids: Vec::new(),
+            vectors: Vec::new(),
+            sparse: vec![Vec::new(); sparse_fields],
+            payloads: Vec::new(),
+            found: Vec::new(),
+        }
+    }
+}
+
+/// Per sparse vector of a collection, what its IDF needs: how many live points have it, and
+/// per dimension how many of those have that dimension. Kept up to date by every write.
+#[derive(Clone, Debug, Default)]
+pub struct SparseStats {
+    pub points: u64,
+    pub df: HashMap<u32, u32>,
+}
+
+impl SparseStats {
+    fn add(&mut self, v: SparseRef<'_>) {
+        self.points += 1;
+        for &d in v.indices {
+            *self.df.entry(d).or_insert(0) += 1;
+        }
+    }
+
+    fn remove(&mut self, v: SparseRef<'_>) {
+        self.points = self.points.saturating_sub(1);
+        for d in v.indices {
+            if let Some(n) = self.df.get_mut(d) {
+                *n -= 1;
+                if *n == 0 {
+                    self.df.remove(d);
+                }
+            }
+        }
+    }
+
+    /// `q` with each weight times its dimension's IDF, as Qdrant computes it:
+    /// `ln((N - df + 0.5) / (df + 0.5) + 1)` over the live points that have the vector.
+    pub fn weigh(&self, q: &SparseVector) -> SparseVector {
+        let n = self.points as f64;
+        let values = q
+            .indices
+            .iter()
+            .zip(&q.values)
+            .map(|(d, &w)| {
+                let df = f64::from(self.df.get(d).copied().unwrap_or(0));
+                (f64::from(w) * ((n - df + 0.5) / (df + 0.5) + 1.0).ln()) as f32
+            })
+            .collect();
+        SparseVector {
+            indices: q.indices.clone(),
+            values,
+        }
+    }
 }
 
 pub struct State {
     /// Values per stored row: all of a point's vectors (`CollectionConfig::width`).
     pub width: usize,
+    /// Per sparse vector of the collection, its IDF statistics over the live points.
+    pub sparse_stats: Vec<SparseStats>,
     pub sources: Vec<Source>,
     pub mem: MemRows,
     /// Live points.
@@ -181,12 +264,13 @@ pub struct State {
 }
 
 impl State {
-    /// An empty state for rows of `width` values.
-    pub fn new(width: usize) -> Self {
+    /// An empty state for rows of `width` values and `sparse_fields` sparse vectors.
+    pub fn new(width: usize, sparse_fields: usize) -> Self {
         State {
             width,
+            sparse_stats: vec![SparseStats::default(); sparse_fields],
             sources: Vec::new(),
-            mem: MemRows::default(),
+            mem: MemRows::new(sparse_fields),
             live: 0,
             index_defs: Vec::new(),
         }
@@ -209,50 +293,95 @@ impl State {
     }
 
     fn mark_deleted(&mut self, loc: Loc) {
+        self.forget_sparse(loc);
         let s = &mut self.sources[loc.source as usize];
         if s.deleted.set(loc.row as usize) {
             s.dirty = true;
         }
     }
 
+    /// Take the live point at `loc` out of the IDF statistics (before it is replaced or
+    /// deleted). A sealed row whose file cannot be read is left counted (the read that needs
+    /// the row reports the damage).
+    fn forget_sparse(&mut self, loc: Loc) {
+        for k in 0..self.sparse_stats.len() {
+            let old = match loc.source {
+                MEM => self.mem.sparse[k][loc.row as usize]
+                    .as_ref()
+                    .map(SparseVector::as_ref),
+                s => self.sources[s as usize]
+                    .sparse(k, loc.row as usize)
+                    .ok()
+                    .flatten(),
+            };
+            if let Some(v) = old {
+                self.sparse_stats[k].remove(v);
+            }
+        }
+    }
+
+    /// The sparse vector `k` of the live point at `loc`, if it has it.
+    pub fn sparse(&self, loc: Loc, k: usize) -> Result<Option<SparseRef<'_>>> {
+        if loc.source == MEM {
+            return Ok(self.mem.sparse[k][loc.row as usize]
+                .as_ref()
+                .map(SparseVector::as_ref));
+        }
+        self.sources[loc.source as usize].sparse(k, loc.row as usize)
+    }
+
     /// Apply an upsert whose ids' current locations in the sources are `found` (looked up
     /// beforehand, so that this step cannot fail half-way).
+    /// `sparse` holds, per sparse vector of the collection, one entry per point.
     pub fn apply_upsert(
         &mut self,
         ids: &[PointId],
         vectors: &[f32],
+        mut sparse: Vec<Vec<Option<SparseVector>>>,
         payloads: Vec<Option<Box<[u8]>>>,
         found: &[Option<Loc>],
     ) {
         let dim = self.width;
-        for (((id, v), p), loc) in ids
-            .iter()
-            .zip(vectors.chunks_exact(dim))
-            .zip(payloads)
-            .zip(found)
-        {
-            if let Some(&row) = self.mem.index.get(id) {
-                let r = row as usize;
-                self.mem.vectors[r * dim..(r + 1) * dim].copy_from_slice(v);
-                self.mem.payloads[r] = p;
-                continue;
+        for (i, ((id, p), loc)) in ids.iter().zip(payloads).zip(found).enumerate() {
+            let v = &vectors[i * dim..(i + 1) * dim];
+            let row = match self.mem.index.get(id) {
+                Some(&row) => {
+                    self.forget_sparse(Loc { source: MEM, row });
+                    let r = row as usize;
+                    self.mem.vectors[r * dim..(r + 1) * dim].copy_from_slice(v);
+                    self.mem.payloads[r] = p;
+                    row
+                }
+                None => {
+                    match loc {
+                        Some(l) if l.source != MEM => self.mark_deleted(*l),
+                        _ => self.live += 1,
+                    }
+                    let row = self.mem.ids.len() as u32;
+                    self.mem.ids.push(id.clone());
+                    self.mem.vectors.extend_from_slice(v);
+                    self.mem.payloads.push(p);
+                    for column in &mut self.mem.sparse {
+                        column.push(None);
+                    }
+                    self.mem.index.insert(id.clone(), row);
+                    row
+                }
+            };
+            for (k, column) in sparse.iter_mut().enumerate() {
+                let new = column.get_mut(i).and_then(Option::take);
+                if let Some(v) = &new {
+                    self.sparse_stats[k].add(v.as_ref());
+                }
+                self.mem.sparse[k][row as usize] = new;
             }
-            match loc {
-                Some(l) if l.source != MEM => self.mark_deleted(*l),
-                _ => self.live += 1,
-            }
-            let row = self.mem.ids.len() as u32;
-            self.mem.ids.push(id.clone());
-            self.mem.vectors.extend_from_slice(v);
-            self.mem.payloads.push(p);
-            self.mem.index.insert(id.clone(), row);
         }
     }
 
     /// The new payloads a payload operation gives the points among `ids` that exist (checked
     /// before logging, so applying the plan cannot fail). Ids must be distinct.
     pub fn plan_payload_op(&self, ids: &[PointId], op: &PayloadOp) -> Result<PayloadPlan> {
-        let mut plan = PayloadPlan::default();
+        let mut plan = PayloadPlan::new(self.sparse_stats.len());
         for id in ids {
             let Some(loc) = self.locate(id)? else {
                 continue;
@@ -271,6 +400,9 @@ impl State {
                 )
             };
             plan.vectors.extend_from_slice(self.vector(loc));
+            for (k, column) in plan.sparse.iter_mut().enumerate() {
+                column.push(self.sparse(loc, k)?.map(SparseRef::to_owned));
+            }
             plan.ids.push(id.clone());
             plan.payloads.push(bytes);
             plan.found.push((loc.source != MEM).then_some(loc));
@@ -281,24 +413,34 @@ impl State {
     /// New vectors for the points of `ids` that exist, keeping their payloads and the vectors
     /// not given as stored. `given` holds one row of `given_width` values per id (normalised
     /// already); each `(from, to, len)` of `copies` puts `given[from..from + len]` of a row at
-    /// `to` in the stored row. Ids must be distinct.
+    /// `to` in the stored row. `sparse` holds the sparse vectors given (by position in the
+    /// config, one entry per id, `None`: removed). Ids must be distinct.
     pub fn plan_vector_update(
         &self,
         ids: &[PointId],
         given: &[f32],
         copies: &[(usize, usize, usize)],
         given_width: usize,
+        sparse: &[(usize, Vec<Option<SparseVector>>)],
     ) -> Result<PayloadPlan> {
-        let mut plan = PayloadPlan::default();
-        for (id, v) in ids.iter().zip(given.chunks_exact(given_width)) {
+        let mut plan = PayloadPlan::new(self.sparse_stats.len());
+        for (i, id) in ids.iter().enumerate() {
             let Some(loc) = self.locate(id)? else {
                 continue;
             };
             let start = plan.vectors.len();
             plan.vectors.extend_from_slice(self.vector(loc));
             let row = &mut plan.vectors[start..];
+            let v = &given[i * given_width..(i + 1) * given_width];
             for &(from, to, len) in copies {
                 row[to..to + len].copy_from_slice(&v[from..from + len]);
+            }
+            for (k, column) in plan.sparse.iter_mut().enumerate() {
+                let new = match sparse.iter().find(|(f, _)| *f == k) {
+                    Some((_, values)) => values[i].clone(),
+                    None => self.sparse(loc, k)?.map(SparseRef::to_owned),
+                };
+                column.push(new);
             }
             plan.ids.push(id.clone());
             plan.payloads.push(self.payload_bytes(loc)?.map(Box::from));
@@ -310,7 +452,13 @@ impl State {
     /// Apply a plan: each point is rewritten into the appendable rows (new payload or vector).
     pub fn apply_payload_plan(&mut self, plan: PayloadPlan) -> usize {
         let n = plan.ids.len();
-        self.apply_upsert(&plan.ids, &plan.vectors, plan.payloads, &plan.found);
+        self.apply_upsert(
+            &plan.ids,
+            &plan.vectors,
+            plan.sparse,
+            plan.payloads,
+            &plan.found,
+        );
         n
     }
 
@@ -320,8 +468,12 @@ impl State {
         let mut removed = 0;
         for (id, loc) in ids.iter().zip(found) {
             if let Some(row) = self.mem.index.remove(id) {
+                self.forget_sparse(Loc { source: MEM, row });
                 let r = row as usize;
                 let last = self.mem.ids.len() - 1;
+                for column in &mut self.mem.sparse {
+                    column.swap_remove(r);
+                }
                 if r != last {
                     self.mem.ids.swap(r, last);
                     self.mem.payloads.swap(r, last);
@@ -406,7 +558,18 @@ impl State {
             id: self.id(loc)?,
             payload: self.payload(loc, sel)?,
             vector: with_vector.then(|| self.vector(loc).to_vec()),
+            sparse: self.sparse_vectors(loc, with_vector)?,
         })
+    }
+
+    /// Every sparse vector of the point at `loc` (none unless `wanted`).
+    pub fn sparse_vectors(&self, loc: Loc, wanted: bool) -> Result<Vec<Option<SparseVector>>> {
+        if !wanted {
+            return Ok(Vec::new());
+        }
+        (0..self.sparse_stats.len())
+            .map(|k| Ok(self.sparse(loc, k)?.map(SparseRef::to_owned)))
+            .collect()
     }
 
     /// Up to `limit` live points in id order from `offset`, and the next page's first id.
@@ -604,6 +767,8 @@ impl State {
                     score: search::score_of(metric, c.key),
                     payload: self.payload(loc, &params.with_payload)?,
                     vector: params.with_vector.then(|| self.vector(loc).to_vec()),
+                    sparse: self.sparse_vectors(loc, params.with_vector)?,
+                    order_value: None,
                 })
             })
             .collect()

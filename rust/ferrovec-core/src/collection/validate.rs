@@ -9,21 +9,25 @@
 use std::collections::HashMap;
 
 use super::Collection;
-use crate::batch::{Matrix, Vectors};
+use crate::batch::{Matrix, SparseInput, VectorData, Vectors};
+use crate::bm25::Bm25;
 use crate::cancel::Cancel;
-use crate::config::{Distance, Space};
+use crate::config::{Distance, Space, Target};
 use crate::distance;
 use crate::error::{Error, Result};
-use crate::point::{PointId, MAX_PAYLOAD_BYTES};
+use crate::point::{PointId, SparseVector, MAX_PAYLOAD_BYTES};
 
 /// Rows a write lays out between two checks of its `Cancel`.
 const ROWS_PER_CHECK: usize = 1 << 14;
 
-/// Rows laid out from a batch: `spaces` says where each vector lies in a row of `width`.
+/// Rows laid out from a batch: `spaces` says where each dense vector lies in a row of
+/// `width`; `sparse` holds the sparse vectors given, by their position in the collection's
+/// config, one entry per point (`None`: the point lacks it).
 pub(super) struct Laid {
     pub spaces: Vec<Space>,
     pub width: usize,
     pub rows: Vec<f32>,
+    pub sparse: Vec<(usize, Vec<Option<SparseVector>>)>,
 }
 
 /// Which vectors laid-out rows hold.
@@ -35,10 +39,18 @@ pub(super) enum Layout {
     Given,
 }
 
+/// What a batch gives: each dense vector's place in the collection, its matrix and where the
+/// vector starts in that matrix's rows; each sparse vector's position and entries.
+struct Given<'v> {
+    dense: Vec<(Space, &'v Matrix<'v>, usize)>,
+    sparse: Vec<(usize, &'v [Option<SparseInput>])>,
+}
+
 impl Collection {
     /// Check `vectors` for `n` points and copy them, once, into rows as `layout` says, every
-    /// cosine vector unit-normalised (a zero one kept as zero only with `allow_zero`).
-    /// `cancel` is checked every `ROWS_PER_CHECK` rows.
+    /// cosine vector unit-normalised (a zero one kept as zero only with `allow_zero`), every
+    /// sparse vector checked and sorted, every document embedded. `cancel` is checked every
+    /// `ROWS_PER_CHECK` rows.
     pub(super) fn lay_out(
         &self,
         n: usize,
@@ -48,12 +60,12 @@ impl Collection {
         cancel: &Cancel,
     ) -> Result<Laid> {
         let given = self.given(n, vectors)?;
-        if given.is_empty() && layout == Layout::Given {
+        if given.dense.is_empty() && given.sparse.is_empty() && layout == Layout::Given {
             return Err(Error::invalid("no vector named"));
         }
         let (width, spaces) = match layout {
             Layout::Stored => (self.config.width(), self.config.spaces()),
-            Layout::Given => given_layout(&given.iter().map(|g| g.0).collect::<Vec<_>>()),
+            Layout::Given => given_layout(&given.dense.iter().map(|g| g.0).collect::<Vec<_>>()),
         };
         // The one read of the caller's values.
         let mut rows = match vectors {
@@ -70,7 +82,7 @@ impl Collection {
             _ => vec![f32::NAN; n * width],
         };
         let in_place = matches!(vectors, Vectors::Rows(_)) && layout == Layout::Stored;
-        for (sp, m, from) in given.iter().filter(|_| !in_place) {
+        for (sp, m, from) in given.dense.iter().filter(|_| !in_place) {
             let to = spaces
                 .iter()
                 .find(|s| s.index == sp.index)
@@ -91,20 +103,35 @@ impl Collection {
             let first = i * ROWS_PER_CHECK;
             check_rows(part, first, &spaces, specs, "vectors", allow_zero, named)?;
         }
+        let mut sparse = Vec::new();
+        for (field, entries) in &given.sparse {
+            cancel.check("the write")?;
+            let name = &self.config.sparse[*field].name;
+            sparse.push((*field, sparse_vectors(entries, name)?));
+        }
+        if layout == Layout::Stored {
+            // Every sparse vector, in the config's order; those not given are absent.
+            sparse = (0..self.config.sparse.len())
+                .map(|f| match sparse.iter().position(|(g, _)| *g == f) {
+                    Some(i) => (f, std::mem::take(&mut sparse[i].1)),
+                    None => (f, vec![None; n]),
+                })
+                .collect();
+        }
         Ok(Laid {
             spaces,
             width,
             rows,
+            sparse,
         })
     }
 
-    /// What `vectors` gives: each vector's place in the collection, its matrix, and where the
-    /// vector starts in that matrix's rows.
-    fn given<'v>(
-        &self,
-        n: usize,
-        vectors: &'v Vectors<'_>,
-    ) -> Result<Vec<(Space, &'v Matrix<'v>, usize)>> {
+    /// What `vectors` gives, checked against the collection (names, counts, dimensions).
+    fn given<'v>(&self, n: usize, vectors: &'v Vectors<'_>) -> Result<Given<'v>> {
+        let mut given = Given {
+            dense: Vec::new(),
+            sparse: Vec::new(),
+        };
         match vectors {
             Vectors::Rows(m) => {
                 if m.rows() != n {
@@ -121,38 +148,59 @@ impl Collection {
                         self.name
                     )));
                 }
-                Ok(self
+                given.dense = self
                     .config
                     .spaces()
                     .into_iter()
                     .map(|sp| (sp, m, sp.offset))
-                    .collect())
+                    .collect();
             }
             Vectors::Named(named) => {
-                let mut out: Vec<(Space, &Matrix<'_>, usize)> = Vec::with_capacity(named.len());
-                for (name, m) in named {
-                    let sp = self.config.space(Some(name))?;
-                    if out.iter().any(|(s, _, _)| s.index == sp.index) {
+                for (i, (name, data)) in named.iter().enumerate() {
+                    if named[..i].iter().any(|(other, _)| other == name) {
                         return Err(Error::invalid(format!("vector {name:?} is given twice")));
                     }
-                    if m.rows() != n {
-                        return Err(Error::invalid(format!(
-                            "got {n} ids but {} vectors named {name:?}",
-                            m.rows()
-                        )));
+                    match (self.config.lookup(Some(name))?, data) {
+                        (Target::Dense(sp), VectorData::Dense(m)) => {
+                            if m.rows() != n {
+                                return Err(Error::invalid(format!(
+                                    "got {n} ids but {} vectors named {name:?}",
+                                    m.rows()
+                                )));
+                            }
+                            if m.cols() != sp.dim {
+                                return Err(Error::invalid(format!(
+                                    "vectors named {name:?} have dimension {}, the vector has dimension {}",
+                                    m.cols(),
+                                    sp.dim
+                                )));
+                            }
+                            given.dense.push((sp, m, 0));
+                        }
+                        (Target::Sparse(field), VectorData::Sparse(entries)) => {
+                            if entries.len() != n {
+                                return Err(Error::invalid(format!(
+                                    "got {n} ids but {} sparse vectors named {name:?}",
+                                    entries.len()
+                                )));
+                            }
+                            given.sparse.push((field, entries));
+                        }
+                        (Target::Dense(_), VectorData::Sparse(_)) => {
+                            return Err(Error::invalid(format!(
+                                "{name:?} is a dense vector; a sparse vector (or document) was given for it"
+                            )))
+                        }
+                        (Target::Sparse(_), VectorData::Dense(_)) => {
+                            return Err(Error::invalid(format!(
+                                "{name:?} is a sparse vector; a dense array was given for it"
+                            )))
+                        }
                     }
-                    if m.cols() != sp.dim {
-                        return Err(Error::invalid(format!(
-                            "vectors named {name:?} have dimension {}, the vector has dimension {}",
-                            m.cols(),
-                            sp.dim
-                        )));
-                    }
-                    out.push((sp, m, 0));
                 }
-                Ok(out)
             }
         }
+        Ok(given)
     }
 
     /// Queries for the vector `sp`, copied (once) and checked, cosine ones normalised.
@@ -229,6 +277,53 @@ fn check_rows(
         }
     }
     Ok(())
+}
+
+/// The sparse vectors of a batch's points for the vector `name`: each given vector checked and
+/// sorted, each document embedded (with one model per model and options, in parallel).
+fn sparse_vectors(
+    entries: &[Option<SparseInput>],
+    name: &str,
+) -> Result<Vec<Option<SparseVector>>> {
+    use rayon::prelude::*;
+    let mut models: Vec<(&crate::batch::Document, Bm25)> = Vec::new();
+    for doc in entries.iter().flatten().filter_map(|e| match e {
+        SparseInput::Document(d) => Some(d),
+        SparseInput::Vector(_) => None,
+    }) {
+        if !models
+            .iter()
+            .any(|(d, _)| d.model == doc.model && d.options == doc.options)
+        {
+            models.push((doc, Bm25::new(&doc.model, &doc.options)?));
+        }
+    }
+    let convert = |(i, e): (usize, &Option<SparseInput>)| -> Result<Option<SparseVector>> {
+        Ok(match e {
+            None => None,
+            Some(SparseInput::Vector(v)) => Some(SparseVector::new(
+                v.indices.clone(),
+                v.values.clone(),
+                &format!("sparse vector {name:?} of point #{i}"),
+            )?),
+            Some(SparseInput::Document(doc)) => {
+                let model = models
+                    .iter()
+                    .find(|(d, _)| d.model == doc.model && d.options == doc.options)
+                    .map(|(_, m)| m)
+                    .ok_or_else(|| Error::internal("a document's model was not prepared"))?;
+                Some(model.document(&doc.text))
+            }
+        })
+    };
+    crate::pool::install(|| {
+        entries
+            .par_iter()
+            .enumerate()
+            .with_min_len(64)
+            .map(convert)
+            .collect()
+    })
 }
 
 /// Some of a point's vectors as a row of their own, in the order given: its width, and where

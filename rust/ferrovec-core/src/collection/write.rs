@@ -12,7 +12,7 @@ use crate::config::Space;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::payload::PayloadOp;
-use crate::point::{Payload, PointId};
+use crate::point::{Payload, PointId, SparseVector};
 use crate::query::Selector;
 use crate::wal::record::OpRef;
 
@@ -81,12 +81,14 @@ impl Collection {
         }
         cancel.check("the upsert")?;
 
+        let sparse: Vec<Vec<Option<SparseVector>>> =
+            laid.sparse.into_iter().map(|(_, column)| column).collect();
         let guard = self.begin_write()?;
         let found = self.state.read().locate_all(ids)?;
-        let seq = self.log_upsert(&guard, ids, &laid.rows, &payload_bytes)?;
+        let seq = self.log_upsert(&guard, ids, &laid.rows, &sparse, &payload_bytes)?;
         self.state
             .write()
-            .apply_upsert(ids, &laid.rows, payload_bytes, &found);
+            .apply_upsert(ids, &laid.rows, sparse, payload_bytes, &found);
         drop(guard);
         self.after_write(seq)
     }
@@ -98,6 +100,7 @@ impl Collection {
         guard: &WriteGuard<'_>,
         ids: &[PointId],
         vectors: &[f32],
+        sparse: &[Vec<Option<SparseVector>>],
         payloads: &[Option<Box<[u8]>>],
     ) -> Result<Option<u64>> {
         let Some(wal) = &self.wal else {
@@ -107,10 +110,21 @@ impl Collection {
             .iter()
             .map(|p| p.as_deref().map(serde_bytes::Bytes::new))
             .collect();
-        let op = OpRef::Upsert {
-            ids,
-            vectors: bytemuck::cast_slice(vectors),
-            payloads: &refs,
+        let vectors = bytemuck::cast_slice(vectors);
+        // Collections without sparse vectors log the record format 5 wrote.
+        let op = if self.config.sparse.is_empty() {
+            OpRef::Upsert {
+                ids,
+                vectors,
+                payloads: &refs,
+            }
+        } else {
+            OpRef::UpsertSparse {
+                ids,
+                vectors,
+                sparse,
+                payloads: &refs,
+            }
         };
         Ok(Some(self.append(guard, wal, &op)?))
     }
@@ -187,10 +201,13 @@ impl Collection {
         let laid = self.lay_out(ids.len(), vectors, Layout::Given, allow_zero, &NEVER)?;
         let guard = self.begin_write()?;
         let copies = copies(&self.config, &laid.spaces);
-        let plan = self
-            .state
-            .read()
-            .plan_vector_update(ids, &laid.rows, &copies, laid.width)?;
+        let plan = self.state.read().plan_vector_update(
+            ids,
+            &laid.rows,
+            &copies,
+            laid.width,
+            &laid.sparse,
+        )?;
         self.write_plan(guard, plan)
     }
 
@@ -206,13 +223,28 @@ impl Collection {
                 unique.push(name.clone());
             }
         }
-        let spaces = self.named_spaces(&unique)?;
+        let (sparse_names, dense_names): (Vec<String>, Vec<String>) = unique
+            .into_iter()
+            .partition(|n| self.config.sparse_field(n).is_some());
+        let spaces = if dense_names.is_empty() && !sparse_names.is_empty() {
+            Vec::new()
+        } else {
+            self.named_spaces(&dense_names)?
+        };
+        let sparse_fields: Vec<usize> = sparse_names
+            .iter()
+            .filter_map(|n| self.config.sparse_field(n).map(|(k, _)| k))
+            .collect();
         let (given, layout) = given_layout(&spaces);
         let copies = copies(&self.config, &layout);
         let written = self.write_selected(sel, |st, ids| {
-            // The new values of those vectors: all NaN, absent.
+            // The new values of those vectors: all NaN, absent; sparse ones: none.
             let nan = vec![f32::NAN; ids.len() * given];
-            st.plan_vector_update(ids, &nan, &copies, given)
+            let none: Vec<(usize, Vec<Option<SparseVector>>)> = sparse_fields
+                .iter()
+                .map(|&k| (k, vec![None; ids.len()]))
+                .collect();
+            st.plan_vector_update(ids, &nan, &copies, given, &none)
         })?;
         Ok(written.len())
     }
@@ -266,7 +298,13 @@ impl Collection {
         }
         check_payload_sizes(&plan.ids, &plan.payloads)?;
         let written = plan.ids.clone();
-        let seq = self.log_upsert(&guard, &plan.ids, &plan.vectors, &plan.payloads)?;
+        let seq = self.log_upsert(
+            &guard,
+            &plan.ids,
+            &plan.vectors,
+            &plan.sparse,
+            &plan.payloads,
+        )?;
         self.state.write().apply_payload_plan(plan);
         drop(guard);
         self.after_write(seq)?;

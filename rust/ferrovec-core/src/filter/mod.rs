@@ -172,6 +172,36 @@ impl Filter {
         })
     }
 
+    /// `outer` and `inner` together, as Qdrant propagates a filter into a prefetch: clause by
+    /// clause concatenated (so the `should`s of both become alternatives of each other), the
+    /// `min_should`s' conditions pooled with the larger count.
+    pub fn merged(outer: Option<&Filter>, inner: Option<&Filter>) -> Option<Filter> {
+        let (o, i) = match (outer, inner) {
+            (None, x) | (x, None) => return x.cloned(),
+            (Some(o), Some(i)) => (o, i),
+        };
+        let cat = |a: &[Cond], b: &[Cond]| a.iter().chain(b).cloned().collect::<Vec<_>>();
+        Some(Filter {
+            must: cat(&o.must, &i.must),
+            should: cat(&o.should, &i.should),
+            must_not: cat(&o.must_not, &i.must_not),
+            min_should: match (&o.min_should, &i.min_should) {
+                (None, x) | (x, None) => x.clone(),
+                (Some((a, n)), Some((b, m))) => Some((cat(a, b), (*n).max(*m))),
+            },
+        })
+    }
+
+    /// `f` (if any) that also leaves out the points `ids`.
+    pub fn excluding(f: Option<Filter>, ids: Vec<PointId>) -> Option<Filter> {
+        if ids.is_empty() {
+            return f;
+        }
+        let mut f = f.unwrap_or_default();
+        f.must_not.push(Cond::HasId(ids.into_iter().collect()));
+        Some(f)
+    }
+
     /// The filter matches every point.
     pub fn is_empty(&self) -> bool {
         self.must.is_empty()

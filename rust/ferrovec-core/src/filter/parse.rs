@@ -229,6 +229,11 @@ impl Filter {
 }
 
 impl Cond {
+    /// Parse one condition (as a formula holds one); `at` names it in errors.
+    pub fn parse_one(v: &Value, at: &str) -> Result<Cond> {
+        Self::parse(v, at)
+    }
+
     fn parse(v: &Value, at: &str) -> Result<Cond> {
         let m = object(v, at)?;
         if m.contains_key("key") {

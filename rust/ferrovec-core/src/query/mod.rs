@@ -1,10 +1,17 @@
 //! What a read asks for and gets back: search parameters, which payload to return, which
 //! points an operation picks, and the records and hits it returns.
 
+pub mod formula;
+pub mod fusion;
+mod parse;
+pub mod universal;
+
+pub use parse::{document, DEFAULT_PREFETCH_LIMIT, DEFAULT_RRF_K};
+
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::payload::{Path, PathTree};
-use crate::point::{Payload, PointId};
+use crate::point::{Payload, PointId, SparseVector};
 
 /// Which part of the payload to return.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +47,10 @@ impl PayloadSelector {
 pub struct Record {
     pub id: PointId,
     pub payload: Option<Payload>,
+    /// All of its dense vectors, as stored (absent ones all NaN).
     pub vector: Option<Vec<f32>>,
+    /// Per sparse vector of the collection, the point's (when vectors were asked for).
+    pub sparse: Vec<Option<SparseVector>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -49,6 +59,9 @@ pub struct ScoredPoint {
     pub score: f32,
     pub payload: Option<Payload>,
     pub vector: Option<Vec<f32>>,
+    pub sparse: Vec<Option<SparseVector>>,
+    /// The value an `order_by` query ordered it by.
+    pub order_value: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -21,6 +21,7 @@
 //!   (`filter/index.rs`), read whole on first use.
 
 mod bitmap;
+pub mod sparse;
 mod write;
 
 use std::cmp::Ordering;
@@ -40,10 +41,10 @@ use crate::io::{FileSystem, Mapped, ReadAt};
 use crate::point::PointId;
 
 pub use bitmap::Bitmap;
+use sparse::SparseFiles;
 use write::CODES_PREFIX;
 pub use write::{
-    absent_counts, absent_rows, space_values, write_deleted, write_file, write_segment, GraphData,
-    SegmentData,
+    absent_counts, absent_rows, space_values, write_deleted, write_segment, GraphData, SegmentData,
 };
 
 const ID_ENTRY: usize = 16;
@@ -129,7 +130,21 @@ pub struct Segment {
     /// Payload indexes of this segment, by the number of the collection's index definition:
     /// the file exists; `Some` once read (on first use).
     indexes: Mutex<BTreeMap<u32, Option<Arc<FieldIndex>>>>,
+    /// One per sparse vector of the collection.
+    sparse: Vec<SparseFiles>,
     fs: Arc<dyn FileSystem>,
+}
+
+/// What the manifest says a segment holds besides its rows: the collection's dense vectors,
+/// per vector whether its graph has int8 codes (empty: no graphs), per vector the rows lacking
+/// it (empty: none), and how many sparse vectors the collection has (the segment has files
+/// for each).
+#[derive(Clone, Copy)]
+pub struct Shape<'a> {
+    pub spaces: &'a [Space],
+    pub codes: &'a [bool],
+    pub absent: &'a [u64],
+    pub sparse: usize,
 }
 
 /// The graph of one vector of a segment, and its int8 codes: both mapped on first use.
@@ -163,10 +178,9 @@ impl Segment {
         dir: &Path,
         id: u64,
         rows: usize,
-        spaces: &[Space],
-        codes: &[bool],
-        absent: &[u64],
+        shape: &Shape<'_>,
     ) -> Result<Arc<Self>> {
+        let (spaces, codes, absent) = (shape.spaces, shape.codes, shape.absent);
         let width = spaces.first().map_or(0, |s| s.stride);
         let vec_path = dir.join(vec_name(id));
         let expect_bytes = (rows as u64)
@@ -235,6 +249,9 @@ impl Segment {
         } else {
             None
         };
+        let sparse = (0..shape.sparse)
+            .map(|k| SparseFiles::open(fs.as_ref(), dir, id, k, rows))
+            .collect::<Result<Vec<_>>>()?;
         let graphs = spaces
             .iter()
             .zip(codes)
@@ -257,6 +274,7 @@ impl Segment {
             graphs,
             absent: absent.iter().map(|&a| (a, OnceLock::new())).collect(),
             indexes: Mutex::new(BTreeMap::new()),
+            sparse,
             fs,
         }))
     }
@@ -322,6 +340,16 @@ impl Segment {
                 }
             }
         }
+    }
+
+    /// How many sparse vectors the segment has files for.
+    pub fn sparse_count(&self) -> usize {
+        self.sparse.len()
+    }
+
+    /// Sparse vector `k`'s files.
+    pub fn sparse(&self, k: usize) -> Option<&SparseFiles> {
+        self.sparse.get(k)
     }
 
     /// The segment has graphs (one per vector).
@@ -573,6 +601,10 @@ impl Segment {
         }
         if let Some(d) = deleted {
             files.push((FileKind::Deleted, d.to_string()));
+        }
+        for k in 0..self.sparse.len() {
+            files.push((FileKind::SparseVectors, sparse::vectors_name(self.id, k)));
+            files.push((FileKind::SparseIndex, sparse::index_name(self.id, k)));
         }
         for n in self.index_numbers() {
             files.push((FileKind::PayloadIndex, pidx_name(self.id, n)));

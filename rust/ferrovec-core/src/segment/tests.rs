@@ -34,6 +34,7 @@ fn rescorer_reads_rows_with_pread_exactly() {
         ids: &ids,
         vectors: &vectors,
         payloads: &payloads,
+        sparse: &[],
     };
     let built: Vec<Graph> = spaces
         .iter()
@@ -67,9 +68,12 @@ fn rescorer_reads_rows_with_pread_exactly() {
         dir.path(),
         1,
         rows,
-        &spaces,
-        &[true, false],
-        &[],
+        &Shape {
+            spaces: &spaces,
+            codes: &[true, false],
+            absent: &[],
+            sparse: 0,
+        },
     )
     .expect("open");
     assert!(seg.row_file.is_none(), "a small segment reads its mapping");

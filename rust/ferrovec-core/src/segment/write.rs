@@ -5,48 +5,19 @@ use std::path::Path;
 use super::{codes_name, del_name, graph_name, ids_name, pay_name, vec_name, Bitmap, ID_ENTRY};
 use crate::config::{is_absent, Space};
 use crate::error::Result;
-use crate::format::{FileKind, Header, HEADER_LEN};
+use crate::format::{write_file, FileKind};
 use crate::index::hnsw::Graph;
 use crate::index::quant;
 use crate::io::FileSystem;
-use crate::point::PointId;
-
-/// Write `parts` as the body of a new file with a checksummed header, then fsync it.
-pub fn write_file(
-    fs: &dyn FileSystem,
-    path: &Path,
-    kind: FileKind,
-    count: u64,
-    dim: u32,
-    parts: &[&[u8]],
-) -> Result<u64> {
-    let mut crc = 0u32;
-    let mut body_len = 0u64;
-    for p in parts {
-        crc = crc32c::crc32c_append(crc, p);
-        body_len += p.len() as u64;
-    }
-    let header = Header {
-        kind,
-        count,
-        dim,
-        body_len,
-        body_crc: crc,
-    };
-    let file = fs.create(path)?;
-    file.write_all(&header.encode())?;
-    for p in parts {
-        file.write_all(p)?;
-    }
-    file.sync_data()?;
-    Ok(HEADER_LEN as u64 + body_len)
-}
+use crate::point::{PointId, SparseRef};
 
 /// Rows to write into a new segment.
 pub struct SegmentData<'a> {
     pub ids: &'a [PointId],
     pub vectors: &'a [f32],
     pub payloads: &'a [Option<&'a [u8]>],
+    /// Per sparse vector of the collection, one entry per row.
+    pub sparse: &'a [Vec<Option<SparseRef<'a>>>],
 }
 
 /// The graph of one vector of a segment being written, and whether to write its int8 codes.
@@ -125,6 +96,9 @@ pub fn write_segment(
         0,
         &[&offsets, &json],
     )?;
+    for (k, column) in data.sparse.iter().enumerate() {
+        total += super::sparse::write(fs, dir, id, k, column)?;
+    }
     for g in graphs {
         let sp = g.space;
         total += write_file(

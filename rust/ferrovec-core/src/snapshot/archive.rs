@@ -12,7 +12,7 @@ use super::{hex, sidecar_path, Index, SnapshotInfo};
 use super::{FORMAT_NAME, INDEX, MAX_FILES, MAX_INDEX_BYTES, SNAPSHOT_VERSION, ZSTD_LEVEL};
 use crate::cancel::Cancel;
 use crate::error::{Error, IoContext, Result};
-use crate::format::{check_version, FORMAT_VERSION};
+use crate::format::{check_version, check_version_in, OLDEST_READ};
 use crate::io::{FileSystem, WriteFile};
 
 /// Read `from` whole, hashing it, and (with `to`) copy it into a new file there, fsynced.
@@ -371,12 +371,7 @@ fn read_index<R: Read>(
         return Err(bad(format!("not a ferrovec snapshot ({:?})", idx.format)));
     }
     check_version(archive, "snapshot", idx.version, SNAPSHOT_VERSION)?;
-    check_version(
-        archive,
-        "snapshot's store",
-        idx.store_format,
-        FORMAT_VERSION,
-    )?;
+    check_version_in(archive, "snapshot's store", idx.store_format, OLDEST_READ)?;
     if idx.files.len() > MAX_FILES {
         return Err(bad(format!("claims {} files", idx.files.len())));
     }

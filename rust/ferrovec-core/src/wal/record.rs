@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::point::PointId;
+use crate::point::{PointId, SparseVector};
 
 pub const FRAME_HEADER_LEN: usize = 16;
 /// A record body may not exceed this (the length field is a u32).
@@ -29,6 +29,14 @@ pub enum Op {
     Delete {
         ids: Vec<PointId>,
     },
+    /// An upsert into a collection with sparse vectors (format 6): `sparse` holds, per sparse
+    /// vector of the collection in its order, one entry per point (`None`: it lacks it).
+    UpsertSparse {
+        ids: Vec<PointId>,
+        vectors: serde_bytes::ByteBuf,
+        sparse: Vec<Vec<Option<SparseVector>>>,
+        payloads: Vec<Option<serde_bytes::ByteBuf>>,
+    },
 }
 
 /// One write, borrowed (as encoded on the write path, without copying the vectors twice).
@@ -43,6 +51,13 @@ pub enum OpRef<'a> {
     },
     Delete {
         ids: &'a [PointId],
+    },
+    UpsertSparse {
+        ids: &'a [PointId],
+        #[serde(with = "serde_bytes")]
+        vectors: &'a [u8],
+        sparse: &'a [Vec<Option<SparseVector>>],
+        payloads: &'a [Option<&'a serde_bytes::Bytes>],
     },
 }
 

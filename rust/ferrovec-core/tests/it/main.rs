@@ -11,5 +11,6 @@ mod power;
 mod recovery;
 mod search;
 mod shared;
+mod sparse;
 mod store;
 mod stress;

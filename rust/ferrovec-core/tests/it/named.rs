@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ferrovec_core::{
     Collection, CollectionConfig, Distance, Matrix, PayloadSelector, PointId, SearchParams,
-    StorageOptions, Store, VectorSpec, Vectors,
+    StorageOptions, Store, VectorData, VectorSpec, Vectors,
 };
 
 use crate::fixtures::{ids, Rng};
@@ -175,7 +175,7 @@ fn named_vectors_search_update_and_survive_reopen() {
             &ids(0..10),
             &Vectors::Named(vec![(
                 "image".to_string(),
-                Matrix::new(&new_images, 10, IMAGE).expect("matrix"),
+                VectorData::Dense(Matrix::new(&new_images, 10, IMAGE).expect("matrix")),
             )]),
             false,
         )
@@ -200,7 +200,7 @@ fn named_vectors_search_update_and_survive_reopen() {
             &ids(0..1),
             &Vectors::Named(vec![(
                 "nope".to_string(),
-                Matrix::new(&[0.0; 3], 1, 3).expect("matrix"),
+                VectorData::Dense(Matrix::new(&[0.0; 3], 1, 3).expect("matrix")),
             )]),
             false
         )

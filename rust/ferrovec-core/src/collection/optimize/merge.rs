@@ -13,8 +13,8 @@ use crate::collection::{Collection, SEGMENTS_DIR};
 use crate::error::{Error, Result};
 use crate::index::hnsw::{self, Graph, Rows};
 use crate::index::quant;
-use crate::point::PointId;
-use crate::segment::{self, Bitmap, GraphData, Segment, SegmentData};
+use crate::point::{PointId, SparseRef};
+use crate::segment::{self, Bitmap, GraphData, Segment, SegmentData, Shape};
 
 /// Merge the sealed segments at `inputs` (source indices) into one new segment, indexed if it
 /// is at least `full_scan_threshold` rows, then remove the inputs' files once no process uses
@@ -95,6 +95,8 @@ struct Gathered<'a> {
     ids: Vec<PointId>,
     vectors: Vec<f32>,
     payloads: Vec<Option<&'a [u8]>>,
+    /// Per sparse vector of the collection, one entry per row.
+    sparse: Vec<Vec<Option<SparseRef<'a>>>>,
     mapping: Vec<Vec<u32>>,
 }
 
@@ -104,10 +106,12 @@ fn gather<'a>(plan: &'a Plan, stop: &Stop<'_>) -> Result<Gathered<'a>> {
         order.retain(|&i| i != b);
         order.insert(0, b);
     }
+    let fields = plan.inputs.first().map_or(0, |(s, _)| s.sparse_count());
     let mut g = Gathered {
         ids: Vec::new(),
         vectors: Vec::new(),
         payloads: Vec::new(),
+        sparse: vec![Vec::new(); fields],
         mapping: vec![Vec::new(); plan.inputs.len()],
     };
     for &k in &order {
@@ -122,6 +126,12 @@ fn gather<'a>(plan: &'a Plan, stop: &Stop<'_>) -> Result<Gathered<'a>> {
             g.ids.push(seg.id(row)?);
             g.vectors.extend_from_slice(seg.vector(row));
             g.payloads.push(seg.payload(row)?);
+            for (k, column) in g.sparse.iter_mut().enumerate() {
+                column.push(match seg.sparse(k) {
+                    Some(files) => files.get(row)?,
+                    None => None,
+                });
+            }
         }
         g.mapping[k] = map;
         stop.check()?;
@@ -178,6 +188,7 @@ fn build(col: &Collection, plan: &Plan, stop: &Stop<'_>) -> Result<Built> {
             ids: &g.ids,
             vectors: &g.vectors,
             payloads: &g.payloads,
+            sparse: &g.sparse,
         },
         &graph_data,
     )?;
@@ -191,15 +202,13 @@ fn build(col: &Collection, plan: &Plan, stop: &Stop<'_>) -> Result<Built> {
         started.elapsed().as_secs_f64()
     );
     let codes: Vec<bool> = metas.iter().map(|g| g.codes).collect();
-    let seg = Segment::open(
-        col.fs.clone(),
-        &seg_dir,
-        id,
-        rows_total,
-        &spaces,
-        &codes,
-        &absent,
-    )?;
+    let shape = Shape {
+        spaces: &spaces,
+        codes: &codes,
+        absent: &absent,
+        sparse: col.config.sparse.len(),
+    };
+    let seg = Segment::open(col.fs.clone(), &seg_dir, id, rows_total, &shape)?;
     write_payload_indexes(col, &seg_dir, &seg)?;
     col.fs.sync_dir(&seg_dir)?;
     Ok(Built {

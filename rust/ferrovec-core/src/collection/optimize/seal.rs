@@ -11,7 +11,8 @@ use crate::error::Result;
 use crate::filter::index::FieldIndex;
 use crate::format::FileKind;
 use crate::payload::Path as KeyPath;
-use crate::segment::{self, Bitmap, Segment, SegmentData};
+use crate::point::{SparseRef, SparseVector};
+use crate::segment::{self, Bitmap, Segment, SegmentData, Shape};
 
 /// Checkpoint: turn the appendable rows into a sealed segment (no graph) and trim the log.
 /// The caller holds `structure` and the lease.
@@ -41,7 +42,8 @@ pub fn seal(col: &Collection) -> Result<()> {
         }
         wal.rotate()?;
         let id = m.take_segment_id();
-        let rows = Arc::new(std::mem::take(&mut st.mem));
+        let fresh = MemRows::new(st.sparse_stats.len());
+        let rows = Arc::new(std::mem::replace(&mut st.mem, fresh));
         *col.frozen_at.lock() = Some(seq);
         let n = rows.len();
         st.sources.push(Source {
@@ -103,6 +105,16 @@ fn finish_failed_seal(col: &Collection, seg_dir: &Path) -> Result<()> {
 
 fn write_frozen(col: &Collection, seg_dir: &Path, id: u64, rows: &MemRows) -> Result<Arc<Segment>> {
     let payloads: Vec<Option<&[u8]>> = rows.payloads.iter().map(|p| p.as_deref()).collect();
+    let sparse: Vec<Vec<Option<SparseRef<'_>>>> = rows
+        .sparse
+        .iter()
+        .map(|column| {
+            column
+                .iter()
+                .map(|v| v.as_ref().map(SparseVector::as_ref))
+                .collect()
+        })
+        .collect();
     segment::write_segment(
         col.fs.as_ref(),
         seg_dir,
@@ -112,20 +124,19 @@ fn write_frozen(col: &Collection, seg_dir: &Path, id: u64, rows: &MemRows) -> Re
             ids: &rows.ids,
             vectors: &rows.vectors,
             payloads: &payloads,
+            sparse: &sparse,
         },
         &[],
     )?;
     let spaces = col.config.spaces();
     let absent = segment::absent_counts(&rows.vectors, &spaces);
-    let seg = Segment::open(
-        col.fs.clone(),
-        seg_dir,
-        id,
-        rows.len(),
-        &spaces,
-        &[],
-        &absent,
-    )?;
+    let shape = Shape {
+        spaces: &spaces,
+        codes: &[],
+        absent: &absent,
+        sparse: col.config.sparse.len(),
+    };
+    let seg = Segment::open(col.fs.clone(), seg_dir, id, rows.len(), &shape)?;
     write_payload_indexes(col, seg_dir, &seg)?;
     col.fs.sync_dir(seg_dir)?;
     Ok(seg)
@@ -156,7 +167,7 @@ pub(crate) fn write_index_file(
     idx: &FieldIndex,
 ) -> Result<()> {
     let body = idx.encode()?;
-    segment::write_file(
+    crate::format::write_file(
         col.fs.as_ref(),
         &seg_dir.join(segment::pidx_name(seg_id, number)),
         FileKind::PayloadIndex,

@@ -1,0 +1,367 @@
+//! A segment's sparse vectors, two files per sparse vector `k` of the collection:
+//!
+//! ```text
+//! <id>.s<k>.spv   the vectors by row:   present bitmap (⌈rows/8⌉ bytes, padded to 8) |
+//!                                       offsets u64 × (rows + 1) | indices u32 × nnz |
+//!                                       values f32 × nnz
+//! <id>.s<k>.spi   the inverted index:   dims D u64 | dims u32 × D (ascending, padded to 8) |
+//!                                       offsets u64 × (D + 1) | rows u32 × P | values f32 × P
+//! ```
+//! Both behind the common header (count = rows), mapped, checksummed by `verify`. A row's
+//! vector is `indices[offsets[r]..offsets[r + 1]]` (sorted), present if its bit is set; a
+//! dimension's posting list holds the rows that have it, ascending, with their values.
+
+use std::cell::RefCell;
+use std::path::Path;
+
+use super::Bitmap;
+use crate::error::{Error, Result};
+use crate::format::{read_u64, write_file, FileKind, Header, HEADER_LEN};
+use crate::io::{FileSystem, Mapped};
+use crate::point::{SparseRef, SparseVector};
+
+pub fn vectors_name(id: u64, k: usize) -> String {
+    format!("{id:016}.s{k}.spv")
+}
+
+pub fn index_name(id: u64, k: usize) -> String {
+    format!("{id:016}.s{k}.spi")
+}
+
+fn padded(n: usize) -> usize {
+    n.div_ceil(8) * 8
+}
+
+/// Write sparse vector `k` of segment `id`'s rows (one entry per row); returns the bytes.
+pub fn write(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    id: u64,
+    k: usize,
+    rows: &[Option<SparseRef<'_>>],
+) -> Result<u64> {
+    let n = rows.len();
+    let mut present = vec![0u8; padded(n.div_ceil(8))];
+    let mut offsets: Vec<u64> = Vec::with_capacity(n + 1);
+    let mut indices: Vec<u32> = Vec::new();
+    let mut values: Vec<f32> = Vec::new();
+    offsets.push(0);
+    for (r, v) in rows.iter().enumerate() {
+        if let Some(v) = v {
+            present[r / 8] |= 1 << (r % 8);
+            indices.extend_from_slice(v.indices);
+            values.extend_from_slice(v.values);
+        }
+        offsets.push(indices.len() as u64);
+    }
+    let mut total = write_file(
+        fs,
+        &dir.join(vectors_name(id, k)),
+        FileKind::SparseVectors,
+        n as u64,
+        0,
+        &[
+            &present,
+            bytemuck::cast_slice(&offsets),
+            bytemuck::cast_slice(&indices),
+            bytemuck::cast_slice(&values),
+        ],
+    )?;
+
+    // The inverted index: postings by dimension, rows ascending within each.
+    let mut order: Vec<(u32, u32, f32)> = Vec::with_capacity(indices.len());
+    for (r, v) in rows.iter().enumerate() {
+        if let Some(v) = v {
+            for (&d, &x) in v.indices.iter().zip(v.values) {
+                order.push((d, r as u32, x));
+            }
+        }
+    }
+    order.sort_unstable_by_key(|e| (e.0, e.1));
+    let mut dims: Vec<u32> = Vec::new();
+    let mut dim_offsets: Vec<u64> = Vec::new();
+    for (i, e) in order.iter().enumerate() {
+        if dims.last() != Some(&e.0) {
+            dims.push(e.0);
+            dim_offsets.push(i as u64);
+        }
+    }
+    dim_offsets.push(order.len() as u64);
+    let count = (dims.len() as u64).to_le_bytes();
+    let mut dim_bytes: Vec<u8> = bytemuck::cast_slice(&dims).to_vec();
+    dim_bytes.resize(padded(dim_bytes.len()), 0);
+    let post_rows: Vec<u32> = order.iter().map(|e| e.1).collect();
+    let post_values: Vec<f32> = order.iter().map(|e| e.2).collect();
+    total += write_file(
+        fs,
+        &dir.join(index_name(id, k)),
+        FileKind::SparseIndex,
+        n as u64,
+        0,
+        &[
+            &count,
+            &dim_bytes,
+            bytemuck::cast_slice(&dim_offsets),
+            bytemuck::cast_slice(&post_rows),
+            bytemuck::cast_slice(&post_values),
+        ],
+    )?;
+    Ok(total)
+}
+
+/// One sparse vector of an open segment: both files mapped and their shapes checked.
+pub struct SparseFiles {
+    vectors: Mapped,
+    index: Mapped,
+    rows: usize,
+    /// Byte offsets (in the mapped files) of each part.
+    offsets_at: usize,
+    indices_at: usize,
+    values_at: usize,
+    nnz: usize,
+    dims_at: usize,
+    dims: usize,
+    dim_offsets_at: usize,
+    post_rows_at: usize,
+    post_values_at: usize,
+    postings: usize,
+}
+
+impl SparseFiles {
+    pub fn open(fs: &dyn FileSystem, dir: &Path, id: u64, k: usize, rows: usize) -> Result<Self> {
+        let vpath = dir.join(vectors_name(id, k));
+        let vectors = fs.map(&vpath)?;
+        let (h, body) = Header::decode_whole(FileKind::SparseVectors, &vectors, &vpath, false)?;
+        let bad = |path: &Path, d: String| Error::corrupt(path, d);
+        let head = padded(rows.div_ceil(8)) + 8 * (rows + 1);
+        if h.count != rows as u64 || body.len() < head {
+            return Err(bad(
+                &vpath,
+                format!(
+                    "sparse vector file holds {} rows, the manifest {rows}",
+                    h.count
+                ),
+            ));
+        }
+        let offsets_at = HEADER_LEN + padded(rows.div_ceil(8));
+        let nnz = read_u64(&vectors, offsets_at + 8 * rows) as usize;
+        if body.len() != head + nnz.saturating_mul(8) {
+            return Err(bad(
+                &vpath,
+                format!(
+                    "sparse vector file is {} bytes for {nnz} entries",
+                    body.len()
+                ),
+            ));
+        }
+        let ipath = dir.join(index_name(id, k));
+        let index = fs.map(&ipath)?;
+        let (h, body) = Header::decode_whole(FileKind::SparseIndex, &index, &ipath, false)?;
+        if h.count != rows as u64 || body.len() < 8 {
+            return Err(bad(&ipath, "sparse index too short".into()));
+        }
+        let dims = read_u64(&index, HEADER_LEN) as usize;
+        let dims_at = HEADER_LEN + 8;
+        let dim_offsets_at = dims_at + padded(dims.saturating_mul(4));
+        let head = 8 + padded(dims.saturating_mul(4)) + 8 * (dims + 1);
+        if body.len() < head {
+            return Err(bad(
+                &ipath,
+                format!("sparse index too short for {dims} dimensions"),
+            ));
+        }
+        let postings = read_u64(&index, dim_offsets_at + 8 * dims) as usize;
+        if body.len() != head + postings.saturating_mul(8) || postings != nnz {
+            return Err(bad(
+                &ipath,
+                format!("sparse index holds {postings} postings, its vectors {nnz}"),
+            ));
+        }
+        let files = SparseFiles {
+            vectors,
+            index,
+            rows,
+            offsets_at,
+            indices_at: offsets_at + 8 * (rows + 1),
+            values_at: offsets_at + 8 * (rows + 1) + 4 * nnz,
+            nnz,
+            dims_at,
+            dims,
+            dim_offsets_at,
+            post_rows_at: dim_offsets_at + 8 * (dims + 1),
+            post_values_at: dim_offsets_at + 8 * (dims + 1) + 4 * postings,
+            postings,
+        };
+        // Casts of the parts must succeed (alignment): try each once now.
+        files.u64s(&files.vectors, files.offsets_at, rows + 1, &vpath)?;
+        files.u32s(&files.vectors, files.indices_at, nnz, &vpath)?;
+        files.u64s(&files.index, files.dim_offsets_at, dims + 1, &ipath)?;
+        files.u32s(&files.index, files.post_rows_at, postings, &ipath)?;
+        Ok(files)
+    }
+
+    fn u64s<'a>(&self, m: &'a Mapped, at: usize, n: usize, p: &Path) -> Result<&'a [u64]> {
+        m.get(at..at + 8 * n)
+            .and_then(|b| bytemuck::try_cast_slice(b).ok())
+            .ok_or_else(|| Error::corrupt(p, "sparse file part out of bounds or misaligned"))
+    }
+
+    fn u32s<'a>(&self, m: &'a Mapped, at: usize, n: usize, p: &Path) -> Result<&'a [u32]> {
+        m.get(at..at + 4 * n)
+            .and_then(|b| bytemuck::try_cast_slice(b).ok())
+            .ok_or_else(|| Error::corrupt(p, "sparse file part out of bounds or misaligned"))
+    }
+
+    fn f32s<'a>(&self, m: &'a Mapped, at: usize, n: usize, p: &Path) -> Result<&'a [f32]> {
+        m.get(at..at + 4 * n)
+            .and_then(|b| bytemuck::try_cast_slice(b).ok())
+            .ok_or_else(|| Error::corrupt(p, "sparse file part out of bounds or misaligned"))
+    }
+
+    /// Row `r`'s vector, if it has one.
+    pub fn get(&self, r: usize) -> Result<Option<SparseRef<'_>>> {
+        let p = Path::new("sparse vectors");
+        if r >= self.rows || self.vectors[HEADER_LEN + r / 8] & (1 << (r % 8)) == 0 {
+            return Ok(None);
+        }
+        let offs = self.u64s(&self.vectors, self.offsets_at, self.rows + 1, p)?;
+        let (s, e) = (offs[r] as usize, offs[r + 1] as usize);
+        if s > e || e > self.nnz {
+            return Err(Error::corrupt(
+                p,
+                format!("sparse row {r} has offsets {s}..{e}"),
+            ));
+        }
+        let indices = self.u32s(&self.vectors, self.indices_at, self.nnz, p)?;
+        let values = self.f32s(&self.vectors, self.values_at, self.nnz, p)?;
+        Ok(Some(SparseRef {
+            indices: &indices[s..e],
+            values: &values[s..e],
+        }))
+    }
+
+    /// Each dimension with the number of rows that have it (live or not).
+    pub fn dims(&self) -> Result<Vec<(u32, u32)>> {
+        let p = Path::new("sparse index");
+        let dims = self.u32s(&self.index, self.dims_at, self.dims, p)?;
+        let offs = self.u64s(&self.index, self.dim_offsets_at, self.dims + 1, p)?;
+        Ok(dims
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| (d, offs[i + 1].saturating_sub(offs[i]) as u32))
+            .collect())
+    }
+
+    /// Call `f(row, score)` for every row sharing a dimension with `q`, its score the dot
+    /// product over the shared dimensions (each row once, in no particular order).
+    pub fn score(&self, q: &SparseVector, mut f: impl FnMut(u32, f32)) -> Result<()> {
+        let p = Path::new("sparse index");
+        let dims = self.u32s(&self.index, self.dims_at, self.dims, p)?;
+        let offs = self.u64s(&self.index, self.dim_offsets_at, self.dims + 1, p)?;
+        let rows = self.u32s(&self.index, self.post_rows_at, self.postings, p)?;
+        let values = self.f32s(&self.index, self.post_values_at, self.postings, p)?;
+        ACCUMULATOR.with(|acc| {
+            let mut acc = acc.borrow_mut();
+            acc.start(self.rows);
+            for (&d, &w) in q.indices.iter().zip(&q.values) {
+                let Ok(i) = dims.binary_search(&d) else {
+                    continue;
+                };
+                let (s, e) = (offs[i] as usize, (offs[i + 1] as usize).min(self.postings));
+                for (&r, &x) in rows[s.min(e)..e].iter().zip(&values[s.min(e)..e]) {
+                    acc.add(r, w * x);
+                }
+            }
+            acc.drain(&mut f);
+        });
+        Ok(())
+    }
+
+    /// Entries per row, on average.
+    pub fn mean_nnz(&self) -> usize {
+        self.nnz / self.rows.max(1)
+    }
+
+    /// How many postings scoring `q` through the index reads.
+    pub fn postings_of(&self, q: &SparseVector) -> usize {
+        let p = Path::new("sparse index");
+        let (Ok(dims), Ok(offs)) = (
+            self.u32s(&self.index, self.dims_at, self.dims, p),
+            self.u64s(&self.index, self.dim_offsets_at, self.dims + 1, p),
+        ) else {
+            return 0;
+        };
+        q.indices
+            .iter()
+            .filter_map(|d| dims.binary_search(d).ok())
+            .map(|i| offs[i + 1].saturating_sub(offs[i]) as usize)
+            .sum()
+    }
+
+    /// Bytes of both files.
+    pub fn bytes(&self) -> u64 {
+        (self.vectors.len() + self.index.len()) as u64
+    }
+
+    /// Each row's vector, for rebuilding (merges) and checks.
+    pub fn all(&self) -> Result<Vec<Option<SparseVector>>> {
+        (0..self.rows)
+            .map(|r| Ok(self.get(r)?.map(SparseRef::to_owned)))
+            .collect()
+    }
+
+    /// The rows that have a vector.
+    pub fn present(&self) -> Bitmap {
+        let n = self.rows.div_ceil(8);
+        Bitmap::from_bytes(self.vectors[HEADER_LEN..HEADER_LEN + n].to_vec())
+    }
+}
+
+/// Scores summed per row for one query, reused across queries on each thread: a row's score
+/// is live while its mark equals the epoch, so starting a query costs an increment.
+#[derive(Default)]
+struct Accumulator {
+    scores: Vec<f32>,
+    marks: Vec<u32>,
+    touched: Vec<u32>,
+    epoch: u32,
+}
+
+impl Accumulator {
+    fn start(&mut self, rows: usize) {
+        if self.scores.len() < rows {
+            self.scores.resize(rows, 0.0);
+            self.marks.resize(rows, 0);
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.marks.fill(0);
+            self.epoch = 1;
+        }
+        self.touched.clear();
+    }
+
+    #[inline]
+    fn add(&mut self, r: u32, x: f32) {
+        let i = r as usize;
+        if i >= self.scores.len() {
+            return; // a damaged posting: ignored (verify reports the file)
+        }
+        if self.marks[i] != self.epoch {
+            self.marks[i] = self.epoch;
+            self.scores[i] = 0.0;
+            self.touched.push(r);
+        }
+        self.scores[i] += x;
+    }
+
+    fn drain(&mut self, f: &mut impl FnMut(u32, f32)) {
+        for &r in &self.touched {
+            f(r, self.scores[r as usize]);
+        }
+    }
+}
+
+thread_local! {
+    static ACCUMULATOR: RefCell<Accumulator> = RefCell::new(Accumulator::default());
+}
