@@ -15,10 +15,13 @@ def take(
     ids: list[Any], vectors: Any, payloads: list[Any] | None, keep: list[int]
 ) -> tuple[list[Any], Any, list[Any] | None]:
     """The rows at positions `keep` of a batch (ids, vectors, optional payloads); `vectors` is
-    one matrix, or a dict of one matrix per vector name."""
+    one matrix, or a dict of one matrix (dense) or list (sparse) per vector name."""
     kept_payloads = None if payloads is None else [payloads[i] for i in keep]
     if isinstance(vectors, Mapping):
-        kept = {n: np.asarray(v, dtype=np.float32)[keep] for n, v in vectors.items()}
+        kept = {
+            n: [v[i] for i in keep] if isinstance(v, list) else np.asarray(v, np.float32)[keep]
+            for n, v in vectors.items()
+        }
         return [ids[i] for i in keep], kept, kept_payloads
     return [ids[i] for i in keep], np.asarray(vectors, dtype=np.float32)[keep], kept_payloads
 

@@ -193,22 +193,27 @@ def test_snapshots(client: ferrovec.QdrantClient) -> None:
 
 
 def test_unsupported_requests_say_so(client: ferrovec.QdrantClient) -> None:
-    with pytest.raises(UnsupportedError, match="sparse"):
-        client.create_collection(
-            "s",
-            vectors_config=m.VectorParams(size=2, distance=m.Distance.DOT),
-            sparse_vectors_config={"text": m.SparseVectorParams()},
-        )
     with pytest.raises(UnsupportedError, match="init_from"):
         client.create_collection(
             "i", vectors_config=m.VectorParams(size=2, distance=m.Distance.DOT), init_from="c"
         )
-    with pytest.raises(UnsupportedError, match="hybrid"):
-        client.query_points("c", query=[1, 0, 0, 0], prefetch=[m.Prefetch(query=[1, 0, 0, 0])])
-    with pytest.raises(UnsupportedError, match="sparse"):
-        client.query_points("c", query=m.SparseVector(indices=[1], values=[1.0]))
+    with pytest.raises(UnsupportedError, match="multivector"):
+        client.create_collection(
+            "mv",
+            vectors_config=m.VectorParams(
+                size=2,
+                distance=m.Distance.DOT,
+                multivector_config=m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM),
+            ),
+        )
     with pytest.raises(UnsupportedError):
         ferrovec.QdrantClient(url="http://localhost:6333")
+    # A sparse query for a dense vector is bad input (as in Qdrant), not unsupported.
+    with pytest.raises(ValueError, match="sparse"):
+        client.query_points("c", query=m.SparseVector(indices=[1], values=[1.0]))
+    # Documents are embedded only by BM25 in the core (no model downloads).
+    with pytest.raises(ValueError, match="qdrant/bm25"):
+        client.query_points("c", query=m.Document(text="hi", model="BAAI/bge-small-en"))
     assert client.count("c").count == 20  # nothing changed
 
 

@@ -160,7 +160,7 @@ def canon(x: Any) -> Any:
         if isinstance(x, m.ScoredPoint):
             d["score"] = round(x.score, 4)
         if isinstance(x.vector, dict):
-            d["vector"] = {k: [round(v, 4) for v in vec] for k, vec in x.vector.items()}
+            d["vector"] = {k: canon_vector(vec) for k, vec in x.vector.items()}
         elif x.vector is not None:
             d["vector"] = [round(v, 4) for v in x.vector]
         return d
@@ -175,6 +175,13 @@ def canon(x: Any) -> Any:
     if isinstance(x, m.UpdateResult):
         return x.status
     return x
+
+
+def canon_vector(v: Any) -> list[float]:
+    """A dense vector rounded; a sparse one as its indices, then its values rounded."""
+    if isinstance(v, m.SparseVector):
+        return [float(i) for i in v.indices] + [round(x, 4) for x in v.values]
+    return [round(x, 4) for x in v]
 
 
 def close_scores(a: Any, b: Any) -> bool:
@@ -222,7 +229,8 @@ def both(ours: Any, ref: Any, name: str, *args: Any, **kwargs: Any) -> Any:
         our_err = e
     if ref_err is not None or our_err is not None:
         assert ref_err is not None and our_err is not None, (
-            f"{name}{args}{kwargs}: reference raised {ref_err!r}, ferrovec raised {our_err!r}"
+            f"{name}{str(args)[:2000]}{str(kwargs)[:2000]}: reference raised {ref_err!r}, "
+            f"ferrovec raised {our_err!r}"
         )
         assert isinstance(our_err, ValueError) == isinstance(ref_err, ValueError), (
             ref_err,

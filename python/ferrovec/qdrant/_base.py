@@ -37,10 +37,16 @@ def _check_limit(name: str, value: int, minimum: int) -> None:
 
 
 def _dims(col: native.Collection) -> dict[str, int] | None:
-    """The sizes of a collection's named vectors by name; None for one unnamed vector."""
+    """The sizes of a collection's named dense vectors by name (`""`: its unnamed one beside
+    sparse vectors); None for a collection of one unnamed vector only."""
     if col.dim is not None:
         return None
     return {name: int(spec["dim"]) for name, spec in col.vectors.items()}
+
+
+def _sparse(col: native.Collection) -> list[str]:
+    """The names of a collection's sparse vectors."""
+    return list(col.sparse_vectors)
 
 
 def _distance(col: native.Collection, using: str | None) -> str:

@@ -58,11 +58,13 @@ class _Collections(_Base):
         as in Qdrant, and converted to ferrovec's count of points."""
         if not collection_name or set(collection_name) & _BAD_NAME_CHARS:
             raise InvalidInputError(f"Collection name {collection_name!r} is not valid")
-        if sparse_vectors_config:
-            raise UnsupportedError("sparse vectors are not supported yet (a later issue)")
         if init_from is not None:
             raise UnsupportedError("init_from is not supported; use qdrant_client.migrate")
-        specs = cv.vector_params(vectors_config)
+        sparse = _sparse_params(sparse_vectors_config)
+        specs = cv.vector_params(vectors_config, allow_none=bool(sparse))
+        clash = [n for n, *_ in specs if n in sparse]
+        if clash:
+            raise InvalidInputError(f"vector name {clash[0]!r} is both dense and sparse")
         per_vector = [cv.dump(h) for _, _, _, h in specs if h is not None]
         if any(h != per_vector[0] for h in per_vector):
             raise UnsupportedError(
@@ -70,25 +72,28 @@ class _Collections(_Base):
                 "all vectors of a collection with the same settings"
             )
         # Thresholds in kilobytes of vectors (Qdrant) are converted by the bytes of a point.
-        size = sum(s for _, s, _, _ in specs)
+        size = max(1, sum(s for _, s, _, _ in specs))
         hnsw = self._hnsw(per_vector[0] if per_vector else hnsw_config, size)
         optimizer = self._optimizer(optimizers_config, size)
         with self._lock:
             if collection_name in self._aliases:
                 raise InvalidInputError(f"Alias {collection_name} already exists")
             # CollectionExistsError (a ValueError) if it exists.
-            if specs[0][0] == "":
+            if specs and specs[0][0] == "":
                 self._db.create_collection(
                     collection_name,
                     specs[0][1],
                     specs[0][2],  # type: ignore[arg-type]
+                    sparse=cast(Any, sparse) or None,
                     hnsw=hnsw or None,
                     optimizer=optimizer or None,
                 )
             else:
                 self._db.create_collection(
                     collection_name,
-                    vectors={n: {"dim": s, "distance": cast(Any, d)} for n, s, d, _ in specs},
+                    vectors={n: {"dim": s, "distance": cast(Any, d)} for n, s, d, _ in specs}
+                    or None,
+                    sparse=cast(Any, sparse) or None,
                     hnsw=hnsw or None,
                     optimizer=optimizer or None,
                 )
@@ -124,14 +129,29 @@ class _Collections(_Base):
         metadata: Any = None,
         **kwargs: Any,
     ) -> bool:
-        """Only settings without effect in an embedded store may be passed; changing the
-        index or vector settings of an existing collection is not supported yet."""
-        self._col(collection_name)  # raises if missing
+        """Only settings without effect in an embedded store may be passed, and a sparse
+        vector's settings as they are; changing the index or vector settings of an existing
+        collection is not supported yet."""
+        col = self._col(collection_name)  # raises if missing
+        if sparse_vectors_config is not None:
+            current = col.sparse_vectors
+            for name, spec in _sparse_params(sparse_vectors_config).items():
+                if name not in current:
+                    raise InvalidInputError(f"Wrong input: Not existing vector name error: {name}")
+                changed = {
+                    k: v for k, v in spec.items() if v is not None and current[name].get(k) != v
+                }
+                if changed:
+                    raise UnsupportedError(
+                        f"update_collection(sparse_vectors_config=...) would change {name!r} "
+                        f"({sorted(changed)}): ferrovec cannot change a sparse vector's "
+                        "settings in place; recreate the collection (qdrant_client.migrate "
+                        "copies it)"
+                    )
         for name, value in (
             ("vectors_config", vectors_config),
             ("hnsw_config", hnsw_config),
             ("quantization_config", quantization_config),
-            ("sparse_vectors_config", sparse_vectors_config),
             ("optimizers_config", optimizers_config),
         ):
             if value is not None and cv.dump(value) not in ({}, None):
@@ -148,7 +168,7 @@ class _Collections(_Base):
         hnsw = info["hnsw"]
         opt = info["optimizer"]
         specs = info["vectors"]
-        size = sum(v["dim"] for v in specs.values())  # bytes of a point / 4, for thresholds
+        size = max(1, sum(v["dim"] for v in specs.values()))  # bytes of a point / 4
         params = {
             name: out.VectorParams(
                 size=v["dim"], distance=out.Distance(cv.NATIVE_TO_DISTANCE[v["distance"]])
@@ -171,7 +191,21 @@ class _Collections(_Base):
             payload_schema=schema,
             config=out.CollectionConfig(
                 params=out.CollectionParams(
-                    vectors=params[""] if "" in params else params,
+                    vectors=params[""] if list(params) == [""] else params,
+                    sparse_vectors={
+                        name: out.SparseVectorParams(
+                            index=None
+                            if spec.get("full_scan_threshold") is None
+                            and spec.get("on_disk") is None
+                            else out.SparseIndexParams(
+                                full_scan_threshold=spec.get("full_scan_threshold"),
+                                on_disk=spec.get("on_disk"),
+                            ),
+                            modifier=out.Modifier(spec["modifier"]),
+                        )
+                        for name, spec in col.sparse_vectors.items()
+                    }
+                    or None,
                     shard_number=1,
                     replication_factor=1,
                     write_consistency_factor=1,
@@ -341,6 +375,27 @@ class _Collections(_Base):
     def delete_payload_index(self, collection_name: str, field_name: str, **kwargs: Any) -> Any:
         self._col(collection_name).drop_payload_index(field_name)
         return cv.update_result()
+
+
+def _sparse_params(config: Any) -> dict[str, dict[str, Any]]:
+    """A sparse_vectors_config ({name: SparseVectorParams}) as the native API's `sparse=`."""
+    if not config:
+        return {}
+    d = cv.dump(config)
+    if not isinstance(d, dict):
+        raise InvalidInputError("sparse_vectors_config must map names to SparseVectorParams")
+    specs: dict[str, dict[str, Any]] = {}
+    for name, params in d.items():
+        params = params or {}
+        index = params.get("index") or {}
+        if index.get("datatype") not in (None, "float32"):
+            raise UnsupportedError("sparse vectors are stored as float32 only")
+        specs[str(name)] = {
+            "modifier": params.get("modifier") or "none",
+            "full_scan_threshold": index.get("full_scan_threshold"),
+            "on_disk": index.get("on_disk"),
+        }
+    return specs
 
 
 def _aliases_digest(aliases: dict[str, str]) -> str:

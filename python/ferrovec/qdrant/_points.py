@@ -19,7 +19,7 @@ from ferrovec.errors import (
     PointNotFoundError,
 )
 from ferrovec.qdrant import convert as cv
-from ferrovec.qdrant._base import _Base, _check_limit, _dims, _existing
+from ferrovec.qdrant._base import _Base, _check_limit, _dims, _existing, _sparse
 
 out = cv.out
 
@@ -71,13 +71,18 @@ class _Points(_Base):
         return keep
 
     def _points(
-        self, points: Any, dims: dict[str, int] | None, as_array: bool = False
+        self,
+        points: Any,
+        dims: dict[str, int] | None,
+        as_array: bool = False,
+        sparse: Sequence[str] = (),
     ) -> tuple[list[int | str], Any, list[Any] | None]:
         """(ids, vectors, payloads) of a list of PointStruct (or dicts) or a Batch; the vectors
-        as one float32 array if `as_array`. For a collection of named vectors (`dims`: their
-        sizes), the vectors are a dict of one array per name."""
+        as one float32 array if `as_array`. For a collection of named vectors (`dims`: the
+        dense ones' sizes; `sparse`: the sparse ones' names), the vectors are a dict of one
+        array per dense name and one list per sparse name."""
         if dims is not None:
-            return self._named_points(points, dims)
+            return self._named_points(points, dims, sparse)
         if not isinstance(points, (list, tuple)) and cv.field(points, "ids") is not None:
             ids = [cv.point_id(i) for i in cv.field(points, "ids")]
             vectors = cv.dense_vector(cv.field(points, "vectors"), "Batch.vectors")
@@ -101,25 +106,26 @@ class _Points(_Base):
 
     @staticmethod
     def _named_points(
-        points: Any, dims: dict[str, int]
+        points: Any, dims: dict[str, int], sparse: Sequence[str] = ()
     ) -> tuple[list[int | str], dict[str, Any], list[Any] | None]:
         names = list(dims)
         if not isinstance(points, (list, tuple)) and cv.field(points, "ids") is not None:
             ids = [cv.point_id(i) for i in cv.field(points, "ids")]
             if not ids:
                 return ids, {}, None
-            given = cv.named_vectors(cv.field(points, "vectors"), names, "Batch.vectors")
+            given = _columns(cv.field(points, "vectors"), names, sparse, "Batch.vectors")
             payloads = cv.field(points, "payloads")
             if payloads is not None:
                 payloads = list(payloads)
-            vectors = {n: native._as_matrix(v) for n, v in given.items()}
-            return ids, vectors, payloads
+            return ids, given, payloads
         ids, per_point, plain_payloads = [], [], []
         for i, p in enumerate(points):
             ids.append(cv.point_id(cv.field(p, "id")))
-            per_point.append(cv.named_vectors(cv.field(p, "vector"), names, f"points[{i}].vector"))
+            per_point.append(
+                cv.named_vectors(cv.field(p, "vector"), names, f"points[{i}].vector", sparse)
+            )
             plain_payloads.append(cv.field(p, "payload"))
-        return ids, cv.by_name(per_point, dims), plain_payloads
+        return ids, cv.by_name(per_point, dims, sparse), plain_payloads
 
     def upsert(
         self,
@@ -138,7 +144,7 @@ class _Points(_Base):
         or "update_only"."""
         col = self._col(collection_name)
         when = _condition(update_filter, update_mode)
-        ids, vectors, payloads = self._points(points, _dims(col))
+        ids, vectors, payloads = self._points(points, _dims(col), sparse=_sparse(col))
         if not ids:
             raise InvalidInputError("Empty update request")
         self._write(col, ids, vectors, payloads, when)
@@ -164,9 +170,10 @@ class _Points(_Base):
         or ``True`` for a bar on stderr."""
         col = self._col(collection_name)
         when = _condition(update_filter, update_mode)
-        dims = _dims(col)
+        dims, sparse = _dims(col), _sparse(col)
         batches = (
-            self._points(chunk, dims, as_array=True) for chunk in _chunks(points, batch_size)
+            self._points(chunk, dims, as_array=True, sparse=sparse)
+            for chunk in _chunks(points, batch_size)
         )
         self._upload(col, batches, when, _progress(progress, 0), overlap=True)
 
@@ -197,14 +204,13 @@ class _Points(_Base):
         col = self._col(collection_name)
         when = _condition(update_filter, update_mode)
         batch_size = max(1, batch_size)
-        dims = _dims(col)
+        dims, sparse = _dims(col), _sparse(col)
         blocks: Iterable[Any]
         if isinstance(vectors, Mapping) and dims is None:
             vectors = cv.dense_vector(vectors, "vectors")  # {"": vectors}
         if isinstance(vectors, Mapping):
             # Named vectors, one array (or list) per name: cut into batches of a dict each.
-            given = cv.named_vectors(vectors, list(dims or {}), "vectors")
-            arrays = {n: np.asarray(v, dtype=np.float32) for n, v in given.items()}
+            arrays = _columns(vectors, list(dims or {}), sparse, "vectors")
             total = min(len(a) for a in arrays.values())
             if any(len(a) != total for a in arrays.values()):
                 raise InvalidInputError("the named vectors hold different numbers of points")
@@ -225,7 +231,8 @@ class _Points(_Base):
             def rows_of(buf: list[Any]) -> Any:
                 if dims is None:
                     return native._as_matrix([cv.dense_vector(v, "vectors") for v in buf])
-                return cv.by_name([cv.named_vectors(v, list(dims), "vectors") for v in buf], dims)
+                named = [cv.named_vectors(v, list(dims), "vectors", sparse) for v in buf]
+                return cv.by_name(named, dims, sparse)
 
             blocks = (rows_of(chunk) for chunk in _chunks(vectors, batch_size))
             overlap = True
@@ -364,12 +371,12 @@ class _Points(_Base):
         per set of names given). As on a Qdrant server, the points that exist are updated,
         then PointNotFoundError names the first that does not."""
         col = self._col(collection_name)
-        dims = _dims(col)
+        dims, sparse = _dims(col), _sparse(col)
         ids_asked = [cv.point_id(cv.field(p, "id")) for p in points]
         given: list[Any] = [
             cv.dense_vector(cv.field(p, "vector"), f"points[{i}].vector")
             if dims is None
-            else cv.named_vectors(cv.field(p, "vector"), list(dims), f"points[{i}].vector")
+            else cv.named_vectors(cv.field(p, "vector"), list(dims), f"points[{i}].vector", sparse)
             for i, p in enumerate(points)
         ]
         flt = cv.filter_dict(update_filter)
@@ -400,7 +407,12 @@ class _Points(_Base):
                     continue  # no vectors given: nothing to change
                 col.update_vectors(
                     pids,
-                    {k: native._as_matrix([merged[pid][k] for pid in pids]) for k in key},
+                    {
+                        k: [merged[pid][k] for pid in pids]
+                        if k in sparse
+                        else native._as_matrix([merged[pid][k] for pid in pids])
+                        for k in key
+                    },
                     allow_zero=True,
                 )
         missing = [i for i in ids_asked if i not in found]
@@ -535,6 +547,28 @@ class _Points(_Base):
         col = self._col(collection_name)
         hits = col.facet(key, filter=cv.filter_dict(facet_filter), limit=limit)
         return out.FacetResponse(hits=[out.FacetValueHit(value=v, count=c) for v, c in hits])
+
+
+def _columns(vectors: Any, names: list[str], sparse: Sequence[str], what: str) -> dict[str, Any]:
+    """Named vectors given a column per name (a Batch's, upload_collection's): a float32
+    matrix per dense name, the list as given per sparse name."""
+    if not isinstance(vectors, Mapping):
+        if "" in names and vectors is not None:
+            vectors = {"": vectors}
+        else:
+            raise InvalidInputError(
+                "Wrong input: Unnamed vectors are not allowed when a collection has named "
+                f"vectors or multivectors: {names}, {list(sparse)}"
+            )
+    out_: dict[str, Any] = {}
+    for n, v in vectors.items():
+        if n in sparse:
+            out_[n] = list(v)
+        elif n in names:
+            out_[n] = native._as_matrix(v)
+        else:
+            raise InvalidInputError(f"Wrong input: Not existing vector name error: {n}")
+    return out_
 
 
 def _condition(update_filter: Any, update_mode: Any) -> tuple[dict[str, Any] | None, str] | None:

@@ -98,48 +98,76 @@ def lookup_id(value: Any) -> int | str | None:
         return None
 
 
+_KIND_MISMATCH = "Wrong input: Conversion between sparse and regular vectors failed"
+
+
+def is_sparse(value: Any) -> bool:
+    """A sparse vector (qdrant-client's or ferrovec's SparseVector, or its dict) or a document
+    the core embeds into one (``models.Document``, ``ferrovec.Document``)?"""
+    if isinstance(value, Mapping):
+        keys = set(value)
+        if keys == {"indices", "values"}:
+            return True
+        document = isinstance(value.get("text"), str) and "model" in keys
+        return document and keys <= {"text", "model", "options"}
+    return (hasattr(value, "indices") and hasattr(value, "values")) or (
+        hasattr(value, "text") and hasattr(value, "model")
+    )
+
+
 def dense_vector(value: Any, what: str) -> Any:
     """The default (unnamed) dense vector of a point or query: a list, a numpy array, or
     ``{"": vector}`` as LangChain sends it."""
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping) and not is_sparse(value):
         names = list(value)
         if names == [""]:
             return value[""]
         unknown = [n for n in names if n != ""]
         raise InvalidInputError(f"Wrong input: Not existing vector name error: {unknown[0]}")
-    if hasattr(value, "indices") and hasattr(value, "values"):
-        raise UnsupportedError(f"{what}: sparse vectors are not supported yet (a later issue)")
+    if is_sparse(value):
+        raise InvalidInputError(_KIND_MISMATCH)
     if value is None:
         raise InvalidInputError(f"{what}: a vector is required")
     return value
 
 
-def named_vectors(value: Any, names: Sequence[str], what: str) -> dict[str, Any]:
-    """The named dense vectors of one point (a dict name -> vector), checked against the
-    collection's `names`; a point may have only some of them (or none), as in Qdrant."""
-    if not isinstance(value, Mapping):
+def named_vectors(
+    value: Any, names: Sequence[str], what: str, sparse: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The named vectors of one point (a dict name -> vector), checked against the
+    collection's dense `names` and `sparse` names; a point may have only some of them (or
+    none), as in Qdrant. A bare vector is the unnamed dense one, if the collection has it."""
+    if not isinstance(value, Mapping) or is_sparse(value):
         if value is None:
             raise InvalidInputError(f"{what}: a vector is required")
+        if "" in names and not is_sparse(value):
+            return {"": value}
         raise InvalidInputError(
             "Wrong input: Unnamed vectors are not allowed when a collection has named vectors "
-            f"or multivectors: {list(names)}, []"
+            f"or multivectors: {list(names)}, {list(sparse)}"
         )
     for name, v in value.items():
-        if name not in names:
+        if name not in names and name not in sparse:
             raise InvalidInputError(f"Wrong input: Not existing vector name error: {name}")
-        if hasattr(v, "indices") and hasattr(v, "values"):
-            raise UnsupportedError(f"{what}: sparse vectors are not supported yet (a later issue)")
+        if (name in sparse) != is_sparse(v):
+            raise InvalidInputError(_KIND_MISMATCH)
     return dict(value)
 
 
-def by_name(points: Sequence[Mapping[str, Any]], dims: Mapping[str, int]) -> dict[str, Any]:
-    """Per-point dicts of named vectors as one float32 matrix per name, as the native API
-    takes them; a point without a vector some others have gets NaN there (absent)."""
-    names = [n for n in dims if any(n in p for p in points)]
-    out = {}
-    for n in names:
-        absent = [float("nan")] * dims[n]
-        out[n] = native._as_matrix([p[n] if n in p else absent for p in points])
+def by_name(
+    points: Sequence[Mapping[str, Any]], dims: Mapping[str, int], sparse: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Per-point dicts of named vectors as the native API takes them: one float32 matrix per
+    dense name (a point without a vector some others have gets NaN there: absent), one list
+    per sparse name (None where a point has none)."""
+    out: dict[str, Any] = {}
+    for n in dims:
+        if any(n in p for p in points):
+            absent = [float("nan")] * dims[n]
+            out[n] = native._as_matrix([p[n] if n in p else absent for p in points])
+    for n in sparse:
+        if any(n in p for p in points):
+            out[n] = [p.get(n) for p in points]
     return out
 
 
@@ -152,12 +180,14 @@ def using_of(using: Any) -> str | None:
     return using
 
 
-def vector_params(config: Any) -> list[tuple[str, int, str, Any]]:
+def vector_params(config: Any, allow_none: bool = False) -> list[tuple[str, int, str, Any]]:
     """(name, size, native distance, its hnsw_config) of each vector of a collection's vectors
     config: one VectorParams (the unnamed vector, name ""), ``{"": VectorParams}``, or a dict of
-    named VectorParams."""
-    if config is None:
-        raise InvalidInputError("vectors_config is required (ferrovec stores dense vectors)")
+    named VectorParams. With `allow_none` (the collection has sparse vectors), none at all."""
+    if config is None or (allow_none and config == {}):
+        if allow_none:
+            return []
+        raise InvalidInputError("vectors_config is required (or sparse_vectors_config)")
     items = list(config.items()) if isinstance(config, Mapping) else [("", config)]
     if not items:
         raise InvalidInputError("vectors_config names no vector")
@@ -223,10 +253,83 @@ def vector_out(v: Any, selector: bool | list[str] = True) -> Any:
         return {}
     if isinstance(v, Mapping):
         wanted = list(v) if selector is True else [n for n in selector if n in v]
-        return {n: v[n].tolist() for n in wanted}
+        if wanted == [""]:  # only the unnamed vector: a bare list, as qdrant-client gives it
+            return _one_vector(v[""])
+        return {n: _one_vector(v[n]) for n in wanted}
     if selector is not True and "" not in selector:
         return None
     return v.tolist() if isinstance(v, np.ndarray) else [float(x) for x in v]
+
+
+def _one_vector(v: Any) -> Any:
+    if isinstance(v, native.SparseVector):
+        return make(out.SparseVector, indices=v.indices, values=v.values)
+    return v.tolist()
+
+
+def order_value(v: float | None) -> int | float | None:
+    """An order_by value as Qdrant gives it: integral values as ints."""
+    if v is None:
+        return None
+    return int(v) if float(v).is_integer() else v
+
+
+def query_json(q: Any) -> Any:
+    """A query (a vector, a sparse vector, a document, a point id or a query model) as the
+    JSON of Qdrant's universal query, point ids canonical."""
+    if q is None:
+        return None
+    if isinstance(q, (bool, np.bool_)):
+        raise InvalidInputError(f"query {q!r} is not a vector, a point id or a query")
+    if isinstance(q, (int, np.integer, str, uuid.UUID)):
+        return point_id(q)
+    if isinstance(q, np.ndarray):
+        return q.tolist()
+    if isinstance(q, native.SparseVector):
+        return {"indices": q.indices, "values": q.values}
+    if isinstance(q, (list, tuple)) and all(isinstance(x, (int, float)) for x in q):
+        return [float(x) for x in q]
+    return _query_ids(dump(q))
+
+
+def _vector_input(v: Any) -> Any:
+    if isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)):
+        return point_id(v)
+    return v
+
+
+def _pairs(p: Any) -> Any:
+    def one(x: Any) -> Any:
+        if not isinstance(x, dict):
+            return x
+        return {k: _vector_input(v) if k in ("positive", "negative") else v for k, v in x.items()}
+
+    return [one(x) for x in p] if isinstance(p, list) else one(p)
+
+
+def _query_ids(q: Any) -> Any:
+    """The point ids a query names (as its vectors, or examples), canonical."""
+    if not isinstance(q, dict):
+        return _vector_input(q)
+    q = dict(q)
+    if "nearest" in q:
+        q["nearest"] = _vector_input(q["nearest"])
+    if isinstance(q.get("recommend"), dict):
+        r = dict(q["recommend"])
+        for k in ("positive", "negative"):
+            if isinstance(r.get(k), list):
+                r[k] = [_vector_input(v) for v in r[k]]
+        q["recommend"] = r
+    if isinstance(q.get("discover"), dict):
+        d = dict(q["discover"])
+        if "target" in d:
+            d["target"] = _vector_input(d["target"])
+        if d.get("context") is not None:
+            d["context"] = _pairs(d["context"])
+        q["discover"] = d
+    if "context" in q and not isinstance(q.get("discover"), dict):
+        q["context"] = _pairs(q["context"])
+    return q
 
 
 _FAST: dict[type, dict[str, Any] | None] = {}
@@ -296,7 +399,7 @@ def scored_points(hits: Iterable[Any], selector: bool | list[str] = True) -> lis
             "payload": hit.payload,
             "vector": None if selector is False else vector_out(hit.vector, selector),
             "shard_key": None,
-            "order_value": None,
+            "order_value": order_value(hit.order_value),
         }
         if fields is None or len(fields) != len(values):
             points.append(make(cls, **values))

@@ -67,6 +67,26 @@ class Distance(str, Enum):
     MANHATTAN = "Manhattan"
 
 
+class Modifier(str, Enum):
+    NONE = "none"
+    IDF = "idf"
+
+
+class Fusion(str, Enum):
+    RRF = "rrf"
+    DBSF = "dbsf"
+
+
+class Sample(str, Enum):
+    RANDOM = "random"
+
+
+class RecommendStrategy(str, Enum):
+    AVERAGE_VECTOR = "average_vector"
+    BEST_SCORE = "best_score"
+    SUM_SCORES = "sum_scores"
+
+
 class UpdateStatus(str, Enum):
     ACKNOWLEDGED = "acknowledged"
     COMPLETED = "completed"
@@ -188,6 +208,38 @@ SearchRequest = _model(
     score_threshold=None,
 )
 NamedVector = _model("NamedVector", name=None, vector=None)
+SparseVector = _model("SparseVector", indices=None, values=None)
+NamedSparseVector = _model("NamedSparseVector", name=None, vector=None)
+Document = _model("Document", text=None, model=None, options=None)
+SparseIndexParams = _model(
+    "SparseIndexParams", full_scan_threshold=None, on_disk=None, datatype=None
+)
+SparseVectorParams = _model("SparseVectorParams", index=None, modifier=None)
+Prefetch = _model(
+    "Prefetch",
+    prefetch=None,
+    query=None,
+    using=None,
+    filter=None,
+    params=None,
+    score_threshold=None,
+    limit=None,
+    lookup_from=None,
+)
+LookupLocation = _model("LookupLocation", collection=None, vector=None, shard_key=None)
+Mmr = _model("Mmr", diversity=None, candidates_limit=None)
+FusionQuery = _model("FusionQuery", fusion=None)
+Rrf = _model("Rrf", k=None, weights=None)
+RrfQuery = _model("RrfQuery", rrf=None)
+FormulaQuery = _model("FormulaQuery", formula=None, defaults=None)
+RecommendInput = _model("RecommendInput", positive=None, negative=None, strategy=None)
+RecommendQuery = _model("RecommendQuery", recommend=None)
+ContextPair = _model("ContextPair", positive=None, negative=None)
+DiscoverInput = _model("DiscoverInput", target=None, context=None)
+DiscoverQuery = _model("DiscoverQuery", discover=None)
+ContextQuery = _model("ContextQuery", context=None)
+OrderByQuery = _model("OrderByQuery", order_by=None)
+SampleQuery = _model("SampleQuery", sample=None)
 OrderBy = _model("OrderBy", key=None, direction=None, start_from=None)
 
 # Results.

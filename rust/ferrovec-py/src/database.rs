@@ -158,7 +158,9 @@ pub fn get_num_threads() -> usize {
     ferrovec_core::pool::num_threads()
 }
 
-/// `sparse=`: {name: {"modifier": "idf" | "none"}} (or {name: None}: no modifier).
+/// `sparse=`: {name: {"modifier": "idf" | "none", "full_scan_threshold": int, "on_disk": bool}}
+/// (any subset, or None: no modifier; the last two are Qdrant's index settings, kept and
+/// reported only).
 fn sparse_specs(
     py: Python<'_>,
     sparse: Option<&Bound<'_, PyDict>>,
@@ -169,28 +171,35 @@ fn sparse_specs(
     let bad = || {
         crate::errors::invalid(
             py,
-            "sparse: expected {name: {\"modifier\": \"idf\" | \"none\"}}",
+            "sparse: expected {name: {\"modifier\": \"idf\" | \"none\", \"full_scan_threshold\": int, \"on_disk\": bool}}",
         )
     };
     let mut out = Vec::with_capacity(sparse.len());
     for (k, v) in sparse.iter() {
         let name: String = k.extract().map_err(|_| bad())?;
-        let modifier = if v.is_none() {
-            ferrovec_core::Modifier::None
-        } else {
-            let spec = v.cast::<PyDict>().map_err(|_| bad())?;
-            if spec.len() > usize::from(spec.contains("modifier")?) {
-                return Err(bad());
-            }
-            match spec.get_item("modifier")? {
-                Some(m) if !m.is_none() => {
-                    let m: String = m.extract().map_err(|_| bad())?;
-                    ferrovec_core::Modifier::parse(&m).map_err(|e| to_py(py, e))?
+        let mut spec = ferrovec_core::SparseSpec::new(&name, ferrovec_core::Modifier::None);
+        if !v.is_none() {
+            let d = v.cast::<PyDict>().map_err(|_| bad())?;
+            for (key, value) in d.iter() {
+                let key: String = key.extract().map_err(|_| bad())?;
+                if value.is_none() {
+                    continue;
                 }
-                _ => ferrovec_core::Modifier::None,
+                match key.as_str() {
+                    "modifier" => {
+                        let m: String = value.extract().map_err(|_| bad())?;
+                        spec.modifier =
+                            ferrovec_core::Modifier::parse(&m).map_err(|e| to_py(py, e))?;
+                    }
+                    "full_scan_threshold" => {
+                        spec.full_scan_threshold = Some(value.extract().map_err(|_| bad())?)
+                    }
+                    "on_disk" => spec.on_disk = Some(value.extract().map_err(|_| bad())?),
+                    _ => return Err(bad()),
+                }
             }
-        };
-        out.push(ferrovec_core::SparseSpec::new(&name, modifier));
+        }
+        out.push(spec);
     }
     Ok(out)
 }

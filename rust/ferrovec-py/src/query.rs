@@ -48,13 +48,16 @@ pub fn sparse_query(
 
 #[pymethods]
 impl PyCollection {
-    /// The sparse vectors of a point: {name: {"modifier": "idf" | "none"}}.
+    /// The sparse vectors of a point: {name: {"modifier": "idf" | "none",
+    /// "full_scan_threshold": int | None, "on_disk": bool | None}}.
     #[getter]
     fn sparse_vectors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         for s in &self.col.config().sparse {
             let spec = PyDict::new(py);
             spec.set_item("modifier", s.modifier.name())?;
+            spec.set_item("full_scan_threshold", s.full_scan_threshold)?;
+            spec.set_item("on_disk", s.on_disk)?;
             d.set_item(&s.name, spec)?;
         }
         Ok(d)

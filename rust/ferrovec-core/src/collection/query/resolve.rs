@@ -19,7 +19,7 @@ pub type Lookups = HashMap<String, Arc<Collection>>;
 /// A vector as a query ranks by it.
 #[derive(Clone, Debug)]
 pub enum Vector {
-    /// Checked, and unit-normalised under cosine.
+    /// Of the field's dimension; the plan checks and (cosine) normalises it.
     Dense(Vec<f32>),
     Sparse(SparseVector),
 }
@@ -116,7 +116,8 @@ impl Resolver<'_> {
                         sp.dim
                     )));
                 }
-                Ok(Vector::Dense(self.col.prepare_queries(&v, sp, true)?))
+                // As given: the plan normalises (cosine) after averaging, as Qdrant does.
+                Ok(Vector::Dense(v))
             }
             (Vector::Sparse(v), Field::Sparse { .. }) => Ok(Vector::Sparse(v)),
             (Vector::Sparse(_), Field::Dense(_)) => Err(Error::invalid(format!(
@@ -134,11 +135,14 @@ impl Resolver<'_> {
 /// The vector `name` of point `id` in `col` (whose state is `st`).
 fn vector_of(col: &Collection, st: &State, id: &PointId, name: Option<&str>) -> Result<Vector> {
     let loc = st.locate(id)?.ok_or_else(|| {
-        Error::invalid(format!("point {id} is not in collection {:?}", col.name()))
+        Error::invalid(format!(
+            "point {id} is not found in collection {:?}",
+            col.name()
+        ))
     })?;
     let missing = || {
         Error::invalid(format!(
-            "point {id} has no {} in collection {:?}",
+            "{} for point {id} not found (collection {:?})",
             name_of(name),
             col.name()
         ))
