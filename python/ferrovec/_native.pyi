@@ -26,6 +26,7 @@ __all__ = [
     "_panic_for_tests_async",
     "_shutdown",
     "backup_status",
+    "bm25",
     "cleanup_backups",
     "get_num_threads",
     "list_backups",
@@ -375,3 +376,10 @@ def get_num_threads() -> int: ...
 def _matrix_address(vectors: npt.ArrayLike) -> int: ...
 def _shutdown() -> None: ...
 def _as_matrix(vectors: npt.ArrayLike) -> npt.NDArray[np.float32]: ...
+def bm25(
+    texts: Sequence[str],
+    *,
+    query: bool = False,
+    model: str = "qdrant/bm25",
+    options: dict[str, Any] | None = None,
+) -> list[SparseVector]: ...

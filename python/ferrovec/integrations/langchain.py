@@ -26,6 +26,13 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 import ferrovec
 from ferrovec._batch import last_wins, unnamed_distance
 
+try:  # langchain-qdrant's interface of sparse embeddings, when it is installed
+    from langchain_qdrant import SparseEmbeddings
+    from langchain_qdrant import SparseVector as _LangChainSparse
+except ImportError:  # pragma: no cover - langchain-qdrant is a test dependency
+    SparseEmbeddings = object  # type: ignore[assignment,misc]
+    _LangChainSparse = None  # type: ignore[assignment,misc]
+
 CONTENT = "page_content"
 METADATA = "metadata"
 
@@ -265,3 +272,31 @@ class FerrovecVectorStore(VectorStore):
         store = cls(embedding, path=path, collection_name=collection_name, distance=distance)
         store.add_texts(texts, metadatas, ids=ids)
         return store
+
+
+class BM25SparseEmbeddings(SparseEmbeddings):
+    """BM25 sparse embeddings computed by ferrovec's core (Qdrant's ``qdrant/bm25``: NLTK
+    stop words, Snowball stemming, murmur3 token ids; no model download), for
+    langchain-qdrant's ``RetrievalMode.SPARSE`` and ``HYBRID``::
+
+        QdrantVectorStore.from_texts(texts, embeddings, client=..., collection_name="docs",
+            retrieval_mode=RetrievalMode.HYBRID, sparse_embedding=BM25SparseEmbeddings(),
+            sparse_vector_params={"modifier": models.Modifier.IDF})
+
+    Queries weigh each distinct token 1: give the sparse vector the IDF modifier, as above,
+    so that rare terms count more. ``options``: ``k``, ``b``, ``avg_len``, ``language``.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def _convert(self, vectors: list[ferrovec.SparseVector]) -> list[Any]:
+        if _LangChainSparse is None:
+            return vectors
+        return [_LangChainSparse(indices=v.indices, values=v.values) for v in vectors]
+
+    def embed_documents(self, texts: list[str]) -> list[Any]:
+        return self._convert(ferrovec.bm25(list(texts), options=self.options))
+
+    def embed_query(self, text: str) -> Any:
+        return self._convert(ferrovec.bm25([text], query=True, options=self.options))[0]

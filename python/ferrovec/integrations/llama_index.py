@@ -206,3 +206,18 @@ class FerrovecVectorStore(BasePydanticVectorStore):
             similarities=[float(h.score) for h in hits],
             ids=[str(h.id) for h in hits],
         )
+
+
+def bm25_sparse_doc_fn(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:
+    """BM25 document vectors computed by ferrovec's core, as llama-index's
+    ``QdrantVectorStore(enable_hybrid=True, sparse_doc_fn=...)`` takes them (no fastembed, no
+    model download). Pair with :func:`bm25_sparse_query_fn`, and give the collection's sparse
+    vector the IDF modifier (``sparse_config=SparseVectorParams(modifier=Modifier.IDF)``)."""
+    vectors = ferrovec.bm25(list(texts))
+    return [v.indices for v in vectors], [v.values for v in vectors]
+
+
+def bm25_sparse_query_fn(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:
+    """BM25 query vectors (each distinct token weighs 1) for ``sparse_query_fn=...``."""
+    vectors = ferrovec.bm25(list(texts), query=True)
+    return [v.indices for v in vectors], [v.values for v in vectors]

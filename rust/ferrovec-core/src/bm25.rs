@@ -202,6 +202,24 @@ impl Bm25 {
     }
 }
 
+/// `texts` embedded in parallel on the core's pool: as documents, or as queries.
+pub fn embed_all(model: &Bm25, texts: &[String], query: bool) -> Vec<SparseVector> {
+    use rayon::prelude::*;
+    crate::pool::install(|| {
+        texts
+            .par_iter()
+            .with_min_len(64)
+            .map(|t| {
+                if query {
+                    model.query(t)
+                } else {
+                    model.document(t)
+                }
+            })
+            .collect()
+    })
+}
+
 /// A token's index in the sparse vector: Qdrant's (and fastembed's) hash of its bytes.
 fn token_id(token: &str) -> u32 {
     let h = murmur3::murmur3_32(&mut token.as_bytes(), 0).unwrap_or(0);

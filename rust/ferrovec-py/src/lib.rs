@@ -81,6 +81,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(database::get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(collection::_matrix_address, m)?)?;
     m.add_function(wrap_pyfunction!(convert::_as_matrix, m)?)?;
+    m.add_function(wrap_pyfunction!(sparse::bm25, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot::restore_snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot::verify_snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(backup::restore_backup, m)?)?;

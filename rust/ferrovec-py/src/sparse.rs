@@ -252,3 +252,29 @@ fn indices_wide(py: Python<'_>, obj: &Bound<'_, PyAny>, name: &str) -> PyResult<
     obj.extract::<Vec<i64>>()
         .map_err(|_| invalid(py, format!("vector {name:?}: CSR indptr is not integers")))
 }
+
+/// BM25 term weights of `texts` as the core computes them for `Document(text,
+/// model="qdrant/bm25")`: document weights (`query=False`) or a query's (each distinct token
+/// weighs 1; the collection's IDF modifier weighs them at search time). Runs on the core's
+/// threads without the GIL.
+#[pyfunction]
+#[pyo3(signature = (texts, *, query = false, model = "qdrant/bm25", options = None))]
+pub fn bm25(
+    py: Python<'_>,
+    texts: Vec<String>,
+    query: bool,
+    model: &str,
+    options: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Vec<Py<PySparseVector>>> {
+    let options = match options.filter(|o| !o.is_none()) {
+        None => serde_json::Map::new(),
+        Some(o) => match json_value_from_py(py, o, "options")? {
+            serde_json::Value::Object(m) => m,
+            _ => return Err(invalid(py, "bm25 options must be a dict")),
+        },
+    };
+    let model =
+        ferrovec_core::bm25::Bm25::new(model, &options).map_err(|e| crate::errors::to_py(py, e))?;
+    let vectors = py.detach(|| ferrovec_core::bm25::embed_all(&model, &texts, query));
+    vectors.into_iter().map(|v| sparse_to_py(py, v)).collect()
+}
