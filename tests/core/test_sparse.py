@@ -25,7 +25,11 @@ def make(path: Path) -> tuple[ferrovec.Database, ferrovec.Collection]:
         {
             "": rng.standard_normal((3, 3)).astype(np.float32),
             "text": [Document("red apples"), Document("green apples and pears"), None],
-            "raw": [([1, 5], [0.5, 2.0]), {"indices": [5], "values": [1.0]}, SparseVector([2], [1])],
+            "raw": [
+                ([1, 5], [0.5, 2.0]),
+                {"indices": [5], "values": [1.0]},
+                SparseVector([2], [1]),
+            ],
         },
         [{"i": 1}, {"i": 2}, {"i": 3}],
     )
@@ -115,14 +119,17 @@ def test_bad_queries_name_the_problem(tmp_path: Path) -> None:
     cases.append(
         (
             {"prefetch": prefetch, "query": {"formula": {"div": {"left": 1, "right": "z"}}}},
-            "no value for \"z\"",
+            'no value for "z"',
         )
     )
     cases.append(
         (
             {
                 "prefetch": prefetch,
-                "query": {"formula": {"div": {"left": 1, "right": "zero"}}, "defaults": {"zero": 0}},
+                "query": {
+                    "formula": {"div": {"left": 1, "right": "zero"}},
+                    "defaults": {"zero": 0},
+                },
             },
             "division by zero",
         )

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -40,6 +40,8 @@ class QueryRequest(BaseModel):
     query: str = Field(min_length=1)
     top_k: int | None = Field(default=None, ge=1, le=1000)
     filter: dict[str, Any] | None = None
+    # "hybrid", "dense" or "sparse"; default: the RETRIEVAL_MODE setting.
+    mode: Literal["hybrid", "dense", "sparse"] | None = None
 
 
 class TextIn(BaseModel):
@@ -191,7 +193,7 @@ def create_app(
     def query(req: QueryRequest) -> dict[str, Any]:
         lib = backend.get()
         started = time.perf_counter()
-        results = lib.query(req.query, req.top_k, req.filter)
+        results = lib.query(req.query, req.top_k, req.filter, req.mode)
         metrics.search.observe(time.perf_counter() - started)
         return {"results": results}
 

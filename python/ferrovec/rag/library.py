@@ -1,15 +1,22 @@
 """The document library: ingestion (chunk, embed, store) and retrieval over one collection.
 
 Each chunk is a point: id = UUID5 of (source, chunk number), payload = source, title, chunk
-number, text, the chunk's content hash and its file's. Re-ingesting a file whose text has not
-changed does nothing; a changed file's chunks are replaced (the new ones written, then the old
-ones beyond them deleted), and a chunk whose text is already stored keeps its vector instead of
-being embedded again.
+number, text, the chunk's content hash and its file's; vectors = the embedder's (unnamed, "")
+and a BM25 sparse vector ("bm25", IDF modifier) that the core computes from the text.
+Re-ingesting a file whose text has not changed does nothing; a changed file's chunks are
+replaced (the new ones written, then the old ones beyond them deleted), and a chunk whose text
+is already stored keeps its vector instead of being embedded again.
+
+Retrieval is hybrid by default (`RETRIEVAL_MODE`): the dense and the BM25 candidates fused by
+reciprocal rank (or DBSF) in one query of the core. A collection made before hybrid retrieval
+(no "bm25" vector) is searched dense until the next ingest, which rebuilds it with BM25
+vectors (`add_bm25`, resumable if interrupted).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -26,7 +33,12 @@ from ferrovec.rag import chunking, loaders
 from ferrovec.rag.embed import Embedder
 from ferrovec.rag.settings import Settings
 
+log = logging.getLogger("ferrovec.rag")
+
 _NAMESPACE = uuid.UUID("3f1c5e1e-6a4b-4c1e-9d2a-5b7e0f4a9c21")
+SPARSE = "bm25"
+_SPARSE_CONFIG: dict[str, Any] = {SPARSE: {"modifier": "idf"}}
+_INDEXED = ("source", "chunk_hash")
 # Chunks embedded per call: large enough to keep every core busy, small enough for progress.
 EMBED_BATCH = 64
 
@@ -45,6 +57,12 @@ class IngestReport:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def _dense_dim(col: ferrovec.Collection) -> int | None:
+    """The dimension of a collection's unnamed dense vector."""
+    spec = col.vectors.get("")
+    return None if spec is None else int(spec["dim"])
 
 
 def _sha(text: str) -> str:
@@ -70,24 +88,110 @@ class Library:
 
     @property
     def collection(self) -> ferrovec.Collection:
-        """The collection, created on first use (cosine, the embedder's dimension, indexes on
-        the fields ingestion and deletion filter by)."""
+        """The collection, created on first use (cosine, the embedder's dimension, BM25 sparse
+        vectors, indexes on the fields ingestion and deletion filter by)."""
         if self._col is None:
+            self._resume_add_bm25()
             name = self.settings.collection
             if name in self.db.list_collections():
                 col = self.db.collection(name)
-                if col.dim != self.embedder.dim:
+                dim = _dense_dim(col)
+                if dim != self.embedder.dim:
                     raise ferrovec.InvalidInputError(
-                        f"collection {name!r} holds vectors of dimension {col.dim}, but the "
+                        f"collection {name!r} holds vectors of dimension {dim}, but the "
                         f"embedder {self.embedder.name} makes {self.embedder.dim}: use another "
                         "QDRANT_COLLECTION, or the embedder it was built with"
                     )
             else:
-                col = self.db.create_collection(name, self.embedder.dim, "cosine", exist_ok=True)
-            for key in ("source", "chunk_hash"):
+                col = self._create(name)
+            for key in _INDEXED:
                 col.create_payload_index(key, "keyword")  # a no-op when it exists
             self._col = col
         return self._col
+
+    @property
+    def hybrid(self) -> bool:
+        """The collection has BM25 vectors (made since hybrid retrieval, or rebuilt)."""
+        return SPARSE in self.collection.sparse_vectors
+
+    def _create(self, name: str) -> ferrovec.Collection:
+        return self.db.create_collection(
+            name, self.embedder.dim, "cosine", exist_ok=True, sparse=_SPARSE_CONFIG
+        )
+
+    # ----- adding BM25 vectors to a collection made without them ----------------------------
+
+    def _tmp_name(self) -> str:
+        return f"{self.settings.collection}__bm25_rebuild"
+
+    def add_bm25(self, progress: Progress | None = None) -> int:
+        """Rebuild the collection with a BM25 vector for every chunk (computed from its text by
+        the core), keeping ids, payloads and dense vectors; returns the chunks copied. Crash
+        safe: the copy is made in a second collection first, and `collection` finishes an
+        interrupted rebuild (see `_resume_add_bm25`)."""
+        name, tmp = self.settings.collection, self._tmp_name()
+        col = self.collection
+        if SPARSE in col.sparse_vectors:
+            return 0
+        log.info("adding BM25 vectors to collection %r (a rebuild through %r)", name, tmp)
+        if tmp in self.db.list_collections():
+            self.db.drop_collection(tmp)  # an unfinished copy: the original is still whole
+        copied = self._copy(col, self._create(tmp), progress)
+        self._col = None
+        self.db.drop_collection(name)  # from here on the copy is the only, complete one
+        self._resume_add_bm25(progress)
+        return copied
+
+    def _resume_add_bm25(self, progress: Progress | None = None) -> None:
+        """Finish a rebuild: while the temporary copy exists without the original, or with an
+        original that already has BM25 vectors (a half-made final copy), the temporary one is
+        complete and is copied into place; with the original still dense-only, the copy was
+        unfinished and is dropped."""
+        name, tmp = self.settings.collection, self._tmp_name()
+        names = self.db.list_collections()
+        if tmp not in names:
+            return
+        if name in names and SPARSE not in self.db.collection(name).sparse_vectors:
+            self.db.drop_collection(tmp)
+            return
+        if name in names:
+            self.db.drop_collection(name)
+        source = self.db.collection(tmp)
+        target = self._create(name)
+        for key in _INDEXED:
+            target.create_payload_index(key, "keyword")
+        self._copy(source, target, progress)
+        target.flush()
+        self.db.drop_collection(tmp)
+        log.info("collection %r rebuilt with BM25 vectors", name)
+
+    @staticmethod
+    def _copy(
+        source: ferrovec.Collection, target: ferrovec.Collection, progress: Progress | None
+    ) -> int:
+        """Every point of `source` into `target`: dense vector, payload, and the BM25 vector
+        (`source`'s, or one made from the payload's text)."""
+        copied = 0
+        offset = None
+        while True:
+            page, offset = source.scroll(1000, offset, with_vectors=True)
+            if page:
+                dense, sparse = [], []
+                for r in page:
+                    v = r.vector if isinstance(r.vector, dict) else {"": r.vector}
+                    dense.append(np.asarray(v[""], dtype=np.float32))
+                    text = str((r.payload or {}).get("text", ""))
+                    sparse.append(v.get(SPARSE) or ferrovec.Document(text))
+                target.upsert(
+                    [r.id for r in page],
+                    {"": np.stack(dense).astype(np.float32), SPARSE: sparse},
+                    [r.payload for r in page],
+                )
+                copied += len(page)
+                if progress is not None:
+                    progress(len(page))
+            if offset is None:
+                return copied
 
     # ----- ingestion ------------------------------------------------------------------------
 
@@ -114,6 +218,8 @@ class Library:
     def _ingest_one(
         self, doc: loaders.Document, report: IngestReport, progress: Progress | None
     ) -> None:
+        if not self.hybrid:
+            self.add_bm25()  # a re-ingest brings a collection from before hybrid retrieval up
         col = self.collection
         file_hash = _sha(doc.text)
         stored = self._stored(doc.source)
@@ -126,7 +232,9 @@ class Library:
         known = self._known_vectors(hashes)
 
         def write(ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
-            col.upsert(ids, vectors, payloads)
+            # The BM25 vectors are made by the core from the texts, in parallel, as it writes.
+            texts = [ferrovec.Document(p["text"]) for p in payloads]
+            col.upsert(ids, {"": vectors, SPARSE: texts}, payloads)
             report.chunks_written += len(ids)
             if progress is not None:
                 progress(len(ids))
@@ -184,8 +292,9 @@ class Library:
             recs = scroll_all(self.collection, flt, with_payload=["chunk_hash"], with_vectors=True)
             for r in recs:
                 h = (r.payload or {}).get("chunk_hash")
-                if isinstance(h, str) and r.vector is not None:
-                    known[h] = np.asarray(r.vector)
+                v = r.vector.get("") if isinstance(r.vector, dict) else r.vector
+                if isinstance(h, str) and v is not None:
+                    known[h] = np.asarray(v)
         return known
 
     def delete_source(self, source: str) -> int:
@@ -197,16 +306,47 @@ class Library:
     # ----- retrieval ------------------------------------------------------------------------
 
     def query(
-        self, text: str, top_k: int | None = None, filter: dict[str, Any] | None = None
+        self,
+        text: str,
+        top_k: int | None = None,
+        filter: dict[str, Any] | None = None,
+        mode: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The chunks nearest `text`, best first: source, title, chunk, text, score."""
-        vector = self.embedder.embed_queries([text])[0]
-        hits = self.collection.search(
-            vector,
-            top_k or self.settings.top_k,
-            filter=filter,
-            with_payload=["source", "title", "chunk", "text"],
-        )
+        """The chunks that best answer `text`, best first: source, title, chunk, text, score.
+        `mode` (default RETRIEVAL_MODE): "hybrid" fuses the dense and the BM25 candidates,
+        "dense" and "sparse" use one side; a collection without BM25 vectors answers dense."""
+        s = self.settings
+        mode = mode or s.retrieval_mode
+        if mode not in ("hybrid", "dense", "sparse"):
+            raise ferrovec.InvalidInputError(f"mode must be hybrid, dense or sparse, got {mode!r}")
+        k = top_k or s.top_k
+        if mode != "dense" and not self.hybrid:
+            mode = "dense"  # made before hybrid retrieval: the next ingest adds BM25 vectors
+        bm25 = {"text": text, "model": "qdrant/bm25"}
+        request: dict[str, Any] = {
+            "limit": k,
+            "filter": filter,
+            "with_payload": ["source", "title", "chunk", "text"],
+        }
+        if mode == "sparse":
+            request.update(query=bm25, using=SPARSE)
+        else:
+            vector = self.embedder.embed_queries([text])[0].tolist()
+            if mode == "dense":
+                request["query"] = vector
+            else:
+                depth = max(s.prefetch_k, k)
+                fusion: dict[str, Any] = {"fusion": "dbsf"}
+                if s.fusion == "rrf":
+                    fusion = {"rrf": {"weights": list(s.weights)}}
+                request.update(
+                    prefetch=[
+                        {"query": vector, "limit": depth},
+                        {"query": bm25, "using": SPARSE, "limit": depth},
+                    ],
+                    query=fusion,
+                )
+        hits = self.collection.query(request)
         return [{**(h.payload or {}), "score": h.score, "id": h.id} for h in hits]
 
     def sources(self) -> list[str]:

