@@ -211,6 +211,14 @@ def test_unsupported_requests_say_so(client: ferrovec.QdrantClient) -> None:
     # A sparse query for a dense vector is bad input (as in Qdrant), not unsupported.
     with pytest.raises(ValueError, match="sparse"):
         client.query_points("c", query=m.SparseVector(indices=[1], values=[1.0]))
+    with pytest.raises(UnsupportedError, match="TextQuery"):
+        client.query_points("c", query=m.TextQuery(text="hello"))
+    with pytest.raises(UnsupportedError, match=r"SearchParams\.idf"):
+        client.query_points(
+            "c",
+            query=[1, 0, 0, 0],
+            search_params=m.SearchParams(idf=m.IdfCorpusParams(corpus=m.Filter())),
+        )
     # Documents are embedded only by BM25 in the core (no model downloads).
     with pytest.raises(ValueError, match="qdrant/bm25"):
         client.query_points("c", query=m.Document(text="hi", model="BAAI/bge-small-en"))
@@ -381,6 +389,38 @@ def test_points_may_lack_named_vectors(named: ferrovec.QdrantClient) -> None:
             },
         )
     assert not named.collection_exists("h")
+
+
+def test_migrate_sparse_vectors_to_local_mode(tmp_path: Path) -> None:
+    from qdrant_client.migrate import migrate
+
+    src = ferrovec.QdrantClient(path=tmp_path / "db")
+    src.create_collection(
+        "h",
+        vectors_config={"": m.VectorParams(size=2, distance=m.Distance.DOT)},
+        sparse_vectors_config={"s": m.SparseVectorParams(modifier=m.Modifier.IDF)},
+    )
+    src.upsert(
+        "h",
+        [
+            m.PointStruct(
+                id=i, vector={"": [1.0, i], "s": m.SparseVector(indices=[i], values=[1.0])}
+            )
+            for i in range(5)
+        ]
+        + [m.PointStruct(id=9, vector={"s": m.Document(text="quick foxes", model="qdrant/bm25")})],
+    )
+    dest = Reference(":memory:")
+    migrate(src, dest)
+    params = dest.get_collection("h").config.params
+    assert params.sparse_vectors["s"].modifier == m.Modifier.IDF  # type: ignore[index]
+    got = dest.scroll("h", limit=100, with_vectors=True)[0]
+    want = src.scroll("h", limit=100, with_vectors=True)[0]
+    assert [(r.id, r.vector) for r in got] == [(r.id, r.vector) for r in want]
+    q = m.SparseVector(indices=[3], values=[2.0])
+    ours = [(p.id, round(p.score, 4)) for p in src.query_points("h", q, using="s").points]
+    theirs = [(p.id, round(p.score, 4)) for p in dest.query_points("h", q, using="s").points]
+    assert ours == theirs and ours[0][0] == 3
 
 
 def test_migrate_named_vectors_to_local_mode(named: ferrovec.QdrantClient) -> None:

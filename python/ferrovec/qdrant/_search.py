@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ferrovec.errors import InvalidInputError
+from ferrovec.errors import InvalidInputError, UnsupportedError
 from ferrovec.qdrant import convert as cv
 from ferrovec.qdrant._base import _Base, _check_limit, _or_false
 
@@ -77,6 +77,10 @@ class _Search(_Base):
             req["prefetch"] = self._prefetch_json(prefetch)
         if search_params is not None:
             req["params"] = cv.dump(search_params)
+            if req["params"].get("idf") not in (None, "global"):
+                raise UnsupportedError(
+                    "IDF over a filtered corpus (SearchParams.idf) is not supported yet"
+                )
         if lookup_from is not None:
             req["lookup_from"] = self._lookup_json(lookup_from)
         return req

@@ -289,6 +289,9 @@ def query_json(q: Any) -> Any:
         return {"indices": q.indices, "values": q.values}
     if isinstance(q, (list, tuple)) and all(isinstance(x, (int, float)) for x in q):
         return [float(x) for x in q]
+    kind = type(q).__name__
+    if kind in ("TextQuery", "RelevanceFeedbackQuery"):
+        raise UnsupportedError(f"{kind} is not supported yet")
     return _query_ids(dump(q))
 
 

@@ -10,9 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use ferrovec_core::query::universal::QueryRequest;
 use ferrovec_core::{
-    Collection, CollectionConfig, Distance, Filter, IndexKind, PayloadSelector, PointId,
-    SearchParams, StorageOptions, Store,
+    Collection, CollectionConfig, Distance, Filter, IndexKind, Lookups, Matrix, Modifier,
+    PayloadSelector, PointId, SearchParams, SparseInput, SparseSpec, SparseVector, StorageOptions,
+    Store, VectorData, VectorSpec, Vectors,
 };
 
 /// Dimension of the template's vectors (small: files stay a few KiB, executions fast).
@@ -80,8 +82,9 @@ fn work_dir() -> &'static Path {
     })
 }
 
-/// A store with every kind of file: a segment with an HNSW graph, int8 codes, deletions and a
-/// keyword payload index, a second unindexed segment, and log records after the checkpoint.
+/// A store with every kind of file: a segment with an HNSW graph, int8 codes, deletions, a
+/// keyword payload index and sparse vectors with their inverted index, a second unindexed
+/// segment, and log records (sparse ones too) after the checkpoint.
 pub struct Template {
     pub root: PathBuf,
     /// Every file of the store, relative to `root` (not `LOCK` or `SHARED`, which belong to
@@ -92,7 +95,14 @@ pub struct Template {
 impl Template {
     fn build(root: &Path) -> Template {
         let store = Store::open(root, options()).expect("open the template store");
-        let mut config = CollectionConfig::new(DIM as u32, Distance::Cosine).expect("config");
+        let dense = VectorSpec {
+            name: String::new(),
+            dim: DIM as u32,
+            distance: Distance::Cosine,
+        };
+        let mut config =
+            CollectionConfig::with_all(vec![dense], vec![SparseSpec::new("s", Modifier::Idf)])
+                .expect("config");
         config.hnsw.full_scan_threshold = 50;
         let col = store
             .create_collection(COLLECTION, config, false)
@@ -112,8 +122,37 @@ impl Template {
                 .cloned()
             })
             .collect();
-        col.upsert(&ids(0..200), &rng.vectors(200), Some(&payloads))
-            .expect("upsert");
+        let rows = rng.vectors(200);
+        // Most points get a sparse vector (a BM25 document for some), the rest none.
+        let sparse: Vec<Option<SparseInput>> = (0..200u32)
+            .map(|i| match i % 4 {
+                0 => None,
+                1 => Some(SparseInput::Document(ferrovec_core::Document {
+                    text: format!("word{} common running runs", i % 7),
+                    model: "qdrant/bm25".into(),
+                    options: serde_json::Map::new(),
+                })),
+                _ => Some(SparseInput::Vector(SparseVector {
+                    indices: vec![i % 11, 20 + i % 13, 40 + i % 3],
+                    values: vec![0.5, 1.0, (i % 5) as f32],
+                })),
+            })
+            .collect();
+        let vectors = Vectors::Named(vec![
+            (
+                String::new(),
+                VectorData::Dense(Matrix::new(&rows, 200, DIM).expect("matrix")),
+            ),
+            ("s".into(), VectorData::Sparse(sparse)),
+        ]);
+        col.upsert_batch(
+            &ids(0..200),
+            &vectors,
+            Some(&payloads),
+            false,
+            &ferrovec_core::cancel::NEVER,
+        )
+        .expect("upsert");
         col.create_payload_index("k", IndexKind::Keyword)
             .expect("keyword index");
         col.create_payload_index("n", IndexKind::Integer)
@@ -239,8 +278,33 @@ fn use_collection(col: &Collection) -> bool {
         filter: Some(keyword.clone()),
         ..SearchParams::default()
     };
+    let sparse = SearchParams {
+        using: Some("s".into()),
+        ..SearchParams::default()
+    };
+    let sv = SparseVector {
+        indices: vec![1, 21, 41],
+        values: vec![1.0, 0.5, 2.0],
+    };
+    let hybrid = QueryRequest::parse(
+        &serde_json::json!({
+            "prefetch": [
+                {"query": q.to_vec(), "limit": 20},
+                {"query": {"indices": [1, 21, 41], "values": [1.0, 0.5, 2.0]}, "using": "s"},
+                {"query": {"text": "common runs", "model": "qdrant/bm25"}, "using": "s",
+                 "filter": {"must": [{"key": "k", "match": {"value": "v1"}}]}}
+            ],
+            "query": {"fusion": "rrf"},
+            "limit": 10,
+            "with_vector": true,
+        }),
+        true,
+    )
+    .expect("a valid query");
     let results = [
         col.count().is_ok(),
+        col.search_sparse(&sv, &sparse).is_ok(),
+        col.query(&hybrid, &Lookups::new()).is_ok(),
         col.search(&q, &graph).is_ok(),
         col.search(&q, &exact).is_ok(),
         col.search(&q, &filtered).is_ok(),

@@ -132,6 +132,9 @@ pub struct TopK {
     n: usize,
     min_key: f32,
     heap: BinaryHeap<Reverse<Cand>>,
+    /// A key below this cannot enter (the worst kept, once full): most candidates of a long
+    /// scan stop at this one comparison.
+    bar: f32,
 }
 
 impl TopK {
@@ -140,12 +143,13 @@ impl TopK {
             n,
             min_key,
             heap: BinaryHeap::with_capacity(n + 1),
+            bar: min_key,
         }
     }
 
-    /// The key a new candidate must beat to enter.
+    /// The key a new candidate must reach to enter (equal keys enter by location).
     #[inline]
-    fn floor(&self) -> f32 {
+    pub fn floor(&self) -> f32 {
         if self.heap.len() < self.n {
             self.min_key
         } else {
@@ -155,7 +159,7 @@ impl TopK {
 
     #[inline]
     pub fn push(&mut self, c: Cand) {
-        if self.n == 0 || c.key.is_nan() || c.key < self.min_key {
+        if c.key.is_nan() || c.key < self.bar || self.n == 0 {
             return;
         }
         if self.heap.len() < self.n {
@@ -163,6 +167,11 @@ impl TopK {
         } else if let Some(mut worst) = self.heap.peek_mut() {
             if c > worst.0 {
                 *worst = Reverse(c);
+            }
+        }
+        if self.heap.len() == self.n {
+            if let Some(w) = self.heap.peek() {
+                self.bar = w.0.key;
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Search over a sparse vector: exact dot products. A sealed segment is searched through its
-//! inverted index, or, when a filter leaves fewer rows than the query's posting lists hold,
-//! by scoring each matching row's vector; frozen and appendable rows are scanned. As in
-//! Qdrant, a point scores only if it shares a dimension with the query.
+//! inverted index (pruned by score bounds when no weight is negative: `SparseFiles::top`), or,
+//! when a filter leaves fewer rows than the query's posting lists hold, by scoring each
+//! matching row's vector; frozen and appendable rows are scanned. As in Qdrant, a point
+//! scores only if it shares a dimension with the query.
 
 use super::search::{Cand, TopK};
 use super::state::{State, MEM};
@@ -9,6 +10,27 @@ use crate::error::Result;
 use crate::filter::rowset::RowSet;
 use crate::filter::Filter;
 use crate::point::SparseVector;
+use crate::segment::sparse::Sink;
+
+/// The shared best candidates, as a segment's pruned search fills them.
+struct Into<'a> {
+    top: &'a mut TopK,
+    source: u32,
+}
+
+impl Sink for Into<'_> {
+    fn floor(&self) -> f32 {
+        self.top.floor()
+    }
+
+    fn push(&mut self, row: u32, key: f32) {
+        self.top.push(Cand {
+            key,
+            source: self.source,
+            row,
+        })
+    }
+}
 
 impl State {
     /// The best `n` candidates (key = dot product, at least `min_key`) for `q` against sparse
@@ -32,12 +54,9 @@ impl State {
             if allowed.as_ref().is_some_and(|a| a.count() == 0) {
                 continue;
             }
-            let mut push = |row: u32, key: f32| {
-                top.push(Cand {
-                    key,
-                    source: src,
-                    row,
-                })
+            let mut sink = Into {
+                top: &mut top,
+                source: src,
             };
             let files = s.segment().and_then(|seg| seg.sparse(k));
             match (files, &allowed) {
@@ -47,15 +66,19 @@ impl State {
                         a.count().saturating_mul(files.mean_nnz() + q.len()) > files.postings_of(q)
                     }) =>
                 {
-                    files.score(q, |r, key| {
-                        let ok = match a {
-                            Some(a) => a.contains(r as usize),
-                            None => !s.deleted.get(r as usize),
-                        };
-                        if ok {
-                            push(r, key);
-                        }
-                    })?;
+                    let none_deleted = s.deleted.count_ones() == 0;
+                    let accept = |r: u32| match a {
+                        Some(a) => a.contains(r as usize),
+                        None => none_deleted || !s.deleted.get(r as usize),
+                    };
+                    // Pruned where every weight and value is non-negative, else scored whole.
+                    if !files.top(q, &accept, &mut sink)? {
+                        files.score(q, |r, key| {
+                            if accept(r) {
+                                sink.push(r, key);
+                            }
+                        })?;
+                    }
                 }
                 _ => {
                     let rows: Box<dyn Iterator<Item = usize>> = match &allowed {
@@ -64,7 +87,7 @@ impl State {
                     };
                     for r in rows {
                         if let Some(key) = s.sparse(k, r)?.and_then(|v| v.dot(q)) {
-                            push(r as u32, key);
+                            sink.push(r as u32, key);
                         }
                     }
                 }

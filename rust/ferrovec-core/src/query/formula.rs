@@ -35,19 +35,13 @@ pub enum Expr {
     Sum(Vec<Expr>),
     Max(Vec<Expr>),
     Min(Vec<Expr>),
-    Neg(Box<Expr>),
-    Abs(Box<Expr>),
+    Unary(Unary, Box<Expr>),
     Div {
         left: Box<Expr>,
         right: Box<Expr>,
         by_zero: Option<f64>,
     },
-    Sqrt(Box<Expr>),
     Pow(Box<Expr>, Box<Expr>),
-    Exp(Box<Expr>),
-    Log10(Box<Expr>),
-    Ln(Box<Expr>),
-    Acosh(Box<Expr>),
     /// Metres from (lat, lon) to the geo point at the key.
     GeoDistance {
         lat: f64,
@@ -59,6 +53,50 @@ pub enum Expr {
     Datetime(f64),
     DatetimeKey(String, Path),
     Decay(DecayKind, Box<Decay>),
+}
+
+/// A function of one value; a result that is not a finite number is an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unary {
+    Neg,
+    Abs,
+    Sqrt,
+    Exp,
+    Log10,
+    Ln,
+    Acosh,
+}
+
+impl Unary {
+    fn named(name: &str) -> Option<Unary> {
+        Some(match name {
+            "neg" => Unary::Neg,
+            "abs" => Unary::Abs,
+            "sqrt" => Unary::Sqrt,
+            "exp" => Unary::Exp,
+            "log10" => Unary::Log10,
+            "ln" => Unary::Ln,
+            "acosh" => Unary::Acosh,
+            _ => return None,
+        })
+    }
+
+    fn apply(self, v: f64) -> Result<f64> {
+        let (r, name) = match self {
+            Unary::Neg => return Ok(-v),
+            Unary::Abs => return Ok(v.abs()),
+            Unary::Sqrt => (if v < 0.0 { f64::NAN } else { v.sqrt() }, "sqrt"),
+            Unary::Exp => (v.exp(), "exp"),
+            Unary::Log10 => (if v <= 0.0 { f64::NAN } else { v.log10() }, "log10"),
+            Unary::Ln => (if v <= 0.0 { f64::NAN } else { v.ln() }, "ln"),
+            Unary::Acosh => (if v < 1.0 { f64::NAN } else { v.acosh() }, "acosh"),
+        };
+        if r.is_finite() {
+            Ok(r)
+        } else {
+            Err(non_finite(format!("{name}({v})")))
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,39 +175,6 @@ impl Formula {
             defaults,
         })
     }
-
-    /// The highest `$score[i]` the formula reads, if any.
-    pub fn max_score_index(&self) -> Option<usize> {
-        fn walk(e: &Expr, m: &mut Option<usize>) {
-            match e {
-                Expr::Score(i) => *m = Some(m.map_or(*i, |x| x.max(*i))),
-                Expr::Mult(v) | Expr::Sum(v) | Expr::Max(v) | Expr::Min(v) => {
-                    v.iter().for_each(|e| walk(e, m))
-                }
-                Expr::Neg(e)
-                | Expr::Abs(e)
-                | Expr::Sqrt(e)
-                | Expr::Exp(e)
-                | Expr::Log10(e)
-                | Expr::Ln(e)
-                | Expr::Acosh(e) => walk(e, m),
-                Expr::Div { left, right, .. } | Expr::Pow(left, right) => {
-                    walk(left, m);
-                    walk(right, m)
-                }
-                Expr::Decay(_, d) => {
-                    walk(&d.x, m);
-                    if let Some(t) = &d.target {
-                        walk(t, m)
-                    }
-                }
-                _ => {}
-            }
-        }
-        let mut m = None;
-        walk(&self.expr, &mut m);
-        m
-    }
 }
 
 impl Expr {
@@ -214,13 +219,10 @@ impl Expr {
                     Expr::Min(items)
                 }
             }
-            "neg" => Expr::Neg(boxed(body, name)?),
-            "abs" => Expr::Abs(boxed(body, name)?),
-            "sqrt" => Expr::Sqrt(boxed(body, name)?),
-            "exp" => Expr::Exp(boxed(body, name)?),
-            "log10" => Expr::Log10(boxed(body, name)?),
-            "ln" => Expr::Ln(boxed(body, name)?),
-            "acosh" => Expr::Acosh(boxed(body, name)?),
+            _ if Unary::named(name).is_some() => {
+                let op = Unary::named(name).ok_or_else(|| Error::internal("unary op"))?;
+                Expr::Unary(op, boxed(body, name)?)
+            }
             "div" => {
                 let at = format!("{at}.div");
                 let get = |k: &str| {
@@ -288,55 +290,33 @@ impl Expr {
                     .ok_or_else(|| bad(at, "datetime_key must name a payload key"))?;
                 Expr::DatetimeKey(key.to_string(), Path::parse(key, at)?)
             }
-            "lin_decay" | "exp_decay" | "gauss_decay" => {
-                let kind = match name {
-                    "lin_decay" => DecayKind::Lin,
-                    "exp_decay" => DecayKind::Exp,
-                    _ => DecayKind::Gauss,
-                };
-                let at = format!("{at}.{name}");
-                let x = body
-                    .get("x")
-                    .filter(|v| !v.is_null())
-                    .ok_or_else(|| bad(&at, "missing \"x\""))?;
-                let opt = |k: &str| -> Result<Option<f64>> {
-                    match body.get(k) {
-                        None | Some(Value::Null) => Ok(None),
-                        Some(v) => number(v, &format!("{at}.{k}")).map(Some),
-                    }
-                };
-                let midpoint = opt("midpoint")?.unwrap_or(DEFAULT_MIDPOINT);
-                let scale = opt("scale")?.unwrap_or(DEFAULT_SCALE);
-                if kind == DecayKind::Lin {
-                    if !(0.0..=1.0).contains(&midpoint) {
-                        return Err(bad(
-                            &at,
-                            format!("linear decay midpoint must be in [0, 1], got {midpoint}"),
-                        ));
-                    }
-                } else if midpoint <= 0.0 || midpoint >= 1.0 {
-                    return Err(bad(
-                        &at,
-                        format!("decay midpoint must be in (0, 1), got {midpoint}"),
-                    ));
-                }
-                if scale <= 0.0 {
-                    return Err(bad(&at, format!("scale must be positive, got {scale}")));
-                }
-                let target = match body.get("target") {
-                    None | Some(Value::Null) => None,
-                    Some(t) => Some(Expr::parse(t, &format!("{at}.target"), depth + 1)?),
-                };
-                Expr::Decay(
-                    kind,
-                    Box::new(Decay {
-                        x: Expr::parse(x, &format!("{at}.x"), depth + 1)?,
-                        target,
-                        midpoint,
-                        scale,
-                    }),
-                )
-            }
+            "lin_decay" => Expr::Decay(
+                DecayKind::Lin,
+                Box::new(Decay::parse(
+                    body,
+                    DecayKind::Lin,
+                    &format!("{at}.{name}"),
+                    depth,
+                )?),
+            ),
+            "exp_decay" => Expr::Decay(
+                DecayKind::Exp,
+                Box::new(Decay::parse(
+                    body,
+                    DecayKind::Exp,
+                    &format!("{at}.{name}"),
+                    depth,
+                )?),
+            ),
+            "gauss_decay" => Expr::Decay(
+                DecayKind::Gauss,
+                Box::new(Decay::parse(
+                    body,
+                    DecayKind::Gauss,
+                    &format!("{at}.{name}"),
+                    depth,
+                )?),
+            ),
             _ if field("key").is_some()
                 || [
                     "is_empty",
@@ -356,6 +336,67 @@ impl Expr {
             other => return Err(bad(at, format!("unknown expression {other:?}"))),
         };
         Ok(e)
+    }
+}
+
+impl Decay {
+    fn parse(body: &Value, kind: DecayKind, at: &str, depth: usize) -> Result<Decay> {
+        let x = body
+            .get("x")
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| bad(at, "missing \"x\""))?;
+        let opt = |k: &str| -> Result<Option<f64>> {
+            match body.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => number(v, &format!("{at}.{k}")).map(Some),
+            }
+        };
+        let midpoint = opt("midpoint")?.unwrap_or(DEFAULT_MIDPOINT);
+        let scale = opt("scale")?.unwrap_or(DEFAULT_SCALE);
+        if kind == DecayKind::Lin {
+            if !(0.0..=1.0).contains(&midpoint) {
+                return Err(bad(
+                    at,
+                    format!("linear decay midpoint must be in [0, 1], got {midpoint}"),
+                ));
+            }
+        } else if midpoint <= 0.0 || midpoint >= 1.0 {
+            return Err(bad(
+                at,
+                format!("decay midpoint must be in (0, 1), got {midpoint}"),
+            ));
+        }
+        if scale <= 0.0 {
+            return Err(bad(at, format!("scale must be positive, got {scale}")));
+        }
+        let target = match body.get("target") {
+            None | Some(Value::Null) => None,
+            Some(t) => Some(Expr::parse(t, &format!("{at}.target"), depth + 1)?),
+        };
+        Ok(Decay {
+            x: Expr::parse(x, &format!("{at}.x"), depth + 1)?,
+            target,
+            midpoint,
+            scale,
+        })
+    }
+
+    /// The decay of `x` from `target`: 1 at the target, `midpoint` at `scale` from it.
+    fn apply(&self, kind: DecayKind, x: f64, target: f64) -> f64 {
+        match kind {
+            DecayKind::Lin => {
+                let lambda = (1.0 - self.midpoint) / self.scale;
+                (1.0 - lambda * (x - target).abs()).max(0.0)
+            }
+            DecayKind::Exp => {
+                let lambda = self.midpoint.ln() / self.scale;
+                (lambda * (x - target).abs()).exp()
+            }
+            DecayKind::Gauss => {
+                let lambda = self.midpoint.ln() / (self.scale * self.scale);
+                (lambda * (x - target) * (x - target)).exp()
+            }
+        }
     }
 }
 
@@ -468,8 +509,7 @@ impl Formula {
                 }
                 m
             }
-            Expr::Neg(x) => -self.eval(x, p)?,
-            Expr::Abs(x) => self.eval(x, p)?.abs(),
+            Expr::Unary(op, x) => op.apply(self.eval(x, p)?)?,
             Expr::Div {
                 left,
                 right,
@@ -494,47 +534,11 @@ impl Formula {
                 }
                 q
             }
-            Expr::Sqrt(x) => {
-                let v = self.eval(x, p)?;
-                if v < 0.0 {
-                    return Err(non_finite(format!("√{v}")));
-                }
-                v.sqrt()
-            }
             Expr::Pow(b, x) => {
                 let (b, x) = (self.eval(b, p)?, self.eval(x, p)?);
                 let r = b.powf(x);
                 if !r.is_finite() {
                     return Err(non_finite(format!("{b}^{x}")));
-                }
-                r
-            }
-            Expr::Exp(x) => {
-                let v = self.eval(x, p)?;
-                let r = v.exp();
-                if !r.is_finite() {
-                    return Err(non_finite(format!("exp({v})")));
-                }
-                r
-            }
-            Expr::Log10(x) | Expr::Ln(x) => {
-                let v = self.eval(x, p)?;
-                let ln = matches!(e, Expr::Ln(_));
-                if v <= 0.0 || !v.is_finite() {
-                    let f = if ln { "ln" } else { "log10" };
-                    return Err(non_finite(format!("{f}({v})")));
-                }
-                if ln {
-                    v.ln()
-                } else {
-                    v.log10()
-                }
-            }
-            Expr::Acosh(x) => {
-                let v = self.eval(x, p)?;
-                let r = v.acosh();
-                if v < 1.0 || !r.is_finite() {
-                    return Err(non_finite(format!("acosh({v})")));
                 }
                 r
             }
@@ -570,20 +574,7 @@ impl Formula {
                     Some(t) => self.eval(t, p)?,
                     None => 0.0,
                 };
-                match kind {
-                    DecayKind::Lin => {
-                        let lambda = (1.0 - d.midpoint) / d.scale;
-                        (1.0 - lambda * (x - target).abs()).max(0.0)
-                    }
-                    DecayKind::Exp => {
-                        let lambda = d.midpoint.ln() / d.scale;
-                        (lambda * (x - target).abs()).exp()
-                    }
-                    DecayKind::Gauss => {
-                        let lambda = d.midpoint.ln() / (d.scale * d.scale);
-                        (lambda * (x - target) * (x - target)).exp()
-                    }
-                }
+                d.apply(*kind, x, target)
             }
         })
     }

@@ -191,6 +191,135 @@ fn pairs(v: &Value, at: &str) -> Result<Vec<(VectorInput, VectorInput)>> {
     }
 }
 
+fn mmr(x: &Value, at: &str) -> Result<Mmr> {
+    let mm = object(x, at)?;
+    let diversity = match get(mm, "diversity") {
+        None => 0.5,
+        Some(d) => d
+            .as_f64()
+            .filter(|d| (0.0..=1.0).contains(d))
+            .ok_or_else(|| {
+                bad(
+                    &format!("{at}.diversity"),
+                    format!("must be between 0 and 1, got {d}"),
+                )
+            })?,
+    };
+    let candidates = match get(mm, "candidates_limit") {
+        None => None,
+        Some(c) => {
+            let c = count(c, &format!("{at}.candidates_limit"))?;
+            if c > MAX_MMR_CANDIDATES {
+                return Err(bad(
+                    &format!("{at}.candidates_limit"),
+                    format!("{c} is more than {MAX_MMR_CANDIDATES}"),
+                ));
+            }
+            Some(c)
+        }
+    };
+    Ok(Mmr {
+        diversity,
+        candidates,
+    })
+}
+
+fn recommend(body: &Value, at: &str) -> Result<Query> {
+    let r = object(body, at)?;
+    let strategy = match get(r, "strategy").map(|s| s.as_str()) {
+        None | Some(Some("average_vector")) => RecommendStrategy::AverageVector,
+        Some(Some("best_score")) => RecommendStrategy::BestScore,
+        Some(Some("sum_scores")) => RecommendStrategy::SumScores,
+        Some(_) => {
+            return Err(bad(
+                &format!("{at}.strategy"),
+                "must be average_vector, best_score or sum_scores",
+            ))
+        }
+    };
+    let positive = examples(get(r, "positive"), &format!("{at}.positive"))?;
+    let negative = examples(get(r, "negative"), &format!("{at}.negative"))?;
+    if strategy == RecommendStrategy::AverageVector && positive.is_empty() {
+        return Err(bad(
+            at,
+            "the average_vector strategy needs a positive example",
+        ));
+    }
+    if positive.is_empty() && negative.is_empty() {
+        return Err(bad(at, "no positive or negative examples given"));
+    }
+    Ok(Query::Recommend {
+        positive,
+        negative,
+        strategy,
+    })
+}
+
+fn discover(body: &Value, at: &str) -> Result<Query> {
+    let d = object(body, at)?;
+    let target = get(d, "target")
+        .ok_or_else(|| bad(at, "discover needs a target"))
+        .and_then(|t| vector_input(t, &format!("{at}.target")))?;
+    let context = match get(d, "context") {
+        None => Vec::new(),
+        Some(c) => pairs(c, &format!("{at}.context"))?,
+    };
+    Ok(Query::Discover { target, context })
+}
+
+fn order_by(body: &Value, at: &str) -> Result<Query> {
+    if let Value::String(key) = body {
+        return Ok(Query::OrderBy {
+            key: key.clone(),
+            direction: Direction::Asc,
+            start_from: None,
+        });
+    }
+    let o = object(body, at)?;
+    let key = get(o, "key")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad(at, "order_by needs a \"key\""))?;
+    let direction = match get(o, "direction").map(|d| d.as_str()) {
+        None | Some(Some("asc")) => Direction::Asc,
+        Some(Some("desc")) => Direction::Desc,
+        Some(_) => return Err(bad(&format!("{at}.direction"), "must be asc or desc")),
+    };
+    Ok(Query::OrderBy {
+        key: key.to_string(),
+        direction,
+        start_from: get(o, "start_from").cloned(),
+    })
+}
+
+fn rrf(body: &Value, at: &str) -> Result<Query> {
+    let r = object(body, at)?;
+    let k = match get(r, "k") {
+        None => DEFAULT_RRF_K,
+        Some(k) => {
+            let k = count(k, &format!("{at}.k"))?;
+            if k < 1 {
+                return Err(bad(&format!("{at}.k"), "must be 1 or larger"));
+            }
+            k
+        }
+    };
+    let weights = match get(r, "weights") {
+        None => None,
+        Some(w) => Some(
+            w.as_array()
+                .ok_or_else(|| bad(&format!("{at}.weights"), "expected a list of numbers"))?
+                .iter()
+                .map(|x| {
+                    x.as_f64().filter(|f| f.is_finite()).ok_or_else(|| {
+                        bad(&format!("{at}.weights"), format!("{x} is not a number"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
+    };
+    Ok(Query::Fusion(Fusion::Rrf { k, weights }))
+}
+
 fn query(v: &Value, at: &str) -> Result<Option<Query>> {
     let m = match v {
         Value::Null => return Ok(None),
@@ -214,118 +343,18 @@ fn query(v: &Value, at: &str) -> Result<Option<Query>> {
         .ok_or_else(|| bad(at, "empty query"))?;
     let here = format!("{at}.{name}");
     let q = match name.as_str() {
-        "nearest" => {
-            let mmr = match get(m, "mmr") {
-                None => None,
-                Some(x) => {
-                    let mm = object(x, &format!("{at}.mmr"))?;
-                    let diversity = match get(mm, "diversity") {
-                        None => 0.5,
-                        Some(d) => {
-                            d.as_f64()
-                                .filter(|d| (0.0..=1.0).contains(d))
-                                .ok_or_else(|| {
-                                    bad(
-                                        &format!("{at}.mmr.diversity"),
-                                        format!("must be between 0 and 1, got {d}"),
-                                    )
-                                })?
-                        }
-                    };
-                    let candidates = match get(mm, "candidates_limit") {
-                        None => None,
-                        Some(c) => {
-                            let c = count(c, &format!("{at}.mmr.candidates_limit"))?;
-                            if c > MAX_MMR_CANDIDATES {
-                                return Err(bad(
-                                    &format!("{at}.mmr.candidates_limit"),
-                                    format!("{c} is more than {MAX_MMR_CANDIDATES}"),
-                                ));
-                            }
-                            Some(c)
-                        }
-                    };
-                    Some(Mmr {
-                        diversity,
-                        candidates,
-                    })
-                }
-            };
-            Query::Nearest {
-                vector: vector_input(body, &here)?,
-                mmr,
-            }
-        }
-        "recommend" => {
-            let r = object(body, &here)?;
-            let strategy = match get(r, "strategy").map(|s| s.as_str()) {
-                None | Some(Some("average_vector")) => RecommendStrategy::AverageVector,
-                Some(Some("best_score")) => RecommendStrategy::BestScore,
-                Some(Some("sum_scores")) => RecommendStrategy::SumScores,
-                Some(_) => {
-                    return Err(bad(
-                        &format!("{here}.strategy"),
-                        "must be average_vector, best_score or sum_scores",
-                    ))
-                }
-            };
-            let positive = examples(get(r, "positive"), &format!("{here}.positive"))?;
-            let negative = examples(get(r, "negative"), &format!("{here}.negative"))?;
-            if strategy == RecommendStrategy::AverageVector && positive.is_empty() {
-                return Err(bad(
-                    &here,
-                    "the average_vector strategy needs a positive example",
-                ));
-            }
-            if positive.is_empty() && negative.is_empty() {
-                return Err(bad(&here, "no positive or negative examples given"));
-            }
-            Query::Recommend {
-                positive,
-                negative,
-                strategy,
-            }
-        }
-        "discover" => {
-            let d = object(body, &here)?;
-            let target = get(d, "target")
-                .ok_or_else(|| bad(&here, "discover needs a target"))
-                .and_then(|t| vector_input(t, &format!("{here}.target")))?;
-            let context = match get(d, "context") {
-                None => Vec::new(),
-                Some(c) => pairs(c, &format!("{here}.context"))?,
-            };
-            Query::Discover { target, context }
-        }
-        "context" => {
-            let pairs = pairs(body, &here)?;
-            Query::Context { pairs }
-        }
-        "order_by" => match body {
-            Value::String(key) => Query::OrderBy {
-                key: key.clone(),
-                direction: Direction::Asc,
-                start_from: None,
-            },
-            _ => {
-                let o = object(body, &here)?;
-                let key = get(o, "key")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| bad(&here, "order_by needs a \"key\""))?;
-                let direction = match get(o, "direction").map(|d| d.as_str()) {
-                    None | Some(Some("asc")) => Direction::Asc,
-                    Some(Some("desc")) => Direction::Desc,
-                    Some(_) => {
-                        return Err(bad(&format!("{here}.direction"), "must be asc or desc"))
-                    }
-                };
-                Query::OrderBy {
-                    key: key.to_string(),
-                    direction,
-                    start_from: get(o, "start_from").cloned(),
-                }
-            }
+        "nearest" => Query::Nearest {
+            vector: vector_input(body, &here)?,
+            mmr: get(m, "mmr")
+                .map(|x| mmr(x, &format!("{at}.mmr")))
+                .transpose()?,
         },
+        "recommend" => recommend(body, &here)?,
+        "discover" => discover(body, &here)?,
+        "context" => Query::Context {
+            pairs: pairs(body, &here)?,
+        },
+        "order_by" => order_by(body, &here)?,
         "fusion" => match body.as_str() {
             Some("rrf") => Query::Fusion(Fusion::Rrf {
                 k: DEFAULT_RRF_K,
@@ -334,36 +363,7 @@ fn query(v: &Value, at: &str) -> Result<Option<Query>> {
             Some("dbsf") => Query::Fusion(Fusion::Dbsf),
             _ => return Err(bad(&here, format!("unknown fusion {body} (rrf or dbsf)"))),
         },
-        "rrf" => {
-            let r = object(body, &here)?;
-            let k = match get(r, "k") {
-                None => DEFAULT_RRF_K,
-                Some(k) => {
-                    let k = count(k, &format!("{here}.k"))?;
-                    if k < 1 {
-                        return Err(bad(&format!("{here}.k"), "must be 1 or larger"));
-                    }
-                    k
-                }
-            };
-            let weights = match get(r, "weights") {
-                None => None,
-                Some(w) => Some(
-                    w.as_array()
-                        .ok_or_else(|| {
-                            bad(&format!("{here}.weights"), "expected a list of numbers")
-                        })?
-                        .iter()
-                        .map(|x| {
-                            x.as_f64().filter(|f| f.is_finite()).ok_or_else(|| {
-                                bad(&format!("{here}.weights"), format!("{x} is not a number"))
-                            })
-                        })
-                        .collect::<Result<Vec<_>>>()?,
-                ),
-            };
-            Query::Fusion(Fusion::Rrf { k, weights })
-        }
+        "rrf" => rrf(body, &here)?,
         "formula" => Query::Formula(Formula::parse(body, m.get("defaults"), at)?),
         "sample" => match body.as_str() {
             Some("random") => Query::Sample,
@@ -380,6 +380,57 @@ fn query(v: &Value, at: &str) -> Result<Option<Query>> {
         }
     };
     Ok(Some(q))
+}
+
+/// Qdrant's own checks of a stage's shape.
+fn check_shape(
+    prefetch: &[Stage],
+    query: Option<&Query>,
+    using: bool,
+    threshold: bool,
+    at: &str,
+) -> Result<()> {
+    if !prefetch.is_empty() && query.is_none() {
+        return Err(bad(at, "a query is needed to merge the prefetches"));
+    }
+    if threshold {
+        match query {
+            None => return Err(bad(at, "a query is needed to use score_threshold")),
+            Some(Query::OrderBy { .. }) => {
+                return Err(bad(
+                    at,
+                    "score_threshold cannot be used with an order_by query",
+                ))
+            }
+            _ => {}
+        }
+    }
+    if matches!(query, Some(Query::Fusion(_))) && using {
+        return Err(bad(at, "a fusion query cannot be combined with \"using\""));
+    }
+    if let Some(Query::Fusion(Fusion::Rrf {
+        weights: Some(w), ..
+    })) = query
+    {
+        if w.len() != prefetch.len() {
+            return Err(bad(
+                at,
+                format!("{} RRF weights for {} prefetches", w.len(), prefetch.len()),
+            ));
+        }
+    }
+    if let Some(Query::Formula(_)) = query {
+        if prefetch.is_empty() {
+            return Err(bad(at, "a formula re-scores prefetches: give at least one"));
+        }
+    }
+    if matches!(query, Some(Query::Fusion(_))) && prefetch.is_empty() {
+        return Err(bad(
+            at,
+            "a fusion query fuses prefetches: give at least one",
+        ));
+    }
+    Ok(())
 }
 
 fn stage(m: &Map<String, Value>, at: &str, depth: usize, outer: bool) -> Result<Stage> {
@@ -481,47 +532,13 @@ fn stage(m: &Map<String, Value>, at: &str, depth: usize, outer: bool) -> Result<
             })
         }
     };
-    // Qdrant's own checks of a query's shape.
-    if !prefetch.is_empty() && query.is_none() {
-        return Err(bad(at, "a query is needed to merge the prefetches"));
-    }
-    if score_threshold.is_some() {
-        match &query {
-            None => return Err(bad(at, "a query is needed to use score_threshold")),
-            Some(Query::OrderBy { .. }) => {
-                return Err(bad(
-                    at,
-                    "score_threshold cannot be used with an order_by query",
-                ))
-            }
-            _ => {}
-        }
-    }
-    if matches!(query, Some(Query::Fusion(_))) && using.is_some() {
-        return Err(bad(at, "a fusion query cannot be combined with \"using\""));
-    }
-    if let Some(Query::Fusion(Fusion::Rrf {
-        weights: Some(w), ..
-    })) = &query
-    {
-        if w.len() != prefetch.len() {
-            return Err(bad(
-                at,
-                format!("{} RRF weights for {} prefetches", w.len(), prefetch.len()),
-            ));
-        }
-    }
-    if let Some(Query::Formula(_)) = &query {
-        if prefetch.is_empty() {
-            return Err(bad(at, "a formula re-scores prefetches: give at least one"));
-        }
-    }
-    if matches!(query, Some(Query::Fusion(_))) && prefetch.is_empty() {
-        return Err(bad(
-            at,
-            "a fusion query fuses prefetches: give at least one",
-        ));
-    }
+    check_shape(
+        &prefetch,
+        query.as_ref(),
+        using.is_some(),
+        score_threshold.is_some(),
+        at,
+    )?;
     Ok(Stage {
         prefetch,
         query,

@@ -13,6 +13,7 @@
 
 use std::cell::RefCell;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use super::Bitmap;
 use crate::error::{Error, Result};
@@ -125,6 +126,25 @@ pub struct SparseFiles {
     post_rows_at: usize,
     post_values_at: usize,
     postings: usize,
+    /// Per dimension (in `dims` order), the least and the greatest value of its postings:
+    /// bounds for pruning, computed on the first search that needs them.
+    ranges: OnceLock<Vec<(f32, f32)>>,
+}
+
+/// Where a pruned search puts what it finds: the best candidates so far, and the score a
+/// candidate must reach to enter them.
+pub trait Sink {
+    fn floor(&self) -> f32;
+    fn push(&mut self, row: u32, score: f32);
+}
+
+/// One dimension of a query in a segment: its postings (a cursor into them), its weight, and
+/// the most it can add to a score.
+struct Term {
+    next: usize,
+    end: usize,
+    weight: f32,
+    most: f32,
 }
 
 impl SparseFiles {
@@ -191,6 +211,7 @@ impl SparseFiles {
             post_rows_at: dim_offsets_at + 8 * (dims + 1),
             post_values_at: dim_offsets_at + 8 * (dims + 1) + 4 * postings,
             postings,
+            ranges: OnceLock::new(),
         };
         // Casts of the parts must succeed (alignment): try each once now.
         files.u64s(&files.vectors, files.offsets_at, rows + 1, &vpath)?;
@@ -277,6 +298,111 @@ impl SparseFiles {
         Ok(())
     }
 
+    fn ranges(&self) -> Result<&[(f32, f32)]> {
+        if let Some(r) = self.ranges.get() {
+            return Ok(r);
+        }
+        let p = Path::new("sparse index");
+        let offs = self.u64s(&self.index, self.dim_offsets_at, self.dims + 1, p)?;
+        let values = self.f32s(&self.index, self.post_values_at, self.postings, p)?;
+        let ranges = (0..self.dims)
+            .map(|i| {
+                let (s, e) = (offs[i] as usize, (offs[i + 1] as usize).min(self.postings));
+                values[s.min(e)..e]
+                    .iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                        (lo.min(v), hi.max(v))
+                    })
+            })
+            .collect();
+        Ok(self.ranges.get_or_init(|| ranges))
+    }
+
+    /// The best rows for `q` into `sink`, pruned (MaxScore, document at a time): the posting
+    /// lists are merged by row, and once the sink's floor exceeds what the terms of smallest
+    /// bound could add together, rows only they reach are skipped, and they are probed (by a
+    /// galloping search) only for rows the other terms make promising. Exact: a row is skipped
+    /// only when its best possible score is below the floor. Returns false, searching
+    /// nothing, when a weight or value involved is negative (bounds would not hold); BM25's
+    /// never are.
+    pub fn top(
+        &self,
+        q: &SparseVector,
+        accept: &dyn Fn(u32) -> bool,
+        sink: &mut dyn Sink,
+    ) -> Result<bool> {
+        let p = Path::new("sparse index");
+        let dims = self.u32s(&self.index, self.dims_at, self.dims, p)?;
+        let offs = self.u64s(&self.index, self.dim_offsets_at, self.dims + 1, p)?;
+        let rows = self.u32s(&self.index, self.post_rows_at, self.postings, p)?;
+        let values = self.f32s(&self.index, self.post_values_at, self.postings, p)?;
+        let ranges = self.ranges()?;
+        let mut terms: Vec<Term> = Vec::with_capacity(q.len());
+        for (&d, &w) in q.indices.iter().zip(&q.values) {
+            let Ok(i) = dims.binary_search(&d) else {
+                continue;
+            };
+            let (lo, hi) = ranges[i];
+            if w < 0.0 || lo < 0.0 {
+                return Ok(false);
+            }
+            let (s, e) = (offs[i] as usize, (offs[i + 1] as usize).min(self.postings));
+            terms.push(Term {
+                next: s.min(e),
+                end: e,
+                weight: w,
+                most: w * hi,
+            });
+        }
+        // Smallest bound first; bound[i]: what terms 0..=i can add together, at most.
+        terms.sort_by(|a, b| a.most.total_cmp(&b.most));
+        let bound: Vec<f32> = terms
+            .iter()
+            .scan(0.0f32, |sum, t| {
+                *sum += t.most;
+                Some(*sum)
+            })
+            .collect();
+        // Terms before `essential` cannot lift a row above the floor on their own.
+        let mut essential = 0;
+        loop {
+            let floor = sink.floor();
+            while essential < terms.len() && bound[essential] < floor {
+                essential += 1;
+            }
+            let Some(row) = terms[essential..]
+                .iter()
+                .filter(|t| t.next < t.end)
+                .map(|t| rows[t.next])
+                .min()
+            else {
+                return Ok(true);
+            };
+            let mut score = 0.0f32;
+            for t in &mut terms[essential..] {
+                if t.next < t.end && rows[t.next] == row {
+                    score += t.weight * values[t.next];
+                    t.next += 1;
+                }
+            }
+            for i in (0..essential).rev() {
+                if score + bound[i] < floor {
+                    break;
+                }
+                let t = &mut terms[i];
+                t.next += rows[t.next..t.end].partition_point(|&r| r < row);
+                if t.next < t.end && rows[t.next] == row {
+                    score += t.weight * values[t.next];
+                    t.next += 1;
+                }
+            }
+            // A row number past the segment is a damaged posting: never a result.
+            if score >= floor && (row as usize) < self.rows && accept(row) {
+                sink.push(row, score);
+            }
+        }
+    }
+
     /// Entries per row, on average.
     pub fn mean_nnz(&self) -> usize {
         self.nnz / self.rows.max(1)
@@ -318,24 +444,23 @@ impl SparseFiles {
 }
 
 /// Scores summed per row for one query, reused across queries on each thread: a row's score
-/// is live while its mark equals the epoch, so starting a query costs an increment.
+/// is live while its mark equals the epoch, so starting a query costs an increment. Score and
+/// mark sit side by side: one cache line per posting.
 #[derive(Default)]
 struct Accumulator {
-    scores: Vec<f32>,
-    marks: Vec<u32>,
+    slots: Vec<(f32, u32)>,
     touched: Vec<u32>,
     epoch: u32,
 }
 
 impl Accumulator {
     fn start(&mut self, rows: usize) {
-        if self.scores.len() < rows {
-            self.scores.resize(rows, 0.0);
-            self.marks.resize(rows, 0);
+        if self.slots.len() < rows {
+            self.slots.resize(rows, (0.0, 0));
         }
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {
-            self.marks.fill(0);
+            self.slots.iter_mut().for_each(|s| s.1 = 0);
             self.epoch = 1;
         }
         self.touched.clear();
@@ -343,21 +468,20 @@ impl Accumulator {
 
     #[inline]
     fn add(&mut self, r: u32, x: f32) {
-        let i = r as usize;
-        if i >= self.scores.len() {
+        let Some(slot) = self.slots.get_mut(r as usize) else {
             return; // a damaged posting: ignored (verify reports the file)
-        }
-        if self.marks[i] != self.epoch {
-            self.marks[i] = self.epoch;
-            self.scores[i] = 0.0;
+        };
+        if slot.1 != self.epoch {
+            *slot = (x, self.epoch);
             self.touched.push(r);
+        } else {
+            slot.0 += x;
         }
-        self.scores[i] += x;
     }
 
     fn drain(&mut self, f: &mut impl FnMut(u32, f32)) {
         for &r in &self.touched {
-            f(r, self.scores[r as usize]);
+            f(r, self.slots[r as usize].0);
         }
     }
 }

@@ -6,8 +6,9 @@
 //! - A leaf stage searches the collection: nearest (through the graphs, or the sparse index),
 //!   with MMR, recommend, discover, context (exact scans), order_by, a random sample, or, with
 //!   no query, the first points by id.
-//! - An inner stage merges its prefetches' results, each computed once (in parallel when there
-//!   are several): fusion (RRF, DBSF), a formula, or re-scoring the candidates by a vector query.
+//! - An inner stage merges its prefetches' results, each computed once: fusion (RRF, DBSF), a
+//!   formula, or re-scoring the candidates by a vector query. A batch runs its queries in
+//!   parallel.
 //! - Vector queries keep scores strictly better than `score_threshold`; fusion and formulas keep
 //!   scores at least it. Payloads and vectors are read for the final results only.
 
@@ -224,16 +225,14 @@ impl Run<'_> {
         if s.prefetch.is_empty() {
             return self.leaf(s, &plan, filter, n);
         }
-        let sources: Vec<Vec<Hit>> = if s.prefetch.len() == 1 {
-            vec![self.stage(&s.prefetch[0], filter, 0)?]
-        } else {
-            crate::pool::install(|| {
-                s.prefetch
-                    .par_iter()
-                    .map(|p| self.stage(p, filter, 0))
-                    .collect::<Result<_>>()
-            })?
-        };
+        // On the calling thread, one after the other: each prefetch is a graph walk or an index
+        // scan of well under a millisecond, less than handing it to the pool costs on a busy
+        // machine; a batch of queries (`query_batch`) is what runs in parallel.
+        let sources = s
+            .prefetch
+            .iter()
+            .map(|p| self.stage(p, filter, 0))
+            .collect::<Result<Vec<_>>>()?;
         self.merge(s, &plan, sources, filter, n)
     }
 
@@ -541,33 +540,7 @@ impl Run<'_> {
                         .collect(),
                 ))
             }
-            Plan::Formula(f) => {
-                let maps: Vec<std::collections::HashMap<Loc, f32>> = sources
-                    .iter()
-                    .map(|l| l.iter().map(|h| (h.loc, h.score)).collect())
-                    .collect();
-                let mut hits = Vec::new();
-                for loc in union() {
-                    let id = st.id(loc)?;
-                    let payload = st.payload(loc, &PayloadSelector::All)?.unwrap_or_default();
-                    let scores: Vec<Option<f32>> =
-                        maps.iter().map(|m| m.get(&loc).copied()).collect();
-                    let score = f.score(&Point {
-                        id: &id,
-                        scores: &scores,
-                        payload: &payload,
-                    })?;
-                    hits.push(Hit {
-                        loc,
-                        score,
-                        order: None,
-                    });
-                }
-                // Stable: equal scores keep the order first seen.
-                hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-                hits.truncate(n);
-                Ok(at_least(hits))
-            }
+            Plan::Formula(f) => Ok(at_least(self.formula(f, &sources, union(), n)?)),
             Plan::Vector {
                 field,
                 scorer,
@@ -626,6 +599,42 @@ impl Run<'_> {
             }
             Plan::Scroll => Err(Error::invalid("a query is needed to merge the prefetches")),
         }
+    }
+
+    /// The candidates (`union`, in first-seen order) scored by a formula over the prefetches'
+    /// scores and their payloads, best first (ties in that order), at most `n`.
+    fn formula(
+        &self,
+        f: &Formula,
+        sources: &[Vec<Hit>],
+        union: Vec<Loc>,
+        n: usize,
+    ) -> Result<Vec<Hit>> {
+        let st = self.st();
+        let maps: Vec<std::collections::HashMap<Loc, f32>> = sources
+            .iter()
+            .map(|l| l.iter().map(|h| (h.loc, h.score)).collect())
+            .collect();
+        let mut hits = Vec::new();
+        for loc in union {
+            let id = st.id(loc)?;
+            let payload = st.payload(loc, &PayloadSelector::All)?.unwrap_or_default();
+            let scores: Vec<Option<f32>> = maps.iter().map(|m| m.get(&loc).copied()).collect();
+            let score = f.score(&Point {
+                id: &id,
+                scores: &scores,
+                payload: &payload,
+            })?;
+            hits.push(Hit {
+                loc,
+                score,
+                order: None,
+            });
+        }
+        // Stable: equal scores keep the order first seen.
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.truncate(n);
+        Ok(hits)
     }
 
     fn locate(&self, id: &PointId) -> Result<Loc> {
