@@ -153,6 +153,17 @@ impl SparseFiles {
         let vectors = fs.map(&vpath)?;
         let (h, body) = Header::decode_whole(FileKind::SparseVectors, &vectors, &vpath, false)?;
         let bad = |path: &Path, d: String| Error::corrupt(path, d);
+        // Every count read from a file is checked against the file's size before any
+        // arithmetic, so a damaged one is refused, never overflows.
+        if rows > body.len() / 8 {
+            return Err(bad(
+                &vpath,
+                format!(
+                    "sparse vector file of {} bytes cannot hold {rows} rows",
+                    body.len()
+                ),
+            ));
+        }
         let head = padded(rows.div_ceil(8)) + 8 * (rows + 1);
         if h.count != rows as u64 || body.len() < head {
             return Err(bad(
@@ -164,8 +175,8 @@ impl SparseFiles {
             ));
         }
         let offsets_at = HEADER_LEN + padded(rows.div_ceil(8));
-        let nnz = read_u64(&vectors, offsets_at + 8 * rows) as usize;
-        if body.len() != head + nnz.saturating_mul(8) {
+        let nnz = read_u64(&vectors, offsets_at + 8 * rows);
+        if nnz > (body.len() / 8) as u64 || body.len() != head + 8 * nnz as usize {
             return Err(bad(
                 &vpath,
                 format!(
@@ -180,18 +191,29 @@ impl SparseFiles {
         if h.count != rows as u64 || body.len() < 8 {
             return Err(bad(&ipath, "sparse index too short".into()));
         }
-        let dims = read_u64(&index, HEADER_LEN) as usize;
+        let nnz = nnz as usize;
+        let dims = read_u64(&index, HEADER_LEN);
+        if dims > (body.len() / 12) as u64 {
+            return Err(bad(
+                &ipath,
+                format!(
+                    "sparse index of {} bytes cannot hold {dims} dimensions",
+                    body.len()
+                ),
+            ));
+        }
+        let dims = dims as usize;
         let dims_at = HEADER_LEN + 8;
-        let dim_offsets_at = dims_at + padded(dims.saturating_mul(4));
-        let head = 8 + padded(dims.saturating_mul(4)) + 8 * (dims + 1);
+        let dim_offsets_at = dims_at + padded(dims * 4);
+        let head = 8 + padded(dims * 4) + 8 * (dims + 1);
         if body.len() < head {
             return Err(bad(
                 &ipath,
                 format!("sparse index too short for {dims} dimensions"),
             ));
         }
-        let postings = read_u64(&index, dim_offsets_at + 8 * dims) as usize;
-        if body.len() != head + postings.saturating_mul(8) || postings != nnz {
+        let postings = read_u64(&index, dim_offsets_at + 8 * dims);
+        if postings != nnz as u64 || body.len() != head + 8 * nnz {
             return Err(bad(
                 &ipath,
                 format!("sparse index holds {postings} postings, its vectors {nnz}"),
@@ -209,32 +231,38 @@ impl SparseFiles {
             dims,
             dim_offsets_at,
             post_rows_at: dim_offsets_at + 8 * (dims + 1),
-            post_values_at: dim_offsets_at + 8 * (dims + 1) + 4 * postings,
-            postings,
+            post_values_at: dim_offsets_at + 8 * (dims + 1) + 4 * nnz,
+            postings: nnz,
             ranges: OnceLock::new(),
         };
         // Casts of the parts must succeed (alignment): try each once now.
         files.u64s(&files.vectors, files.offsets_at, rows + 1, &vpath)?;
         files.u32s(&files.vectors, files.indices_at, nnz, &vpath)?;
         files.u64s(&files.index, files.dim_offsets_at, dims + 1, &ipath)?;
-        files.u32s(&files.index, files.post_rows_at, postings, &ipath)?;
+        files.u32s(&files.index, files.post_rows_at, nnz, &ipath)?;
         Ok(files)
     }
 
     fn u64s<'a>(&self, m: &'a Mapped, at: usize, n: usize, p: &Path) -> Result<&'a [u64]> {
-        m.get(at..at + 8 * n)
+        n.checked_mul(8)
+            .and_then(|len| at.checked_add(len))
+            .and_then(|end| m.get(at..end))
             .and_then(|b| bytemuck::try_cast_slice(b).ok())
             .ok_or_else(|| Error::corrupt(p, "sparse file part out of bounds or misaligned"))
     }
 
     fn u32s<'a>(&self, m: &'a Mapped, at: usize, n: usize, p: &Path) -> Result<&'a [u32]> {
-        m.get(at..at + 4 * n)
+        n.checked_mul(4)
+            .and_then(|len| at.checked_add(len))
+            .and_then(|end| m.get(at..end))
             .and_then(|b| bytemuck::try_cast_slice(b).ok())
             .ok_or_else(|| Error::corrupt(p, "sparse file part out of bounds or misaligned"))
     }
 
     fn f32s<'a>(&self, m: &'a Mapped, at: usize, n: usize, p: &Path) -> Result<&'a [f32]> {
-        m.get(at..at + 4 * n)
+        n.checked_mul(4)
+            .and_then(|len| at.checked_add(len))
+            .and_then(|end| m.get(at..end))
             .and_then(|b| bytemuck::try_cast_slice(b).ok())
             .ok_or_else(|| Error::corrupt(p, "sparse file part out of bounds or misaligned"))
     }
