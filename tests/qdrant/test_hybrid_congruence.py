@@ -318,3 +318,101 @@ def test_hybrid_sequences_match_local_mode(seed: int, tmp_path: Path) -> None:
     assert COMPARED["scroll"] >= 1
     info = h.ours.get_collection("c")
     assert set(info.config.params.sparse_vectors) == {"s", "t"}
+
+
+def test_lookup_from_with_lookup_batches_and_older_calls_match_local_mode(tmp_path: Path) -> None:
+    """`lookup_from` (examples read in another collection), groups `with_lookup`, a Batch of
+    sparse vectors and documents, the older search with NamedSparseVector, and the async
+    client: each as local mode answers."""
+    import asyncio
+
+    ours = ferrovec.QdrantClient(path=tmp_path / "db")
+    ref = Reference(":memory:")
+    rng = random.Random(5)
+    dense = m.VectorParams(size=DIM, distance=m.Distance.COSINE)
+    for c in (ours, ref):
+        c.create_collection(
+            "c",
+            vectors_config={"": dense},
+            sparse_vectors_config={"s": m.SparseVectorParams(modifier=m.Modifier.IDF)},
+        )
+        c.create_collection("other", vectors_config={"": dense})
+    ids = list(range(30))
+    batch = m.Batch(
+        ids=ids,
+        vectors={
+            "": [[rng.uniform(-1, 1) for _ in range(DIM)] for _ in ids],
+            "s": [sparse(rng) for _ in ids],
+        },
+        payloads=[{"g": i % 4} for i in ids],
+    )
+    others = [
+        m.PointStruct(id=i, vector=[rng.uniform(-1, 1) for _ in range(DIM)]) for i in (0, 1, 2)
+    ] + [m.PointStruct(id=3, vector=[0.5] * DIM, payload={"name": "three"})]
+    for c in (ours, ref):
+        c.upsert("c", batch)
+        c.upsert("other", others)
+    both(ours, ref, "scroll", "c", limit=100, with_vectors=True)
+    both(
+        ours,
+        ref,
+        "query_points",
+        "c",
+        query=m.RecommendQuery(recommend=m.RecommendInput(positive=[0, 1], negative=[2])),
+        lookup_from=m.LookupLocation(collection="other"),
+        limit=5,
+    )
+    both(
+        ours,
+        ref,
+        "query_points_groups",
+        "c",
+        group_by="g",
+        query=[0.1] * DIM,
+        limit=4,
+        group_size=2,
+        with_lookup=m.WithLookup(collection="other", with_payload=True),
+    )
+    q = sparse(rng)
+    # qdrant-client 1.20 removed search and NamedSparseVector; ferrovec keeps both (RAG code
+    # still sends them): they must answer what query_points answers in local mode.
+    from ferrovec.qdrant import models as fm
+
+    want = canon(ref.query_points("c", query=q, using="s", limit=5).points)
+    got = canon(ours.search("c", fm.NamedSparseVector(name="s", vector=q), limit=5))
+    assert close_scores(got, want) and len(want) == 5
+    (batch_hits,) = ours.search_batch(
+        "c", [fm.SearchRequest(vector=fm.NamedSparseVector(name="s", vector=q), limit=3)]
+    )
+    assert close_scores(canon(batch_hits), [{**h, "payload": None} for h in want[:3]])
+
+    async def hybrid() -> Any:
+        client = ferrovec.AsyncQdrantClient(path=tmp_path / "async")
+        await client.create_collection(
+            "c", vectors_config={"": dense}, sparse_vectors_config={"s": m.SparseVectorParams()}
+        )
+        await client.upsert("c", batch)
+        res = await client.query_points(
+            "c",
+            prefetch=[m.Prefetch(query=[0.1] * DIM), m.Prefetch(query=q, using="s")],
+            query=m.FusionQuery(fusion=m.Fusion.RRF),
+        )
+        await client.close()
+        return res
+
+    got = [p.id for p in asyncio.run(hybrid()).points]
+    want = [
+        p.id
+        for p in ours.query_points(
+            "c",
+            prefetch=[m.Prefetch(query=[0.1] * DIM), m.Prefetch(query=q, using="s")],
+            query=m.FusionQuery(fusion=m.Fusion.RRF),
+        ).points
+    ]
+    assert got == want and len(got) == 10
+    # The groups carry the other collection's point of the group's id.
+    groups = ours.query_points_groups(
+        "c", group_by="g", query=[0.1] * DIM, with_lookup="other", limit=4
+    ).groups
+    assert {g.id: g.lookup.id for g in groups if g.lookup} == {g.id: g.id for g in groups}
+    ours.close()
