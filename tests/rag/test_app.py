@@ -41,11 +41,11 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 def test_ingest_query_delete_and_idempotence(client: TestClient) -> None:
-    r = client.post("/ingest", json={"texts": DOCS})
+    r = client.post("/ingest?wait=true", json={"texts": DOCS})
     assert r.status_code == 200, r.text
     first = r.json()
     assert first["documents"] == 3 and first["chunks_written"] >= 3
-    again = client.post("/ingest", json={"texts": DOCS}).json()
+    again = client.post("/ingest?wait=true", json={"texts": DOCS}).json()
     assert again["unchanged"] == 3 and again["chunks_written"] == 0
 
     hits = client.post("/query", json={"query": "why do cats purr", "top_k": 2}).json()["results"]
@@ -57,7 +57,7 @@ def test_ingest_query_delete_and_idempotence(client: TestClient) -> None:
 
     # Files uploaded as multipart form data.
     files = {"file": ("notes.txt", b"Owls hunt at night in silence.", "text/plain")}
-    up = client.post("/ingest", files=files)
+    up = client.post("/ingest?wait=true", files=files)
     assert up.status_code == 200 and up.json()["sources"] == ["notes.txt"]
     assert client.post("/query", json={"query": "owls night"}).json()["results"][0]["source"] == (
         "notes.txt"
@@ -75,9 +75,9 @@ def test_bad_requests_get_clear_errors(client: TestClient) -> None:
     assert client.post("/query", json={"query": "x", "top_k": 0}).status_code == 422
     bad_filter = client.post("/query", json={"query": "x", "filter": {"must": [{"nope": 1}]}})
     assert bad_filter.status_code == 400 and bad_filter.json()["detail"]
-    assert client.post("/ingest", json={"texts": []}).status_code == 422
+    assert client.post("/ingest?wait=true", json={"texts": []}).status_code == 422
     weird = {"file": ("a.exe", b"MZ", "application/octet-stream")}
-    assert client.post("/ingest", files=weird).status_code == 400
+    assert client.post("/ingest?wait=true", files=weird).status_code == 400
 
 
 def test_every_route_but_health_and_ready_needs_the_key(client: TestClient) -> None:
@@ -137,7 +137,9 @@ def test_a_real_server_keeps_documents_across_a_restart(tmp_path: Path) -> None:
         try:
             _wait_ready(base, proc, log_path)
             assert httpx.post(base + "/query", json={"query": "x"}).status_code == 401
-            r = httpx.post(base + "/ingest", json={"texts": DOCS}, headers=auth, timeout=30)
+            r = httpx.post(
+                base + "/ingest?wait=true", json={"texts": DOCS}, headers=auth, timeout=30
+            )
             assert r.status_code == 200, r.text
         finally:
             proc.terminate()
@@ -158,7 +160,7 @@ def test_a_real_server_keeps_documents_across_a_restart(tmp_path: Path) -> None:
 
 
 def test_chat_with_history_streaming_and_sessions(client: TestClient) -> None:
-    client.post("/ingest", json={"texts": DOCS})
+    client.post("/ingest?wait=true", json={"texts": DOCS})
     r = client.post("/chat", json={"session_id": "s1", "message": "why do cats purr?"})
     assert r.status_code == 200, r.text
     first = r.json()
@@ -188,7 +190,7 @@ def test_chat_with_history_streaming_and_sessions(client: TestClient) -> None:
 
 
 def test_metrics_and_snapshots(client: TestClient) -> None:
-    client.post("/ingest", json={"texts": DOCS})
+    client.post("/ingest?wait=true", json={"texts": DOCS})
     client.post("/query", json={"query": "cats"})
     text = client.get("/metrics").text
     assert 'ferrovec_rag_request_seconds_count{method="POST",route="/query",status="200"} 1' in text
@@ -223,13 +225,13 @@ def test_upload_limit_and_cors(tmp_path: Path) -> None:
                 break
             time.sleep(0.05)
         big = {"file": ("big.txt", b"word " * 400, "text/plain")}
-        assert c.post("/ingest", files=big).status_code == 413
+        assert c.post("/ingest?wait=true", files=big).status_code == 413
         assert c.post(
-            "/ingest", json={"texts": [{"name": "a", "text": "x" * 2000}]}
+            "/ingest?wait=true", json={"texts": [{"name": "a", "text": "x" * 2000}]}
         ).status_code == (413)
         assert c.get("/collections").json()["collections"][0]["points"] == 0  # nothing written
         small = {"file": ("small.txt", b"a small file", "text/plain")}
-        assert c.post("/ingest", files=small).status_code == 200
+        assert c.post("/ingest?wait=true", files=small).status_code == 200
         pre = c.options(
             "/query",
             headers={"Origin": "http://app.test", "Access-Control-Request-Method": "POST"},
@@ -245,7 +247,7 @@ def test_upload_limit_and_cors(tmp_path: Path) -> None:
 def test_concurrent_chats_in_one_session_keep_every_turn(client: TestClient) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    client.post("/ingest", json={"texts": DOCS})
+    client.post("/ingest?wait=true", json={"texts": DOCS})
 
     def ask(i: int) -> int:
         r = client.post("/chat", json={"session_id": "busy", "message": f"question {i} cats"})

@@ -45,7 +45,10 @@ def test_the_page_searches_and_chats(tmp_path: Path) -> None:
         proc = _serve(tmp_path, port, log, api_key=None)
         try:
             _wait_ready(base, proc, log_path)
-            assert httpx.post(base + "/ingest", json={"texts": DOCS}, timeout=30).status_code == 200
+            assert (
+                httpx.post(base + "/ingest?wait=true", json={"texts": DOCS}, timeout=30).status_code
+                == 200
+            )
             browser = _browser()
             try:
                 browser.get(base + "/")

@@ -70,7 +70,7 @@ def test_chat_answers_through_the_llm_endpoint(tmp_path: Path, llm: str) -> None
             if c.get("/ready").status_code == 200:
                 break
             time.sleep(0.05)
-        c.post("/ingest", json={"texts": DOCS})
+        c.post("/ingest?wait=true", json={"texts": DOCS})
         c.post("/chat", json={"session_id": "s", "message": "hello"})
         r = c.post("/chat", json={"session_id": "s", "message": "why do cats purr?"}).json()
     assert r["generated"] is True and r["answer"] == "Cats purr when content [1]."

@@ -47,7 +47,7 @@ def test_two_workers_ingest_and_answer_from_one_store(tmp_path: Path) -> None:
             for k in range(200):
                 with _fresh(base) as c:
                     r = c.post(
-                        "/ingest",
+                        "/ingest?wait=true",
                         json={"texts": [{"name": f"doc{k}.txt", "text": f"zebra{k} stripes {k}"}]},
                     )
                 assert r.status_code == 200, r.text

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ferrovec.rag.chunking import split
 from ferrovec.rag.embed import Embedder, HashEmbedder, make_embedder
-from ferrovec.rag.library import IngestReport, Library
+from ferrovec.rag.ingest import IngestReport
+from ferrovec.rag.library import Library
 from ferrovec.rag.loaders import Document
 from ferrovec.rag.settings import Settings
 

@@ -31,7 +31,9 @@ from ferrovec.errors import FerrovecError, InvalidInputError, UnsupportedError
 from ferrovec.rag import loaders
 from ferrovec.rag.chat import Answer, Chat
 from ferrovec.rag.embed import Embedder, make_embedder
-from ferrovec.rag.library import IngestReport, Library
+from ferrovec.rag.ingest import IngestReport, IngestStatus
+from ferrovec.rag.jobs import Jobs
+from ferrovec.rag.library import Library
 from ferrovec.rag.metrics import Metrics, gauge
 from ferrovec.rag.settings import Settings
 
@@ -79,6 +81,7 @@ class Backend:
         self.db: ferrovec.Database | None = None
         self.library: Library | None = None
         self.chat: Chat | None = None
+        self.jobs: Jobs | None = None
         self.lock = threading.Lock()  # ingestion and deletion: one at a time
 
     def start(self) -> None:
@@ -90,6 +93,7 @@ class Backend:
             self.library = Library(self.db, self.settings, self._make_embedder())
             _ = self.library.collection
             self.chat = Chat(self.library, self.settings)
+            self.jobs = Jobs(self.db, self.settings.jobs_collection)
         except BaseException as e:
             self.error = e
         finally:
@@ -217,6 +221,12 @@ def create_app(
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    @app.get("/sessions", dependencies=guarded)
+    def sessions() -> dict[str, Any]:
+        backend.get()
+        assert backend.chat is not None
+        return {"sessions": backend.chat.sessions()}
+
     @app.get("/sessions/{session_id}", dependencies=guarded)
     def session(session_id: str) -> dict[str, Any]:
         backend.get()
@@ -269,29 +279,22 @@ def create_app(
                 backend.chat.reopen()
         return {"snapshot": name, "restored": restored}
 
-    @app.post("/ingest", dependencies=guarded)
-    async def ingest(request: Request) -> dict[str, Any]:
-        """JSON `{"texts": [{"name", "text"}]}`, or files uploaded as multipart form data."""
+    @app.post("/ingest", dependencies=guarded, response_model=None)
+    async def ingest(request: Request, wait: bool = False) -> Any:
+        """JSON `{"texts": [{"name", "text"}]}`, or files uploaded as multipart form data (every
+        file of every field). Answers 202 with a job to poll (`GET /ingest/jobs/{id}`), or with
+        `?wait=true` the report once done. A file that cannot be read is reported in `failed`
+        and the others are ingested; an upload where no file can be read is refused (413 when
+        they are all too large, else 400)."""
         # Waiting (for start-up, for another ingest) happens off the event loop.
         lib = await run_in_threadpool(backend.get)
+        jobs = backend.jobs
+        assert jobs is not None
         length = int(request.headers.get("content-length") or 0)
-        if length > settings.max_upload_bytes:
-            raise HTTPException(413, f"upload larger than {settings.max_upload_bytes} bytes")
+        if length > settings.max_request_bytes:
+            raise HTTPException(413, f"request larger than {settings.max_request_bytes} bytes")
         if request.headers.get("content-type", "").startswith("multipart/"):
-            docs = []
-            async with request.form() as form:  # closes the uploaded files' buffers
-                for item in form.values():
-                    if not isinstance(item, UploadFile) or not item.filename:
-                        continue
-                    raw = await item.read(settings.max_upload_bytes + 1)
-                    if len(raw) > settings.max_upload_bytes:
-                        raise HTTPException(
-                            413, f"upload larger than {settings.max_upload_bytes} bytes"
-                        )
-                    name = PurePosixPath(item.filename).name
-                    docs.append(loaders.from_bytes(raw, name, PurePosixPath(name).suffix))
-            if not docs:
-                raise HTTPException(400, "no files in the upload")
+            docs = await _uploaded(request, settings)
         else:
             try:
                 body = IngestRequest.model_validate(await request.json())
@@ -299,17 +302,48 @@ def create_app(
                 raise RequestValidationError(e.errors()) from None
             except ValueError:
                 raise HTTPException(400, 'expected JSON {"texts": [...]} or files') from None
-            docs = [loaders.Document(t.name, t.name, t.text) for t in body.texts]
+            limit = settings.max_upload_bytes
+            docs = [
+                loaders.Document(t.name, t.name, t.text)
+                if len(t.text.encode("utf-8")) <= limit
+                else loaders.Unreadable(t.name, f"{t.name}: larger than the {limit}-byte limit")
+                for t in body.texts
+            ]
+        _refuse_if_nothing_readable(docs)
 
-        def locked_ingest() -> IngestReport:
+        def run(items: Any, status: IngestStatus) -> IngestReport:
             with backend.lock:
-                return lib.ingest(docs)
+                report = lib.ingest(items, status=status)
+            metrics.documents.inc(report.documents)
+            metrics.chunks.inc(report.chunks_written)
+            metrics.embedded.inc(report.chunks_embedded)
+            return report
 
-        report = await run_in_threadpool(locked_ingest)
-        metrics.documents.inc(report.documents)
-        metrics.chunks.inc(report.chunks_written)
-        metrics.embedded.inc(report.chunks_embedded)
-        return report.as_dict()
+        if wait:
+            return (await run_in_threadpool(run, docs, IngestStatus())).as_dict()
+        job_id = await run_in_threadpool(jobs.start, docs, run)
+        return JSONResponse(
+            {"job_id": job_id, "status_url": f"/ingest/jobs/{job_id}"}, status_code=202
+        )
+
+    @app.get("/ingest/jobs", dependencies=guarded)
+    def ingest_jobs() -> dict[str, Any]:
+        backend.get()
+        assert backend.jobs is not None
+        return {"jobs": backend.jobs.recent()}
+
+    @app.get("/ingest/jobs/{job_id}", dependencies=guarded)
+    def ingest_job(job_id: str) -> dict[str, Any]:
+        backend.get()
+        assert backend.jobs is not None
+        job = backend.jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no ingest job {job_id!r}")
+        return job
+
+    @app.get("/documents", dependencies=guarded)
+    def documents() -> dict[str, Any]:
+        return {"documents": backend.get().documents()}
 
     @app.delete("/documents/{source:path}", dependencies=guarded)
     def delete_document(source: str) -> dict[str, Any]:
@@ -320,6 +354,35 @@ def create_app(
             raise HTTPException(404, f"no document {source!r}")
         return {"source": source, "deleted_chunks": deleted}
 
+    @app.get("/status", dependencies=guarded)
+    def status() -> dict[str, Any]:
+        """What the page's status bar shows: the collection, the model, the store, the last
+        snapshot."""
+        lib = backend.get()
+        info = lib.collection.info()
+        snaps = lib.db.list_snapshots()
+        last = max(snaps, key=lambda s: s.created_at) if snaps else None
+        return {
+            "collection": settings.collection,
+            "points": info["points"],
+            "documents": len(lib.sources()),
+            "model": lib.embedder.name,
+            "dim": lib.embedder.dim,
+            "retrieval_mode": settings.retrieval_mode,
+            "fusion": settings.fusion if settings.retrieval_mode == "hybrid" else None,
+            "hybrid": lib.hybrid,
+            "store": {
+                "path": settings.path,
+                "healthy": True,  # answering at all means it opened and verified its files
+                "segments": info.get("segments"),
+                "disk_bytes": info.get("disk_bytes"),
+                "log_bytes": info.get("log_bytes"),
+            },
+            "last_snapshot": _snapshot(last) if last else None,
+            "llm": settings.llm_model if settings.llm_base_url and settings.llm_model else None,
+            "auth": bool(settings.api_key),
+        }
+
     @app.get("/collections", dependencies=guarded)
     def collections() -> dict[str, Any]:
         lib = backend.get()
@@ -329,6 +392,45 @@ def create_app(
         return {"collections": out}
 
     return app
+
+
+async def _uploaded(request: Request, settings: Settings) -> list[Any]:
+    """Every file of a multipart upload, as a document or as the reason it cannot be one."""
+    out: list[loaders.Document | loaders.Unreadable] = []
+    limit = settings.max_upload_bytes
+    # Every item of every field: `<input type="file" multiple>` sends one field many times.
+    async with request.form(max_files=10_000) as form:  # closes the uploaded files' buffers
+        files = [v for _, v in form.multi_items() if isinstance(v, UploadFile) and v.filename]
+        if not files:
+            raise HTTPException(400, "no files in the upload")
+        for item in files:
+            name = PurePosixPath(str(item.filename)).name
+            raw = await item.read(limit + 1)
+            if len(raw) > limit:
+                out.append(loaders.Unreadable(name, f"{name}: larger than the {limit}-byte limit"))
+            elif not raw:
+                out.append(loaders.Unreadable(name, f"{name}: an empty file"))
+            else:
+                out.append(await run_in_threadpool(_read, raw, name))
+    return out
+
+
+def _read(raw: bytes, name: str) -> loaders.Document | loaders.Unreadable:
+    try:
+        return loaders.from_bytes(raw, name, PurePosixPath(name).suffix)
+    except FerrovecError as e:
+        return loaders.Unreadable(name, str(e))
+
+
+def _refuse_if_nothing_readable(docs: list[Any]) -> None:
+    bad = [d for d in docs if isinstance(d, loaders.Unreadable)]
+    if docs and len(bad) == len(docs):
+        too_large = all("-byte limit" in d.error for d in bad)
+        detail = {
+            "detail": "; ".join(d.error for d in bad),
+            "failed": [{"source": d.source, "error": d.error} for d in bad],
+        }
+        raise HTTPException(413 if too_large else 400, detail)
 
 
 def _answer(session_id: str, answer: Answer) -> dict[str, Any]:

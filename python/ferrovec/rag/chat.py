@@ -71,6 +71,20 @@ class Chat:
         turns.sort(key=lambda t: int(t.get("turn", 0)))
         return [{k: t.get(k) for k in ("turn", "role", "text", "at")} for t in turns]
 
+    def sessions(self) -> list[dict[str, Any]]:
+        """Every session, the most recent first: id, turns, its first question, last activity."""
+        found: dict[str, dict[str, Any]] = {}
+        fields = ["session_id", "turn", "role", "text", "at"]
+        for r in scroll_all(self.history_collection, None, with_payload=fields):
+            p = r.payload or {}
+            sid = str(p.get("session_id"))
+            s = found.setdefault(sid, {"session_id": sid, "turns": 0, "title": "", "at": 0.0})
+            s["turns"] += 1
+            s["at"] = max(float(p.get("at") or 0.0), s["at"])
+            if p.get("turn") == 0:
+                s["title"] = " ".join(str(p.get("text", "")).split())[:80]
+        return sorted(found.values(), key=lambda s: s["at"], reverse=True)
+
     def _remember(self, session_id: str, first_turn: int, texts: list[tuple[str, str]]) -> None:
         vectors = self.library.embedder.embed_passages([t for _, t in texts])
         now = time.time()

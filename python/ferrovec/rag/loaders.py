@@ -26,6 +26,26 @@ class Document:
     text: str
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A file that could not be read into a document, and why (ingestion reports it and goes
+    on with the other files)."""
+
+    source: str
+    error: str
+
+
+def load_all(files: Iterable[tuple[Path, str]]) -> Iterator[Document | Unreadable]:
+    """`load` each (file, source); a file that fails becomes an `Unreadable`."""
+    for path, source in files:
+        try:
+            yield load(path, source)
+        except (InvalidInputError, UnsupportedError) as e:
+            yield Unreadable(source, str(e))
+        except OSError as e:
+            yield Unreadable(source, f"{source}: cannot read ({e.strerror or e})")
+
+
 def find(paths: Iterable[str | Path]) -> Iterator[tuple[Path, str]]:
     """(file, source) for each supported file among `paths` and inside the folders among them
     (sorted; hidden files and folders skipped). A file named directly is its own source name;
@@ -66,15 +86,21 @@ def from_bytes(raw: bytes, source: str, suffix: str) -> Document:
     suffix = suffix.lower()
     if suffix in PDF_SUFFIXES:
         return from_pdf(raw, source)
+    if suffix not in HTML_SUFFIXES | TEXT_SUFFIXES and suffix != "":
+        raise UnsupportedError(
+            f"{source}: unsupported file type {suffix!r}; supported: " + ", ".join(sorted(SUFFIXES))
+        )
+    if b"\0" in raw[:8192]:
+        raise InvalidInputError(f"{source}: a binary file, not text")
     try:
         text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
+    except UnicodeDecodeError as e:
+        raise InvalidInputError(
+            f"{source}: not valid UTF-8 text (byte {e.start}); save it as UTF-8"
+        ) from None
     if suffix in HTML_SUFFIXES:
         return from_html(text, source)
-    if suffix in TEXT_SUFFIXES or suffix == "":
-        return Document(source, _markdown_title(text) or Path(source).stem, text)
-    raise UnsupportedError(f"{source}: unsupported file type {suffix!r}")
+    return Document(source, _markdown_title(text) or Path(source).stem, text)
 
 
 def _markdown_title(text: str) -> str | None:

