@@ -213,11 +213,15 @@ def create_app(
             return _answer(req.session_id, answer)
 
         def events() -> Iterator[str]:
-            for part in chat.stream(req.session_id, req.message, req.top_k):
-                if isinstance(part, Answer):
-                    yield f"event: done\ndata: {json.dumps(_answer(req.session_id, part))}\n\n"
-                else:
-                    yield f"event: token\ndata: {json.dumps(part)}\n\n"
+            try:
+                for part in chat.stream(req.session_id, req.message, req.top_k):
+                    if isinstance(part, Answer):
+                        body = json.dumps(_answer(req.session_id, part))
+                        yield f"event: done\ndata: {body}\n\n"
+                    else:
+                        yield f"event: token\ndata: {json.dumps(part)}\n\n"
+            except Exception as e:  # the status line is sent: the error goes in the stream
+                yield f"event: error\ndata: {json.dumps(f'{type(e).__name__}: {e}')}\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
 

@@ -69,7 +69,7 @@ class Chat:
         flt = {"must": [{"key": "session_id", "match": {"value": session_id}}]}
         turns = [r.payload or {} for r in scroll_all(self.history_collection, flt)]
         turns.sort(key=lambda t: int(t.get("turn", 0)))
-        return [{k: t.get(k) for k in ("turn", "role", "text", "at")} for t in turns]
+        return [{k: t.get(k) for k in ("turn", "role", "text", "at", "sources")} for t in turns]
 
     def sessions(self) -> list[dict[str, Any]]:
         """Every session, the most recent first: id, turns, its first question, last activity."""
@@ -85,9 +85,16 @@ class Chat:
                 s["title"] = " ".join(str(p.get("text", "")).split())[:80]
         return sorted(found.values(), key=lambda s: s["at"], reverse=True)
 
-    def _remember(self, session_id: str, first_turn: int, texts: list[tuple[str, str]]) -> None:
+    def _remember(
+        self,
+        session_id: str,
+        first_turn: int,
+        texts: list[tuple[str, str]],
+        sources: list[dict[str, Any]],
+    ) -> None:
         vectors = self.library.embedder.embed_passages([t for _, t in texts])
         now = time.time()
+        cited = [{k: s.get(k) for k in ("source", "title", "chunk", "text")} for s in sources]
         ids = [
             str(uuid.uuid5(uuid.NAMESPACE_URL, f"{session_id}#{first_turn + i}"))
             for i in range(len(texts))
@@ -99,6 +106,8 @@ class Chat:
                 "role": role,
                 "text": text,
                 "at": now,
+                # What an answer cites as [n], so that a resumed session shows it again.
+                "sources": cited if role == "assistant" else None,
             }
             for i, (role, text) in enumerate(texts)
         ]
@@ -137,7 +146,8 @@ class Chat:
             pieces.append(piece)
             yield piece
         text = "".join(pieces)
-        self._remember(session_id, len(everything), [("user", message), ("assistant", text)])
+        turns = [("user", message), ("assistant", text)]
+        self._remember(session_id, len(everything), turns, sources)
         yield Answer(text, sources, generated)
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""The ``ferrovec-rag`` command: ``ingest PATH...``, ``serve``, ``ask "question"``.
+"""The ``ferrovec-rag`` command: ``ingest PATH...``, ``serve``, ``ask "question"``, ``reembed``.
 
 Settings come from the environment and ``.env`` (see ``ferrovec.rag.settings``).
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from typing import Any
 
@@ -27,32 +28,99 @@ def _library(settings: Settings) -> Any:
 
 
 class _Bar:
-    """Chunks written so far and chunks/s, on one line of stderr."""
+    """An ingest's progress on stderr: chunks embedded and written of the total, the rate, the
+    time left, and the file at work; redrawn in place on a terminal, a line every few seconds
+    otherwise (a log)."""
 
-    def __init__(self) -> None:
-        self.done = 0
-        self.started = time.perf_counter()
+    def __init__(self, status: Any) -> None:
+        self.status = status
+        self.tty = sys.stderr.isatty()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ferrovec-rag-bar", daemon=True)
 
-    def __call__(self, n: int) -> None:
-        self.done += n
-        rate = self.done / max(time.perf_counter() - self.started, 1e-9)
-        print(f"\r  {self.done:,} chunks  {rate:,.1f} chunks/s", end="", file=sys.stderr)
+    def __enter__(self) -> _Bar:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._draw(final=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2 if self.tty else 5.0):
+            self._draw()
+
+    def _draw(self, final: bool = False) -> None:
+        snap = self.status.snapshot()
+        total = snap["total_chunks"]
+        if not total:
+            return
+        done = snap["written_chunks"]
+        embedded = snap["embedded_chunks"]
+        rate = snap["chunks_per_second"]
+        eta = snap["eta_seconds"]
+        left = f"ETA {int(eta) // 60}:{int(eta) % 60:02d}" if eta is not None else ""
+        working = [f["source"] for f in snap["files"] if f["state"] == "embedding"]
+        line = (
+            f"  {done:,}/{total:,} chunks written ({embedded:,} embedded) "
+            f"{100 * done / total:3.0f}%  {rate:,.1f} chunks/s  {left}"
+        )
+        if working and not final:
+            line += f"  {working[0][:40]}"
+        if self.tty:
+            print(f"\r{line:<120}", end="\n" if final else "", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from ferrovec.rag.ingest import IngestStatus
+
     db, lib = _library(settings)
+    status = IngestStatus()
     try:
-        bar = _Bar()
-        report = lib.ingest_paths(args.paths, progress=bar)
-        if bar.done:
-            print(file=sys.stderr)
+        with _Bar(status):
+            report = lib.ingest_paths(args.paths, status=status)
     finally:
         db.close()
+    for f in report.failed:
+        print(f"  not ingested: {f['error']}", file=sys.stderr)
     print(
         f"{report.documents} document(s): {report.unchanged} unchanged, "
         f"{report.chunks_written} chunk(s) written ({report.chunks_embedded} embedded), "
-        f"{report.chunks_removed} removed, in {report.seconds:.1f} s"
+        f"{report.chunks_removed} removed, {len(report.failed)} failed, "
+        f"in {report.seconds:.1f} s"
     )
+    return 1 if report.failed else 0
+
+
+def cmd_reembed(args: argparse.Namespace, settings: Settings) -> int:
+    """Embed every stored chunk again with EMBEDDING_MODEL's model."""
+    import ferrovec
+    from ferrovec.rag.embed import make_embedder
+    from ferrovec.rag.library import Library
+
+    db = ferrovec.open(settings.path)
+    try:
+        emb = make_embedder(
+            settings.embedding_model, settings.embedding_base_url, settings.embedding_api_key
+        )
+        lib = Library(db, settings, emb)
+        done = [0]
+        started = time.perf_counter()
+
+        def progress(n: int) -> None:
+            done[0] += n
+            rate = done[0] / max(time.perf_counter() - started, 1e-9)
+            print(f"\r  {done[0]:,} chunks embedded  {rate:,.1f}/s", end="", file=sys.stderr)
+
+        n = lib.reembed(progress)
+        if done[0]:
+            print(file=sys.stderr)
+    finally:
+        db.close()
+    print(f"{n} chunk(s) embedded again with {emb.name}" if n else "nothing to do")
     return 0
 
 
@@ -114,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("ingest", help="ingest files and folders (text, Markdown, HTML, PDF)")
     p.add_argument("paths", nargs="+")
     p.set_defaults(func=cmd_ingest)
+    p = sub.add_parser(
+        "reembed", help="embed every stored chunk again with EMBEDDING_MODEL (after a change)"
+    )
+    p.set_defaults(func=cmd_reembed)
     p = sub.add_parser("serve", help="run the HTTP service")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,14 @@ import ferrovec
 from ferrovec._batch import scroll_all
 from ferrovec.rag import loaders
 from ferrovec.rag.embed import Embedder
-from ferrovec.rag.ingest import IngestReport, IngestStatus, Pipeline, Progress
+from ferrovec.rag.ingest import (
+    IngestReport,
+    IngestStatus,
+    Pipeline,
+    Progress,
+    embedded_text,
+    sha,
+)
 from ferrovec.rag.settings import Settings
 
 log = logging.getLogger("ferrovec.rag")
@@ -68,7 +75,7 @@ class Library:
         """The collection, created on first use (cosine, the embedder's dimension, BM25 sparse
         vectors, indexes on the fields ingestion and deletion filter by)."""
         if self._col is None:
-            self._resume_add_bm25()
+            self._resume_rebuilds()
             name = self.settings.collection
             if name in self.db.list_collections():
                 col = self.db.collection(name)
@@ -121,73 +128,122 @@ class Library:
             name, self.embedder.dim, "cosine", exist_ok=True, sparse=_SPARSE_CONFIG
         )
 
-    # ----- adding BM25 vectors to a collection made without them ----------------------------
+    # ----- rebuilding the collection: BM25 vectors added, or every chunk embedded again -------
+    #
+    # Both copy the collection into a second one (`<name>__<kind>`), drop the original, and
+    # copy the second back under the original name. Crash safe: while the second exists, the
+    # original is whole if it is still unconverted (the copy was unfinished: dropped), and
+    # the second is whole otherwise (the original is gone or a half-made final copy: it is
+    # copied into place again). `collection` finishes or undoes an interrupted rebuild.
 
-    def _tmp_name(self) -> str:
-        return f"{self.settings.collection}__bm25_rebuild"
+    def _bm25_done(self, col: ferrovec.Collection) -> bool:
+        return SPARSE in col.sparse_vectors
+
+    def _embedder_done(self, col: ferrovec.Collection) -> bool:
+        page, _ = col.scroll(1, with_payload=["embedder"])
+        return not page or (page[0].payload or {}).get("embedder") == self.embedder.name
+
+    def _rebuilds(self) -> list[tuple[str, Callable[[ferrovec.Collection], bool]]]:
+        name = self.settings.collection
+        return [
+            (f"{name}__bm25_rebuild", self._bm25_done),
+            (f"{name}__reembed", self._embedder_done),
+        ]
 
     def add_bm25(self, progress: Progress | None = None) -> int:
         """Rebuild the collection with a BM25 vector for every chunk (computed from its text by
-        the core), keeping ids, payloads and dense vectors; returns the chunks copied. Crash
-        safe: the copy is made in a second collection first, and `collection` finishes an
-        interrupted rebuild (see `_resume_add_bm25`)."""
-        name, tmp = self.settings.collection, self._tmp_name()
+        the core), keeping ids, payloads and dense vectors; returns the chunks copied."""
         col = self.collection
         if SPARSE in col.sparse_vectors:
             return 0
-        log.info("adding BM25 vectors to collection %r (a rebuild through %r)", name, tmp)
+        return self._rebuild(self.db.collection(self.settings.collection), 0, progress)
+
+    def reembed(self, progress: Progress | None = None) -> int:
+        """Embed every chunk again with this library's embedder (after EMBEDDING_MODEL changed),
+        keeping ids, payloads and BM25 vectors; returns the chunks embedded. The collection
+        keeps answering with its old vectors until the switch."""
+        name = self.settings.collection
+        self._resume_rebuilds()
+        if name not in self.db.list_collections():
+            return 0
+        col = self.db.collection(name)
+        if self._embedder_done(col):
+            return 0
+        return self._rebuild(col, 1, progress)
+
+    def _rebuild(self, col: ferrovec.Collection, kind: int, progress: Progress | None) -> int:
+        name = self.settings.collection
+        tmp = self._rebuilds()[kind][0]
+        log.info("rebuilding collection %r through %r", name, tmp)
         if tmp in self.db.list_collections():
             self.db.drop_collection(tmp)  # an unfinished copy: the original is still whole
-        copied = self._copy(col, self._create(tmp), progress)
+        copied = self._copy(col, self._create(tmp), progress, embed=kind == 1)
         self._col = None
         self.db.drop_collection(name)  # from here on the copy is the only, complete one
-        self._resume_add_bm25(progress)
+        self._resume_rebuilds()
         return copied
 
-    def _resume_add_bm25(self, progress: Progress | None = None) -> None:
-        """Finish a rebuild: while the temporary copy exists without the original, or with an
-        original that already has BM25 vectors (a half-made final copy), the temporary one is
-        complete and is copied into place; with the original still dense-only, the copy was
-        unfinished and is dropped."""
-        name, tmp = self.settings.collection, self._tmp_name()
-        names = self.db.list_collections()
-        if tmp not in names:
-            return
-        if name in names and SPARSE not in self.db.collection(name).sparse_vectors:
+    def _resume_rebuilds(self) -> None:
+        name = self.settings.collection
+        for tmp, done in self._rebuilds():
+            names = self.db.list_collections()
+            if tmp not in names:
+                continue
+            if name in names and not done(self.db.collection(name)):
+                self.db.drop_collection(tmp)
+                continue
+            if name in names:
+                self.db.drop_collection(name)
+            source = self.db.collection(tmp)
+            target = self._create(name)
+            for key in _INDEXED:
+                target.create_payload_index(key, "keyword")
+            self._copy(source, target, None)
+            target.flush()
             self.db.drop_collection(tmp)
-            return
-        if name in names:
-            self.db.drop_collection(name)
-        source = self.db.collection(tmp)
-        target = self._create(name)
-        for key in _INDEXED:
-            target.create_payload_index(key, "keyword")
-        self._copy(source, target, progress)
-        target.flush()
-        self.db.drop_collection(tmp)
-        log.info("collection %r rebuilt with BM25 vectors", name)
+            log.info("collection %r rebuilt", name)
 
-    @staticmethod
     def _copy(
-        source: ferrovec.Collection, target: ferrovec.Collection, progress: Progress | None
+        self,
+        source: ferrovec.Collection,
+        target: ferrovec.Collection,
+        progress: Progress | None,
+        embed: bool = False,
     ) -> int:
-        """Every point of `source` into `target`: dense vector, payload, and the BM25 vector
-        (`source`'s, or one made from the payload's text)."""
+        """Every point of `source` into `target`: payload, the BM25 vector (`source`'s, or one
+        made from the payload's text) and the dense vector (`source`'s, or with `embed` this
+        library's embedding of the chunk)."""
         copied = 0
         offset = None
         while True:
-            page, offset = source.scroll(1000, offset, with_vectors=True)
+            page, offset = source.scroll(256 if embed else 1000, offset, with_vectors=True)
             if page:
-                dense, sparse = [], []
+                dense, sparse, payloads = [], [], []
                 for r in page:
                     v = r.vector if isinstance(r.vector, dict) else {"": r.vector}
-                    dense.append(np.asarray(v[""], dtype=np.float32))
-                    text = str((r.payload or {}).get("text", ""))
+                    payload = dict(r.payload or {})
+                    text = str(payload.get("text", ""))
                     sparse.append(v.get(SPARSE) or ferrovec.Document(text))
+                    if embed:
+                        payload["embedder"] = self.embedder.name
+                        payload["chunk_hash"] = sha(
+                            embedded_text(str(payload.get("title", "")), text)
+                        )
+                    else:
+                        dense.append(np.asarray(v[""], dtype=np.float32))
+                    payloads.append(payload)
+                if embed:
+                    texts = [
+                        embedded_text(str(p.get("title", "")), str(p.get("text", "")))
+                        for p in payloads
+                    ]
+                    matrix = self.embedder.embed_passages(texts)
+                else:
+                    matrix = np.stack(dense)
                 target.upsert(
                     [r.id for r in page],
-                    {"": np.stack(dense).astype(np.float32), SPARSE: sparse},
-                    [r.payload for r in page],
+                    {"": np.asarray(matrix, dtype=np.float32), SPARSE: sparse},
+                    payloads,
                 )
                 copied += len(page)
                 if progress is not None:
