@@ -356,7 +356,9 @@ def _admin_routes(
             "hybrid": lib.hybrid,
             "store": {
                 "path": settings.path,
-                "healthy": True,  # answering at all means it opened and verified its files
+                # It opened and its background optimizer has not failed.
+                "healthy": not str(info["optimizer_status"]).startswith("failed"),
+                "optimizer": info["optimizer_status"],
                 "segments": info.get("segments"),
                 "disk_bytes": info.get("disk_bytes"),
                 "log_bytes": info.get("log_bytes"),
