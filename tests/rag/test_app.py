@@ -98,10 +98,15 @@ def _free_port() -> int:
 
 
 def _serve(
-    tmp_path: Path, port: int, log: IO[bytes], api_key: str | None = "k3y"
+    tmp_path: Path,
+    port: int,
+    log: IO[bytes],
+    api_key: str | None = "k3y",
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """uvicorn in a child process, its stderr into `log`."""
     env = {**os.environ, "FERROVEC_PATH": str(tmp_path / "served"), "EMBEDDING_MODEL": "hash:128"}
+    env.update(extra_env or {})
     env.pop("API_KEY", None)
     if api_key is not None:
         env["API_KEY"] = api_key

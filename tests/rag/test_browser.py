@@ -8,9 +8,14 @@ repository root for a look (`docs/rag-page.png` in the README is one of them).""
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 from selenium import webdriver
@@ -87,12 +92,14 @@ def test_the_page_searches_and_chats(tmp_path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _server(tmp_path: Path, api_key: str | None = None) -> Iterator[str]:
+def _server(
+    tmp_path: Path, api_key: str | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "server.log"
     with log_path.open("ab") as log:
-        proc = _serve(tmp_path, port, log, api_key=api_key)
+        proc = _serve(tmp_path, port, log, api_key=api_key, extra_env=extra_env)
         try:
             _wait_ready(base, proc, log_path)
             yield base
@@ -299,3 +306,56 @@ def test_errors_show_as_messages_not_a_stuck_spinner(tmp_path: Path) -> None:
         wait.until(ec.text_to_be_present_in_element((By.ID, "results"), "422"))
         assert browser.find_element(By.ID, "toast").is_displayed()
         assert browser.find_element(By.ID, "search-note").text == ""
+
+
+class _SlowLLM(BaseHTTPRequestHandler):
+    """A streaming chat endpoint that sends its answer in pieces a second apart, or (for a
+    question with "fail" in it) breaks off after the first piece."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        question = body["messages"][-1]["content"]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for piece in ("The Moon orbits ", "the Earth [1]."):
+            chunk = {"choices": [{"delta": {"content": piece}}]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+            if "fail" in question:
+                self.wfile.write(b"data: {not json\n\n")
+                return
+            time.sleep(1.0)
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_an_llm_answer_streams_in_and_a_broken_one_says_so(tmp_path: Path) -> None:
+    llm = ThreadingHTTPServer(("127.0.0.1", 0), _SlowLLM)
+    threading.Thread(target=llm.serve_forever, daemon=True).start()
+    env = {"LLM_BASE_URL": f"http://127.0.0.1:{llm.server_address[1]}/v1", "LLM_MODEL": "t"}
+    try:
+        with _server(tmp_path, extra_env=env) as base:
+            assert httpx.post(base + "/ingest?wait=true", json={"texts": DOCS}).status_code == 200
+            with _page(base) as browser:
+                wait = WebDriverWait(browser, 30)
+                wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "LLM t"))
+                browser.find_element(By.ID, "tab-chat").click()
+                browser.find_element(By.ID, "message").send_keys("what orbits?", Keys.ENTER)
+                # The first piece shows before the answer is finished (no citation link yet).
+                wait.until(ec.text_to_be_present_in_element((By.ID, "chat"), "The Moon orbits"))
+                assert not browser.find_elements(By.CSS_SELECTOR, "#chat a.cite")
+                wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#chat a.cite")))
+                answer = browser.find_element(By.CSS_SELECTOR, "#chat .answer").text
+                assert answer == "The Moon orbits the Earth [1]."
+
+                browser.find_element(By.ID, "message").send_keys("please fail", Keys.ENTER)
+                wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#chat .turn.error")))
+                error = browser.find_element(By.CSS_SELECTOR, "#chat .turn.error").text
+                assert "JSONDecodeError" in error
+                assert browser.find_element(By.ID, "toast").is_displayed()
+    finally:
+        llm.shutdown()
+        llm.server_close()
