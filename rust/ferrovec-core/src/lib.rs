@@ -48,6 +48,7 @@ pub mod filter;
 pub mod format;
 pub mod index;
 pub mod io;
+pub mod observe;
 pub mod pool;
 pub mod segment;
 pub mod shared;

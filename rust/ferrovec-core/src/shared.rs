@@ -222,6 +222,19 @@ impl Shared {
         Ok(oldest)
     }
 
+    /// Live processes that have the collection open (each holds a reader slot), this one
+    /// included.
+    pub fn processes(&self) -> Result<usize> {
+        let used = (self.word(SLOTS_USED).load(Ordering::SeqCst) as usize).min(MAX_READERS);
+        let mut n = 0;
+        for i in 0..used {
+            if i == self.slot || self.is_locked((SLOTS_AT + 8 * i) as i64, 8)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     fn claim_slot(&self) -> Result<usize> {
         for i in 0..MAX_READERS {
             let at = SLOTS_AT + 8 * i;

@@ -566,6 +566,32 @@ impl Store {
         names.iter().map(|n| self.collection(n)?.info()).collect()
     }
 
+    /// Every collection's metrics in Prometheus' text format; only the families `names` if
+    /// given (an unknown name is refused), only `collection` if given.
+    pub fn metrics(&self, names: Option<&[String]>, collection: Option<&str>) -> Result<String> {
+        let list = match collection {
+            Some(c) => vec![c.to_string()],
+            None => self.list_collections()?,
+        };
+        if let Some(names) = names {
+            crate::observe::prometheus::check_names(names)?;
+        }
+        let samples = list
+            .iter()
+            .map(|n| self.collection(n)?.metrics_sample())
+            .collect::<Result<Vec<_>>>()?;
+        crate::observe::prometheus::encode(samples, names)
+    }
+
+    /// The newest `limit` slow operations recorded on this store (newest first), of
+    /// `collection` if given (see `observe::slow`).
+    pub fn slow_ops(&self, limit: usize, collection: Option<&str>) -> Vec<serde_json::Value> {
+        crate::observe::slow::recent(limit, self.path(), collection)
+            .iter()
+            .map(crate::observe::slow::SlowOp::to_json)
+            .collect()
+    }
+
     /// Checkpoint every loaded collection, stop their logs and release the lock. Idempotent.
     pub fn close(&self) -> Result<()> {
         if self.pid != std::process::id() || self.closed.swap(true, Ordering::AcqRel) {

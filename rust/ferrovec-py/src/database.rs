@@ -44,8 +44,14 @@ impl PyDatabase {
 /// log_archive: a directory where every sealed log file is also kept, for point-in-time
 /// restores (`restore_backup(..., to_sequence=N, log_archive=...)`); the open log file is
 /// sealed at least every `archive_interval_s` seconds while it holds writes.
+///
+/// slow_op_ms: record every call taking at least this many milliseconds (0: every call) in
+/// the slow-operation profiler (`Database.slow_ops()`, logger "ferrovec.slow"); the threshold
+/// is the process's. Default: the environment variable FERROVEC_SLOW_OP_MS, else unchanged
+/// (off unless set).
 #[pyfunction]
-#[pyo3(signature = (path, *, durability = "fsync", fsync_interval_ms = 100, log_archive = None, archive_interval_s = 60.0, read_only = false))]
+#[pyo3(signature = (path, *, durability = "fsync", fsync_interval_ms = 100, log_archive = None, archive_interval_s = 60.0, read_only = false, slow_op_ms = None))]
+#[allow(clippy::too_many_arguments)]
 pub fn open(
     py: Python<'_>,
     path: PathBuf,
@@ -54,7 +60,9 @@ pub fn open(
     log_archive: Option<PathBuf>,
     archive_interval_s: f64,
     read_only: bool,
+    slow_op_ms: Option<i64>,
 ) -> PyResult<PyDatabase> {
+    let slow_op_ms = crate::observe::parse_slow_op_ms(py, slow_op_ms)?;
     let durability = Durability::parse(durability, fsync_interval_ms).map_err(|e| to_py(py, e))?;
     let options = StorageOptions {
         durability,
@@ -76,6 +84,9 @@ pub fn open(
     };
     if let Some(dir) = log_archive {
         run_detached(py, || store.set_log_archive(Some(&dir), every))?;
+    }
+    if slow_op_ms.is_some() {
+        ferrovec_core::observe::slow::set_threshold(slow_op_ms);
     }
     Ok(PyDatabase {
         store: Mutex::new(Some(store)),

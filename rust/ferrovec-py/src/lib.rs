@@ -8,6 +8,7 @@ mod convert;
 mod database;
 mod errors;
 mod gil;
+mod observe;
 mod out;
 mod query;
 mod snapshot;
@@ -20,8 +21,11 @@ use pyo3::prelude::*;
 /// Set by `_shutdown` (atexit): Python is going away, so log lines go to stderr from then on.
 static PYTHON_GONE: AtomicBool = AtomicBool::new(false);
 
-/// Forwards the core's log lines (torn-tail repairs, checkpoints) to Python's `logging` while
-/// the interpreter lives. A background thread (the optimizer) calling into a finalising
+/// Forwards the core's log lines (opening, recovery, torn-tail repairs, checkpoints, optimizer
+/// runs, lock waits, slow operations) to Python's `logging` while the interpreter lives, under
+/// `ferrovec.*`: the core's module `ferrovec_core::collection::open` logs as
+/// `ferrovec.collection.open`, the profiler as `ferrovec.slow`. Levels are read from Python's
+/// loggers at each line, so `logging.getLogger("ferrovec").setLevel(...)` works at any time. A background thread (the optimizer) calling into a finalising
 /// interpreter would abort, so after `_shutdown` warnings and errors go to stderr instead.
 struct Gate(pyo3_log::Logger);
 
@@ -30,7 +34,12 @@ impl log::Log for Gate {
         if PYTHON_GONE.load(Ordering::Acquire) {
             metadata.level() <= log::Level::Warn
         } else {
-            self.0.enabled(metadata)
+            let target = python_logger(metadata.target());
+            let renamed = log::Metadata::builder()
+                .level(metadata.level())
+                .target(&target)
+                .build();
+            self.0.enabled(&renamed)
         }
     }
 
@@ -40,7 +49,17 @@ impl log::Log for Gate {
                 eprintln!("ferrovec {}: {}", record.level(), record.args());
             }
         } else {
-            self.0.log(record);
+            let target = python_logger(record.target());
+            self.0.log(
+                &log::Record::builder()
+                    .args(*record.args())
+                    .level(record.level())
+                    .target(&target)
+                    .module_path(record.module_path())
+                    .file(record.file())
+                    .line(record.line())
+                    .build(),
+            );
         }
     }
 
@@ -48,6 +67,14 @@ impl log::Log for Gate {
         if !PYTHON_GONE.load(Ordering::Acquire) {
             self.0.flush();
         }
+    }
+}
+
+/// The Python logger of a core log target: `ferrovec_core::a::b` as `ferrovec.a.b`.
+fn python_logger(target: &str) -> String {
+    match target.strip_prefix("ferrovec_core") {
+        Some(rest) => format!("ferrovec{}", rest.replace("::", ".")),
+        None => target.to_string(),
     }
 }
 
@@ -66,7 +93,7 @@ fn _shutdown(py: Python<'_>) -> PyResult<()> {
 #[pymodule(gil_used = false)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    if let Ok(logger) = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels) {
+    if let Ok(logger) = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers) {
         if log::set_boxed_logger(Box::new(Gate(logger))).is_ok() {
             log::set_max_level(log::LevelFilter::Debug);
         }
@@ -78,6 +105,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gil::_panic_for_tests, m)?)?;
     m.add_function(wrap_pyfunction!(gil::_panic_for_tests_async, m)?)?;
     m.add_function(wrap_pyfunction!(database::set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(observe::set_slow_op_ms, m)?)?;
+    m.add_function(wrap_pyfunction!(observe::get_slow_op_ms, m)?)?;
     m.add_function(wrap_pyfunction!(database::get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(collection::_matrix_address, m)?)?;
     m.add_function(wrap_pyfunction!(convert::_as_matrix, m)?)?;

@@ -18,7 +18,7 @@ use crate::out::hits_to_list;
 use crate::sparse::sparse_input_from_py;
 
 /// The collections a request's `lookup_from`s name, opened.
-fn lookups(py: Python<'_>, store: &Arc<Store>, names: &[String]) -> PyResult<Lookups> {
+pub(crate) fn lookups(py: Python<'_>, store: &Arc<Store>, names: &[String]) -> PyResult<Lookups> {
     let mut out = Lookups::new();
     for name in names {
         let col = run_detached(py, || store.collection(name))?;

@@ -9,6 +9,7 @@
 //! search keeps going until it holds `ef` matching ones), falling back to the exact scan if it
 //! ends short.
 
+use crate::observe::trace::{self, span, Count, Phase};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,12 +18,12 @@ use rayon::prelude::*;
 
 use super::manifest::PayloadIndexDef;
 use super::search::{self, Cand, TopK};
-use super::state::{Loc, State, MEM};
+use super::state::{found_len, graph_choice, Loc, State, MEM};
 use crate::config::Space;
 use crate::error::{Error, Result};
 use crate::filter::index::{self as pindex, FieldIndex, SourceView};
 use crate::filter::rowset::RowSet;
-use crate::filter::{parse_datetime, Cond, Filter};
+use crate::filter::{parse_datetime, Filter};
 use crate::index::hnsw;
 use crate::index::quant::Codes;
 use crate::payload::Path as KeyPath;
@@ -33,23 +34,6 @@ use crate::segment::{Bitmap, Segment};
 /// Rows of exact scoring that one filtered graph search costs, per unit of ef and of
 /// 1/sqrt(selectivity) (see `search_filtered`).
 const GRAPH_COST: f64 = 80.0;
-
-/// Keys of the field conditions a filter's indexes could answer.
-fn indexable_keys<'a>(f: &'a Filter, out: &mut Vec<&'a str>) {
-    let all = f
-        .must
-        .iter()
-        .chain(&f.should)
-        .chain(&f.must_not)
-        .chain(f.min_should.iter().flat_map(|(c, _)| c));
-    for c in all {
-        match c {
-            Cond::Field(fc) => out.push(&fc.key),
-            Cond::Filter(inner) => indexable_keys(inner, out),
-            _ => {}
-        }
-    }
-}
 
 /// Remove the rows set in `deleted` from `set`.
 fn remove_deleted(set: &mut RowSet, deleted: &Bitmap) {
@@ -102,20 +86,28 @@ impl State {
 
     /// Live rows of source `src` (`MEM`: the appendable rows) that match `filter`.
     pub fn matching(&self, src: u32, filter: &Filter) -> Result<RowSet> {
+        Ok(self.matching_how(src, filter)?.0)
+    }
+
+    /// `matching`, and how the filter was resolved there.
+    pub fn matching_how(&self, src: u32, filter: &Filter) -> Result<(RowSet, FilterWay)> {
         let rows = self.source_rows(src);
         let mut set = RowSet::full(rows);
         let mut exact = filter.is_empty();
+        let mut way = FilterWay::default();
         if src != MEM {
             let s = &self.sources[src as usize];
             if !exact && s.segment().is_some() {
                 let mut keys = Vec::new();
-                indexable_keys(filter, &mut keys);
+                filter.field_keys(&mut keys);
                 let mut loaded: HashMap<&str, Arc<FieldIndex>> = HashMap::new();
                 for k in keys {
                     if let Some(i) = self.source_index(src, k)? {
                         loaded.insert(k, i);
                     }
                 }
+                way.indexed_keys = loaded.keys().map(|k| k.to_string()).collect();
+                way.indexed_keys.sort_unstable();
                 let index = |k: &str| loaded.get(k).cloned();
                 let find = |id: &PointId| s.find_live(id);
                 let view = SourceView {
@@ -130,6 +122,8 @@ impl State {
         if !exact {
             let with_ids = filter.uses_ids();
             let candidates: Vec<usize> = set.iter().collect();
+            way.checked = candidates.len();
+            trace::add(Count::FilterChecks, candidates.len() as u64);
             for r in candidates {
                 let loc = Loc {
                     source: src,
@@ -141,18 +135,27 @@ impl State {
                 }
             }
         }
-        Ok(set)
+        Ok((set, way))
     }
 
     /// Every source with rows matching `filter`: (source, rows).
     fn matching_all(&self, filter: &Filter) -> Result<Vec<(u32, RowSet)>> {
-        let mut out = Vec::new();
+        Ok(self
+            .matching_all_how(filter)?
+            .into_iter()
+            .filter(|m| m.1.count() > 0)
+            .map(|(src, set, _)| (src, set))
+            .collect())
+    }
+
+    /// Every source, the rows of it matching `filter`, and how the filter was resolved there.
+    pub fn matching_all_how(&self, filter: &Filter) -> Result<Vec<(u32, RowSet, FilterWay)>> {
+        let _s = span(Phase::Filter);
         let srcs = (0..self.sources.len() as u32).chain((!self.mem.is_empty()).then_some(MEM));
+        let mut out = Vec::new();
         for src in srcs {
-            let set = self.matching(src, filter)?;
-            if set.count() > 0 {
-                out.push((src, set));
-            }
+            let (set, way) = self.matching_how(src, filter)?;
+            out.push((src, set, way));
         }
         Ok(out)
     }
@@ -213,7 +216,7 @@ impl State {
 
     /// For each source, the rows matching `filter` and how to search them: through the graph
     /// (on its codes, if it has them) when that is cheaper than scoring every matching row.
-    fn filtered_plans(
+    pub(super) fn filtered_plans(
         &self,
         sp: Space,
         filter: &Filter,
@@ -222,10 +225,21 @@ impl State {
         full_scan_threshold: usize,
     ) -> Result<Vec<Planned<'_>>> {
         let mut plans = Vec::new();
-        for (src, set) in self.matching_all(filter)? {
+        for (src, set, way) in self.matching_all_how(filter)? {
             let count = set.count();
+            if count == 0 {
+                continue;
+            }
+            let why: String;
             let graph = match (src, exact) {
-                (MEM, _) | (_, true) => None,
+                (MEM, _) => {
+                    why = "appendable rows are scanned exactly".into();
+                    None
+                }
+                (_, true) => {
+                    why = "exact search was asked for".into();
+                    None
+                }
                 _ => {
                     let s = &self.sources[src as usize];
                     // Exact costs one distance per matching row; a filtered graph search about
@@ -233,13 +247,28 @@ impl State {
                     // points, 25,000 rows' worth). The cheaper one runs.
                     let sel = count as f64 / s.live().max(1) as f64;
                     let exact_limit = GRAPH_COST * ef as f64 / sel.sqrt();
+                    let (walkable, no_graph) = graph_choice(s, false, full_scan_threshold);
                     match s.segment() {
-                        Some(seg)
-                            if count as f64 > exact_limit && seg.rows >= full_scan_threshold =>
-                        {
+                        Some(seg) if walkable && count as f64 > exact_limit => {
+                            why = format!(
+                                "{count} matching rows ({:.1}% of {}) cost more to score than a filtered walk (about {exact_limit:.0} rows' worth at ef {ef})",
+                                100.0 * sel,
+                                s.live()
+                            );
                             seg.graph(sp.index)?
                         }
-                        _ => None,
+                        _ => {
+                            why = if walkable {
+                                format!(
+                                    "{count} matching rows ({:.1}% of {}) cost less to score than a filtered walk (about {exact_limit:.0} rows' worth at ef {ef})",
+                                    100.0 * sel,
+                                    s.live()
+                                )
+                            } else {
+                                no_graph
+                            };
+                            None
+                        }
                     }
                 }
             };
@@ -253,6 +282,9 @@ impl State {
             };
             plans.push(Planned {
                 src,
+                why,
+                label: self.source_label(src),
+                way,
                 count,
                 vectors: self.source_vectors(src),
                 set,
@@ -416,15 +448,29 @@ impl State {
     }
 }
 
+/// How a filter was resolved in one source: the payload indexes it used, and how many rows
+/// (those the indexes left open, or all) had their payload checked one by one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FilterWay {
+    pub indexed_keys: Vec<String>,
+    pub checked: usize,
+}
+
 /// One source of a filtered search: its matching rows, and the graph to walk them with (if
 /// walking beats scoring them all).
-struct Planned<'a> {
-    src: u32,
-    set: RowSet,
-    count: usize,
+pub(super) struct Planned<'a> {
+    pub src: u32,
+    /// Why the source is walked or scored (`explain`).
+    pub why: String,
+    /// How `explain` names the source.
+    pub label: String,
+    /// How the filter was resolved in it.
+    pub way: FilterWay,
+    pub set: RowSet,
+    pub count: usize,
     vectors: &'a [f32],
-    graph: Option<Arc<hnsw::Graph>>,
-    coded: Option<(&'a Segment, Codes<'a>)>,
+    pub graph: Option<Arc<hnsw::Graph>>,
+    pub coded: Option<(&'a Segment, Codes<'a>)>,
     /// Rows lacking this vector: graph nodes, never results.
     absent: Option<&'a Bitmap>,
 }
@@ -448,7 +494,15 @@ fn search_planned(
             let absent = p.absent;
             let accept =
                 |r: u32| set.contains(r as usize) && !absent.is_some_and(|a| a.get(r as usize));
-            let found = search::graph_search(g, p.coded, p.vectors, sp, q, n, ef, &accept, true)?;
+            let _s = span(Phase::Graph);
+            let method = if p.coded.is_some() {
+                "filtered graph on int8 codes"
+            } else {
+                "filtered graph"
+            };
+            let found = trace::step(|| p.label.clone(), method, found_len, || {
+                search::graph_search(g, p.coded, p.vectors, sp, q, n, ef, &accept, true)
+            })?;
             if found.len() >= n.min(p.count) {
                 for item in found {
                     top.push(Cand {
@@ -460,6 +514,32 @@ fn search_planned(
                 continue;
             }
         }
+        let _s = span(Phase::ExactScan);
+        let method = if p.graph.is_some() {
+            "exact (the filtered walk found too few)"
+        } else {
+            "exact over matching rows"
+        };
+        let found = trace::step(|| p.label.clone(), method, TopK::len, || {
+            trace::add(Count::ExactDistances, p.count as u64);
+            score_planned(p, sp, q, n, min_key, single)
+        });
+        top = top.merge(found);
+    }
+    Ok(top.into_sorted())
+}
+
+/// Score every matching row of `p` for `q` into `top`.
+fn score_planned(
+    p: &Planned<'_>,
+    sp: Space,
+    q: &[f32],
+    n: usize,
+    min_key: f32,
+    single: bool,
+) -> TopK {
+    let mut top = TopK::new(n, min_key);
+    {
         let score = |words: std::ops::Range<usize>, top: &mut TopK| {
             for r in p.set.iter_words(words) {
                 let at = r * sp.stride + sp.offset;
@@ -491,5 +571,5 @@ fn search_planned(
             score(0..p.set.words(), &mut top);
         }
     }
-    Ok(top.into_sorted())
+    top
 }

@@ -16,10 +16,12 @@
 //! archive need).
 
 mod copy;
+mod explain;
 mod filtered;
 mod info;
 mod lifecycle;
 mod manifest;
+mod observed;
 mod open;
 mod optimize;
 mod payload_index;
@@ -29,6 +31,7 @@ mod retention;
 pub mod search;
 mod sparse_search;
 mod state;
+mod stats;
 mod sync;
 mod validate;
 mod write;
@@ -42,6 +45,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::config::{CollectionConfig, StorageOptions};
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
+use crate::observe::metrics::CollectionMetrics;
 use crate::shared::{Lease, Shared, WriteLock};
 use crate::wal::Wal;
 pub use manifest::{Manifest, PayloadIndexDef};
@@ -91,6 +95,8 @@ pub struct Collection {
     pid: u32,
     /// The log position of rows frozen by a checkpoint that failed before installing them.
     frozen_at: Mutex<Option<u64>>,
+    /// What this process counts of the collection's calls, checkpoints and merges.
+    metrics: CollectionMetrics,
 }
 
 /// Held by a write from before it reads the log's end to after it appended: this process's

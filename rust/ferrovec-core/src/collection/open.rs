@@ -55,6 +55,7 @@ impl Collection {
             garbage_pending: AtomicBool::new(true),
             pid: std::process::id(),
             frozen_at: Mutex::new(None),
+            metrics: Default::default(),
         });
         if col.dir.is_some() && options.background_optimizer {
             optimize::start(&col);
@@ -120,6 +121,11 @@ impl Collection {
         if stats.applied > 0 {
             log::info!("collection {name}: replayed {} log records", stats.applied);
         }
+        log::debug!(
+            "collection {name}: opened, {} segments, {} points",
+            state.sources.len(),
+            state.live
+        );
         shared.pin(manifest.generation);
         let col = Self::assemble(
             name,

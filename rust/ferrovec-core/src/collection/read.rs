@@ -1,5 +1,6 @@
 //! Reads: counts, facets, point lookups, scrolling and search.
 
+use super::observed::{filter_json, search_json};
 use super::search;
 use super::validate::{validate_ids, vector_what};
 use super::Collection;
@@ -8,18 +9,24 @@ use crate::config::{Distance, Modifier, Target};
 use crate::error::{Error, Result};
 use crate::filter::{parse_datetime, Filter};
 use crate::point::{PointId, SparseVector};
+use crate::observe::Op;
+use serde_json::json;
 use crate::query::{Direction, FacetValue, PayloadSelector, Record, ScoredPoint, SearchParams};
 
 impl Collection {
     pub fn count(&self) -> Result<usize> {
+        self.observed(Op::Count, || json!({}), || {
         self.enter()?;
         Ok(self.state.read().live)
+        })
     }
 
     /// Points matching `filter`.
     pub fn count_filtered(&self, filter: &Filter) -> Result<usize> {
+        self.observed(Op::Count, || json!({"filter": filter_json(Some(filter))}), || {
         self.enter()?;
         self.state.read().count_matching(filter)
+        })
     }
 
     /// Points per value (string, integer or boolean) of the field `key` among those matching
@@ -30,8 +37,10 @@ impl Collection {
         filter: &Filter,
         limit: usize,
     ) -> Result<Vec<(FacetValue, usize)>> {
+        self.observed(Op::Facet, || json!({"key": key, "limit": limit, "filter": filter_json(Some(filter))}), || {
         self.enter()?;
         self.state.read().facet(key, filter, limit)
+        })
     }
 
     /// Up to `limit` points matching `filter` ordered by the indexed numeric or datetime field
@@ -47,6 +56,7 @@ impl Collection {
         with_payload: &PayloadSelector,
         with_vector: bool,
     ) -> Result<Vec<Record>> {
+        self.observed(Op::Scroll, || json!({"order_by": key, "limit": limit, "filter": filter_json(Some(filter))}), || {
         self.enter()?;
         let start = match start {
             None | Some(serde_json::Value::Null) => None,
@@ -70,6 +80,7 @@ impl Collection {
             with_payload,
             with_vector,
         )
+        })
     }
 
     /// Points by id, in the order asked; missing ids are left out.
@@ -79,6 +90,7 @@ impl Collection {
         with_payload: &PayloadSelector,
         with_vector: bool,
     ) -> Result<Vec<Record>> {
+        self.observed(Op::Get, || json!({"ids": ids.len(), "with_vector": with_vector}), || {
         self.enter()?;
         validate_ids(ids, false, &crate::cancel::NEVER)?;
         let st = self.state.read();
@@ -89,6 +101,7 @@ impl Collection {
             }
         }
         Ok(out)
+        })
     }
 
     /// Up to `limit` points in id order, starting at `offset` (inclusive). Returns them and the
@@ -101,15 +114,18 @@ impl Collection {
         with_vector: bool,
         filter: Option<&Filter>,
     ) -> Result<(Vec<Record>, Option<PointId>)> {
+        self.observed(Op::Scroll, || json!({"limit": limit, "filter": filter_json(filter)}), || {
         self.enter()?;
         self.state
             .read()
             .scroll(limit, offset, with_payload, with_vector, filter)
+        })
     }
 
     /// Top-k search for one query of the dimension of the vector `params.using`: through the
     /// segments' graphs, exactly where a segment has none (or `params.exact`).
     pub fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<ScoredPoint>> {
+        self.observed(Op::Search, || search_json(params, 1), || {
         self.enter()?;
         let dim = self.config.space(params.using.as_deref())?.dim;
         if query.len() != dim {
@@ -121,6 +137,7 @@ impl Collection {
         }
         let mut all = self.search_many(query, params)?;
         Ok(all.pop().unwrap_or_default())
+        })
     }
 
     /// Top-k search for each row of `queries`.
@@ -129,6 +146,7 @@ impl Collection {
         queries: Matrix<'_>,
         params: &SearchParams,
     ) -> Result<Vec<Vec<ScoredPoint>>> {
+        self.observed(Op::SearchBatch, || search_json(params, queries.rows()), || {
         self.enter()?;
         let dim = self.config.space(params.using.as_deref())?.dim;
         if queries.cols() != dim && queries.rows() > 0 {
@@ -139,6 +157,7 @@ impl Collection {
             )));
         }
         self.search_many(queries.data(), params)
+        })
     }
 
     /// Top-k search over the sparse vector `params.using` (exact dot products; points sharing
@@ -149,6 +168,7 @@ impl Collection {
         query: &SparseVector,
         params: &SearchParams,
     ) -> Result<Vec<ScoredPoint>> {
+        self.observed(Op::Search, || search_json(params, 1), || {
         self.enter()?;
         if params.k == 0 {
             return Err(Error::invalid("k must be at least 1"));
@@ -172,6 +192,7 @@ impl Collection {
         let min_key = params.score_threshold.unwrap_or(f32::NEG_INFINITY);
         let cands = st.search_sparse(k, &q, n, min_key, params.filter.as_ref())?;
         st.scored(Distance::Dot, &cands, params)
+        })
     }
 
     fn search_many(&self, queries: &[f32], params: &SearchParams) -> Result<Vec<Vec<ScoredPoint>>> {
@@ -184,7 +205,7 @@ impl Collection {
         let sp = self.config.space(params.using.as_deref())?;
         let metric = sp.distance;
         let q = self.prepare_queries(queries, sp, params.allow_zero)?;
-        let st = self.state.read();
+        let st = self.waited(|| self.state.read());
         let n = params.offset.saturating_add(params.k);
         let cands = st.search(
             sp,

@@ -147,6 +147,15 @@ impl TopK {
         }
     }
 
+    /// Candidates kept.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
     /// The key a new candidate must reach to enter (equal keys enter by location).
     #[inline]
     pub fn floor(&self) -> f32 {

@@ -3,6 +3,7 @@
 //! appendable rows' map, else by binary search in each source's id order, newest first. At most
 //! one live copy of an id exists; replaced and deleted rows are marked in the source's bitmap.
 
+use crate::observe::trace::{self, span, Count, Phase};
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -650,7 +651,7 @@ impl State {
         self.sources
             .iter()
             .map(|s| match s.segment() {
-                Some(seg) if !exact && s.rows() >= full_scan_threshold => seg.graph(k),
+                Some(seg) if graph_choice(s, exact, full_scan_threshold).0 => seg.graph(k),
                 _ => Ok(None),
             })
             .collect()
@@ -687,10 +688,18 @@ impl State {
         let nq = queries.len() / sp.dim;
         let exact = if blocks.is_empty() {
             None
-        } else if nq == 1 {
-            Some(vec![search::search_one(sp, queries, &blocks, n, min_key)])
         } else {
-            Some(search::search_many(sp, queries, &blocks, n, min_key))
+            let _s = span(Phase::ExactScan);
+            let rows: usize = blocks.iter().map(|b| b.vectors.len() / sp.stride).sum();
+            let what = || format!("{} exact source(s), {rows} rows", blocks.len());
+            Some(trace::step(what, "exact", |r: &Vec<Vec<Cand>>| r[0].len(), || {
+                trace::add(Count::ExactDistances, (rows * nq) as u64);
+                if nq == 1 {
+                    vec![search::search_one(sp, queries, &blocks, n, min_key)]
+                } else {
+                    search::search_many(sp, queries, &blocks, n, min_key)
+                }
+            }))
         };
         // Each graph with the int8 codes it is walked on, if its segment has them.
         type Coded<'s> = Option<(&'s Segment, Codes<'s>)>;
@@ -718,8 +727,11 @@ impl State {
                 let rejecting = deleted.count_ones() > 0 || absent.is_some();
                 let accept =
                     |r: u32| !deleted.get(r as usize) && !absent.is_some_and(|a| a.get(r as usize));
-                let found =
-                    search::graph_search(g, coded, s.vectors(), sp, q, n, ef, &accept, rejecting)?;
+                let _s = span(Phase::Graph);
+                let method = if coded.is_some() { "graph on int8 codes" } else { "graph" };
+                let found = trace::step(|| self.source_label(i as u32), method, found_len, || {
+                    search::graph_search(g, coded, s.vectors(), sp, q, n, ef, &accept, rejecting)
+                })?;
                 for item in found {
                     top.push(Cand {
                         key: -item.d,
@@ -748,12 +760,24 @@ impl State {
             .collect())
     }
 
+    /// How `explain` and the profiler name source `src`.
+    pub fn source_label(&self, src: u32) -> String {
+        if src == MEM {
+            return "appendable rows".into();
+        }
+        match &self.sources[src as usize].kind {
+            SourceKind::Sealed(seg) => format!("segment {}", seg.id),
+            SourceKind::Frozen(_) => "rows being sealed".into(),
+        }
+    }
+
     pub fn scored(
         &self,
         metric: Distance,
         cands: &[Cand],
         params: &SearchParams,
     ) -> Result<Vec<ScoredPoint>> {
+        let _s = span(Phase::PayloadRead);
         cands
             .iter()
             .skip(params.offset)
@@ -772,5 +796,30 @@ impl State {
                 })
             })
             .collect()
+    }
+}
+
+/// How many candidates a traced step found.
+pub(super) fn found_len<T>(r: &Result<Vec<T>>) -> usize {
+    r.as_ref().map_or(0, Vec::len)
+}
+
+/// Whether an unfiltered search walks source `s`'s graph (if it has one), and why.
+pub(super) fn graph_choice(s: &Source, exact: bool, full_scan_threshold: usize) -> (bool, String) {
+    match s.segment() {
+        _ if exact => (false, "exact search was asked for".into()),
+        None => (false, "rows being sealed are scanned exactly".into()),
+        Some(_) if s.rows() < full_scan_threshold => (
+            false,
+            format!(
+                "{} rows, fewer than full_scan_threshold ({full_scan_threshold}): scanning is cheaper",
+                s.rows()
+            ),
+        ),
+        Some(_) if !s.has_graph() => (false, "not indexed yet: the optimizer has not built its graph".into()),
+        Some(_) => (
+            true,
+            format!("indexed, {} rows (at least full_scan_threshold, {full_scan_threshold})", s.rows()),
+        ),
     }
 }

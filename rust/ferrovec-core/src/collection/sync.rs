@@ -98,10 +98,10 @@ impl Collection {
     /// with the log, so the write is planned against everything acknowledged before it.
     pub(super) fn begin_write(&self) -> Result<WriteGuard<'_>> {
         self.check_writable()?;
-        let mut manifest = self.writer.lock();
+        let mut manifest = self.waited(|| self.writer.lock());
         self.check_open()?;
         let lock = match &self.shared {
-            Some(s) => Some(s.lock_writes()?),
+            Some(s) => Some(self.waited(|| s.lock_writes())?),
             None => None,
         };
         self.sync_locked(&mut manifest, true)?;
@@ -113,7 +113,10 @@ impl Collection {
 
     /// Append a record to the log (under `begin_write`) and tell the other processes.
     pub(super) fn append(&self, guard: &WriteGuard<'_>, wal: &Wal, op: &OpRef<'_>) -> Result<u64> {
-        let seq = wal.append(op)?;
+        let seq = {
+            let _s = crate::observe::trace::span(crate::observe::trace::Phase::LogAppend);
+            wal.append(op)?
+        };
         if let (Some(s), Some(l)) = (&self.shared, &guard.lock) {
             s.set_log_end(l, seq);
         }

@@ -2,6 +2,7 @@
 //! planned against the state under the writer lock, logged as one record, applied, and then
 //! made as durable as the durability mode promises.
 
+use super::observed::{filter_json, selector_json};
 use super::optimize;
 use super::state::{self, State};
 use super::validate::{check_payload_sizes, copies, given_layout, validate_ids, Layout};
@@ -15,6 +16,9 @@ use crate::payload::PayloadOp;
 use crate::point::{Payload, PointId, SparseVector};
 use crate::query::Selector;
 use crate::wal::record::OpRef;
+use crate::observe::trace::{span, Phase};
+use crate::observe::Op;
+use serde_json::json;
 
 impl Collection {
     /// Insert or replace points. `vectors` holds `ids.len()` rows, row-major, each with all of
@@ -51,6 +55,7 @@ impl Collection {
         allow_zero: bool,
         cancel: &Cancel,
     ) -> Result<()> {
+        self.observed(Op::Upsert, || json!({"points": ids.len(), "allow_zero": allow_zero}), || {
         self.check_open()?;
         let n = ids.len();
         if let Some(p) = payloads {
@@ -86,11 +91,15 @@ impl Collection {
         let guard = self.begin_write()?;
         let found = self.state.read().locate_all(ids)?;
         let seq = self.log_upsert(&guard, ids, &laid.rows, &sparse, &payload_bytes)?;
-        self.state
-            .write()
-            .apply_upsert(ids, &laid.rows, sparse, payload_bytes, &found);
+        {
+            let _s = span(Phase::Apply);
+            self.state
+                .write()
+                .apply_upsert(ids, &laid.rows, sparse, payload_bytes, &found);
+        }
         drop(guard);
         self.after_write(seq)
+        })
     }
 
     /// Append an upsert record (rows already validated and prepared); its sequence number, or
@@ -131,18 +140,22 @@ impl Collection {
 
     /// Delete points by id; returns how many of them existed.
     pub fn delete(&self, ids: &[PointId]) -> Result<usize> {
+        self.observed(Op::Delete, || json!({"ids": ids.len()}), || {
         self.check_open()?;
         validate_ids(ids, false, &NEVER)?;
         let guard = self.begin_write()?;
         self.delete_locked(guard, ids)
+        })
     }
 
     /// Delete every point matching `filter` (resolved to ids, which are what is logged).
     pub fn delete_filter(&self, filter: &Filter) -> Result<usize> {
+        self.observed(Op::Delete, || json!({"filter": filter_json(Some(filter))}), || {
         self.check_open()?;
         let guard = self.begin_write()?;
         let ids = self.state.read().ids_matching(filter)?;
         self.delete_locked(guard, &ids)
+        })
     }
 
     fn delete_locked(&self, guard: WriteGuard<'_>, ids: &[PointId]) -> Result<usize> {
@@ -182,8 +195,10 @@ impl Collection {
     /// key k on ids" would not be replayable: a checkpoint running meanwhile may already have
     /// persisted the old copies' deletion, so replay could no longer find them.
     pub fn update_payload(&self, sel: Selector<'_>, op: &PayloadOp) -> Result<usize> {
+        self.observed(Op::Payload, || json!({"selector": selector_json(&sel)}), || {
         let written = self.write_selected(sel, |st, ids| st.plan_payload_op(ids, op))?;
         Ok(written.len())
+        })
     }
 
     /// Replace vectors of the points of `ids` that exist, keeping their payloads (and their
@@ -196,6 +211,7 @@ impl Collection {
         vectors: &Vectors<'_>,
         allow_zero: bool,
     ) -> Result<Vec<PointId>> {
+        self.observed(Op::UpdateVectors, || json!({"points": ids.len()}), || {
         self.check_open()?;
         validate_ids(ids, true, &NEVER)?;
         let laid = self.lay_out(ids.len(), vectors, Layout::Given, allow_zero, &NEVER)?;
@@ -209,6 +225,7 @@ impl Collection {
             &laid.sparse,
         )?;
         self.write_plan(guard, plan)
+        })
     }
 
     /// Remove the vectors `names` (`""`: the unnamed one) from the points `sel` picks (Qdrant's
@@ -216,6 +233,7 @@ impl Collection {
     /// search of one of those vectors no longer finds them. Returns how many points exist among
     /// those picked.
     pub fn delete_vectors(&self, sel: Selector<'_>, names: &[String]) -> Result<usize> {
+        self.observed(Op::DeleteVectors, || json!({"selector": selector_json(&sel), "vectors": names}), || {
         self.check_open()?;
         let mut unique: Vec<String> = Vec::with_capacity(names.len());
         for name in names {
@@ -247,6 +265,7 @@ impl Collection {
             st.plan_vector_update(ids, &nan, &copies, given, &none)
         })?;
         Ok(written.len())
+        })
     }
 
     /// Rewrite the points `sel` picks (each once) as `plan` makes them, under the writer lock
@@ -316,7 +335,10 @@ impl Collection {
         let (Some(wal), Some(seq)) = (&self.wal, seq) else {
             return Ok(());
         };
-        wal.commit(seq)?;
+        {
+            let _s = span(Phase::Fsync);
+            wal.commit(seq)?;
+        }
         if self.log_bytes() > self.options.checkpoint_log_bytes {
             if self.options.background_optimizer {
                 self.optimizer.wake();

@@ -108,6 +108,19 @@ fn push(map: &mut BTreeMap<String, Vec<u32>>, k: &str, row: u32) {
     }
 }
 
+/// Distinct values of an ascending (value, row) list.
+fn distinct_sorted(v: &[(f64, u32)]) -> usize {
+    let mut n = 0;
+    let mut last: Option<f64> = None;
+    for &(x, _) in v {
+        if last != Some(x) {
+            n += 1;
+            last = Some(x);
+        }
+    }
+    n
+}
+
 fn sort_pairs(v: &mut [(f64, u32)]) {
     v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
 }
@@ -361,6 +374,23 @@ impl FieldIndex {
                 .filter(|(_, n)| *n > 0)
                 .collect(),
         )
+    }
+
+    /// Distinct values (terms for a text index) in this segment's index.
+    pub fn distinct(&self) -> usize {
+        match &self.data {
+            Data::Strings(m) | Data::Text(m) => m.len(),
+            Data::Integer { exact, sorted } => {
+                if exact.is_empty() {
+                    distinct_sorted(sorted)
+                } else {
+                    exact.len()
+                }
+            }
+            Data::Sorted(v) => distinct_sorted(v),
+            Data::Bool { yes, no } => usize::from(!yes.is_empty()) + usize::from(!no.is_empty()),
+            Data::Geo(v) => v.len(),
+        }
     }
 
     /// (value, row) pairs of an ordered index, ascending.

@@ -37,6 +37,37 @@ pub enum Cond {
     Filter(Box<Filter>),
 }
 
+impl Filter {
+    fn clauses(&self) -> impl Iterator<Item = &Cond> {
+        self.must
+            .iter()
+            .chain(&self.should)
+            .chain(&self.must_not)
+            .chain(self.min_should.iter().flat_map(|(c, _)| c))
+    }
+
+    /// Keys of the field conditions, outside `nested` (those a payload index could answer).
+    pub fn field_keys<'a>(&'a self, out: &mut Vec<&'a str>) {
+        for c in self.clauses() {
+            match c {
+                Cond::Field(fc) => out.push(&fc.key),
+                Cond::Filter(inner) => inner.field_keys(out),
+                _ => {}
+            }
+        }
+    }
+
+    /// Conditions, counted through nested clauses.
+    pub fn conditions(&self) -> usize {
+        self.clauses()
+            .map(|c| match c {
+                Cond::Filter(inner) | Cond::Nested(_, inner) => inner.conditions(),
+                _ => 1,
+            })
+            .sum()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct FieldCond {
     /// The key as written (index lookups use it).

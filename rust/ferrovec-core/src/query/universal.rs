@@ -83,6 +83,22 @@ pub enum Query {
 }
 
 impl Query {
+    /// Its kind as the profiler and `explain` name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Query::Nearest { mmr: Some(_), .. } => "nearest_mmr",
+            Query::Nearest { .. } => "nearest",
+            Query::Recommend { .. } => "recommend",
+            Query::Discover { .. } => "discover",
+            Query::Context { .. } => "context",
+            Query::OrderBy { .. } => "order_by",
+            Query::Fusion(Fusion::Rrf { .. }) => "rrf",
+            Query::Fusion(_) => "dbsf",
+            Query::Formula(_) => "formula",
+            Query::Sample => "sample",
+        }
+    }
+
     /// Whether it ranks by a vector (and so needs `using`).
     pub fn is_vector(&self) -> bool {
         matches!(

@@ -75,6 +75,10 @@ impl Wal {
             // Part of the frame may be in the file: nothing may be appended after it.
             return Err(self.fail(&e));
         }
+        self.metrics.appends.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .appended_bytes
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
         let len = w.cursor.map_or(0, |c| c.1) + frame.len() as u64;
         w.cursor = Some((first, len));
         if let Some(f) = w.files.iter_mut().find(|f| f.0 == first) {
@@ -96,7 +100,7 @@ impl Wal {
                     .open_append(&self.dir.join(file_name(prev)))
                     .map(Arc::from),
             };
-            if let Err(e) = file.and_then(|f| f.sync_data()) {
+            if let Err(e) = file.and_then(|f| self.timed_sync(&*f)) {
                 return Err(self.fail(&e));
             }
             {
@@ -131,6 +135,15 @@ impl Wal {
         w.file = Some((first_seq, file));
         w.cursor = Some((first_seq, HEADER_LEN as u64));
         Ok(())
+    }
+
+    /// fsync `file`, counted and timed in the log's metrics.
+    fn timed_sync(&self, file: &dyn WriteFile) -> Result<()> {
+        let started = std::time::Instant::now();
+        let r = file.sync_data();
+        self.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.metrics.fsync_latency.observe(started.elapsed());
+        r
     }
 
     /// Wait until record `seq` is as durable as the durability mode promises at acknowledgement:
@@ -174,7 +187,7 @@ impl Wal {
                 (w.file.as_ref().map(|f| f.1.clone()), w.next_seq - 1)
             };
             let result = match file {
-                Some(f) => f.sync_data(),
+                Some(f) => self.timed_sync(&*f),
                 None => Ok(()),
             };
             s = self.sync.lock();

@@ -31,6 +31,7 @@ use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::format::HEADER_LEN;
 use crate::io::{FileSystem, WriteFile};
+use crate::observe::metrics::LogMetrics;
 pub use archive::{cut_to, Target};
 use record::Op;
 
@@ -51,6 +52,8 @@ pub struct Wal {
     stop_background: Mutex<Option<mpsc::Sender<()>>>,
     /// Continuous archiving: every log file, once sealed, is also put here (see `archive`).
     archive: Mutex<Option<PathBuf>>,
+    /// Appends and fsyncs made by this process.
+    pub metrics: LogMetrics,
 }
 
 struct Writer {
@@ -136,6 +139,7 @@ impl Wal {
             synced_cv: Condvar::new(),
             stop_background: Mutex::new(None),
             archive: Mutex::new(None),
+            metrics: LogMetrics::default(),
         });
         let stats = wal.rewind(checkpoint_seq, &mut apply)?;
         wal.sync.lock().synced = wal.last_seq();
@@ -181,6 +185,41 @@ impl Wal {
             }
         }
         total
+    }
+
+    /// Log files this process knows of that may hold records after `seq`.
+    pub fn files_after(&self, seq: u64) -> usize {
+        let w = self.writer.lock();
+        (0..w.files.len())
+            .filter(|&i| w.files.get(i + 1).is_none_or(|next| next.0 - 1 > seq))
+            .count()
+    }
+
+    /// When record `seq + 1`, the oldest not in the checkpoint at `seq`, was made (µs since
+    /// the epoch); `None` if there is none yet. Reads its file up to it.
+    pub fn time_of_first_after(&self, seq: u64) -> Result<Option<i64>> {
+        let want = seq + 1;
+        let first = {
+            let w = self.writer.lock();
+            if w.next_seq <= want {
+                return Ok(None);
+            }
+            w.files.iter().map(|f| f.0).filter(|&f| f <= want).max()
+        };
+        let Some(first) = first else { return Ok(None) };
+        let path = self.dir.join(file_name(first));
+        let data = self.fs.read(&path)?;
+        let mut pos = HEADER_LEN;
+        while pos < data.len() {
+            let Ok(frame) = record::parse_frame(&data[pos..]) else {
+                return Ok(None);
+            };
+            if frame.seq == want {
+                return Ok(record::split_body(frame.body).map(|b| b.0));
+            }
+            pos += frame.len;
+        }
+        Ok(None)
     }
 
     /// Seal the current file (fsync) and start the next one, so that the files holding only

@@ -20,6 +20,17 @@ use crate::segment::{self, Bitmap, GraphData, Segment, SegmentData, Shape};
 /// is at least `full_scan_threshold` rows, then remove the inputs' files once no process uses
 /// them (not before this process has let go of them too). The caller holds `structure`.
 pub(super) fn merge(col: &Collection, inputs: &[usize], stop: &Stop<'_>) -> Result<()> {
+    let started = std::time::Instant::now();
+    let points: usize = {
+        let st = col.state.read();
+        inputs.iter().filter_map(|&i| st.sources.get(i)).map(|s| s.live()).sum()
+    };
+    merge_inputs(col, inputs, stop)?;
+    col.metrics.record_run("merge", started.elapsed(), points);
+    Ok(())
+}
+
+fn merge_inputs(col: &Collection, inputs: &[usize], stop: &Stop<'_>) -> Result<()> {
     let plan = plan(col, inputs)?;
     let built = build(col, &plan, stop)?;
     switch(col, inputs, &plan, built)?;

@@ -218,6 +218,51 @@ fn background_step(col: &Collection) -> Result<()> {
         col.optimizer.set_status(Some("sealing".into()));
         seal(col)?;
     }
+    match next_work(col) {
+        Work::Index { .. } => {
+            col.optimizer.set_status(Some("indexing".into()));
+            index_unindexed(col, &stop)
+        }
+        Work::Vacuum(i) => {
+            col.optimizer.set_status(Some("merging".into()));
+            merge::merge(col, &[i], &stop)
+        }
+        Work::Merge(a, b) => {
+            col.optimizer.set_status(Some("merging".into()));
+            merge::merge(col, &[a, b], &stop)
+        }
+        Work::Wait(_) => Ok(()),
+    }
+}
+
+/// What the background optimizer does next, once the log is sealed when due.
+pub(crate) enum Work {
+    /// Index this many unindexed points.
+    Index { points: usize },
+    /// Rebuild source i without its deleted rows.
+    Vacuum(usize),
+    /// Merge the two smallest indexed sources.
+    Merge(usize, usize),
+    /// Nothing now, and why.
+    Wait(String),
+}
+
+impl Work {
+    /// How `stats` says it.
+    pub(crate) fn describe(&self, col: &Collection) -> String {
+        let st = col.state.read();
+        let label = |i: usize| st.source_label(i as u32);
+        match self {
+            Work::Index { points } => format!("index {points} unindexed points"),
+            Work::Vacuum(i) => format!("vacuum {} (over 20% of its rows deleted)", label(*i)),
+            Work::Merge(a, b) => format!("merge {} and {}", label(*a), label(*b)),
+            Work::Wait(why) => why.clone(),
+        }
+    }
+}
+
+/// The background optimizer's decision (see the module doc), from the collection's state.
+pub(crate) fn next_work(col: &Collection) -> Work {
     let cfg = col.config.optimizer;
     let now = col.opened.elapsed().as_millis() as u64;
     let idle = now.saturating_sub(col.last_write_ms.load(Ordering::Relaxed)) >= cfg.idle_ms;
@@ -246,26 +291,31 @@ fn background_step(col: &Collection) -> Result<()> {
         .indexing_threshold
         .max(col.config.hnsw.full_scan_threshold);
     if unindexed >= threshold && (idle || unindexed >= 10 * threshold) {
-        col.optimizer.set_status(Some("indexing".into()));
-        return index_unindexed(col, &stop);
+        return Work::Index { points: unindexed };
     }
     if !idle {
-        return Ok(());
+        return Work::Wait(format!(
+            "writes are coming in; waits for {} ms without writes",
+            cfg.idle_ms
+        ));
     }
     if let Some(i) = vacuum {
-        col.optimizer.set_status(Some("merging".into()));
-        return merge::merge(col, &[i], &stop);
+        return Work::Vacuum(i);
     }
     if indexed_segments.len() > MAX_INDEXED_SEGMENTS {
         let mut by_size = indexed_segments;
         by_size.sort_unstable();
         let (a, b) = (by_size[0], by_size[1]);
         if a.0 + b.0 <= cfg.max_segment_points {
-            col.optimizer.set_status(Some("merging".into()));
-            return merge::merge(col, &[a.1, b.1], &stop);
+            return Work::Merge(a.1, b.1);
         }
     }
-    Ok(())
+    if unindexed > 0 {
+        return Work::Wait(format!(
+            "{unindexed} unindexed points, fewer than the indexing threshold ({threshold}): they are scanned exactly"
+        ));
+    }
+    Work::Wait("nothing to do".into())
 }
 
 /// Seal the appendable rows, then index every unindexed segment (with the largest indexed

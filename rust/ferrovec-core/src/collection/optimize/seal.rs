@@ -17,8 +17,22 @@ use crate::segment::{self, Bitmap, Segment, SegmentData, Shape};
 /// Checkpoint: turn the appendable rows into a sealed segment (no graph) and trim the log.
 /// The caller holds `structure` and the lease.
 pub fn seal(col: &Collection) -> Result<()> {
+    let started = std::time::Instant::now();
+    if let Some(sealed) = seal_rows(col)? {
+        log::info!(
+            "collection {}: checkpoint of {sealed} points in {:.1} ms",
+            col.name,
+            started.elapsed().as_secs_f64() * 1e3
+        );
+        col.metrics.record_run("seal", started.elapsed(), sealed);
+    }
+    Ok(())
+}
+
+/// `seal`: the rows it wrote into a segment (`None`: nothing to seal).
+fn seal_rows(col: &Collection) -> Result<Option<usize>> {
     let (Some(dir), Some(wal)) = (&col.dir, &col.wal) else {
-        return Ok(());
+        return Ok(None);
     };
     let seg_dir = dir.join(SEGMENTS_DIR);
     finish_failed_seal(col, &seg_dir)?;
@@ -38,7 +52,7 @@ pub fn seal(col: &Collection) -> Result<()> {
                 drop(g);
                 col.collect_garbage()?;
             }
-            return Ok(());
+            return Ok(None);
         }
         wal.rotate()?;
         let id = m.take_segment_id();
@@ -62,7 +76,8 @@ pub fn seal(col: &Collection) -> Result<()> {
     install(col, &mut m, seq, Some((idx, seg)))?;
     *col.frozen_at.lock() = None;
     drop(m);
-    col.collect_garbage()
+    col.collect_garbage()?;
+    Ok(Some(frozen.len()))
 }
 
 /// A seal that failed after its freeze (a write, fsync or rename error) left rows frozen in

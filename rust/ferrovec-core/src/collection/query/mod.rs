@@ -16,12 +16,14 @@ mod resolve;
 mod score;
 
 use rayon::prelude::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use super::observed::query_json;
 use super::search::{min_key_for, Cand, TopK};
 use super::state::{Loc, State, MEM};
 use super::Collection;
 use crate::error::{Error, Result};
+use crate::observe::Op;
 use crate::filter::{parse_datetime, Filter};
 use crate::payload::Path;
 use crate::point::{PointId, SparseVector};
@@ -88,9 +90,11 @@ struct Run<'a> {
 impl Collection {
     /// Run a universal query; `lookups` holds the collections its `lookup_from`s name.
     pub fn query(&self, req: &QueryRequest, lookups: &Lookups) -> Result<Vec<ScoredPoint>> {
+        self.observed(Op::Query, || query_json(req), || {
         self.enter()?;
-        let st = self.state.read();
+        let st = self.waited(|| self.state.read());
         self.query_in(&st, req, lookups)
+        })
     }
 
     /// Several queries over one view of the collection, in parallel.
@@ -99,12 +103,14 @@ impl Collection {
         reqs: &[QueryRequest],
         lookups: &Lookups,
     ) -> Result<Vec<Vec<ScoredPoint>>> {
+        self.observed(Op::Query, || json!({"queries": reqs.len()}), || {
         self.enter()?;
         let st = self.state.read();
         crate::pool::install(|| {
             reqs.par_iter()
                 .map(|r| self.query_in(&st, r, lookups))
                 .collect()
+        })
         })
     }
 
@@ -132,6 +138,7 @@ impl Collection {
     /// `group_by`, each with its best `group_size` points, groups ordered by their best point.
     /// As in Qdrant's local mode, every stage of the query may pass on all points.
     pub fn query_groups(&self, g: &GroupsRequest, lookups: &Lookups) -> Result<Vec<Group>> {
+        self.observed(Op::Query, || json!({"group_by": g.group_by, "group_size": g.group_size, "query": query_json(&g.query)}), || {
         self.enter()?;
         let st = self.state.read();
         let all = st.live.max(1);
@@ -194,6 +201,7 @@ impl Collection {
                 Ok(Group { id, hits })
             })
             .collect()
+        })
     }
 }
 

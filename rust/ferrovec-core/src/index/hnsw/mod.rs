@@ -30,9 +30,9 @@ const NONE: u32 = u32::MAX;
 /// Words of the graph file's parameter block.
 const PARAM_WORDS: usize = 8;
 /// A search on int8 codes rescores this many candidates per result wanted on f32 ...
-const RESCORE_PER_K: usize = 4;
+pub(crate) const RESCORE_PER_K: usize = 4;
 /// ... and at least this many.
-const RESCORE_MIN: usize = 20;
+pub(crate) const RESCORE_MIN: usize = 20;
 
 /// Graph distance: lower is closer. For cosine (vectors stored unit-length) and dot it is the
 /// negated dot product, so the search key (higher is better) is always `-dist`.

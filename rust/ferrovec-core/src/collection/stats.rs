@@ -1,0 +1,229 @@
+//! `stats`: what an operator asks of a collection (its segments, payload indexes, log,
+//! disk and memory per part, the optimizer's last and next work, bytes per point), and the
+//! sample of its figures that `metrics` exports.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+
+use serde_json::{json, Value};
+
+use super::observed::now_epoch;
+use super::optimize::next_work;
+use super::state::SourceKind;
+use super::{Collection, SEGMENTS_DIR};
+use crate::error::Result;
+use crate::observe::memory::{self, part_of, Residency};
+use crate::observe::metrics::Op;
+use crate::observe::prometheus::Sample;
+
+/// Bytes of the collection's files per part, and of each segment's files.
+#[derive(Default)]
+struct Disk {
+    parts: BTreeMap<&'static str, u64>,
+    per_segment: BTreeMap<u64, u64>,
+}
+
+impl Collection {
+    fn disk(&self) -> Result<Disk> {
+        let mut d = Disk::default();
+        let Some(dir) = &self.dir else { return Ok(d) };
+        let seg_dir = dir.join(SEGMENTS_DIR);
+        for name in self.fs.list_dir(&seg_dir)? {
+            let len = match self.fs.file_len(&seg_dir.join(&name)) {
+                Ok(len) => len,
+                Err(_) => continue, // removed meanwhile by a checkpoint
+            };
+            *d.parts.entry(part_of(&name)).or_default() += len;
+            if let Some(id) = name.get(..16).and_then(|s| s.parse::<u64>().ok()) {
+                *d.per_segment.entry(id).or_default() += len;
+            }
+        }
+        let log = self.log_bytes();
+        if log > 0 {
+            d.parts.insert("log", log);
+        }
+        Ok(d)
+    }
+
+    fn residency(&self) -> Residency {
+        self.dir.as_deref().map(memory::residency).unwrap_or_default()
+    }
+
+    /// Seconds since the oldest record not yet checkpointed was written (0: none).
+    fn log_age(&self) -> Result<f64> {
+        let Some(wal) = &self.wal else { return Ok(0.0) };
+        let checkpoint = self.writer.lock().checkpoint_seq;
+        Ok(match wal.time_of_first_after(checkpoint)? {
+            Some(us) => (now_epoch() - us as f64 / 1e6).max(0.0),
+            None => 0.0,
+        })
+    }
+
+    /// Everything an operator asks about the collection, as JSON (see docs/OPERATIONS.md).
+    pub fn stats(&self) -> Result<Value> {
+        let info = self.info()?;
+        let disk = self.disk()?;
+        let res = self.residency();
+        let m = self.manifest();
+        let segments: Vec<Value> = {
+            let st = self.state.read();
+            let mut out = Vec::new();
+            for (i, s) in st.sources.iter().enumerate() {
+                let (id, recall) = match &s.kind {
+                    SourceKind::Sealed(seg) => (
+                        Some(seg.id),
+                        m.segments
+                            .iter()
+                            .find(|meta| meta.id == seg.id)
+                            .and_then(|meta| {
+                                meta.graphs.iter().map(|g| g.self_check_recall).reduce(f32::min)
+                            }),
+                    ),
+                    SourceKind::Frozen(_) => (None, None),
+                };
+                let deleted = s.deleted.count_ones();
+                out.push(json!({
+                    "source": st.source_label(i as u32),
+                    "id": id,
+                    "rows": s.rows(),
+                    "live": s.live(),
+                    "deleted": deleted,
+                    "deleted_share": deleted as f64 / s.rows().max(1) as f64,
+                    "indexed": s.has_graph(),
+                    "int8_codes": s.segment().is_some_and(|seg| seg.codes(0).ok().flatten().is_some()),
+                    "self_check_recall": recall,
+                    "disk_bytes": id.and_then(|id| disk.per_segment.get(&id)).copied().unwrap_or(0),
+                }));
+            }
+            if !st.mem.is_empty() {
+                out.push(json!({
+                    "source": "appendable rows",
+                    "rows": st.mem.len(),
+                    "live": st.mem.len(),
+                    "deleted": 0,
+                    "deleted_share": 0.0,
+                    "indexed": false,
+                    "disk_bytes": 0,
+                }));
+            }
+            out
+        };
+        let payload_indexes: Vec<Value> = {
+            let st = self.state.read();
+            info.payload_indexes
+                .iter()
+                .map(|p| {
+                    let mut distinct = 0;
+                    if let Some(def) = st.index_def(&p.key) {
+                        for seg in st.sources.iter().filter_map(|s| s.segment()) {
+                            if let Ok(Some(idx)) = seg.payload_index(def.number) {
+                                // Per segment; the sum counts a value once per segment it is in.
+                                distinct = distinct.max(idx.distinct());
+                            }
+                        }
+                    }
+                    json!({
+                        "key": p.key,
+                        "kind": p.kind,
+                        "points": p.points,
+                        "distinct_values": distinct,
+                        "disk_bytes": p.disk_bytes,
+                    })
+                })
+                .collect()
+        };
+        let last = self.metrics.last_run.lock().clone();
+        let next = next_work(self);
+        let points = info.points.max(1) as f64;
+        let disk_total: u64 = disk.parts.values().sum();
+        let resident_total: u64 = res.resident.values().sum();
+        // What serving keeps in memory per point: the codes and graphs (f32 rows are read
+        // from disk for rescoring in large segments, from the page cache in small ones).
+        let serving: u64 = ["codes", "graphs", "ids", "deletions", "payload_indexes"]
+            .iter()
+            .filter_map(|p| disk.parts.get(p))
+            .sum();
+        Ok(json!({
+            "name": self.name,
+            "points": info.points,
+            "indexed_points": info.indexed_points,
+            "unindexed_points": info.unindexed_points,
+            "segments": segments,
+            "payload_indexes": payload_indexes,
+            "log": {
+                "bytes": info.log_bytes,
+                "files": self.wal.as_ref().map_or(0, |w| w.files_after(m.checkpoint_seq)),
+                "oldest_record_age_s": self.log_age()?,
+                "checkpoint_seq": m.checkpoint_seq,
+            },
+            "disk_bytes": disk.parts,
+            "memory_bytes": {"mapped": res.mapped, "resident": res.resident},
+            "optimizer": {
+                "status": info.optimizer_status,
+                "last": last.map(|l| json!({
+                    "kind": l.kind,
+                    "ended_at": l.ended_at,
+                    "seconds": l.seconds,
+                    "points": l.points,
+                })),
+                "next": next.describe(self),
+                "checkpoints": self.metrics.checkpoints.load(Relaxed),
+                "merges": self.metrics.merges.load(Relaxed),
+            },
+            "capacity": {
+                "disk_bytes_per_point": disk_total as f64 / points,
+                "resident_bytes_per_point": resident_total as f64 / points,
+                "serving_bytes_per_point": serving as f64 / points,
+            },
+            "processes": self.shared.as_ref().map_or(Ok(1), |s| s.processes())?,
+        }))
+    }
+
+    /// This collection's figures for `metrics`.
+    pub fn metrics_sample(&self) -> Result<Sample> {
+        let info = self.info()?;
+        let res = self.residency();
+        let rows: usize = info.segments.iter().filter(|s| s.kind != "appendable").map(|s| s.rows).sum();
+        let deleted: usize = info.segments.iter().map(|s| s.deleted).sum();
+        let mut s = Sample {
+            collection: self.name.clone(),
+            checkpoints: self.metrics.checkpoints.load(Relaxed),
+            merges: self.metrics.merges.load(Relaxed),
+            optimizer_seconds: self.metrics.optimizer_ns.load(Relaxed) as f64 / 1e9,
+            optimizer_queue_points: info.unindexed_points,
+            optimizer_failed: info.optimizer_status.starts_with("failed"),
+            lock_wait_seconds: self.metrics.lock_wait_ns.load(Relaxed) as f64 / 1e9,
+            points: info.points,
+            indexed_points: info.indexed_points,
+            unindexed_points: info.unindexed_points,
+            segments: info.segments.len(),
+            deleted_ratio: deleted as f64 / rows.max(1) as f64,
+            disk_bytes: info.disk_bytes,
+            log_bytes: info.log_bytes,
+            log_age_seconds: self.log_age()?,
+            mapped_bytes: res.mapped,
+            resident_bytes: res.resident,
+            processes: self.shared.as_ref().map_or(Ok(1), |s| s.processes())?,
+            ..Sample::default()
+        };
+        for op in Op::ALL {
+            let o = self.metrics.op(op);
+            s.ops.push((
+                op,
+                o.count.load(Relaxed),
+                o.errors.load(Relaxed),
+                o.slow.load(Relaxed),
+                o.latency.values(),
+            ));
+        }
+        if let Some(wal) = &self.wal {
+            let lm = &wal.metrics;
+            s.log_appends = lm.appends.load(Relaxed);
+            s.log_appended_bytes = lm.appended_bytes.load(Relaxed);
+            s.log_fsyncs = lm.fsyncs.load(Relaxed);
+            s.log_fsync_latency = lm.fsync_latency.values();
+            s.log_files = wal.files_after(self.writer.lock().checkpoint_seq);
+        }
+        Ok(s)
+    }
+}
