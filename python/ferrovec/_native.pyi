@@ -27,13 +27,16 @@ __all__ = [
     "_shutdown",
     "backup_status",
     "bm25",
+    "check",
     "cleanup_backups",
     "get_num_threads",
+    "get_slow_op_ms",
     "list_backups",
     "open",
     "restore_backup",
     "restore_snapshot",
     "set_num_threads",
+    "set_slow_op_ms",
     "spawn",
     "verify_backup",
     "verify_snapshot",
@@ -261,6 +264,22 @@ class Collection:
     def optimize(self, wait: bool = True) -> None: ...
     def verify(self) -> None: ...
     def info(self) -> dict[str, Any]: ...
+    def stats(self) -> dict[str, Any]: ...
+    def explain(
+        self,
+        vector: npt.ArrayLike,
+        k: int = 10,
+        *,
+        filter: _Filter | None = None,
+        score_threshold: float | None = None,
+        offset: int = 0,
+        ef: int | None = None,
+        exact: bool = False,
+        allow_zero: bool = False,
+        using: str | None = None,
+        analyze: bool = False,
+    ) -> dict[str, Any]: ...
+    def explain_query(self, request: Any, *, analyze: bool = False) -> dict[str, Any]: ...
 
 @final
 class Database:
@@ -285,6 +304,9 @@ class Database:
     def list_collections(self) -> list[str]: ...
     def drop_collection(self, name: str) -> None: ...
     def info(self) -> list[dict[str, Any]]: ...
+    def metrics(self, names: Sequence[str] | None = None, *, collection: str | None = None) -> str: ...
+    def slow_ops(self, limit: int = 100, *, collection: str | None = None) -> list[dict[str, Any]]: ...
+    def stats(self) -> list[dict[str, Any]]: ...
     def create_snapshot(
         self, collection: str | None = None, *, dest: str | os.PathLike[str] | None = None
     ) -> SnapshotInfo: ...
@@ -315,7 +337,11 @@ def open(
     log_archive: str | os.PathLike[str] | None = None,
     archive_interval_s: float = 60.0,
     read_only: bool = False,
+    slow_op_ms: int | None = None,
 ) -> Database: ...
+def set_slow_op_ms(ms: int | None) -> None: ...
+def check(path: str | os.PathLike[str]) -> list[dict[str, Any]]: ...
+def get_slow_op_ms() -> int | None: ...
 
 @final
 class SnapshotInfo:

@@ -1,12 +1,14 @@
-"""The ``ferrovec`` command: ``info``, ``verify``, ``demo``, ``snapshot ...``, ``backup ...`` and
-``migrate``."""
+"""The ``ferrovec`` command: ``info``, ``verify``, ``check``, ``stats``, ``metrics``, ``optimize``,
+``demo``, ``snapshot ...``, ``backup ...`` and ``migrate``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,113 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for name in db.list_collections():
             db.collection(name).verify()
             print(f"{name}: ok")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0 when every collection is healthy, 1 when any has a problem."""
+    found = ferrovec.check(args.path)
+    bad = 0
+    for c in found:
+        state = "ok" if not c["problems"] else f"{len(c['problems'])} problem(s)"
+        print(f"{c['name']}: {state} ({c['log_records']:,} log records after the checkpoint)")
+        for p in c["problems"]:
+            print(f"  problem: {p}")
+        for n in c["notes"]:
+            print(f"  note: {n}")
+        bad += bool(c["problems"])
+    if not found:
+        print(f"{args.path}: no collections")
+    return 1 if bad else 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    with ferrovec.open(args.path, read_only=True) as db:
+        names = [args.collection] if args.collection else db.list_collections()
+        stats = [db.collection(n).stats() for n in names]
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    for s in stats:
+        print(f"{s['name']}: {s['points']:,} points ({s['unindexed_points']:,} unindexed)")
+        for seg in s["segments"]:
+            recall = seg.get("self_check_recall")
+            shown = "-" if recall is None else f"{recall:.3f}"
+            print(
+                f"  {seg['source']:<20} {seg['live']:>10,} live"
+                f"  {seg['deleted_share']:6.1%} deleted"
+                f"  {'indexed' if seg['indexed'] else 'exact  '}  recall {shown:<6}"
+                f"  {_size(seg['disk_bytes']):>10}"
+            )
+        for p in s["payload_indexes"]:
+            print(
+                f"  index {p['key']!r} ({p['kind']}): {p['distinct_values']:,} distinct values,"
+                f" {_size(p['disk_bytes'])}"
+            )
+        log = s["log"]
+        print(
+            f"  log: {_size(log['bytes'])} in {log['files']} file(s), oldest record"
+            f" {log['oldest_record_age_s']:.0f} s old"
+        )
+        disk = ", ".join(f"{k} {_size(v)}" for k, v in s["disk_bytes"].items())
+        print(f"  disk: {disk}")
+        opt = s["optimizer"]
+        last = opt["last"]
+        shown = (
+            "none in this process"
+            if last is None
+            else f"{last['kind']} of {last['points']:,} points"
+        )
+        print(f"  optimizer: {opt['status']}; last: {shown}; next: {opt['next']}")
+        cap = s["capacity"]
+        print(
+            f"  per point: {cap['disk_bytes_per_point']:.0f} B on disk,"
+            f" {cap['serving_bytes_per_point']:.0f} B to keep resident for serving"
+        )
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    with ferrovec.open(args.path, read_only=True) as db:
+        sys.stdout.write(db.metrics(args.name or None, collection=args.collection))
+    return 0
+
+
+def _watch(col: ferrovec.Collection, started: float, done: threading.Event) -> None:
+    """Show an optimization's progress on stderr every half second until `done`."""
+    while not done.wait(0.5):
+        i = col.info()
+        sys.stderr.write(
+            f"\r  {col.name}: {i['optimizer_status']:<10} {len(i['segments'])} segment(s),"
+            f" {i['indexed_points']:,}/{i['points']:,} indexed"
+            f" ({time.perf_counter() - started:.0f} s)"
+        )
+        sys.stderr.flush()
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    """Seal, index, merge and vacuum now, showing the optimizer's progress."""
+    with ferrovec.open(args.path) as db:
+        names = [args.collection] if args.collection else db.list_collections()
+        for name in names:
+            col = db.collection(name)
+            before = col.info()
+            started = time.perf_counter()
+            done = threading.Event()
+            watcher = threading.Thread(target=_watch, args=(col, started, done), daemon=True)
+            watcher.start()
+            try:
+                col.optimize()
+            finally:
+                done.set()
+                watcher.join()
+                sys.stderr.write("\n")
+            after = col.info()
+            print(
+                f"{name}: {len(before['segments'])} -> {len(after['segments'])} segment(s),"
+                f" {after['indexed_points']:,} of {after['points']:,} points indexed"
+                f" in {time.perf_counter() - started:.1f} s"
+            )
     return 0
 
 
@@ -345,6 +454,29 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("verify", help="check every checksum of every collection's files")
     p.add_argument("path")
     p.set_defaults(func=cmd_verify)
+    p = sub.add_parser(
+        "check",
+        help="check manifests, every log record and every checksum without writing; "
+        "exit 1 if anything is damaged",
+    )
+    p.add_argument("path")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser(
+        "stats", help="segments, payload indexes, log, disk and memory per part, optimizer"
+    )
+    p.add_argument("path")
+    p.add_argument("--collection")
+    p.add_argument("--json", action="store_true", help="print the stats as JSON")
+    p.set_defaults(func=cmd_stats)
+    p = sub.add_parser("metrics", help="print the metrics in Prometheus' text format")
+    p.add_argument("path")
+    p.add_argument("--collection")
+    p.add_argument("--name", action="append", help="only this metric family (repeatable)")
+    p.set_defaults(func=cmd_metrics)
+    p = sub.add_parser("optimize", help="seal, index, merge and vacuum now, with progress")
+    p.add_argument("path")
+    p.add_argument("--collection")
+    p.set_defaults(func=cmd_optimize)
     p = sub.add_parser("demo", help="ingest, search, close, reopen: the store end to end, timed")
     p.add_argument("--path", help="where to create the demo store (default: a temporary directory)")
     p.add_argument("--points", type=int, default=100_000)

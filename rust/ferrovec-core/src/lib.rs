@@ -41,6 +41,7 @@ pub mod query;
 pub mod backup;
 pub mod bm25;
 pub mod cancel;
+pub mod check;
 pub mod collection;
 pub mod distance;
 pub mod error;

@@ -35,7 +35,10 @@ pub fn parse_slow_op_ms(py: Python<'_>, ms: Option<i64>) -> PyResult<Option<u64>
             Ok(v) => Some(v.trim().parse::<i64>().map_err(|_| {
                 invalid(
                     py,
-                    format!("{}={v:?} is not a whole number of milliseconds", slow::SLOW_OP_ENV),
+                    format!(
+                        "{}={v:?} is not a whole number of milliseconds",
+                        slow::SLOW_OP_ENV
+                    ),
                 )
             })?),
             Err(_) => None,
@@ -43,7 +46,10 @@ pub fn parse_slow_op_ms(py: Python<'_>, ms: Option<i64>) -> PyResult<Option<u64>
     };
     ms.map(|ms| {
         u64::try_from(ms).map_err(|_| {
-            invalid(py, format!("slow_op_ms must be 0 or more milliseconds, got {ms}"))
+            invalid(
+                py,
+                format!("slow_op_ms must be 0 or more milliseconds, got {ms}"),
+            )
         })
     })
     .transpose()
@@ -61,7 +67,9 @@ impl PyDatabase {
         collection: Option<String>,
     ) -> PyResult<String> {
         let store = self.store(py)?;
-        run_detached(py, || store.metrics(names.as_deref(), collection.as_deref()))
+        run_detached(py, || {
+            store.metrics(names.as_deref(), collection.as_deref())
+        })
     }
 
     /// The newest `limit` slow operations recorded on this store (newest first), of
@@ -166,4 +174,22 @@ impl PyCollection {
         let plan = run_detached(py, || col.explain_query(&req, &lookups, analyze))?;
         json_to_py(py, &plan)
     }
+}
+
+/// Check the store at `path` without writing to it: every checksum of every sealed file,
+/// every manifest and every log record. One dict per collection: name, log_records,
+/// problems (damage; empty when healthy) and notes (findings that lose nothing).
+#[pyfunction]
+pub fn check(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Py<PyList>> {
+    let found = run_detached(py, || ferrovec_core::check::check_store(&path))?;
+    let out = PyList::empty(py);
+    for c in found {
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("name", c.name)?;
+        d.set_item("log_records", c.log_records)?;
+        d.set_item("problems", c.problems)?;
+        d.set_item("notes", c.notes)?;
+        out.append(d)?;
+    }
+    Ok(out.unbind())
 }

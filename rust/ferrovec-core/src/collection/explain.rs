@@ -107,7 +107,8 @@ impl Collection {
                 Target::Dense(sp) => {
                     let ef = s.ef.unwrap_or(self.config.hnsw.ef_construct).max(s.limit);
                     out["ef"] = json!(ef);
-                    out["sources"] = self.source_plans(st, sp, s.filter.as_ref(), s.exact, ef, s.limit)?;
+                    out["sources"] =
+                        self.source_plans(st, sp, s.filter.as_ref(), s.exact, ef, s.limit)?;
                 }
                 Target::Sparse(_) => {
                     out["sources"] = json!([{
@@ -139,12 +140,19 @@ impl Collection {
         let mut out = Vec::new();
         if let Some(f) = filter.filter(|f| !f.is_empty()) {
             for p in st.filtered_plans(sp, f, exact, ef, fst)? {
-                let live = if p.src == MEM { st.mem.len() } else { st.sources[p.src as usize].live() };
+                let live = if p.src == MEM {
+                    st.mem.len()
+                } else {
+                    st.sources[p.src as usize].live()
+                };
                 let walked = p.graph.is_some();
                 let way = &p.way;
                 let strategy = match (way.indexed_keys.is_empty(), way.checked) {
                     (false, 0) => format!("payload index on {:?} answered it", way.indexed_keys),
-                    (false, c) => format!("payload index on {:?}, then {c} payloads checked", way.indexed_keys),
+                    (false, c) => format!(
+                        "payload index on {:?}, then {c} payloads checked",
+                        way.indexed_keys
+                    ),
                     (true, c) => format!("no payload index for these keys: {c} payloads checked"),
                 };
                 out.push(json!({
@@ -169,7 +177,12 @@ impl Collection {
         }
         for (i, s) in st.sources.iter().enumerate() {
             let (walked, why) = graph_choice(s, exact, fst);
-            let coded = walked && s.segment().map(|seg| seg.codes(sp.index)).transpose()?.flatten().is_some();
+            let coded = walked
+                && s.segment()
+                    .map(|seg| seg.codes(sp.index))
+                    .transpose()?
+                    .flatten()
+                    .is_some();
             out.push(json!({
                 "source": st.source_label(i as u32),
                 "rows": s.rows(),

@@ -500,9 +500,12 @@ fn search_planned(
             } else {
                 "filtered graph"
             };
-            let found = trace::step(|| p.label.clone(), method, found_len, || {
-                search::graph_search(g, p.coded, p.vectors, sp, q, n, ef, &accept, true)
-            })?;
+            let found = trace::step(
+                || p.label.clone(),
+                method,
+                found_len,
+                || search::graph_search(g, p.coded, p.vectors, sp, q, n, ef, &accept, true),
+            )?;
             if found.len() >= n.min(p.count) {
                 for item in found {
                     top.push(Cand {
@@ -520,10 +523,15 @@ fn search_planned(
         } else {
             "exact over matching rows"
         };
-        let found = trace::step(|| p.label.clone(), method, TopK::len, || {
-            trace::add(Count::ExactDistances, p.count as u64);
-            score_planned(p, sp, q, n, min_key, single)
-        });
+        let found = trace::step(
+            || p.label.clone(),
+            method,
+            TopK::len,
+            || {
+                trace::add(Count::ExactDistances, p.count as u64);
+                score_planned(p, sp, q, n, min_key, single)
+            },
+        );
         top = top.merge(found);
     }
     Ok(top.into_sorted())

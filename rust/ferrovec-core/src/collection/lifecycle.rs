@@ -3,22 +3,26 @@
 use std::sync::atomic::Ordering;
 
 use super::optimize;
-use crate::observe::Op;
-use serde_json::json;
 use super::{Collection, CLOSED, DROPPED, OPEN};
 use crate::cancel::Cancel;
 use crate::error::Result;
+use crate::observe::Op;
 use crate::shared::Shared;
+use serde_json::json;
 
 impl Collection {
     /// Checkpoint: seal everything logged so far into a segment file and trim the log.
     pub fn flush(&self) -> Result<()> {
-        self.observed(Op::Flush, || json!({}), || {
-        self.check_open()?;
-        let _s = self.structure.lock();
-        let _lease = self.lease(true)?;
-        optimize::seal(self)
-        })
+        self.observed(
+            Op::Flush,
+            || json!({}),
+            || {
+                self.check_open()?;
+                let _s = self.structure.lock();
+                let _lease = self.lease(true)?;
+                optimize::seal(self)
+            },
+        )
     }
 
     /// Expire points past retention, then seal, index and merge now: afterwards a collection
@@ -26,13 +30,17 @@ impl Collection {
     /// `full_scan_threshold` points). `cancel` stops it early (with `Interrupted`), keeping
     /// every merge finished by then.
     pub fn optimize(&self, cancel: &Cancel) -> Result<()> {
-        self.observed(Op::Optimize, || json!({}), || {
-        self.check_open()?;
-        self.expire()?;
-        let _s = self.structure.lock();
-        let _lease = self.lease(true)?;
-        optimize::optimize_all(self, cancel)
-        })
+        self.observed(
+            Op::Optimize,
+            || json!({}),
+            || {
+                self.check_open()?;
+                self.expire()?;
+                let _s = self.structure.lock();
+                let _lease = self.lease(true)?;
+                optimize::optimize_all(self, cancel)
+            },
+        )
     }
 
     /// Ask the background optimizer to run a full optimization soon; returns at once.

@@ -34,7 +34,10 @@ impl Collection {
         if let Some(t) = tracing {
             let trace = t.finish();
             if slow::is_slow(took) {
-                self.metrics.op(op).slow.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.metrics
+                    .op(op)
+                    .slow
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 slow::record(SlowOp {
                     at: now_epoch(),
                     store: self.store_dir(),

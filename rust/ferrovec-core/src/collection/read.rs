@@ -8,25 +8,33 @@ use crate::batch::Matrix;
 use crate::config::{Distance, Modifier, Target};
 use crate::error::{Error, Result};
 use crate::filter::{parse_datetime, Filter};
-use crate::point::{PointId, SparseVector};
 use crate::observe::Op;
-use serde_json::json;
+use crate::point::{PointId, SparseVector};
 use crate::query::{Direction, FacetValue, PayloadSelector, Record, ScoredPoint, SearchParams};
+use serde_json::json;
 
 impl Collection {
     pub fn count(&self) -> Result<usize> {
-        self.observed(Op::Count, || json!({}), || {
-        self.enter()?;
-        Ok(self.state.read().live)
-        })
+        self.observed(
+            Op::Count,
+            || json!({}),
+            || {
+                self.enter()?;
+                Ok(self.state.read().live)
+            },
+        )
     }
 
     /// Points matching `filter`.
     pub fn count_filtered(&self, filter: &Filter) -> Result<usize> {
-        self.observed(Op::Count, || json!({"filter": filter_json(Some(filter))}), || {
-        self.enter()?;
-        self.state.read().count_matching(filter)
-        })
+        self.observed(
+            Op::Count,
+            || json!({"filter": filter_json(Some(filter))}),
+            || {
+                self.enter()?;
+                self.state.read().count_matching(filter)
+            },
+        )
     }
 
     /// Points per value (string, integer or boolean) of the field `key` among those matching
@@ -37,10 +45,14 @@ impl Collection {
         filter: &Filter,
         limit: usize,
     ) -> Result<Vec<(FacetValue, usize)>> {
-        self.observed(Op::Facet, || json!({"key": key, "limit": limit, "filter": filter_json(Some(filter))}), || {
-        self.enter()?;
-        self.state.read().facet(key, filter, limit)
-        })
+        self.observed(
+            Op::Facet,
+            || json!({"key": key, "limit": limit, "filter": filter_json(Some(filter))}),
+            || {
+                self.enter()?;
+                self.state.read().facet(key, filter, limit)
+            },
+        )
     }
 
     /// Up to `limit` points matching `filter` ordered by the indexed numeric or datetime field
@@ -56,31 +68,37 @@ impl Collection {
         with_payload: &PayloadSelector,
         with_vector: bool,
     ) -> Result<Vec<Record>> {
-        self.observed(Op::Scroll, || json!({"order_by": key, "limit": limit, "filter": filter_json(Some(filter))}), || {
-        self.enter()?;
-        let start = match start {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(s)) => Some(parse_datetime(s).ok_or_else(|| {
-                Error::invalid(format!(
-                    "order_by start_from {s:?} is not an RFC 3339 datetime"
-                ))
-            })?),
-            Some(v) => Some(v.as_f64().ok_or_else(|| {
-                Error::invalid(format!(
-                    "order_by start_from must be a number or a datetime, got {v}"
-                ))
-            })?),
-        };
-        self.state.read().scroll_ordered(
-            key,
-            direction,
-            start,
-            filter,
-            limit,
-            with_payload,
-            with_vector,
+        self.observed(
+            Op::Scroll,
+            || json!({"order_by": key, "limit": limit, "filter": filter_json(Some(filter))}),
+            || {
+                self.enter()?;
+                let start = match start {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(serde_json::Value::String(s)) => {
+                        Some(parse_datetime(s).ok_or_else(|| {
+                            Error::invalid(format!(
+                                "order_by start_from {s:?} is not an RFC 3339 datetime"
+                            ))
+                        })?)
+                    }
+                    Some(v) => Some(v.as_f64().ok_or_else(|| {
+                        Error::invalid(format!(
+                            "order_by start_from must be a number or a datetime, got {v}"
+                        ))
+                    })?),
+                };
+                self.state.read().scroll_ordered(
+                    key,
+                    direction,
+                    start,
+                    filter,
+                    limit,
+                    with_payload,
+                    with_vector,
+                )
+            },
         )
-        })
     }
 
     /// Points by id, in the order asked; missing ids are left out.
@@ -90,18 +108,22 @@ impl Collection {
         with_payload: &PayloadSelector,
         with_vector: bool,
     ) -> Result<Vec<Record>> {
-        self.observed(Op::Get, || json!({"ids": ids.len(), "with_vector": with_vector}), || {
-        self.enter()?;
-        validate_ids(ids, false, &crate::cancel::NEVER)?;
-        let st = self.state.read();
-        let mut out = Vec::new();
-        for id in ids {
-            if let Some(loc) = st.locate(id)? {
-                out.push(st.record(loc, with_payload, with_vector)?);
-            }
-        }
-        Ok(out)
-        })
+        self.observed(
+            Op::Get,
+            || json!({"ids": ids.len(), "with_vector": with_vector}),
+            || {
+                self.enter()?;
+                validate_ids(ids, false, &crate::cancel::NEVER)?;
+                let st = self.state.read();
+                let mut out = Vec::new();
+                for id in ids {
+                    if let Some(loc) = st.locate(id)? {
+                        out.push(st.record(loc, with_payload, with_vector)?);
+                    }
+                }
+                Ok(out)
+            },
+        )
     }
 
     /// Up to `limit` points in id order, starting at `offset` (inclusive). Returns them and the
@@ -114,30 +136,38 @@ impl Collection {
         with_vector: bool,
         filter: Option<&Filter>,
     ) -> Result<(Vec<Record>, Option<PointId>)> {
-        self.observed(Op::Scroll, || json!({"limit": limit, "filter": filter_json(filter)}), || {
-        self.enter()?;
-        self.state
-            .read()
-            .scroll(limit, offset, with_payload, with_vector, filter)
-        })
+        self.observed(
+            Op::Scroll,
+            || json!({"limit": limit, "filter": filter_json(filter)}),
+            || {
+                self.enter()?;
+                self.state
+                    .read()
+                    .scroll(limit, offset, with_payload, with_vector, filter)
+            },
+        )
     }
 
     /// Top-k search for one query of the dimension of the vector `params.using`: through the
     /// segments' graphs, exactly where a segment has none (or `params.exact`).
     pub fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<ScoredPoint>> {
-        self.observed(Op::Search, || search_json(params, 1), || {
-        self.enter()?;
-        let dim = self.config.space(params.using.as_deref())?.dim;
-        if query.len() != dim {
-            return Err(Error::invalid(format!(
-                "query has dimension {}, the {} has dimension {dim}",
-                query.len(),
-                vector_what(params.using.as_deref()),
-            )));
-        }
-        let mut all = self.search_many(query, params)?;
-        Ok(all.pop().unwrap_or_default())
-        })
+        self.observed(
+            Op::Search,
+            || search_json(params, 1),
+            || {
+                self.enter()?;
+                let dim = self.config.space(params.using.as_deref())?.dim;
+                if query.len() != dim {
+                    return Err(Error::invalid(format!(
+                        "query has dimension {}, the {} has dimension {dim}",
+                        query.len(),
+                        vector_what(params.using.as_deref()),
+                    )));
+                }
+                let mut all = self.search_many(query, params)?;
+                Ok(all.pop().unwrap_or_default())
+            },
+        )
     }
 
     /// Top-k search for each row of `queries`.
@@ -146,18 +176,22 @@ impl Collection {
         queries: Matrix<'_>,
         params: &SearchParams,
     ) -> Result<Vec<Vec<ScoredPoint>>> {
-        self.observed(Op::SearchBatch, || search_json(params, queries.rows()), || {
-        self.enter()?;
-        let dim = self.config.space(params.using.as_deref())?.dim;
-        if queries.cols() != dim && queries.rows() > 0 {
-            return Err(Error::invalid(format!(
-                "queries have dimension {}, the {} has dimension {dim}",
-                queries.cols(),
-                vector_what(params.using.as_deref()),
-            )));
-        }
-        self.search_many(queries.data(), params)
-        })
+        self.observed(
+            Op::SearchBatch,
+            || search_json(params, queries.rows()),
+            || {
+                self.enter()?;
+                let dim = self.config.space(params.using.as_deref())?.dim;
+                if queries.cols() != dim && queries.rows() > 0 {
+                    return Err(Error::invalid(format!(
+                        "queries have dimension {}, the {} has dimension {dim}",
+                        queries.cols(),
+                        vector_what(params.using.as_deref()),
+                    )));
+                }
+                self.search_many(queries.data(), params)
+            },
+        )
     }
 
     /// Top-k search over the sparse vector `params.using` (exact dot products; points sharing
@@ -168,31 +202,36 @@ impl Collection {
         query: &SparseVector,
         params: &SearchParams,
     ) -> Result<Vec<ScoredPoint>> {
-        self.observed(Op::Search, || search_json(params, 1), || {
-        self.enter()?;
-        if params.k == 0 {
-            return Err(Error::invalid("k must be at least 1"));
-        }
-        let k = match self.config.lookup(params.using.as_deref())? {
-            Target::Sparse(k) => k,
-            Target::Dense(_) => {
-                return Err(Error::invalid(format!(
-                    "a sparse query was given for the dense {}",
-                    vector_what(params.using.as_deref())
-                )))
-            }
-        };
-        let q = SparseVector::new(query.indices.clone(), query.values.clone(), "sparse query")?;
-        let st = self.state.read();
-        let q = match self.config.sparse[k].modifier {
-            Modifier::Idf => st.sparse_stats[k].weigh(&q),
-            Modifier::None => q,
-        };
-        let n = params.offset.saturating_add(params.k);
-        let min_key = params.score_threshold.unwrap_or(f32::NEG_INFINITY);
-        let cands = st.search_sparse(k, &q, n, min_key, params.filter.as_ref())?;
-        st.scored(Distance::Dot, &cands, params)
-        })
+        self.observed(
+            Op::Search,
+            || search_json(params, 1),
+            || {
+                self.enter()?;
+                if params.k == 0 {
+                    return Err(Error::invalid("k must be at least 1"));
+                }
+                let k = match self.config.lookup(params.using.as_deref())? {
+                    Target::Sparse(k) => k,
+                    Target::Dense(_) => {
+                        return Err(Error::invalid(format!(
+                            "a sparse query was given for the dense {}",
+                            vector_what(params.using.as_deref())
+                        )))
+                    }
+                };
+                let q =
+                    SparseVector::new(query.indices.clone(), query.values.clone(), "sparse query")?;
+                let st = self.state.read();
+                let q = match self.config.sparse[k].modifier {
+                    Modifier::Idf => st.sparse_stats[k].weigh(&q),
+                    Modifier::None => q,
+                };
+                let n = params.offset.saturating_add(params.k);
+                let min_key = params.score_threshold.unwrap_or(f32::NEG_INFINITY);
+                let cands = st.search_sparse(k, &q, n, min_key, params.filter.as_ref())?;
+                st.scored(Distance::Dot, &cands, params)
+            },
+        )
     }
 
     fn search_many(&self, queries: &[f32], params: &SearchParams) -> Result<Vec<Vec<ScoredPoint>>> {

@@ -692,14 +692,19 @@ impl State {
             let _s = span(Phase::ExactScan);
             let rows: usize = blocks.iter().map(|b| b.vectors.len() / sp.stride).sum();
             let what = || format!("{} exact source(s), {rows} rows", blocks.len());
-            Some(trace::step(what, "exact", |r: &Vec<Vec<Cand>>| r[0].len(), || {
-                trace::add(Count::ExactDistances, (rows * nq) as u64);
-                if nq == 1 {
-                    vec![search::search_one(sp, queries, &blocks, n, min_key)]
-                } else {
-                    search::search_many(sp, queries, &blocks, n, min_key)
-                }
-            }))
+            Some(trace::step(
+                what,
+                "exact",
+                |r: &Vec<Vec<Cand>>| r[0].len(),
+                || {
+                    trace::add(Count::ExactDistances, (rows * nq) as u64);
+                    if nq == 1 {
+                        vec![search::search_one(sp, queries, &blocks, n, min_key)]
+                    } else {
+                        search::search_many(sp, queries, &blocks, n, min_key)
+                    }
+                },
+            ))
         };
         // Each graph with the int8 codes it is walked on, if its segment has them.
         type Coded<'s> = Option<(&'s Segment, Codes<'s>)>;
@@ -728,10 +733,29 @@ impl State {
                 let accept =
                     |r: u32| !deleted.get(r as usize) && !absent.is_some_and(|a| a.get(r as usize));
                 let _s = span(Phase::Graph);
-                let method = if coded.is_some() { "graph on int8 codes" } else { "graph" };
-                let found = trace::step(|| self.source_label(i as u32), method, found_len, || {
-                    search::graph_search(g, coded, s.vectors(), sp, q, n, ef, &accept, rejecting)
-                })?;
+                let method = if coded.is_some() {
+                    "graph on int8 codes"
+                } else {
+                    "graph"
+                };
+                let found = trace::step(
+                    || self.source_label(i as u32),
+                    method,
+                    found_len,
+                    || {
+                        search::graph_search(
+                            g,
+                            coded,
+                            s.vectors(),
+                            sp,
+                            q,
+                            n,
+                            ef,
+                            &accept,
+                            rejecting,
+                        )
+                    },
+                )?;
                 for item in found {
                     top.push(Cand {
                         key: -item.d,

@@ -46,7 +46,10 @@ impl Collection {
     }
 
     fn residency(&self) -> Residency {
-        self.dir.as_deref().map(memory::residency).unwrap_or_default()
+        self.dir
+            .as_deref()
+            .map(memory::residency)
+            .unwrap_or_default()
     }
 
     /// Seconds since the oldest record not yet checkpointed was written (0: none).
@@ -76,7 +79,10 @@ impl Collection {
                             .iter()
                             .find(|meta| meta.id == seg.id)
                             .and_then(|meta| {
-                                meta.graphs.iter().map(|g| g.self_check_recall).reduce(f32::min)
+                                meta.graphs
+                                    .iter()
+                                    .map(|g| g.self_check_recall)
+                                    .reduce(f32::min)
                             }),
                     ),
                     SourceKind::Frozen(_) => (None, None),
@@ -183,7 +189,12 @@ impl Collection {
     pub fn metrics_sample(&self) -> Result<Sample> {
         let info = self.info()?;
         let res = self.residency();
-        let rows: usize = info.segments.iter().filter(|s| s.kind != "appendable").map(|s| s.rows).sum();
+        let rows: usize = info
+            .segments
+            .iter()
+            .filter(|s| s.kind != "appendable")
+            .map(|s| s.rows)
+            .sum();
         let deleted: usize = info.segments.iter().map(|s| s.deleted).sum();
         let mut s = Sample {
             collection: self.name.clone(),

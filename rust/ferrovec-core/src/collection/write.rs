@@ -12,12 +12,12 @@ use crate::cancel::{Cancel, NEVER};
 use crate::config::Space;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
+use crate::observe::trace::{span, Phase};
+use crate::observe::Op;
 use crate::payload::PayloadOp;
 use crate::point::{Payload, PointId, SparseVector};
 use crate::query::Selector;
 use crate::wal::record::OpRef;
-use crate::observe::trace::{span, Phase};
-use crate::observe::Op;
 use serde_json::json;
 
 impl Collection {
@@ -55,51 +55,57 @@ impl Collection {
         allow_zero: bool,
         cancel: &Cancel,
     ) -> Result<()> {
-        self.observed(Op::Upsert, || json!({"points": ids.len(), "allow_zero": allow_zero}), || {
-        self.check_open()?;
-        let n = ids.len();
-        if let Some(p) = payloads {
-            if p.len() != n {
-                return Err(Error::invalid(format!(
-                    "got {n} ids but {} payloads",
-                    p.len()
-                )));
-            }
-        }
-        validate_ids(ids, true, cancel)?;
-        let laid = self.lay_out(n, vectors, Layout::Stored, allow_zero, cancel)?;
-        let payload_bytes: Vec<Option<Box<[u8]>>> = match payloads {
-            None => vec![None; n],
-            Some(p) => p
-                .iter()
-                .map(|p| {
-                    p.as_ref()
-                        .map(|p| serde_json::to_vec(p).map(Vec::into_boxed_slice))
-                        .transpose()
-                })
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| Error::invalid(format!("payload is not serialisable as JSON: {e}")))?,
-        };
-        check_payload_sizes(ids, &payload_bytes)?;
-        if n == 0 {
-            return Ok(());
-        }
-        cancel.check("the upsert")?;
+        self.observed(
+            Op::Upsert,
+            || json!({"points": ids.len(), "allow_zero": allow_zero}),
+            || {
+                self.check_open()?;
+                let n = ids.len();
+                if let Some(p) = payloads {
+                    if p.len() != n {
+                        return Err(Error::invalid(format!(
+                            "got {n} ids but {} payloads",
+                            p.len()
+                        )));
+                    }
+                }
+                validate_ids(ids, true, cancel)?;
+                let laid = self.lay_out(n, vectors, Layout::Stored, allow_zero, cancel)?;
+                let payload_bytes: Vec<Option<Box<[u8]>>> = match payloads {
+                    None => vec![None; n],
+                    Some(p) => p
+                        .iter()
+                        .map(|p| {
+                            p.as_ref()
+                                .map(|p| serde_json::to_vec(p).map(Vec::into_boxed_slice))
+                                .transpose()
+                        })
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(|e| {
+                            Error::invalid(format!("payload is not serialisable as JSON: {e}"))
+                        })?,
+                };
+                check_payload_sizes(ids, &payload_bytes)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                cancel.check("the upsert")?;
 
-        let sparse: Vec<Vec<Option<SparseVector>>> =
-            laid.sparse.into_iter().map(|(_, column)| column).collect();
-        let guard = self.begin_write()?;
-        let found = self.state.read().locate_all(ids)?;
-        let seq = self.log_upsert(&guard, ids, &laid.rows, &sparse, &payload_bytes)?;
-        {
-            let _s = span(Phase::Apply);
-            self.state
-                .write()
-                .apply_upsert(ids, &laid.rows, sparse, payload_bytes, &found);
-        }
-        drop(guard);
-        self.after_write(seq)
-        })
+                let sparse: Vec<Vec<Option<SparseVector>>> =
+                    laid.sparse.into_iter().map(|(_, column)| column).collect();
+                let guard = self.begin_write()?;
+                let found = self.state.read().locate_all(ids)?;
+                let seq = self.log_upsert(&guard, ids, &laid.rows, &sparse, &payload_bytes)?;
+                {
+                    let _s = span(Phase::Apply);
+                    self.state
+                        .write()
+                        .apply_upsert(ids, &laid.rows, sparse, payload_bytes, &found);
+                }
+                drop(guard);
+                self.after_write(seq)
+            },
+        )
     }
 
     /// Append an upsert record (rows already validated and prepared); its sequence number, or
@@ -140,22 +146,30 @@ impl Collection {
 
     /// Delete points by id; returns how many of them existed.
     pub fn delete(&self, ids: &[PointId]) -> Result<usize> {
-        self.observed(Op::Delete, || json!({"ids": ids.len()}), || {
-        self.check_open()?;
-        validate_ids(ids, false, &NEVER)?;
-        let guard = self.begin_write()?;
-        self.delete_locked(guard, ids)
-        })
+        self.observed(
+            Op::Delete,
+            || json!({"ids": ids.len()}),
+            || {
+                self.check_open()?;
+                validate_ids(ids, false, &NEVER)?;
+                let guard = self.begin_write()?;
+                self.delete_locked(guard, ids)
+            },
+        )
     }
 
     /// Delete every point matching `filter` (resolved to ids, which are what is logged).
     pub fn delete_filter(&self, filter: &Filter) -> Result<usize> {
-        self.observed(Op::Delete, || json!({"filter": filter_json(Some(filter))}), || {
-        self.check_open()?;
-        let guard = self.begin_write()?;
-        let ids = self.state.read().ids_matching(filter)?;
-        self.delete_locked(guard, &ids)
-        })
+        self.observed(
+            Op::Delete,
+            || json!({"filter": filter_json(Some(filter))}),
+            || {
+                self.check_open()?;
+                let guard = self.begin_write()?;
+                let ids = self.state.read().ids_matching(filter)?;
+                self.delete_locked(guard, &ids)
+            },
+        )
     }
 
     fn delete_locked(&self, guard: WriteGuard<'_>, ids: &[PointId]) -> Result<usize> {
@@ -195,10 +209,14 @@ impl Collection {
     /// key k on ids" would not be replayable: a checkpoint running meanwhile may already have
     /// persisted the old copies' deletion, so replay could no longer find them.
     pub fn update_payload(&self, sel: Selector<'_>, op: &PayloadOp) -> Result<usize> {
-        self.observed(Op::Payload, || json!({"selector": selector_json(&sel)}), || {
-        let written = self.write_selected(sel, |st, ids| st.plan_payload_op(ids, op))?;
-        Ok(written.len())
-        })
+        self.observed(
+            Op::Payload,
+            || json!({"selector": selector_json(&sel)}),
+            || {
+                let written = self.write_selected(sel, |st, ids| st.plan_payload_op(ids, op))?;
+                Ok(written.len())
+            },
+        )
     }
 
     /// Replace vectors of the points of `ids` that exist, keeping their payloads (and their
@@ -211,21 +229,25 @@ impl Collection {
         vectors: &Vectors<'_>,
         allow_zero: bool,
     ) -> Result<Vec<PointId>> {
-        self.observed(Op::UpdateVectors, || json!({"points": ids.len()}), || {
-        self.check_open()?;
-        validate_ids(ids, true, &NEVER)?;
-        let laid = self.lay_out(ids.len(), vectors, Layout::Given, allow_zero, &NEVER)?;
-        let guard = self.begin_write()?;
-        let copies = copies(&self.config, &laid.spaces);
-        let plan = self.state.read().plan_vector_update(
-            ids,
-            &laid.rows,
-            &copies,
-            laid.width,
-            &laid.sparse,
-        )?;
-        self.write_plan(guard, plan)
-        })
+        self.observed(
+            Op::UpdateVectors,
+            || json!({"points": ids.len()}),
+            || {
+                self.check_open()?;
+                validate_ids(ids, true, &NEVER)?;
+                let laid = self.lay_out(ids.len(), vectors, Layout::Given, allow_zero, &NEVER)?;
+                let guard = self.begin_write()?;
+                let copies = copies(&self.config, &laid.spaces);
+                let plan = self.state.read().plan_vector_update(
+                    ids,
+                    &laid.rows,
+                    &copies,
+                    laid.width,
+                    &laid.sparse,
+                )?;
+                self.write_plan(guard, plan)
+            },
+        )
     }
 
     /// Remove the vectors `names` (`""`: the unnamed one) from the points `sel` picks (Qdrant's
@@ -233,39 +255,43 @@ impl Collection {
     /// search of one of those vectors no longer finds them. Returns how many points exist among
     /// those picked.
     pub fn delete_vectors(&self, sel: Selector<'_>, names: &[String]) -> Result<usize> {
-        self.observed(Op::DeleteVectors, || json!({"selector": selector_json(&sel), "vectors": names}), || {
-        self.check_open()?;
-        let mut unique: Vec<String> = Vec::with_capacity(names.len());
-        for name in names {
-            if !unique.contains(name) {
-                unique.push(name.clone());
-            }
-        }
-        let (sparse_names, dense_names): (Vec<String>, Vec<String>) = unique
-            .into_iter()
-            .partition(|n| self.config.sparse_field(n).is_some());
-        let spaces = if dense_names.is_empty() && !sparse_names.is_empty() {
-            Vec::new()
-        } else {
-            self.named_spaces(&dense_names)?
-        };
-        let sparse_fields: Vec<usize> = sparse_names
-            .iter()
-            .filter_map(|n| self.config.sparse_field(n).map(|(k, _)| k))
-            .collect();
-        let (given, layout) = given_layout(&spaces);
-        let copies = copies(&self.config, &layout);
-        let written = self.write_selected(sel, |st, ids| {
-            // The new values of those vectors: all NaN, absent; sparse ones: none.
-            let nan = vec![f32::NAN; ids.len() * given];
-            let none: Vec<(usize, Vec<Option<SparseVector>>)> = sparse_fields
-                .iter()
-                .map(|&k| (k, vec![None; ids.len()]))
-                .collect();
-            st.plan_vector_update(ids, &nan, &copies, given, &none)
-        })?;
-        Ok(written.len())
-        })
+        self.observed(
+            Op::DeleteVectors,
+            || json!({"selector": selector_json(&sel), "vectors": names}),
+            || {
+                self.check_open()?;
+                let mut unique: Vec<String> = Vec::with_capacity(names.len());
+                for name in names {
+                    if !unique.contains(name) {
+                        unique.push(name.clone());
+                    }
+                }
+                let (sparse_names, dense_names): (Vec<String>, Vec<String>) = unique
+                    .into_iter()
+                    .partition(|n| self.config.sparse_field(n).is_some());
+                let spaces = if dense_names.is_empty() && !sparse_names.is_empty() {
+                    Vec::new()
+                } else {
+                    self.named_spaces(&dense_names)?
+                };
+                let sparse_fields: Vec<usize> = sparse_names
+                    .iter()
+                    .filter_map(|n| self.config.sparse_field(n).map(|(k, _)| k))
+                    .collect();
+                let (given, layout) = given_layout(&spaces);
+                let copies = copies(&self.config, &layout);
+                let written = self.write_selected(sel, |st, ids| {
+                    // The new values of those vectors: all NaN, absent; sparse ones: none.
+                    let nan = vec![f32::NAN; ids.len() * given];
+                    let none: Vec<(usize, Vec<Option<SparseVector>>)> = sparse_fields
+                        .iter()
+                        .map(|&k| (k, vec![None; ids.len()]))
+                        .collect();
+                    st.plan_vector_update(ids, &nan, &copies, given, &none)
+                })?;
+                Ok(written.len())
+            },
+        )
     }
 
     /// Rewrite the points `sel` picks (each once) as `plan` makes them, under the writer lock

@@ -54,7 +54,13 @@ fn parse_smaps(text: &str, dir: &Path) -> Residency {
             continue;
         }
         let Some(part) = current else { continue };
-        let mut kb = || fields.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 1024;
+        let mut kb = || {
+            fields
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+                * 1024
+        };
         match first {
             "Size:" => *out.mapped.entry(part).or_default() += kb(),
             "Rss:" => *out.resident.entry(part).or_default() += kb(),

@@ -44,32 +44,132 @@ pub struct Sample {
 
 /// Every metric family: name (without `_total`), type, help.
 pub const FAMILIES: &[(&str, MetricType, &str)] = &[
-    ("ferrovec_operations", MetricType::Counter, "Calls, per collection and kind of call."),
-    ("ferrovec_operation_errors", MetricType::Counter, "Calls that raised an error."),
-    ("ferrovec_slow_operations", MetricType::Counter, "Calls recorded by the slow-operation profiler."),
-    ("ferrovec_operation_duration_seconds", MetricType::Histogram, "Duration of calls."),
-    ("ferrovec_log_appends", MetricType::Counter, "Records appended to the write-ahead log by this process."),
-    ("ferrovec_log_appended_bytes", MetricType::Counter, "Bytes appended to the write-ahead log by this process."),
-    ("ferrovec_log_fsyncs", MetricType::Counter, "fsyncs of the write-ahead log by this process."),
-    ("ferrovec_log_fsync_duration_seconds", MetricType::Histogram, "Duration of the write-ahead log's fsyncs."),
-    ("ferrovec_log_bytes", MetricType::Gauge, "Bytes of write-ahead log not yet checkpointed."),
-    ("ferrovec_log_files", MetricType::Gauge, "Write-ahead log files."),
-    ("ferrovec_log_age_seconds", MetricType::Gauge, "Age of the oldest record not yet checkpointed (0: none)."),
-    ("ferrovec_checkpoints", MetricType::Counter, "Checkpoints (seals of the appendable rows) written by this process."),
-    ("ferrovec_optimizer_merges", MetricType::Counter, "Index builds, merges and vacuums finished by this process."),
-    ("ferrovec_optimizer_seconds", MetricType::Counter, "Time this process spent in checkpoints, merges and index builds."),
-    ("ferrovec_optimizer_queue_points", MetricType::Gauge, "Points waiting to be indexed."),
-    ("ferrovec_optimizer_failed", MetricType::Gauge, "1 if the background optimizer's last run failed."),
-    ("ferrovec_lock_wait_seconds", MetricType::Counter, "Time calls spent waiting for the collection's locks."),
+    (
+        "ferrovec_operations",
+        MetricType::Counter,
+        "Calls, per collection and kind of call.",
+    ),
+    (
+        "ferrovec_operation_errors",
+        MetricType::Counter,
+        "Calls that raised an error.",
+    ),
+    (
+        "ferrovec_slow_operations",
+        MetricType::Counter,
+        "Calls recorded by the slow-operation profiler.",
+    ),
+    (
+        "ferrovec_operation_duration_seconds",
+        MetricType::Histogram,
+        "Duration of calls.",
+    ),
+    (
+        "ferrovec_log_appends",
+        MetricType::Counter,
+        "Records appended to the write-ahead log by this process.",
+    ),
+    (
+        "ferrovec_log_appended_bytes",
+        MetricType::Counter,
+        "Bytes appended to the write-ahead log by this process.",
+    ),
+    (
+        "ferrovec_log_fsyncs",
+        MetricType::Counter,
+        "fsyncs of the write-ahead log by this process.",
+    ),
+    (
+        "ferrovec_log_fsync_duration_seconds",
+        MetricType::Histogram,
+        "Duration of the write-ahead log's fsyncs.",
+    ),
+    (
+        "ferrovec_log_bytes",
+        MetricType::Gauge,
+        "Bytes of write-ahead log not yet checkpointed.",
+    ),
+    (
+        "ferrovec_log_files",
+        MetricType::Gauge,
+        "Write-ahead log files.",
+    ),
+    (
+        "ferrovec_log_age_seconds",
+        MetricType::Gauge,
+        "Age of the oldest record not yet checkpointed (0: none).",
+    ),
+    (
+        "ferrovec_checkpoints",
+        MetricType::Counter,
+        "Checkpoints (seals of the appendable rows) written by this process.",
+    ),
+    (
+        "ferrovec_optimizer_merges",
+        MetricType::Counter,
+        "Index builds, merges and vacuums finished by this process.",
+    ),
+    (
+        "ferrovec_optimizer_seconds",
+        MetricType::Counter,
+        "Time this process spent in checkpoints, merges and index builds.",
+    ),
+    (
+        "ferrovec_optimizer_queue_points",
+        MetricType::Gauge,
+        "Points waiting to be indexed.",
+    ),
+    (
+        "ferrovec_optimizer_failed",
+        MetricType::Gauge,
+        "1 if the background optimizer's last run failed.",
+    ),
+    (
+        "ferrovec_lock_wait_seconds",
+        MetricType::Counter,
+        "Time calls spent waiting for the collection's locks.",
+    ),
     ("ferrovec_points", MetricType::Gauge, "Live points."),
-    ("ferrovec_points_indexed", MetricType::Gauge, "Live points in segments searched through a graph (or small enough to scan)."),
-    ("ferrovec_points_unindexed", MetricType::Gauge, "Live points searched exactly, waiting for an index."),
-    ("ferrovec_segments", MetricType::Gauge, "Segments, the appendable rows included."),
-    ("ferrovec_deleted_ratio", MetricType::Gauge, "Deleted rows over all rows of the sealed segments."),
-    ("ferrovec_disk_bytes", MetricType::Gauge, "Bytes of segment files and the manifest."),
-    ("ferrovec_mapped_bytes", MetricType::Gauge, "Bytes of the collection's files mapped into this process, per part."),
-    ("ferrovec_resident_bytes", MetricType::Gauge, "Bytes of those mappings resident in memory, per part."),
-    ("ferrovec_processes_attached", MetricType::Gauge, "Processes that have the collection open."),
+    (
+        "ferrovec_points_indexed",
+        MetricType::Gauge,
+        "Live points in segments searched through a graph (or small enough to scan).",
+    ),
+    (
+        "ferrovec_points_unindexed",
+        MetricType::Gauge,
+        "Live points searched exactly, waiting for an index.",
+    ),
+    (
+        "ferrovec_segments",
+        MetricType::Gauge,
+        "Segments, the appendable rows included.",
+    ),
+    (
+        "ferrovec_deleted_ratio",
+        MetricType::Gauge,
+        "Deleted rows over all rows of the sealed segments.",
+    ),
+    (
+        "ferrovec_disk_bytes",
+        MetricType::Gauge,
+        "Bytes of segment files and the manifest.",
+    ),
+    (
+        "ferrovec_mapped_bytes",
+        MetricType::Gauge,
+        "Bytes of the collection's files mapped into this process, per part.",
+    ),
+    (
+        "ferrovec_resident_bytes",
+        MetricType::Gauge,
+        "Bytes of those mappings resident in memory, per part.",
+    ),
+    (
+        "ferrovec_processes_attached",
+        MetricType::Gauge,
+        "Processes that have the collection open.",
+    ),
 ];
 
 /// Check that every name in `names` is a metric family (with or without `_total`).
@@ -144,8 +244,12 @@ impl Samples {
         for (labels, h) in series {
             let mut buckets = h.buckets.clone();
             buckets.push((f64::INFINITY, h.count));
-            m.encode_family(&labels)?
-                .encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &buckets, None)?;
+            m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+                h.sum_seconds,
+                h.count,
+                &buckets,
+                None,
+            )?;
         }
         Ok(())
     }

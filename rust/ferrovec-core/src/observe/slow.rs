@@ -141,7 +141,11 @@ pub fn record(op: SlowOp) {
 
 /// The newest `limit` records (newest first) of the store at `store` (`None`: every store),
 /// of `collection` if given.
-pub fn recent(limit: usize, store: Option<&std::path::Path>, collection: Option<&str>) -> Vec<SlowOp> {
+pub fn recent(
+    limit: usize,
+    store: Option<&std::path::Path>,
+    collection: Option<&str>,
+) -> Vec<SlowOp> {
     RING.lock()
         .iter()
         .rev()

@@ -260,7 +260,10 @@ mod tests {
         assert!(!active());
 
         let t = Tracing::start().expect("no trace yet");
-        assert!(Tracing::start().is_none(), "a nested call adds to the active trace");
+        assert!(
+            Tracing::start().is_none(),
+            "a nested call adds to the active trace"
+        );
         let outer = Instant::now();
         {
             let _g = span(Phase::Graph);
@@ -272,10 +275,15 @@ mod tests {
         }
         let total = outer.elapsed();
         add(Count::NodesVisited, 7);
-        let found = step(|| "segment 1".into(), "graph", |v: &Vec<u8>| v.len(), || {
-            add(Count::GraphDistances, 3);
-            vec![1, 2]
-        });
+        let found = step(
+            || "segment 1".into(),
+            "graph",
+            |v: &Vec<u8>| v.len(),
+            || {
+                add(Count::GraphDistances, 3);
+                vec![1, 2]
+            },
+        );
         assert_eq!(found, vec![1, 2]);
         let tr = t.finish();
         assert!(!active());

@@ -15,6 +15,7 @@
 //! that may cut a torn tail (left by a writer that died mid-append) or start a new file.
 
 mod archive;
+mod check;
 mod commit;
 pub mod record;
 mod replay;
@@ -33,6 +34,7 @@ use crate::format::HEADER_LEN;
 use crate::io::{FileSystem, WriteFile};
 use crate::observe::metrics::LogMetrics;
 pub use archive::{cut_to, Target};
+pub use check::{check_log, LogCheck};
 use record::Op;
 
 /// How far past a damaged record we look for intact records that would prove the damage is not

@@ -264,7 +264,7 @@ impl Wal {
 
 /// Is there an intact frame anywhere in `rest` with a plausible sequence number? Used to tell a
 /// torn tail (nothing valid after the damage) from damage in the middle of the log.
-fn intact_record_follows(rest: &[u8], next: u64) -> bool {
+pub(super) fn intact_record_follows(rest: &[u8], next: u64) -> bool {
     if rest.len() < record::FRAME_HEADER_LEN {
         return false;
     }

@@ -23,7 +23,11 @@ pub(super) fn merge(col: &Collection, inputs: &[usize], stop: &Stop<'_>) -> Resu
     let started = std::time::Instant::now();
     let points: usize = {
         let st = col.state.read();
-        inputs.iter().filter_map(|&i| st.sources.get(i)).map(|s| s.live()).sum()
+        inputs
+            .iter()
+            .filter_map(|&i| st.sources.get(i))
+            .map(|s| s.live())
+            .sum()
     };
     merge_inputs(col, inputs, stop)?;
     col.metrics.record_run("merge", started.elapsed(), points);

@@ -23,8 +23,8 @@ use super::search::{min_key_for, Cand, TopK};
 use super::state::{Loc, State, MEM};
 use super::Collection;
 use crate::error::{Error, Result};
-use crate::observe::Op;
 use crate::filter::{parse_datetime, Filter};
+use crate::observe::Op;
 use crate::payload::Path;
 use crate::point::{PointId, SparseVector};
 use crate::query::formula::{Formula, Point};
@@ -90,11 +90,15 @@ struct Run<'a> {
 impl Collection {
     /// Run a universal query; `lookups` holds the collections its `lookup_from`s name.
     pub fn query(&self, req: &QueryRequest, lookups: &Lookups) -> Result<Vec<ScoredPoint>> {
-        self.observed(Op::Query, || query_json(req), || {
-        self.enter()?;
-        let st = self.waited(|| self.state.read());
-        self.query_in(&st, req, lookups)
-        })
+        self.observed(
+            Op::Query,
+            || query_json(req),
+            || {
+                self.enter()?;
+                let st = self.waited(|| self.state.read());
+                self.query_in(&st, req, lookups)
+            },
+        )
     }
 
     /// Several queries over one view of the collection, in parallel.
@@ -103,15 +107,19 @@ impl Collection {
         reqs: &[QueryRequest],
         lookups: &Lookups,
     ) -> Result<Vec<Vec<ScoredPoint>>> {
-        self.observed(Op::Query, || json!({"queries": reqs.len()}), || {
-        self.enter()?;
-        let st = self.state.read();
-        crate::pool::install(|| {
-            reqs.par_iter()
-                .map(|r| self.query_in(&st, r, lookups))
-                .collect()
-        })
-        })
+        self.observed(
+            Op::Query,
+            || json!({"queries": reqs.len()}),
+            || {
+                self.enter()?;
+                let st = self.state.read();
+                crate::pool::install(|| {
+                    reqs.par_iter()
+                        .map(|r| self.query_in(&st, r, lookups))
+                        .collect()
+                })
+            },
+        )
     }
 
     fn query_in(

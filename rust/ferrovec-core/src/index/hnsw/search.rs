@@ -8,8 +8,8 @@ use std::collections::BinaryHeap;
 use super::{dist, Graph, Item, Links, Rows, NONE, RESCORE_MIN, RESCORE_PER_K};
 use crate::config::Distance;
 use crate::error::Result;
-use crate::observe::trace::{self, Count, Phase};
 use crate::index::quant::{self, Codes};
+use crate::observe::trace::{self, Count, Phase};
 
 /// Per-thread visited marks: a node is visited in this search iff its mark equals the epoch, so
 /// starting a search costs nothing but an increment.
