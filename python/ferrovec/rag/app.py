@@ -34,7 +34,7 @@ from ferrovec.rag.embed import Embedder, make_embedder
 from ferrovec.rag.ingest import IngestReport, IngestStatus
 from ferrovec.rag.jobs import Jobs
 from ferrovec.rag.library import Library
-from ferrovec.rag.metrics import Metrics, gauge
+from ferrovec.rag.metrics import Metrics
 from ferrovec.rag.settings import Settings
 
 
@@ -385,15 +385,11 @@ def _admin_routes(
             *metrics.chunks.render(),
             *metrics.embedded.render(),
         ]
+        text = "\n".join(lines) + "\n"
         if backend.ready and backend.db is not None:
-            infos = backend.db.info()
-            for name, key, help in (
-                ("ferrovec_points", "points", "points per collection"),
-                ("ferrovec_disk_bytes", "disk_bytes", "bytes of sealed segment files"),
-                ("ferrovec_log_bytes", "log_bytes", "bytes of write-ahead log"),
-            ):
-                lines += gauge(name, help, (({"collection": i["name"]}, i[key]) for i in infos))
-        return "\n".join(lines) + "\n"
+            # The store's own metrics (every ferrovec_* family of docs/OPERATIONS.md).
+            text += backend.db.metrics()
+        return text
 
     @app.post("/admin/snapshots", dependencies=guarded)
     def create_snapshot(req: SnapshotRequest | None = None) -> dict[str, Any]:

@@ -60,14 +60,6 @@ class Counter:
         yield f"{self.name} {self.value:.0f}"
 
 
-def gauge(name: str, help: str, samples: Iterable[tuple[dict[str, str], float]]) -> list[str]:
-    lines = [f"# HELP {name} {help}", f"# TYPE {name} gauge"]
-    for labels, value in samples:
-        base = ",".join(f'{k}="{v}"' for k, v in labels.items())
-        lines.append(f"{name}{{{base}}} {value:.0f}")
-    return lines
-
-
 class Metrics:
     def __init__(self) -> None:
         self.requests = Histogram(

@@ -242,8 +242,14 @@ impl Samples {
         let (_, kind, help) = family(name);
         let mut m = enc.encode_descriptor(name, help, None, kind)?;
         for (labels, h) in series {
-            let mut buckets = h.buckets.clone();
-            buckets.push((f64::INFINITY, h.count));
+            // The encoder sums the buckets itself: hand it each bucket's own count.
+            let mut buckets = Vec::with_capacity(h.buckets.len() + 1);
+            let mut below = 0;
+            for &(le, cumulative) in &h.buckets {
+                buckets.push((le, cumulative - below));
+                below = cumulative;
+            }
+            buckets.push((f64::INFINITY, h.count - below));
             m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
                 h.sum_seconds,
                 h.count,
@@ -412,6 +418,12 @@ mod tests {
         assert!(text.contains("ferrovec_points{collection=\"docs\"} 42"));
         assert!(text.contains(
             "ferrovec_operation_duration_seconds_bucket{collection=\"docs\",op=\"search\",le=\"0.0025\"} 1"
+        ));
+        assert!(text.contains(
+            "ferrovec_operation_duration_seconds_bucket{collection=\"docs\",op=\"search\",le=\"+Inf\"} 1"
+        ));
+        assert!(text.contains(
+            "ferrovec_operation_duration_seconds_bucket{collection=\"docs\",op=\"search\",le=\"0.001\"} 0"
         ));
         assert!(text.contains("ferrovec_mapped_bytes{collection=\"docs\",part=\"vectors\"} 4096"));
         let only = encode(vec![s.clone()], Some(&["ferrovec_points".into()])).expect("encode");
