@@ -80,6 +80,7 @@ def main() -> None:
                 found[name]["qps"].append(qps(col, queries, args.seconds))
                 found[name]["upserts"].append(upserts(writes, data, args.seconds))
         ferrovec.set_slow_op_ms(None)
+        del col, writes  # the store closes with its last handle, before its directory goes
         db.close()
     med = {k: {m: statistics.median(v) for m, v in d.items()} for k, d in found.items()}
     lines = [

@@ -329,7 +329,7 @@ fn family(name: &str) -> (&'static str, MetricType, &'static str) {
     FAMILIES
         .iter()
         .find(|f| f.0 == name)
-        .map_or(("", MetricType::Unknown, ""), |f| (f.0, f.1.clone(), f.2))
+        .map_or(("", MetricType::Unknown, ""), |f| (f.0, f.1, f.2))
 }
 
 impl Collector for Samples {
