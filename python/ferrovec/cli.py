@@ -1,5 +1,5 @@
 """The ``ferrovec`` command: ``info``, ``verify``, ``check``, ``stats``, ``metrics``, ``optimize``,
-``demo``, ``snapshot ...``, ``backup ...`` and ``migrate``."""
+``reindex``, ``repair``, ``demo``, ``snapshot ...``, ``backup ...`` and ``migrate``."""
 
 from __future__ import annotations
 
@@ -163,6 +163,50 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                 f" in {time.perf_counter() - started:.1f} s"
             )
     return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    """Rebuild graphs and payload indexes from the stored rows, then verify."""
+    with ferrovec.open(args.path) as db:
+        col = db.collection(args.collection)
+        started = time.perf_counter()
+        done = threading.Event()
+        watcher = threading.Thread(target=_watch, args=(col, started, done), daemon=True)
+        watcher.start()
+        try:
+            col.reindex()
+        finally:
+            done.set()
+            watcher.join()
+            sys.stderr.write("\n")
+        info = col.info()
+        print(
+            f"{args.collection}: rebuilt and verified in {time.perf_counter() - started:.1f} s:"
+            f" {len(info['segments'])} segment(s), {info['indexed_points']:,} of"
+            f" {info['points']:,} points indexed, {len(info['payload_indexes'])} payload index(es)"
+        )
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """Exit 0 when nothing was lost (the store was healthy, or only derived files or a torn
+    tail were repaired), 1 when writes or points were lost (listed)."""
+    lost_any = False
+    for c in ferrovec.repair(args.path):
+        if not c["damage"]:
+            print(f"{c['name']}: no damage, nothing changed")
+            continue
+        print(f"{c['name']}:")
+        for d in c["damage"]:
+            print(f"  damage: {d}")
+        for a in c["actions"]:
+            print(f"  done: {a}")
+        for lost in c["lost"]:
+            print(f"  LOST: {lost}")
+        for p in c["kept_aside"]:
+            print(f"  kept aside: {p}")
+        lost_any = lost_any or bool(c["lost"])
+    return 1 if lost_any else 0
 
 
 def _progress(done: int, total: int, started: float) -> None:
@@ -477,6 +521,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("path")
     p.add_argument("--collection")
     p.set_defaults(func=cmd_optimize)
+    p = sub.add_parser(
+        "reindex", help="rebuild a collection's graphs and payload indexes from its rows, verified"
+    )
+    p.add_argument("path")
+    p.add_argument("--collection", required=True)
+    p.set_defaults(func=cmd_reindex)
+    p = sub.add_parser(
+        "repair",
+        help="salvage a damaged store (no process may have it open): keep every intact record, "
+        "rebuild damaged indexes, move damaged files aside, report what is lost",
+    )
+    p.add_argument("path")
+    p.set_defaults(func=cmd_repair)
     p = sub.add_parser("demo", help="ingest, search, close, reopen: the store end to end, timed")
     p.add_argument("--path", help="where to create the demo store (default: a temporary directory)")
     p.add_argument("--points", type=int, default=100_000)

@@ -239,7 +239,8 @@ impl Store {
         let id = stamp.format("%Y%m%dT%H%M%S%.6fZ").to_string();
         let partial = dest.join(format!(".{id}.partial"));
         let stage = snapshot::default_dir(&root).join(format!(".staging-backup-{id}"));
-        let result = (|| {
+        let names = self.list_collections()?;
+        let result = self.observed(crate::observe::Op::Backup, &names, || {
             // Freeze a consistent copy of every collection (links; writers go on).
             let mut staged: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
             for name in self.list_collections()? {
@@ -301,7 +302,7 @@ impl Store {
             std::fs::rename(&partial, dest.join(&id)).ctx("rename", &partial)?;
             fsync_dir(&dest)?;
             Ok(info)
-        })();
+        });
         if stage.exists() {
             std::fs::remove_dir_all(&stage).ctx("remove", &stage)?;
         }

@@ -51,6 +51,7 @@ pub mod index;
 pub mod io;
 pub mod observe;
 pub mod pool;
+pub mod repair;
 pub mod segment;
 pub mod shared;
 pub mod snapshot;

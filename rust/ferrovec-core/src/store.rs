@@ -566,6 +566,25 @@ impl Store {
         names.iter().map(|n| self.collection(n)?.info()).collect()
     }
 
+    /// Run the store-wide call `f` (a snapshot or backup of `names`), counted and timed as
+    /// `op` in the metrics of each of those collections.
+    pub(crate) fn observed<T>(
+        &self,
+        op: crate::observe::Op,
+        names: &[String],
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let started = Instant::now();
+        let result = f();
+        let took = started.elapsed();
+        for n in names {
+            if let Ok(col) = self.collection(n) {
+                col.record_op(op, took, result.is_err());
+            }
+        }
+        result
+    }
+
     /// Every collection's metrics in Prometheus' text format; only the families `names` if
     /// given (an unknown name is refused), only `collection` if given.
     pub fn metrics(&self, names: Option<&[String]>, collection: Option<&str>) -> Result<String> {

@@ -107,6 +107,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(database::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(observe::set_slow_op_ms, m)?)?;
     m.add_function(wrap_pyfunction!(observe::check, m)?)?;
+    m.add_function(wrap_pyfunction!(observe::repair, m)?)?;
     m.add_function(wrap_pyfunction!(observe::get_slow_op_ms, m)?)?;
     m.add_function(wrap_pyfunction!(database::get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(collection::_matrix_address, m)?)?;

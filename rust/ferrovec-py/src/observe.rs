@@ -109,8 +109,44 @@ impl PyDatabase {
     }
 }
 
+/// Repair the store at `path`, which no process may have open: damaged graphs, codes and
+/// payload indexes are rebuilt from the rows; a segment whose rows are damaged is dropped; the
+/// log keeps every intact record; everything damaged is moved into `<path>/damaged/<time>/`.
+/// One dict per collection: name, damage, actions, lost, log_records, lost_points,
+/// kept_aside. A healthy store is left untouched (every `actions` list is empty).
+#[pyfunction]
+pub fn repair(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Py<PyList>> {
+    let found = crate::gil::run_interruptible(py, |_| ferrovec_core::repair::repair_store(&path))?;
+    let out = PyList::empty(py);
+    for c in found {
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("name", c.name)?;
+        d.set_item("damage", c.damage)?;
+        d.set_item("actions", c.actions)?;
+        d.set_item("lost", c.lost)?;
+        d.set_item("log_records", c.log_records)?;
+        d.set_item("lost_points", c.lost_points)?;
+        let aside: Vec<String> = c
+            .kept_aside
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        d.set_item("kept_aside", aside)?;
+        out.append(d)?;
+    }
+    Ok(out.unbind())
+}
+
 #[pymethods]
 impl PyCollection {
+    /// Rebuild every graph and payload index from the stored rows, then check every
+    /// checksum (raises CorruptionError if one fails). Ctrl-C stops it, keeping what is
+    /// rebuilt by then.
+    fn reindex(&self, py: Python<'_>) -> PyResult<()> {
+        let col = &self.col;
+        crate::gil::run_interruptible(py, |cancel| col.reindex(cancel))
+    }
+
     /// Points, segments, payload indexes, log, disk and memory bytes per part, the
     /// optimizer's last and next work, and bytes per point (docs/OPERATIONS.md).
     fn stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {

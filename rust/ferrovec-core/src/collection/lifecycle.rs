@@ -43,6 +43,25 @@ impl Collection {
         )
     }
 
+    /// Rebuild every graph and payload index from the stored rows (each segment rewritten,
+    /// no graph kept and extended), then check every checksum. `cancel` stops it between
+    /// segments or inside one.
+    pub fn reindex(&self, cancel: &Cancel) -> Result<()> {
+        self.observed(
+            Op::Optimize,
+            || json!({"reindex": true}),
+            || {
+                self.check_open()?;
+                {
+                    let _s = self.structure.lock();
+                    let _lease = self.lease(true)?;
+                    optimize::reindex_all(self, cancel)?;
+                }
+                self.verify()
+            },
+        )
+    }
+
     /// Ask the background optimizer to run a full optimization soon; returns at once.
     pub fn optimize_in_background(&self) -> Result<()> {
         self.check_open()?;

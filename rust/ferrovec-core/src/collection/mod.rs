@@ -48,7 +48,7 @@ use crate::io::FileSystem;
 use crate::observe::metrics::CollectionMetrics;
 use crate::shared::{Lease, Shared, WriteLock};
 use crate::wal::Wal;
-pub use manifest::{Manifest, PayloadIndexDef};
+pub use manifest::{Manifest, PayloadIndexDef, SegmentMeta};
 use optimize::Optimizer;
 pub use query::{Group, Lookups};
 use state::State;

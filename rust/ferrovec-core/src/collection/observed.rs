@@ -53,6 +53,11 @@ impl Collection {
         result
     }
 
+    /// Count a store-wide call (a snapshot or backup) that covered this collection.
+    pub(crate) fn record_op(&self, op: Op, took: std::time::Duration, failed: bool) {
+        self.metrics.record(op, took, failed);
+    }
+
     /// A lock acquired by `lock`, its wait counted in the metrics and the trace.
     pub(crate) fn waited<G>(&self, lock: impl FnOnce() -> G) -> G {
         let _s = trace::span(Phase::LockWait);

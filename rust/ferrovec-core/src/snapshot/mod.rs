@@ -159,7 +159,7 @@ impl Store {
             remove_leftovers(fs, &dir)?;
         }
         let stage = stage_parent.join(format!(".staging-{name}"));
-        let result = (|| {
+        let result = self.observed(crate::observe::Op::Snapshot, &names, || {
             let mut sequences = BTreeMap::new();
             let mut configs = BTreeMap::new();
             let mut files: Vec<(String, PathBuf)> = Vec::new();
@@ -216,7 +216,7 @@ impl Store {
             };
             write_json_atomic(fs, &sidecar_path(&info.path), &info)?;
             Ok(info)
-        })();
+        });
         if fs.exists(&stage)? {
             fs.remove_dir_all(&stage)?;
         }

@@ -19,6 +19,7 @@ mod check;
 mod commit;
 pub mod record;
 mod replay;
+mod salvage;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +37,7 @@ use crate::observe::metrics::LogMetrics;
 pub use archive::{cut_to, Target};
 pub use check::{check_log, LogCheck};
 use record::Op;
+pub use salvage::{salvage_log, LogSalvage};
 
 /// How far past a damaged record we look for intact records that would prove the damage is not
 /// a torn tail. Sequence numbers in a frame must lie within this distance of the last good one.

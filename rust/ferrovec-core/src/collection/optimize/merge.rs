@@ -20,6 +20,17 @@ use crate::segment::{self, Bitmap, GraphData, Segment, SegmentData, Shape};
 /// is at least `full_scan_threshold` rows, then remove the inputs' files once no process uses
 /// them (not before this process has let go of them too). The caller holds `structure`.
 pub(super) fn merge(col: &Collection, inputs: &[usize], stop: &Stop<'_>) -> Result<()> {
+    merge_as(col, inputs, stop, false)
+}
+
+/// `merge`; with `fresh`, every graph is built anew from the rows (no input's graph is kept
+/// and extended), and so is every payload index.
+pub(super) fn merge_as(
+    col: &Collection,
+    inputs: &[usize],
+    stop: &Stop<'_>,
+    fresh: bool,
+) -> Result<()> {
     let started = std::time::Instant::now();
     let points: usize = {
         let st = col.state.read();
@@ -29,13 +40,13 @@ pub(super) fn merge(col: &Collection, inputs: &[usize], stop: &Stop<'_>) -> Resu
             .map(|s| s.live())
             .sum()
     };
-    merge_inputs(col, inputs, stop)?;
+    merge_inputs(col, inputs, stop, fresh)?;
     col.metrics.record_run("merge", started.elapsed(), points);
     Ok(())
 }
 
-fn merge_inputs(col: &Collection, inputs: &[usize], stop: &Stop<'_>) -> Result<()> {
-    let plan = plan(col, inputs)?;
+fn merge_inputs(col: &Collection, inputs: &[usize], stop: &Stop<'_>, fresh: bool) -> Result<()> {
+    let plan = plan(col, inputs, fresh)?;
     let built = build(col, &plan, stop)?;
     switch(col, inputs, &plan, built)?;
     // The inputs' maps go before their files: a file is removed only once no map of it is left
@@ -55,7 +66,7 @@ struct Plan {
     base_graphs: Option<Vec<Arc<Graph>>>,
 }
 
-fn plan(col: &Collection, inputs: &[usize]) -> Result<Plan> {
+fn plan(col: &Collection, inputs: &[usize], fresh: bool) -> Result<Plan> {
     let snap: Vec<(Arc<Segment>, Bitmap)> = {
         let st = col.state.read();
         inputs
@@ -74,7 +85,7 @@ fn plan(col: &Collection, inputs: &[usize]) -> Result<Plan> {
         .iter()
         .enumerate()
         .filter(|(_, (s, d))| {
-            s.has_graph() && (d.count_ones() as f64) <= VACUUM_FRACTION * s.rows as f64
+            !fresh && s.has_graph() && (d.count_ones() as f64) <= VACUUM_FRACTION * s.rows as f64
         })
         .max_by_key(|(_, (s, _))| s.rows)
         .map(|(i, _)| i);

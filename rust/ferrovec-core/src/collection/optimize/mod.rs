@@ -364,6 +364,16 @@ fn index_unindexed(col: &Collection, stop: &Stop<'_>) -> Result<()> {
 /// Seal, then merge all segments into as few indexed ones as `max_segment_points` allows.
 /// `cancel` stops it between merges or inside one (what is merged by then stays merged).
 pub fn optimize_all(col: &Collection, cancel: &Cancel) -> Result<()> {
+    rebuild(col, cancel, false)
+}
+
+/// `optimize_all`, but every segment is rewritten with its graphs and payload indexes built
+/// anew from its rows (`ferrovec reindex`).
+pub fn reindex_all(col: &Collection, cancel: &Cancel) -> Result<()> {
+    rebuild(col, cancel, true)
+}
+
+fn rebuild(col: &Collection, cancel: &Cancel, fresh: bool) -> Result<()> {
     let stop = Stop { col, cancel };
     if col.dir.is_none() {
         return Ok(());
@@ -396,7 +406,7 @@ pub fn optimize_all(col: &Collection, cancel: &Cancel) -> Result<()> {
             .filter(|(live, members)| {
                 // A lone segment is rewritten only if it needs a graph or a vacuum; otherwise
                 // a merge would copy it unchanged (its deletions are already in its bitmap).
-                members.len() > 1 || {
+                fresh || members.len() > 1 || {
                     let s = &st.sources[members[0]];
                     (*live >= threshold && !s.has_graph()) || needs_vacuum(s)
                 }
@@ -410,7 +420,7 @@ pub fn optimize_all(col: &Collection, cancel: &Cancel) -> Result<()> {
     let mut groups = groups;
     while let Some(group) = groups.pop() {
         stop.check()?;
-        merge::merge(col, &group, &stop)?;
+        merge::merge_as(col, &group, &stop, fresh)?;
         for g in &mut groups {
             for i in g.iter_mut() {
                 *i -= group.iter().filter(|&&r| r < *i).count();

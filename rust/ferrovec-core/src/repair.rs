@@ -1,0 +1,356 @@
+//! `ferrovec repair`: bring a damaged store back to a state that opens and verifies, keeping
+//! everything intact, moving what is damaged aside (into `<store>/damaged/<time>/`), and
+//! saying exactly what was lost. Never silently: a store with no damage is left untouched.
+//!
+//! Holding the store exclusively (no other process may have it open), for each collection:
+//! - each sealed segment's files are checked whole. A damaged graph, int8 code file or payload
+//!   index is derived data: it is moved aside, the manifest stops naming it, and it is built
+//!   again from the segment's rows (the segment is re-indexed). A damaged file of the rows
+//!   themselves (vectors, ids, payloads, sparse vectors, deletion bitmap) loses the segment: it
+//!   is moved aside whole and the report counts its points (and names their ids if the id file
+//!   is intact);
+//! - the log after the checkpoint is salvaged (`wal::salvage_log`).
+//!
+//! Then, the store opened as usual, every collection whose files changed is optimized (which
+//! rebuilds what was dropped) and verified.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::collection::{Manifest, SegmentMeta};
+use crate::config::StorageOptions;
+use crate::error::{Error, Result};
+use crate::format::{FileKind, Header};
+use crate::io::{FileSystem, LockOutcome, OsFs};
+use crate::segment::{self, sparse, Bitmap, Segment, Shape};
+use crate::shared::Shared;
+use crate::store::Store;
+use crate::wal::salvage_log;
+
+/// What repair found and did in one collection.
+#[derive(Debug, Default)]
+pub struct CollectionRepair {
+    pub name: String,
+    /// Damage found, one line each.
+    pub damage: Vec<String>,
+    /// What was done.
+    pub actions: Vec<String>,
+    /// What was lost (writes, points), one line each.
+    pub lost: Vec<String>,
+    /// Log records after the checkpoint that were intact and kept.
+    pub log_records: u64,
+    /// Points of segments that were lost.
+    pub lost_points: u64,
+    /// Files moved aside, where they now are.
+    pub kept_aside: Vec<PathBuf>,
+}
+
+/// A file of a segment: its name, kind, and whether it can be rebuilt from the others.
+struct SegmentFile {
+    name: String,
+    kind: FileKind,
+    derived: bool,
+}
+
+fn segment_files(m: &Manifest, meta: &SegmentMeta) -> Vec<SegmentFile> {
+    let id = meta.id;
+    let mut files = vec![
+        SegmentFile {
+            name: segment::vec_name(id),
+            kind: FileKind::Vectors,
+            derived: false,
+        },
+        SegmentFile {
+            name: segment::ids_name(id),
+            kind: FileKind::Ids,
+            derived: false,
+        },
+        SegmentFile {
+            name: segment::pay_name(id),
+            kind: FileKind::Payloads,
+            derived: false,
+        },
+    ];
+    if let Some(d) = &meta.deleted {
+        files.push(SegmentFile {
+            name: d.clone(),
+            kind: FileKind::Deleted,
+            derived: false,
+        });
+    }
+    for k in 0..m.config.sparse.len() {
+        files.push(SegmentFile {
+            name: sparse::vectors_name(id, k),
+            kind: FileKind::SparseVectors,
+            derived: false,
+        });
+        files.push(SegmentFile {
+            name: sparse::index_name(id, k),
+            kind: FileKind::SparseIndex,
+            derived: false,
+        });
+    }
+    for (k, g) in meta.graphs.iter().enumerate() {
+        files.push(SegmentFile {
+            name: segment::graph_name(id, k),
+            kind: FileKind::Graph,
+            derived: true,
+        });
+        if g.codes {
+            files.push(SegmentFile {
+                name: segment::codes_name(id, k),
+                kind: FileKind::Codes,
+                derived: true,
+            });
+        }
+    }
+    for &n in &meta.indexes {
+        files.push(SegmentFile {
+            name: segment::pidx_name(id, n),
+            kind: FileKind::PayloadIndex,
+            derived: true,
+        });
+    }
+    files
+}
+
+/// Repair the store at `path` (see the module doc). Refused while another process has it open.
+pub fn repair_store(path: &Path) -> Result<Vec<CollectionRepair>> {
+    let fs = OsFs;
+    let lock_path = path.join("LOCK");
+    if !fs.exists(&path.join("ferrovec.store"))? {
+        return Err(Error::invalid(format!(
+            "there is no ferrovec store at {}",
+            path.display()
+        )));
+    }
+    let stamp = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+        .format("%Y%m%dT%H%M%S%.6fZ")
+        .to_string();
+    let aside_root = path.join("damaged").join(&stamp);
+    let mut out = Vec::new();
+    {
+        let _alone = match fs.try_lock(&lock_path, &std::process::id().to_string(), true)? {
+            LockOutcome::Acquired(g) => g,
+            LockOutcome::Held { holder } => {
+                return Err(Error::StoreLocked {
+                    path: path.to_path_buf(),
+                    pid: if holder.is_empty() {
+                        "unknown".into()
+                    } else {
+                        holder
+                    },
+                })
+            }
+        };
+        let cdir = path.join("collections");
+        let mut names: Vec<String> = fs
+            .list_dir(&cdir)?
+            .into_iter()
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        for name in names {
+            out.push(repair_files(
+                &fs,
+                &cdir.join(&name),
+                &name,
+                &aside_root.join(&name),
+            )?);
+        }
+    }
+    // Rebuild what was dropped, and prove the result, through the store as any process opens it.
+    let changed: Vec<&mut CollectionRepair> =
+        out.iter_mut().filter(|c| !c.actions.is_empty()).collect();
+    if !changed.is_empty() {
+        let store = Store::open(
+            path,
+            StorageOptions {
+                background_optimizer: false,
+                ..StorageOptions::default()
+            },
+        )?;
+        for c in changed {
+            let col = store.collection(&c.name)?;
+            col.optimize(&crate::cancel::NEVER)?;
+            col.verify()?;
+            c.actions
+                .push(format!("re-indexed and verified: {} points", col.count()?));
+        }
+        store.close()?;
+    }
+    Ok(out)
+}
+
+/// The file surgery on one collection, under the exclusive store lock.
+fn repair_files(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    name: &str,
+    aside: &Path,
+) -> Result<CollectionRepair> {
+    let mut r = CollectionRepair {
+        name: name.to_string(),
+        ..CollectionRepair::default()
+    };
+    let mut m = match Manifest::read(fs, dir) {
+        Ok(m) => m,
+        Err(e) => {
+            // Nothing else can be trusted without it: say so and change nothing.
+            r.damage.push(format!("manifest: {e}"));
+            r.lost.push(
+                "the manifest is damaged: restore this collection from a backup or snapshot".into(),
+            );
+            return Ok(r);
+        }
+    };
+    let seg_dir = dir.join("segments");
+    let mut manifest_changed = false;
+    let mut keep = Vec::with_capacity(m.segments.len());
+    let segments = std::mem::take(&mut m.segments);
+    for mut meta in segments {
+        let mut bad_primary = false;
+        let mut bad_derived: Vec<SegmentFile> = Vec::new();
+        for f in segment_files(&m, &meta) {
+            let p = seg_dir.join(&f.name);
+            if matches!(f.kind, FileKind::SparseVectors | FileKind::SparseIndex)
+                && !fs.exists(&p)?
+            {
+                continue;
+            }
+            let verdict = fs
+                .read(&p)
+                .and_then(|bytes| Header::decode_whole(f.kind, &bytes, &p, true).map(|_| ()));
+            if let Err(e) = verdict {
+                r.damage.push(e.to_string());
+                if f.derived {
+                    bad_derived.push(f);
+                } else {
+                    bad_primary = true;
+                }
+            }
+        }
+        if bad_primary {
+            let deleted = deleted_rows(fs, &seg_dir, &meta);
+            let live = meta.rows - deleted.count_ones() as u64;
+            r.lost_points += live;
+            r.lost.push(format!(
+                "segment {}: {live} points (a file of its rows is damaged){}",
+                meta.id,
+                lost_ids(&seg_dir, &m, &meta, &deleted)
+            ));
+            for f in segment_files(&m, &meta) {
+                move_aside(fs, &seg_dir.join(&f.name), aside, &mut r)?;
+            }
+            r.actions
+                .push(format!("dropped segment {} from the manifest", meta.id));
+            manifest_changed = true;
+            continue;
+        }
+        if !bad_derived.is_empty() {
+            for f in &bad_derived {
+                move_aside(fs, &seg_dir.join(&f.name), aside, &mut r)?;
+                if f.kind == FileKind::PayloadIndex {
+                    meta.indexes
+                        .retain(|&n| segment::pidx_name(meta.id, n) != f.name);
+                }
+            }
+            if bad_derived
+                .iter()
+                .any(|f| matches!(f.kind, FileKind::Graph | FileKind::Codes))
+            {
+                // A segment is indexed for all its vectors or none: its other graphs go too.
+                for (k, g) in meta.graphs.iter().enumerate() {
+                    for (name, has) in [
+                        (segment::graph_name(meta.id, k), true),
+                        (segment::codes_name(meta.id, k), g.codes),
+                    ] {
+                        if has && bad_derived.iter().all(|f| f.name != name) {
+                            move_aside(fs, &seg_dir.join(&name), aside, &mut r)?;
+                        }
+                    }
+                }
+                meta.graphs.clear();
+            }
+            r.actions.push(format!(
+                "segment {}: {} rebuilt from its rows",
+                meta.id,
+                bad_derived
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            manifest_changed = true;
+        }
+        keep.push(meta);
+    }
+    m.segments = keep;
+    if manifest_changed {
+        let hint = Shared::open(dir).map(|s| s.generation()).unwrap_or(0);
+        m.generation = m.generation.max(hint) + 1;
+        m.write(fs, dir)?;
+    }
+    let log = salvage_log(fs, &dir.join("wal"), m.checkpoint_seq, &aside.join("wal"))?;
+    r.log_records = log.records;
+    r.damage.extend(log.damage);
+    r.lost.extend(log.lost);
+    r.actions.extend(log.actions);
+    r.kept_aside.extend(log.kept_aside);
+    Ok(r)
+}
+
+/// The deletion bitmap of a segment (all clear if it has none or it cannot be read).
+fn deleted_rows(fs: &dyn FileSystem, seg_dir: &Path, meta: &SegmentMeta) -> Bitmap {
+    let rows = meta.rows as usize;
+    meta.deleted
+        .as_deref()
+        .and_then(|d| segment::read_deleted(fs, seg_dir, d, rows).ok())
+        .unwrap_or_else(|| Bitmap::new(rows))
+}
+
+/// ", ids 1, 2, 3 ..." of a lost segment's live points, if its id file can be read.
+fn lost_ids(seg_dir: &Path, m: &Manifest, meta: &SegmentMeta, deleted: &Bitmap) -> String {
+    let spaces = m.config.spaces();
+    let shape = Shape {
+        spaces: &spaces,
+        codes: &[],
+        absent: &meta.absent,
+        sparse: m.config.sparse.len(),
+    };
+    let fs: Arc<dyn FileSystem> = Arc::new(OsFs);
+    let Ok(seg) = Segment::open(fs, seg_dir, meta.id, meta.rows as usize, &shape) else {
+        return String::new();
+    };
+    let ids: Vec<String> = (0..meta.rows as usize)
+        .filter(|&r| !deleted.get(r))
+        .filter_map(|r| seg.id(r).ok())
+        .map(|id| id.to_string())
+        .collect();
+    if ids.is_empty() {
+        return String::new();
+    }
+    let more = if ids.len() > 20 {
+        format!(" and {} more", ids.len() - 20)
+    } else {
+        String::new()
+    };
+    format!(", ids {}{more}", ids[..ids.len().min(20)].join(", "))
+}
+
+fn move_aside(
+    fs: &dyn FileSystem,
+    from: &Path,
+    aside: &Path,
+    r: &mut CollectionRepair,
+) -> Result<()> {
+    if !fs.exists(from)? {
+        return Ok(());
+    }
+    fs.create_dir_all(aside)?;
+    let to = aside.join(from.file_name().unwrap_or_default());
+    fs.rename(from, &to)?;
+    fs.sync_dir(aside)?;
+    r.kept_aside.push(to);
+    Ok(())
+}
