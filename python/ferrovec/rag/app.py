@@ -89,7 +89,7 @@ class Backend:
 
     def _load(self) -> None:
         try:
-            self.db = ferrovec.open(self.settings.path)
+            self.db = ferrovec.open(self.settings.path, slow_op_ms=self.settings.slow_op_ms)
             self.library = Library(self.db, self.settings, self._make_embedder())
             _ = self.library.collection
             self.chat = Chat(self.library, self.settings)
@@ -102,6 +102,39 @@ class Backend:
     @property
     def ready(self) -> bool:
         return self._ready.is_set() and self.error is None
+
+    def failure(self) -> str:
+        """What start-up failed on ("" if nothing did), with the error's kind."""
+        e = self.error
+        if e is None:
+            return ""
+        hint = ""
+        if isinstance(e, (ferrovec.CorruptionError, ferrovec.UnsupportedVersionError)):
+            hint = f" (check it with `ferrovec check {self.settings.path}`)"
+        return f"{type(e).__name__}: {e}{hint}"
+
+    def store_state(self) -> str:
+        if not self._ready.is_set():
+            return "starting"
+        if self.db is None:
+            return "failed to open"
+        return "open" if self.error is None else "open (the model failed to load)"
+
+    def store_figures(self) -> dict[str, Any]:
+        """The store's path and, per collection, its points and optimizer state."""
+        assert self.db is not None
+        return {
+            "path": self.settings.path,
+            "collections": {
+                i["name"]: {
+                    "points": i["points"],
+                    "unindexed_points": i["unindexed_points"],
+                    "optimizer": i["optimizer_status"],
+                    "log_bytes": i["log_bytes"],
+                }
+                for i in self.db.info()
+            },
+        }
 
     def get(self, timeout: float = 300.0) -> Library:
         """The library, waiting for start-up to finish."""
@@ -184,14 +217,19 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict[str, str]:
-        return {"status": "ok"}
+        """Alive (always 200), and the store's state: starting, open, or failed and why."""
+        return {"status": "ok", "store": backend.store_state()}
 
     @app.get("/ready")
     def ready() -> JSONResponse:
+        """200 once the store is open and the model loaded, with the store's figures; 503 while
+        starting, or with what failed (a store that does not open says why)."""
         if backend.ready:
-            return JSONResponse({"status": "ready"})
+            return JSONResponse({"status": "ready", "store": backend.store_figures()})
         state = "failed" if backend.error is not None else "starting"
-        return JSONResponse({"status": state, "detail": str(backend.error or "")}, 503)
+        return JSONResponse(
+            {"status": state, "store": backend.store_state(), "detail": backend.failure()}, 503
+        )
 
     routes = (app, backend, settings, metrics, guarded)
     _retrieval_routes(*routes)

@@ -6,13 +6,15 @@ Settings come from the environment and ``.env`` (see ``ferrovec.rag.settings``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from ferrovec.errors import FerrovecError
-from ferrovec.rag.settings import Settings
+from ferrovec.rag.settings import CONFIG_ENV, Settings
 
 
 def _library(settings: Settings) -> Any:
@@ -177,28 +179,40 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        help="a TOML settings file (see ferrovec.example.toml); the environment wins over it",
+    )
     ap = argparse.ArgumentParser(prog="ferrovec-rag", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("ingest", help="ingest files and folders (text, Markdown, HTML, PDF)")
+    p = sub.add_parser(
+        "ingest", parents=[common], help="ingest files and folders (text, Markdown, HTML, PDF)"
+    )
     p.add_argument("paths", nargs="+")
     p.set_defaults(func=cmd_ingest)
     p = sub.add_parser(
-        "reembed", help="embed every stored chunk again with EMBEDDING_MODEL (after a change)"
+        "reembed",
+        parents=[common],
+        help="embed every stored chunk again with EMBEDDING_MODEL (after a change)",
     )
     p.set_defaults(func=cmd_reembed)
-    p = sub.add_parser("serve", help="run the HTTP service")
+    p = sub.add_parser("serve", parents=[common], help="run the HTTP service")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument(
         "--workers", type=int, default=1, help="worker processes, all serving the one store"
     )
     p.set_defaults(func=cmd_serve)
-    p = sub.add_parser("ask", help="print the passages that answer a question")
+    p = sub.add_parser("ask", parents=[common], help="print the passages that answer a question")
     p.add_argument("question")
     p.add_argument("--top-k", type=int, default=None)
     p.set_defaults(func=cmd_ask)
     args = ap.parse_args(argv)
     try:
+        if args.config is not None:
+            # Worker processes (serve --workers) build their settings from the environment.
+            os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
         settings = Settings.from_env()
         return int(args.func(args, settings))
     except FerrovecError as e:

@@ -1,9 +1,12 @@
-"""Settings of the RAG backend, from the environment or a `.env` file, named as the Qdrant-based
-seed application names them (so its `.env` keeps working)."""
+"""Settings of the RAG backend: from the environment (named as the Qdrant-based seed application
+names them, so its `.env` keeps working), a `.env` file, and a TOML file (`ferrovec-rag serve
+--config ferrovec.toml`, or FERROVEC_RAG_CONFIG), the environment winning. Every setting is in
+`ferrovec.example.toml`, with what it does."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -34,7 +37,10 @@ _ENV = {
     "max_upload_bytes": "MAX_UPLOAD_BYTES",
     "max_request_bytes": "MAX_REQUEST_BYTES",
     "cors_origins": "CORS_ORIGINS",
+    "slow_op_ms": "FERROVEC_SLOW_OP_MS",
 }
+# The environment variable naming a TOML settings file.
+CONFIG_ENV = "FERROVEC_RAG_CONFIG"
 
 
 @dataclass(frozen=True)
@@ -76,8 +82,13 @@ class Settings:
     # A whole request (all the files of one upload).
     max_request_bytes: int = 200 << 20
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    # Record store calls slower than this many milliseconds (0: every call) in the store's
+    # slow-operation profiler (logger "ferrovec.slow"; docs/OPERATIONS.md). None: off.
+    slow_op_ms: int | None = None
 
     def __post_init__(self) -> None:
+        if self.slow_op_ms is not None and self.slow_op_ms < 0:
+            raise InvalidInputError(f"FERROVEC_SLOW_OP_MS must be 0 or more, got {self.slow_op_ms}")
         if self.top_k < 1:
             raise InvalidInputError(f"RETRIEVER_TOP_K must be at least 1, got {self.top_k}")
         if self.chunk_size < 50:
@@ -121,19 +132,66 @@ class Settings:
         cls,
         env: Mapping[str, str] | None = None,
         dotenv: str | os.PathLike[str] | None = ".env",
+        config: str | os.PathLike[str] | None = None,
         **overrides: Any,
     ) -> Settings:
         """Settings from `env` (default: the process environment), then the `dotenv` file for
-        what the environment does not set, then the defaults; `overrides` win over all."""
+        what the environment does not set, then the TOML file `config` (default: the one
+        FERROVEC_RAG_CONFIG names, if any), then the defaults; `overrides` win over all."""
+        environ = os.environ if env is None else env
         values = read_dotenv(dotenv) if dotenv is not None else {}
-        values.update(os.environ if env is None else env)
-        kwargs: dict[str, Any] = {}
+        values.update(environ)
+        config = config if config is not None else (values.get(CONFIG_ENV) or None)
+        kwargs: dict[str, Any] = read_toml(config) if config is not None else {}
         for f in fields(cls):
             raw = values.get(_ENV[f.name])
             if raw is None or raw == "":
                 continue
             kwargs[f.name] = _parse(f.name, raw, f.type)
         return replace(cls(**kwargs), **overrides)
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The settings a TOML file sets: top-level keys named as the fields of `Settings` (see
+    ferrovec.example.toml). A file that is missing, does not parse, names an unknown setting or
+    gives one a value of the wrong type raises InvalidInputError naming the problem."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - the rag extra installs tomli there
+        import tomli as tomllib
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInputError(f"settings file {p} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidInputError(f"settings file {p} is not valid TOML: {e}") from None
+    known = {f.name: f for f in fields(Settings)}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        f = known.get(key)
+        if f is None:
+            raise InvalidInputError(
+                f"{p}: unknown setting {key!r}; the settings are {', '.join(sorted(known))}"
+            )
+        out[key] = _typed(p, key, value, str(f.type))
+    return out
+
+
+def _typed(p: Path, key: str, value: Any, kind: str) -> Any:
+    """A TOML value checked against the field's type."""
+    wrong = InvalidInputError(f"{p}: {key} must be {kind.replace(' | None', '')}, got {value!r}")
+    if kind.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong
+        return value
+    if kind.startswith("tuple"):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise wrong
+        return tuple(value)
+    if not isinstance(value, str):
+        raise wrong
+    return value
 
 
 def _parse(name: str, raw: str, kind: Any) -> Any:
