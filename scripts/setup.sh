@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up a fresh machine for the tests: Debian's Chromium (the web page's browser test), and
+# Set up a fresh machine for the tests: Debian's Chromium (the web page's browser test) and
+# Prometheus (promtool and a server, which check ops/'s alert rules and dashboard), and
 # .venv with the build and test tools and the peers the tests compare against. The package
 # itself is built by `maturin develop` (scripts/test.sh, `make build`).
 # Usage: bash scripts/setup.sh
@@ -8,15 +9,17 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "system packages: Chromium for the web page's browser test"
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+step "system packages: Chromium for the web page's browser test, Prometheus for ops/"
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+  || ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
   as_root=""
   [ "$(id -u)" = 0 ] || as_root="sudo -n"
   if command -v apt-get >/dev/null && $as_root true 2>/dev/null; then
     $as_root apt-get update -qq
     $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
   else
-    echo "install Debian's chromium and chromium-driver (as root: apt-get install chromium chromium-driver)" >&2
+    echo "install Debian's chromium, chromium-driver and prometheus (as root: apt-get install chromium chromium-driver prometheus)" >&2
     exit 1
   fi
 fi
