@@ -127,6 +127,21 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_progress(col: ferrovec.Collection, work: Any) -> float:
+    """Run `work()` (a long call on `col`) while its progress shows on stderr; its seconds."""
+    started = time.perf_counter()
+    done = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(col, started, done), daemon=True)
+    watcher.start()
+    try:
+        work()
+    finally:
+        done.set()
+        watcher.join()
+        sys.stderr.write("\n")
+    return time.perf_counter() - started
+
+
 def _watch(col: ferrovec.Collection, started: float, done: threading.Event) -> None:
     """Show an optimization's progress on stderr every half second until `done`."""
     while not done.wait(0.5):
@@ -146,21 +161,12 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         for name in names:
             col = db.collection(name)
             before = col.info()
-            started = time.perf_counter()
-            done = threading.Event()
-            watcher = threading.Thread(target=_watch, args=(col, started, done), daemon=True)
-            watcher.start()
-            try:
-                col.optimize()
-            finally:
-                done.set()
-                watcher.join()
-                sys.stderr.write("\n")
+            took = _with_progress(col, col.optimize)
             after = col.info()
             print(
                 f"{name}: {len(before['segments'])} -> {len(after['segments'])} segment(s),"
                 f" {after['indexed_points']:,} of {after['points']:,} points indexed"
-                f" in {time.perf_counter() - started:.1f} s"
+                f" in {took:.1f} s"
             )
     return 0
 
@@ -169,19 +175,10 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     """Rebuild graphs and payload indexes from the stored rows, then verify."""
     with ferrovec.open(args.path) as db:
         col = db.collection(args.collection)
-        started = time.perf_counter()
-        done = threading.Event()
-        watcher = threading.Thread(target=_watch, args=(col, started, done), daemon=True)
-        watcher.start()
-        try:
-            col.reindex()
-        finally:
-            done.set()
-            watcher.join()
-            sys.stderr.write("\n")
+        took = _with_progress(col, col.reindex)
         info = col.info()
         print(
-            f"{args.collection}: rebuilt and verified in {time.perf_counter() - started:.1f} s:"
+            f"{args.collection}: rebuilt and verified in {took:.1f} s:"
             f" {len(info['segments'])} segment(s), {info['indexed_points']:,} of"
             f" {info['points']:,} points indexed, {len(info['payload_indexes'])} payload index(es)"
         )

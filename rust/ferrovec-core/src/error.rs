@@ -91,6 +91,19 @@ impl Error {
         Error::InvalidInput(msg.into())
     }
 
+    /// The store is held exclusively by another process, which wrote `holder` (its pid) into
+    /// the lock file.
+    pub(crate) fn store_locked(path: &std::path::Path, holder: String) -> Self {
+        Error::StoreLocked {
+            path: path.to_path_buf(),
+            pid: if holder.is_empty() {
+                "unknown".into()
+            } else {
+                holder
+            },
+        }
+    }
+
     pub(crate) fn internal(msg: impl Into<String>) -> Self {
         Error::Internal(msg.into())
     }

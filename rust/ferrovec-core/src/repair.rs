@@ -132,16 +132,7 @@ pub fn repair_store(path: &Path) -> Result<Vec<CollectionRepair>> {
     {
         let _alone = match fs.try_lock(&lock_path, &std::process::id().to_string(), true)? {
             LockOutcome::Acquired(g) => g,
-            LockOutcome::Held { holder } => {
-                return Err(Error::StoreLocked {
-                    path: path.to_path_buf(),
-                    pid: if holder.is_empty() {
-                        "unknown".into()
-                    } else {
-                        holder
-                    },
-                })
-            }
+            LockOutcome::Held { holder } => return Err(Error::store_locked(path, holder)),
         };
         let cdir = path.join("collections");
         let mut names: Vec<String> = fs

@@ -203,16 +203,7 @@ impl Store {
                 LockOutcome::Held { .. } if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                LockOutcome::Held { holder } => {
-                    return Err(Error::StoreLocked {
-                        path: path.to_path_buf(),
-                        pid: if holder.is_empty() {
-                            "unknown".into()
-                        } else {
-                            holder
-                        },
-                    })
-                }
+                LockOutcome::Held { holder } => return Err(Error::store_locked(path, holder)),
             }
         };
         // Whoever created the store did so holding the lock exclusively, so it is complete.

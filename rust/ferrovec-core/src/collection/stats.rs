@@ -139,7 +139,12 @@ impl Collection {
                 .collect()
         };
         let last = self.metrics.last_run.lock().clone();
-        let next = next_work(self);
+        let next = if self.options.read_only {
+            "none here: this process has the store read-only; a process that writes optimizes"
+                .to_string()
+        } else {
+            next_work(self).describe(self)
+        };
         let points = info.points.max(1) as f64;
         let disk_total: u64 = disk.parts.values().sum();
         let resident_total: u64 = res.resident.values().sum();
@@ -172,7 +177,7 @@ impl Collection {
                     "seconds": l.seconds,
                     "points": l.points,
                 })),
-                "next": next.describe(self),
+                "next": next,
                 "checkpoints": self.metrics.checkpoints.load(Relaxed),
                 "merges": self.metrics.merges.load(Relaxed),
             },

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::record::{self, parse_frame, Op};
-use super::{file_name, parse_file_name};
+use super::{file_name, files_after_checkpoint};
 use crate::error::Result;
 use crate::format::{FileKind, Header, HEADER_LEN};
 use crate::io::FileSystem;
@@ -21,18 +21,8 @@ pub struct LogCheck {
 
 pub fn check_log(fs: &dyn FileSystem, dir: &Path, checkpoint_seq: u64) -> Result<LogCheck> {
     let mut out = LogCheck::default();
-    let mut numbered: Vec<u64> = fs
-        .list_dir(dir)?
-        .iter()
-        .filter_map(|n| parse_file_name(n))
-        .collect();
-    numbered.sort_unstable();
-    let start = numbered
-        .iter()
-        .rposition(|&f| f <= checkpoint_seq + 1)
-        .unwrap_or(0);
+    let files = files_after_checkpoint(fs, dir, checkpoint_seq)?;
     let mut next: Option<u64> = None;
-    let files = &numbered[start.min(numbered.len())..];
     for (i, &first) in files.iter().enumerate() {
         let path = dir.join(file_name(first));
         if let Some(n) = next.filter(|&n| n != first) {

@@ -104,6 +104,27 @@ fn parse_file_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// The first sequence numbers of the log files in `dir` that may hold records after
+/// `checkpoint_seq` (the one holding the record after it, and those after), in order.
+pub(crate) fn files_after_checkpoint(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    checkpoint_seq: u64,
+) -> Result<Vec<u64>> {
+    let mut numbered: Vec<u64> = fs
+        .list_dir(dir)?
+        .iter()
+        .filter_map(|n| parse_file_name(n))
+        .collect();
+    numbered.sort_unstable();
+    let start = numbered
+        .iter()
+        .rposition(|&f| f <= checkpoint_seq + 1)
+        .unwrap_or(0);
+    numbered.drain(..start.min(numbered.len()));
+    Ok(numbered)
+}
+
 fn not_found(e: &Error) -> bool {
     matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }

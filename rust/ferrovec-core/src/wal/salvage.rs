@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use super::record::{self, parse_frame, Op, FRAME_HEADER_LEN};
-use super::{file_name, parse_file_name, SEQ_WINDOW};
+use super::{file_name, files_after_checkpoint, SEQ_WINDOW};
 use crate::error::Result;
 use crate::format::{FileKind, Header, HEADER_LEN};
 use crate::io::FileSystem;
@@ -47,17 +47,7 @@ pub fn salvage_log(
     aside: &Path,
 ) -> Result<LogSalvage> {
     let mut out = LogSalvage::default();
-    let mut numbered: Vec<u64> = fs
-        .list_dir(dir)?
-        .iter()
-        .filter_map(|n| parse_file_name(n))
-        .collect();
-    numbered.sort_unstable();
-    let start = numbered
-        .iter()
-        .rposition(|&f| f <= checkpoint_seq + 1)
-        .unwrap_or(0);
-    let files: Vec<u64> = numbered[start.min(numbered.len())..].to_vec();
+    let files = files_after_checkpoint(fs, dir, checkpoint_seq)?;
     let mut found: Vec<Found> = Vec::new();
     // (file, offset) of a damaged stretch with nothing intact after it in the last file.
     let mut torn: Option<(PathBuf, usize)> = None;

@@ -295,8 +295,9 @@ pub(crate) fn next_work(col: &Collection) -> Work {
     }
     if !idle {
         return Work::Wait(format!(
-            "writes are coming in; waits for {} ms without writes",
-            cfg.idle_ms
+            "waits until writes pause for {} ms (the last was {} ms ago)",
+            cfg.idle_ms,
+            now.saturating_sub(col.last_write_ms.load(Ordering::Relaxed))
         ));
     }
     if let Some(i) = vacuum {
