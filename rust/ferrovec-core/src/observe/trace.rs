@@ -110,7 +110,8 @@ pub struct Trace {
     pub phases: [Duration; Phase::ALL.len()],
     pub counts: [u64; Count::ALL.len()],
     pub steps: Vec<Step>,
-    stack: Vec<(Phase, Instant)>,
+    /// Open phases: which, since when, and the time spent in phases opened inside it.
+    stack: Vec<(Phase, Instant, Duration)>,
 }
 
 /// Starts a trace on this thread unless one is active; finishes it when asked or dropped.
@@ -168,7 +169,7 @@ pub fn span(phase: Phase) -> Span {
     }
     let active = TRACE.with(|t| match t.borrow_mut().as_mut() {
         Some(tr) => {
-            tr.stack.push((phase, Instant::now()));
+            tr.stack.push((phase, Instant::now(), Duration::ZERO));
             true
         }
         None => false,
@@ -187,13 +188,12 @@ impl Drop for Span {
         }
         TRACE.with(|t| {
             if let Some(tr) = t.borrow_mut().as_mut() {
-                if let Some((phase, started)) = tr.stack.pop() {
+                if let Some((phase, started, inner)) = tr.stack.pop() {
                     let took = started.elapsed();
-                    tr.phases[phase as usize] += took;
-                    // Exclusive time: the enclosing phase did not spend this.
-                    if let Some(&(outer, _)) = tr.stack.last() {
-                        let o = &mut tr.phases[outer as usize];
-                        *o = o.saturating_sub(took);
+                    // Exclusive time: what phases inside this one took is theirs.
+                    tr.phases[phase as usize] += took.saturating_sub(inner);
+                    if let Some(outer) = tr.stack.last_mut() {
+                        outer.2 += took;
                     }
                 }
             }
@@ -291,7 +291,10 @@ mod tests {
         let rescore = tr.phases[Phase::Rescore as usize];
         assert!(rescore >= Duration::from_millis(30));
         // Exclusive: the rescoring inside the graph phase is not counted twice.
-        assert!(graph >= Duration::from_millis(20) && graph + rescore <= total);
+        assert!(
+            graph >= Duration::from_millis(20) && graph + rescore <= total,
+            "graph {graph:?} rescore {rescore:?} total {total:?}"
+        );
         assert_eq!(tr.counts[Count::NodesVisited as usize], 7);
         assert_eq!(tr.counts[Count::GraphDistances as usize], 3);
         assert_eq!(tr.steps.len(), 1);
