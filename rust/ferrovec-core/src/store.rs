@@ -4,6 +4,7 @@
 //! <path>/ferrovec.store          marker: common header, kind "store" (identifies the directory)
 //! <path>/LOCK                    flock'ed shared by every process that has the store open
 //! <path>/collections/<name>/     one collection (MANIFEST, SHARED, segments/, wal/)
+//! <path>/damaged/<time>/         what `ferrovec repair` moved aside (`repair.rs`)
 //! ```
 //! Processes coordinate per collection (`shared.rs`). The store lock only keeps out a process
 //! that cannot share (an older ferrovec takes it exclusively), and lets the first process to open

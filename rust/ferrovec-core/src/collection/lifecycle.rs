@@ -2,13 +2,14 @@
 
 use std::sync::atomic::Ordering;
 
+use serde_json::json;
+
 use super::optimize;
 use super::{Collection, CLOSED, DROPPED, OPEN};
 use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::observe::Op;
 use crate::shared::Shared;
-use serde_json::json;
 
 impl Collection {
     /// Checkpoint: seal everything logged so far into a segment file and trim the log.

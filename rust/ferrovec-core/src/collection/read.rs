@@ -1,5 +1,7 @@
 //! Reads: counts, facets, point lookups, scrolling and search.
 
+use serde_json::json;
+
 use super::observed::{filter_json, search_json};
 use super::search;
 use super::validate::{validate_ids, vector_what};
@@ -11,7 +13,6 @@ use crate::filter::{parse_datetime, Filter};
 use crate::observe::Op;
 use crate::point::{PointId, SparseVector};
 use crate::query::{Direction, FacetValue, PayloadSelector, Record, ScoredPoint, SearchParams};
-use serde_json::json;
 
 impl Collection {
     pub fn count(&self) -> Result<usize> {

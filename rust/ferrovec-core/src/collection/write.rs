@@ -2,6 +2,8 @@
 //! planned against the state under the writer lock, logged as one record, applied, and then
 //! made as durable as the durability mode promises.
 
+use serde_json::json;
+
 use super::observed::{filter_json, selector_json};
 use super::optimize;
 use super::state::{self, State};
@@ -18,7 +20,6 @@ use crate::payload::PayloadOp;
 use crate::point::{Payload, PointId, SparseVector};
 use crate::query::Selector;
 use crate::wal::record::OpRef;
-use serde_json::json;
 
 impl Collection {
     /// Insert or replace points. `vectors` holds `ids.len()` rows, row-major, each with all of

@@ -139,8 +139,8 @@ pub fn record(op: SlowOp) {
     ring.push_back(op);
 }
 
-/// The newest `limit` records (newest first) of the store at `store` (`None`: every store),
-/// of `collection` if given.
+/// The newest `limit` records (newest first) of the store at `store` (`None`: in-memory
+/// stores), of `collection` if given.
 pub fn recent(
     limit: usize,
     store: Option<&std::path::Path>,
@@ -149,15 +149,9 @@ pub fn recent(
     RING.lock()
         .iter()
         .rev()
-        .filter(|o| store.is_none_or(|s| o.store.as_deref() == Some(s)))
+        .filter(|o| o.store.as_deref() == store)
         .filter(|o| collection.is_none_or(|c| o.collection == c))
         .take(limit)
         .cloned()
         .collect()
-}
-
-/// Forget every record of the store at `store`.
-pub fn clear(store: Option<&std::path::Path>) {
-    RING.lock()
-        .retain(|o| store.is_some_and(|s| o.store.as_deref() != Some(s)));
 }
