@@ -187,7 +187,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 def cmd_repair(args: argparse.Namespace) -> int:
     """Exit 0 when nothing was lost (the store was healthy, or only derived files or a torn
-    tail were repaired), 1 when writes or points were lost (listed)."""
+    tail were repaired), 1 when writes or points were lost (listed) or something still fails."""
     lost_any = False
     for c in ferrovec.repair(args.path):
         if not c["damage"]:
@@ -202,7 +202,9 @@ def cmd_repair(args: argparse.Namespace) -> int:
             print(f"  LOST: {lost}")
         for p in c["kept_aside"]:
             print(f"  kept aside: {p}")
-        lost_any = lost_any or bool(c["lost"])
+        if c["still_failing"]:
+            print(f"  STILL FAILING: {c['still_failing']}")
+        lost_any = lost_any or bool(c["lost"]) or bool(c["still_failing"])
     return 1 if lost_any else 0
 
 

@@ -43,6 +43,8 @@ pub struct CollectionRepair {
     pub lost_points: u64,
     /// Files moved aside, where they now are.
     pub kept_aside: Vec<PathBuf>,
+    /// What still fails after the repair (the collection does not open or verify), if anything.
+    pub still_failing: Option<String>,
 }
 
 /// A file of a segment: its name, kind, and whether it can be rebuilt from the others.
@@ -115,7 +117,8 @@ fn segment_files(m: &Manifest, meta: &SegmentMeta) -> Vec<SegmentFile> {
 }
 
 /// Repair the store at `path` (see the module doc). Refused while another process has it open.
-pub fn repair_store(path: &Path) -> Result<Vec<CollectionRepair>> {
+/// `cancel` stops the re-indexing at the end (the file surgery is done by then).
+pub fn repair_store(path: &Path, cancel: &crate::cancel::Cancel) -> Result<Vec<CollectionRepair>> {
     let fs = OsFs;
     let lock_path = path.join("LOCK");
     if !fs.exists(&path.join("ferrovec.store"))? {
@@ -162,11 +165,19 @@ pub fn repair_store(path: &Path) -> Result<Vec<CollectionRepair>> {
             },
         )?;
         for c in changed {
-            let col = store.collection(&c.name)?;
-            col.optimize(&crate::cancel::NEVER)?;
-            col.verify()?;
-            c.actions
-                .push(format!("re-indexed and verified: {} points", col.count()?));
+            // What still fails is reported with the rest, never hidden behind the first error.
+            let proved = store.collection(&c.name).and_then(|col| {
+                col.optimize(cancel)?;
+                col.verify()?;
+                col.count()
+            });
+            match proved {
+                Ok(n) => c
+                    .actions
+                    .push(format!("re-indexed and verified: {n} points")),
+                Err(e @ Error::Interrupted(_)) => return Err(e),
+                Err(e) => c.still_failing = Some(e.to_string()),
+            }
         }
         store.close()?;
     }
@@ -199,82 +210,14 @@ fn repair_files(
     let mut manifest_changed = false;
     let mut keep = Vec::with_capacity(m.segments.len());
     let segments = std::mem::take(&mut m.segments);
-    for mut meta in segments {
-        let mut bad_primary = false;
-        let mut bad_derived: Vec<SegmentFile> = Vec::new();
-        for f in segment_files(&m, &meta) {
-            let p = seg_dir.join(&f.name);
-            if matches!(f.kind, FileKind::SparseVectors | FileKind::SparseIndex)
-                && !fs.exists(&p)?
-            {
-                continue;
+    for meta in segments {
+        match repair_segment(fs, &seg_dir, aside, &m, meta, &mut r)? {
+            (Some(meta), changed) => {
+                manifest_changed |= changed;
+                keep.push(meta);
             }
-            let verdict = fs
-                .read(&p)
-                .and_then(|bytes| Header::decode_whole(f.kind, &bytes, &p, true).map(|_| ()));
-            if let Err(e) = verdict {
-                r.damage.push(e.to_string());
-                if f.derived {
-                    bad_derived.push(f);
-                } else {
-                    bad_primary = true;
-                }
-            }
+            (None, _) => manifest_changed = true,
         }
-        if bad_primary {
-            let deleted = deleted_rows(fs, &seg_dir, &meta);
-            let live = meta.rows - deleted.count_ones() as u64;
-            r.lost_points += live;
-            r.lost.push(format!(
-                "segment {}: {live} points (a file of its rows is damaged){}",
-                meta.id,
-                lost_ids(&seg_dir, &m, &meta, &deleted)
-            ));
-            for f in segment_files(&m, &meta) {
-                move_aside(fs, &seg_dir.join(&f.name), aside, &mut r)?;
-            }
-            r.actions
-                .push(format!("dropped segment {} from the manifest", meta.id));
-            manifest_changed = true;
-            continue;
-        }
-        if !bad_derived.is_empty() {
-            for f in &bad_derived {
-                move_aside(fs, &seg_dir.join(&f.name), aside, &mut r)?;
-                if f.kind == FileKind::PayloadIndex {
-                    meta.indexes
-                        .retain(|&n| segment::pidx_name(meta.id, n) != f.name);
-                }
-            }
-            if bad_derived
-                .iter()
-                .any(|f| matches!(f.kind, FileKind::Graph | FileKind::Codes))
-            {
-                // A segment is indexed for all its vectors or none: its other graphs go too.
-                for (k, g) in meta.graphs.iter().enumerate() {
-                    for (name, has) in [
-                        (segment::graph_name(meta.id, k), true),
-                        (segment::codes_name(meta.id, k), g.codes),
-                    ] {
-                        if has && bad_derived.iter().all(|f| f.name != name) {
-                            move_aside(fs, &seg_dir.join(&name), aside, &mut r)?;
-                        }
-                    }
-                }
-                meta.graphs.clear();
-            }
-            r.actions.push(format!(
-                "segment {}: {} rebuilt from its rows",
-                meta.id,
-                bad_derived
-                    .iter()
-                    .map(|f| f.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            manifest_changed = true;
-        }
-        keep.push(meta);
     }
     m.segments = keep;
     if manifest_changed {
@@ -289,6 +232,91 @@ fn repair_files(
     r.actions.extend(log.actions);
     r.kept_aside.extend(log.kept_aside);
     Ok(r)
+}
+
+/// Check one segment's files: rebuildable ones that are damaged are moved aside and no longer
+/// named; a damaged file of its rows loses the segment. Returns the segment as the manifest
+/// should now name it (`None`: dropped) and whether that changed.
+fn repair_segment(
+    fs: &dyn FileSystem,
+    seg_dir: &Path,
+    aside: &Path,
+    m: &Manifest,
+    mut meta: SegmentMeta,
+    r: &mut CollectionRepair,
+) -> Result<(Option<SegmentMeta>, bool)> {
+    let mut bad_primary = false;
+    let mut bad_derived: Vec<SegmentFile> = Vec::new();
+    for f in segment_files(m, &meta) {
+        let p = seg_dir.join(&f.name);
+        if matches!(f.kind, FileKind::SparseVectors | FileKind::SparseIndex) && !fs.exists(&p)? {
+            continue;
+        }
+        let verdict = fs
+            .read(&p)
+            .and_then(|bytes| Header::decode_whole(f.kind, &bytes, &p, true).map(|_| ()));
+        if let Err(e) = verdict {
+            r.damage.push(e.to_string());
+            if f.derived {
+                bad_derived.push(f);
+            } else {
+                bad_primary = true;
+            }
+        }
+    }
+    if bad_primary {
+        let deleted = deleted_rows(fs, seg_dir, &meta);
+        let live = meta.rows - deleted.count_ones() as u64;
+        r.lost_points += live;
+        r.lost.push(format!(
+            "segment {}: {live} points (a file of its rows is damaged){}",
+            meta.id,
+            lost_ids(seg_dir, m, &meta, &deleted)
+        ));
+        for f in segment_files(m, &meta) {
+            move_aside(fs, &seg_dir.join(&f.name), aside, r)?;
+        }
+        r.actions
+            .push(format!("dropped segment {} from the manifest", meta.id));
+        return Ok((None, true));
+    }
+    if !bad_derived.is_empty() {
+        for f in &bad_derived {
+            move_aside(fs, &seg_dir.join(&f.name), aside, r)?;
+            if f.kind == FileKind::PayloadIndex {
+                meta.indexes
+                    .retain(|&n| segment::pidx_name(meta.id, n) != f.name);
+            }
+        }
+        if bad_derived
+            .iter()
+            .any(|f| matches!(f.kind, FileKind::Graph | FileKind::Codes))
+        {
+            // A segment is indexed for all its vectors or none: its other graphs go too.
+            for (k, g) in meta.graphs.iter().enumerate() {
+                for (name, has) in [
+                    (segment::graph_name(meta.id, k), true),
+                    (segment::codes_name(meta.id, k), g.codes),
+                ] {
+                    if has && bad_derived.iter().all(|f| f.name != name) {
+                        move_aside(fs, &seg_dir.join(&name), aside, r)?;
+                    }
+                }
+            }
+            meta.graphs.clear();
+        }
+        r.actions.push(format!(
+            "segment {}: {} rebuilt from its rows",
+            meta.id,
+            bad_derived
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let changed = !bad_derived.is_empty();
+    Ok((Some(meta), changed))
 }
 
 /// The deletion bitmap of a segment (all clear if it has none or it cannot be read).

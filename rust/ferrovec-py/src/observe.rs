@@ -113,10 +113,12 @@ impl PyDatabase {
 /// payload indexes are rebuilt from the rows; a segment whose rows are damaged is dropped; the
 /// log keeps every intact record; everything damaged is moved into `<path>/damaged/<time>/`.
 /// One dict per collection: name, damage, actions, lost, log_records, lost_points,
-/// kept_aside. A healthy store is left untouched (every `actions` list is empty).
+/// kept_aside, still_failing (what still fails afterwards, or None). A healthy store is left untouched (every `actions` list is empty).
 #[pyfunction]
 pub fn repair(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Py<PyList>> {
-    let found = crate::gil::run_interruptible(py, |_| ferrovec_core::repair::repair_store(&path))?;
+    let found = crate::gil::run_interruptible(py, |cancel| {
+        ferrovec_core::repair::repair_store(&path, cancel)
+    })?;
     let out = PyList::empty(py);
     for c in found {
         let d = pyo3::types::PyDict::new(py);
@@ -132,6 +134,7 @@ pub fn repair(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Py<PyList>> 
             .map(|p| p.display().to_string())
             .collect();
         d.set_item("kept_aside", aside)?;
+        d.set_item("still_failing", c.still_failing)?;
         out.append(d)?;
     }
     Ok(out.unbind())

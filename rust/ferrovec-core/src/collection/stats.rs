@@ -68,76 +68,8 @@ impl Collection {
         let disk = self.disk()?;
         let res = self.residency();
         let m = self.manifest();
-        let segments: Vec<Value> = {
-            let st = self.state.read();
-            let mut out = Vec::new();
-            for (i, s) in st.sources.iter().enumerate() {
-                let (id, recall) = match &s.kind {
-                    SourceKind::Sealed(seg) => (
-                        Some(seg.id),
-                        m.segments
-                            .iter()
-                            .find(|meta| meta.id == seg.id)
-                            .and_then(|meta| {
-                                meta.graphs
-                                    .iter()
-                                    .map(|g| g.self_check_recall)
-                                    .reduce(f32::min)
-                            }),
-                    ),
-                    SourceKind::Frozen(_) => (None, None),
-                };
-                let deleted = s.deleted.count_ones();
-                out.push(json!({
-                    "source": st.source_label(i as u32),
-                    "id": id,
-                    "rows": s.rows(),
-                    "live": s.live(),
-                    "deleted": deleted,
-                    "deleted_share": deleted as f64 / s.rows().max(1) as f64,
-                    "indexed": s.has_graph(),
-                    "int8_codes": s.segment().is_some_and(|seg| seg.codes(0).ok().flatten().is_some()),
-                    "self_check_recall": recall,
-                    "disk_bytes": id.and_then(|id| disk.per_segment.get(&id)).copied().unwrap_or(0),
-                }));
-            }
-            if !st.mem.is_empty() {
-                out.push(json!({
-                    "source": "appendable rows",
-                    "rows": st.mem.len(),
-                    "live": st.mem.len(),
-                    "deleted": 0,
-                    "deleted_share": 0.0,
-                    "indexed": false,
-                    "disk_bytes": 0,
-                }));
-            }
-            out
-        };
-        let payload_indexes: Vec<Value> = {
-            let st = self.state.read();
-            info.payload_indexes
-                .iter()
-                .map(|p| {
-                    let mut distinct = 0;
-                    if let Some(def) = st.index_def(&p.key) {
-                        for seg in st.sources.iter().filter_map(|s| s.segment()) {
-                            if let Ok(Some(idx)) = seg.payload_index(def.number) {
-                                // Per segment; the sum counts a value once per segment it is in.
-                                distinct = distinct.max(idx.distinct());
-                            }
-                        }
-                    }
-                    json!({
-                        "key": p.key,
-                        "kind": p.kind,
-                        "points": p.points,
-                        "distinct_values": distinct,
-                        "disk_bytes": p.disk_bytes,
-                    })
-                })
-                .collect()
-        };
+        let segments = self.segment_stats(&m, &disk);
+        let payload_indexes = self.index_stats(&info.payload_indexes);
         let last = self.metrics.last_run.lock().clone();
         let next = if self.options.read_only {
             "none here: this process has the store read-only; a process that writes optimizes"
@@ -188,6 +120,81 @@ impl Collection {
             },
             "processes": self.shared.as_ref().map_or(Ok(1), |s| s.processes())?,
         }))
+    }
+
+    /// Each source's figures for `stats`.
+    fn segment_stats(&self, m: &super::Manifest, disk: &Disk) -> Vec<Value> {
+        let st = self.state.read();
+        let mut out = Vec::new();
+        for (i, s) in st.sources.iter().enumerate() {
+            let (id, recall) = match &s.kind {
+                SourceKind::Sealed(seg) => (
+                    Some(seg.id),
+                    m.segments
+                        .iter()
+                        .find(|meta| meta.id == seg.id)
+                        .and_then(|meta| {
+                            meta.graphs
+                                .iter()
+                                .map(|g| g.self_check_recall)
+                                .reduce(f32::min)
+                        }),
+                ),
+                SourceKind::Frozen(_) => (None, None),
+            };
+            let deleted = s.deleted.count_ones();
+            out.push(json!({
+                "source": st.source_label(i as u32),
+                "id": id,
+                "rows": s.rows(),
+                "live": s.live(),
+                "deleted": deleted,
+                "deleted_share": deleted as f64 / s.rows().max(1) as f64,
+                "indexed": s.has_graph(),
+                "int8_codes": s.segment().is_some_and(|seg| seg.codes(0).ok().flatten().is_some()),
+                "self_check_recall": recall,
+                "disk_bytes": id.and_then(|id| disk.per_segment.get(&id)).copied().unwrap_or(0),
+            }));
+        }
+        if !st.mem.is_empty() {
+            out.push(json!({
+                "source": "appendable rows",
+                "rows": st.mem.len(),
+                "live": st.mem.len(),
+                "deleted": 0,
+                "deleted_share": 0.0,
+                "indexed": false,
+                "disk_bytes": 0,
+            }));
+        }
+        out
+    }
+
+    /// Each payload index's figures for `stats`. Distinct values are the most any one segment
+    /// holds (a value in several segments is one value; the segments' own counts cannot tell).
+    fn index_stats(&self, indexes: &[crate::info::PayloadIndexInfo]) -> Vec<Value> {
+        let st = self.state.read();
+        indexes
+            .iter()
+            .map(|p| {
+                let mut distinct = 0;
+                if let Some(def) = st.index_def(&p.key) {
+                    for seg in st.sources.iter().filter_map(|s| s.segment()) {
+                        if let Ok(Some(idx)) = seg.payload_index(def.number) {
+                            // Per segment; the sum counts a value once per segment it is in.
+                            distinct = distinct.max(idx.distinct());
+                        }
+                    }
+                }
+                json!({
+                    "key": p.key,
+                    "kind": p.kind,
+                    "points": p.points,
+                    "distinct_values": distinct,
+                    "disk_bytes": p.disk_bytes,
+                })
+            })
+            .collect()
     }
 
     /// This collection's figures for `metrics`.
