@@ -394,3 +394,32 @@ def test_cli_stats_metrics_optimize(tmp_path: Path) -> None:
     assert m.returncode == 0 and 'ferrovec_points{collection="c"} 600' in m.stdout
     bad = run_cli("metrics", str(store), "--name", "nope")
     assert bad.returncode == 1 and "unknown metric" in bad.stderr
+
+
+HOLD_OPEN = """
+import sys, ferrovec
+db = ferrovec.open(sys.argv[1])
+db.collection("c").count()
+print("open", flush=True)
+sys.stdin.read()  # until the parent closes it, or kills this process
+"""
+
+
+def test_processes_attached_counts_live_processes(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    with ferrovec.open(store) as db:
+        db.create_collection("c", dim=4).upsert([1], np.ones((1, 4), dtype=np.float32))
+
+        def attached() -> float:
+            return value(db.metrics(), "ferrovec_processes_attached", collection="c")
+
+        assert attached() == 1
+        p = child(HOLD_OPEN, str(store), stdin=subprocess.PIPE)
+        try:
+            assert p.stdout is not None and p.stdout.readline().strip() == "open"
+            assert attached() == 2
+            assert db.collection("c").stats()["processes"] == 2
+        finally:
+            p.kill()  # SIGKILL: the kernel releases its locks, nothing else does
+            p.communicate(timeout=60)
+        assert attached() == 1
