@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::observed::{filter_json, search_json};
-use super::state::{graph_choice, State, MEM};
+use super::state::{graph_choice, Choice, State, MEM};
 use super::Collection;
 use crate::config::{Space, Target};
 use crate::error::{Error, Result};
@@ -156,10 +156,10 @@ impl Collection {
                     (true, c) => format!("no payload index for these keys: {c} payloads checked"),
                 };
                 out.push(json!({
-                    "source": p.label,
+                    "source": st.source_label(p.src),
                     "live": live,
                     "method": method(walked, p.coded.is_some()),
-                    "why": p.why,
+                    "why": p.why.to_string(),
                     "rescore": (walked && p.coded.is_some()).then_some(rescore),
                     "filter": {
                         "matching": p.count,
@@ -176,7 +176,8 @@ impl Collection {
             return Ok(Value::Array(out));
         }
         for (i, s) in st.sources.iter().enumerate() {
-            let (walked, why) = graph_choice(s, exact, fst);
+            let choice = graph_choice(s, exact, fst);
+            let walked = choice.walks();
             let coded = walked
                 && s.segment()
                     .map(|seg| seg.codes(sp.index))
@@ -188,7 +189,7 @@ impl Collection {
                 "rows": s.rows(),
                 "live": s.live(),
                 "method": method(walked, coded),
-                "why": why,
+                "why": choice.to_string(),
                 "rescore": coded.then_some(rescore),
             }));
         }
@@ -198,7 +199,7 @@ impl Collection {
                 "rows": st.mem.len(),
                 "live": st.mem.len(),
                 "method": "exact",
-                "why": "appendable rows (written since the last checkpoint) are scanned exactly",
+                "why": Choice::Appendable.to_string(),
                 "rescore": Value::Null,
             }));
         }

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use super::manifest::PayloadIndexDef;
 use super::search::{self, Cand, TopK};
-use super::state::{found_len, graph_choice, Loc, State, MEM};
+use super::state::{found_len, graph_choice, Choice, Loc, Source, State, MEM};
 use crate::config::Space;
 use crate::error::{Error, Result};
 use crate::filter::index::{self as pindex, FieldIndex, SourceView};
@@ -210,7 +210,7 @@ impl State {
         let plans = self.filtered_plans(sp, filter, params.exact, ef, full_scan_threshold)?;
         let single = queries.len() == sp.dim;
         search::each_query(queries, sp.dim, |q| {
-            search_planned(&plans, sp, q, n, ef, min_key, single)
+            search_planned(self, &plans, sp, q, n, ef, min_key, single)
         })
     }
 
@@ -230,47 +230,31 @@ impl State {
             if count == 0 {
                 continue;
             }
-            let why: String;
-            let graph = match (src, exact) {
-                (MEM, _) => {
-                    why = "appendable rows are scanned exactly".into();
-                    None
-                }
-                (_, true) => {
-                    why = "exact search was asked for".into();
-                    None
-                }
+            let why = match (src, exact) {
+                (MEM, _) => Choice::Appendable,
+                (_, true) => Choice::ExactAsked,
                 _ => {
                     let s = &self.sources[src as usize];
                     // Exact costs one distance per matching row; a filtered graph search about
                     // GRAPH_COST · ef / sqrt(selectivity) (measured on 100k × 384: at 10% of the
                     // points, 25,000 rows' worth). The cheaper one runs.
                     let sel = count as f64 / s.live().max(1) as f64;
-                    let exact_limit = GRAPH_COST * ef as f64 / sel.sqrt();
-                    let (walkable, no_graph) = graph_choice(s, false, full_scan_threshold);
-                    match s.segment() {
-                        Some(seg) if walkable && count as f64 > exact_limit => {
-                            why = format!(
-                                "{count} matching rows ({:.1}% of {}) cost more to score than a filtered walk (about {exact_limit:.0} rows' worth at ef {ef})",
-                                100.0 * sel,
-                                s.live()
-                            );
-                            seg.graph(sp.index)?
-                        }
-                        _ => {
-                            why = if walkable {
-                                format!(
-                                    "{count} matching rows ({:.1}% of {}) cost less to score than a filtered walk (about {exact_limit:.0} rows' worth at ef {ef})",
-                                    100.0 * sel,
-                                    s.live()
-                                )
-                            } else {
-                                no_graph
-                            };
-                            None
-                        }
+                    let walk_cost = GRAPH_COST * ef as f64 / sel.sqrt();
+                    match graph_choice(s, false, full_scan_threshold) {
+                        c if c.walks() => Choice::Filtered {
+                            walk: count as f64 > walk_cost,
+                            matching: count,
+                            live: s.live(),
+                            walk_cost,
+                            ef,
+                        },
+                        no_graph => no_graph,
                     }
                 }
+            };
+            let graph = match self.sources.get(src as usize).and_then(Source::segment) {
+                Some(seg) if why.walks() => seg.graph(sp.index)?,
+                _ => None,
             };
             // The graph is walked on its segment's int8 codes, if it has them.
             let seg = graph
@@ -283,7 +267,6 @@ impl State {
             plans.push(Planned {
                 src,
                 why,
-                label: self.source_label(src),
                 way,
                 count,
                 vectors: self.source_vectors(src),
@@ -461,9 +444,7 @@ pub struct FilterWay {
 pub(super) struct Planned<'a> {
     pub src: u32,
     /// Why the source is walked or scored (`explain`).
-    pub why: String,
-    /// How `explain` names the source.
-    pub label: String,
+    pub why: Choice,
     /// How the filter was resolved in it.
     pub way: FilterWay,
     pub set: RowSet,
@@ -478,7 +459,9 @@ pub(super) struct Planned<'a> {
 /// The `n` best of the planned sources' matching rows for query `q`: through a graph where
 /// planned (falling back to scoring when the walk finds fewer than it should), else scored
 /// one by one, spread over the pool for one query over many rows (`single`).
+#[allow(clippy::too_many_arguments)]
 fn search_planned(
+    st: &State,
     plans: &[Planned<'_>],
     sp: Space,
     q: &[f32],
@@ -501,7 +484,7 @@ fn search_planned(
                 "filtered graph"
             };
             let found = trace::step(
-                || p.label.clone(),
+                || st.source_label(p.src),
                 method,
                 found_len,
                 || search::graph_search(g, p.coded, p.vectors, sp, q, n, ef, &accept, true),
@@ -524,7 +507,7 @@ fn search_planned(
             "exact over matching rows"
         };
         let found = trace::step(
-            || p.label.clone(),
+            || st.source_label(p.src),
             method,
             TopK::len,
             || {

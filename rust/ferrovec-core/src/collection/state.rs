@@ -651,7 +651,7 @@ impl State {
         self.sources
             .iter()
             .map(|s| match s.segment() {
-                Some(seg) if graph_choice(s, exact, full_scan_threshold).0 => seg.graph(k),
+                Some(seg) if graph_choice(s, exact, full_scan_threshold).walks() => seg.graph(k),
                 _ => Ok(None),
             })
             .collect()
@@ -828,22 +828,92 @@ pub(super) fn found_len<T>(r: &Result<Vec<T>>) -> usize {
     r.as_ref().map_or(0, Vec::len)
 }
 
-/// Whether an unfiltered search walks source `s`'s graph (if it has one), and why.
-pub(super) fn graph_choice(s: &Source, exact: bool, full_scan_threshold: usize) -> (bool, String) {
-    match s.segment() {
-        _ if exact => (false, "exact search was asked for".into()),
-        None => (false, "rows being sealed are scanned exactly".into()),
-        Some(_) if s.rows() < full_scan_threshold => (
-            false,
-            format!(
-                "{} rows, fewer than full_scan_threshold ({full_scan_threshold}): scanning is cheaper",
-                s.rows()
+/// How a search treats one source, and why: decided on every search, so it is a plain value;
+/// its words are made only when `explain` or the profiler asks (`Display`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Choice {
+    /// Walk its graph: indexed, with this many rows (at least `full_scan_threshold`).
+    Indexed {
+        rows: usize,
+        threshold: usize,
+    },
+    ExactAsked,
+    /// Appendable rows (written since the last checkpoint).
+    Appendable,
+    /// Rows being sealed into a segment.
+    Sealing,
+    /// Too few rows for a graph to pay.
+    Small {
+        rows: usize,
+        threshold: usize,
+    },
+    NotIndexed,
+    /// Filtered: scoring the matching rows against a filtered walk's cost, in rows.
+    Filtered {
+        walk: bool,
+        matching: usize,
+        live: usize,
+        walk_cost: f64,
+        ef: usize,
+    },
+}
+
+impl Choice {
+    pub(super) fn walks(self) -> bool {
+        matches!(
+            self,
+            Choice::Indexed { .. } | Choice::Filtered { walk: true, .. }
+        )
+    }
+}
+
+impl std::fmt::Display for Choice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Choice::Indexed { rows, threshold } => {
+                write!(f, "indexed, {rows} rows (at least full_scan_threshold, {threshold})")
+            }
+            Choice::ExactAsked => f.write_str("exact search was asked for"),
+            Choice::Appendable => f.write_str(
+                "appendable rows (written since the last checkpoint) are scanned exactly",
             ),
-        ),
-        Some(_) if !s.has_graph() => (false, "not indexed yet: the optimizer has not built its graph".into()),
-        Some(_) => (
-            true,
-            format!("indexed, {} rows (at least full_scan_threshold, {full_scan_threshold})", s.rows()),
-        ),
+            Choice::Sealing => f.write_str("rows being sealed are scanned exactly"),
+            Choice::Small { rows, threshold } => write!(
+                f,
+                "{rows} rows, fewer than full_scan_threshold ({threshold}): scanning is cheaper"
+            ),
+            Choice::NotIndexed => {
+                f.write_str("not indexed yet: the optimizer has not built its graph")
+            }
+            Choice::Filtered {
+                walk,
+                matching,
+                live,
+                walk_cost,
+                ef,
+            } => write!(
+                f,
+                "{matching} matching rows ({:.1}% of {live}) cost {} to score than a filtered walk (about {walk_cost:.0} rows' worth at ef {ef})",
+                100.0 * matching as f64 / live.max(1) as f64,
+                if walk { "more" } else { "less" }
+            ),
+        }
+    }
+}
+
+/// Whether an unfiltered search walks source `s`'s graph, and why.
+pub(super) fn graph_choice(s: &Source, exact: bool, full_scan_threshold: usize) -> Choice {
+    match s.segment() {
+        _ if exact => Choice::ExactAsked,
+        None => Choice::Sealing,
+        Some(_) if s.rows() < full_scan_threshold => Choice::Small {
+            rows: s.rows(),
+            threshold: full_scan_threshold,
+        },
+        Some(_) if !s.has_graph() => Choice::NotIndexed,
+        Some(_) => Choice::Indexed {
+            rows: s.rows(),
+            threshold: full_scan_threshold,
+        },
     }
 }
