@@ -423,3 +423,33 @@ def test_processes_attached_counts_live_processes(tmp_path: Path) -> None:
             p.kill()  # SIGKILL: the kernel releases its locks, nothing else does
             p.communicate(timeout=60)
         assert attached() == 1
+
+
+DROP_WHILE_LOGGING = """
+import sys, time, numpy as np, ferrovec
+x = np.random.default_rng(0).standard_normal((20000, 64), dtype=np.float32)
+for i in range(int(sys.argv[2])):
+    db = ferrovec.open(sys.argv[1])
+    col = db.create_collection(f"c{i}", dim=64, optimizer={"indexing_threshold": 1000, "idle_ms": 0})
+    col.upsert(list(range(20000)), x)
+    # The optimizer seals these rows within 200 ms and logs the checkpoint (a log line needs
+    # the GIL); drop the last handles at moments spread over that time.
+    time.sleep(0.0075 * (i % 40))
+    del col, db
+print("done", flush=True)
+"""
+
+
+def test_dropping_the_last_handle_while_the_optimizer_logs_does_not_hang(tmp_path: Path) -> None:
+    # The last handle's drop joins the optimizer thread; it once did so holding the GIL, which
+    # that thread waited for to log a line: a deadlock (this hung within 40 rounds before).
+    p = child(DROP_WHILE_LOGGING, str(tmp_path / "store"), "40")
+    try:
+        out, err = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise AssertionError(
+            "hung: a handle's drop waited for the optimizer, which waited for the GIL"
+        ) from None
+    assert p.returncode == 0 and out.strip() == "done", err

@@ -17,7 +17,7 @@ use crate::convert::{
     vector_from_py, JsonDefault,
 };
 use crate::errors::{invalid, to_py};
-use crate::gil::{run_detached, run_interruptible};
+use crate::gil::{run_detached, run_interruptible, StoreRef};
 use crate::out::{
     batch_to_list, facet_value, hits_to_list, info_to_dict, records_to_list, retention_to_dict,
     vectors_to_dict,
@@ -39,13 +39,16 @@ const SCAN_BLOCK: usize = 64;
 #[pyclass(name = "Collection", module = "ferrovec", frozen)]
 pub struct PyCollection {
     /// Keeps the store open for as long as this handle lives.
-    pub(crate) store: Arc<Store>,
+    pub(crate) store: StoreRef,
     pub(crate) col: Arc<Collection>,
 }
 
 impl PyCollection {
     pub fn new(store: Arc<Store>, col: Arc<Collection>) -> Self {
-        PyCollection { store, col }
+        PyCollection {
+            store: StoreRef::new(store),
+            col,
+        }
     }
 
     fn payload_op(

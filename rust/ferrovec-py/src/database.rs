@@ -21,6 +21,15 @@ pub struct PyDatabase {
     path: String,
 }
 
+impl Drop for PyDatabase {
+    fn drop(&mut self) {
+        // Unclosed, and garbage-collected: see `StoreRef` for why not a plain drop.
+        if let Some(store) = self.store.get_mut().take() {
+            crate::gil::release_store(store);
+        }
+    }
+}
+
 impl PyDatabase {
     pub(crate) fn store(&self, py: Python<'_>) -> PyResult<Arc<Store>> {
         self.store.lock().clone().ok_or_else(|| {

@@ -9,10 +9,11 @@
 //! raised once the work has returned, so nothing is left half-done.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use ferrovec_core::Cancel;
+use ferrovec_core::{Cancel, Store};
 use pyo3::marker::Ungil;
 use pyo3::prelude::*;
 
@@ -91,4 +92,44 @@ pub fn _panic_for_tests_async(py: Python<'_>, message: String) -> PyResult<Bound
         move || -> ferrovec_core::Result<()> { panic!("{message}") },
         |py, ()| Ok(py.None()),
     )
+}
+
+/// A store handle held by a Python object (a Database or a Collection). The last handle's drop
+/// closes the store, which joins its optimizer thread; that thread may be waiting for the GIL
+/// to log a line, and the object is dropped with the GIL held (its `tp_dealloc`): so the store
+/// is dropped with the GIL released.
+pub struct StoreRef(Option<Arc<Store>>);
+
+impl StoreRef {
+    pub fn new(store: Arc<Store>) -> Self {
+        StoreRef(Some(store))
+    }
+}
+
+impl std::ops::Deref for StoreRef {
+    type Target = Arc<Store>;
+
+    fn deref(&self) -> &Arc<Store> {
+        self.0
+            .as_ref()
+            .expect("a StoreRef holds its store until it is dropped")
+    }
+}
+
+impl Drop for StoreRef {
+    fn drop(&mut self) {
+        if let Some(store) = self.0.take() {
+            release_store(store);
+        }
+    }
+}
+
+/// Drop `store` with the GIL released (see `StoreRef`). After `_shutdown` every store is
+/// closed already, and no core thread calls into Python, so the drop is plain.
+pub fn release_store(store: Arc<Store>) {
+    if crate::PYTHON_GONE.load(Ordering::Acquire) {
+        drop(store);
+    } else {
+        Python::attach(|py| py.detach(move || drop(store)));
+    }
 }

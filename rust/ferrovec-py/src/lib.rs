@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pyo3::prelude::*;
 
 /// Set by `_shutdown` (atexit): Python is going away, so log lines go to stderr from then on.
-static PYTHON_GONE: AtomicBool = AtomicBool::new(false);
+pub(crate) static PYTHON_GONE: AtomicBool = AtomicBool::new(false);
 
 /// Forwards the core's log lines (opening, recovery, torn-tail repairs, checkpoints, optimizer
 /// runs, lock waits, slow operations) to Python's `logging` while the interpreter lives, under
