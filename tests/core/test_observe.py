@@ -430,7 +430,8 @@ import sys, time, numpy as np, ferrovec
 x = np.random.default_rng(0).standard_normal((20000, 64), dtype=np.float32)
 for i in range(int(sys.argv[2])):
     db = ferrovec.open(sys.argv[1])
-    col = db.create_collection(f"c{i}", dim=64, optimizer={"indexing_threshold": 1000, "idle_ms": 0})
+    opt = {"indexing_threshold": 1000, "idle_ms": 0}
+    col = db.create_collection(f"c{i}", dim=64, optimizer=opt)
     col.upsert(list(range(20000)), x)
     # The optimizer seals these rows within 200 ms and logs the checkpoint (a log line needs
     # the GIL); drop the last handles at moments spread over that time.
