@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ferrovec_core::{Collection, IndexKind, Matrix, PayloadOp, Retention, Store};
+use ferrovec_core::{Collection, IndexKind, Matrix, PayloadOp, Retention};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
@@ -44,11 +44,8 @@ pub struct PyCollection {
 }
 
 impl PyCollection {
-    pub fn new(store: Arc<Store>, col: Arc<Collection>) -> Self {
-        PyCollection {
-            store: StoreRef::new(store),
-            col,
-        }
+    pub fn new(store: StoreRef, col: Arc<Collection>) -> Self {
+        PyCollection { store, col }
     }
 
     fn payload_op(

@@ -10,7 +10,7 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::collection::PyCollection;
 use crate::errors::to_py;
-use crate::gil::{run_detached, run_interruptible};
+use crate::gil::{run_detached, run_interruptible, StoreRef};
 use crate::out::info_to_dict;
 use crate::snapshot::PySnapshotInfo;
 
@@ -31,8 +31,10 @@ impl Drop for PyDatabase {
 }
 
 impl PyDatabase {
-    pub(crate) fn store(&self, py: Python<'_>) -> PyResult<Arc<Store>> {
-        self.store.lock().clone().ok_or_else(|| {
+    /// The store, as a handle that is dropped with the GIL released (see `StoreRef`: after a
+    /// concurrent `close`, it may be the last).
+    pub(crate) fn store(&self, py: Python<'_>) -> PyResult<StoreRef> {
+        self.store.lock().clone().map(StoreRef::new).ok_or_else(|| {
             to_py(
                 py,
                 ferrovec_core::Error::Closed("this Database handle was closed".into()),
