@@ -82,6 +82,15 @@ def test_metrics_count_calls_errors_and_state(
         value(before, ops, collection="docs", op="search") + 4
     )
     assert value(after, "ferrovec_operation_errors_total", collection="docs", op="search") == 1
+    # A batch is one call of its own kind, and nothing else the caller did not ask for.
+    indexed.search_batch(np.ones((3, 16), dtype=np.float32), k=5)
+    batch = db.metrics()
+    assert value(batch, ops, collection="docs", op="search_batch") == (
+        value(after, ops, collection="docs", op="search_batch") + 1
+    )
+    assert value(batch, ops, collection="docs", op="count") == value(
+        after, ops, collection="docs", op="count"
+    )
     # The latency histogram: cumulative buckets ending in +Inf, equal to the count.
     count = value(
         after, "ferrovec_operation_duration_seconds_count", collection="docs", op="search"

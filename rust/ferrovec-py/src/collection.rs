@@ -69,7 +69,7 @@ impl PyCollection {
         params: &ferrovec_core::SearchParams,
     ) -> PyResult<Py<PyList>> {
         let col = &self.col;
-        let points = run_detached(py, || col.count())?;
+        let points = run_detached(py, || col.live_points())?;
         let scanned = points.saturating_mul(queries.cols()).max(1);
         let step =
             (SCAN_PER_STEP / scanned / SCAN_BLOCK * SCAN_BLOCK).clamp(SCAN_BLOCK, QUERIES_PER_STEP);
