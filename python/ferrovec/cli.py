@@ -10,6 +10,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     with ferrovec.open(args.path, read_only=True) as db:
-        names = [args.collection] if args.collection else db.list_collections()
-        stats = [db.collection(n).stats() for n in names]
+        stats = [db.collection(args.collection).stats()] if args.collection else db.stats()
     if args.json:
         print(json.dumps(stats, indent=2))
         return 0
@@ -127,7 +127,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_progress(col: ferrovec.Collection, work: Any) -> float:
+def _with_progress(col: ferrovec.Collection, work: Callable[[], object]) -> float:
     """Run `work()` (a long call on `col`) while its progress shows on stderr; its seconds."""
     started = time.perf_counter()
     done = threading.Event()

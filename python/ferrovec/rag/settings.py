@@ -138,9 +138,8 @@ class Settings:
         """Settings from `env` (default: the process environment), then the `dotenv` file for
         what the environment does not set, then the TOML file `config` (default: the one
         FERROVEC_RAG_CONFIG names, if any), then the defaults; `overrides` win over all."""
-        environ = os.environ if env is None else env
         values = read_dotenv(dotenv) if dotenv is not None else {}
-        values.update(environ)
+        values.update(os.environ if env is None else env)
         config = config if config is not None else (values.get(CONFIG_ENV) or None)
         kwargs: dict[str, Any] = read_toml(config) if config is not None else {}
         for f in fields(cls):

@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use crate::collection::Manifest;
+use crate::collection::{Manifest, WAL_DIR};
 use crate::config::StorageOptions;
 use crate::error::Result;
 use crate::io::{FileSystem, OsFs};
-use crate::store::Store;
+use crate::store::{Store, COLLECTIONS};
 use crate::wal::check_log;
 
 /// What `check` found in one collection.
@@ -38,17 +38,19 @@ pub fn check_store(path: &Path) -> Result<Vec<CollectionCheck>> {
             name: name.clone(),
             ..CollectionCheck::default()
         };
-        let dir = path.join("collections").join(&name);
+        let dir = path.join(COLLECTIONS).join(&name);
         match Manifest::read(&fs, &dir) {
             Err(e) => c.problems.push(format!("manifest: {e}")),
-            Ok(m) => match check_log(&fs as &dyn FileSystem, &dir.join("wal"), m.checkpoint_seq) {
-                Err(e) => c.problems.push(format!("log: {e}")),
-                Ok(log) => {
-                    c.log_records = log.records;
-                    c.problems.extend(log.problems);
-                    c.notes.extend(log.notes);
+            Ok(m) => {
+                match check_log(&fs as &dyn FileSystem, &dir.join(WAL_DIR), m.checkpoint_seq) {
+                    Err(e) => c.problems.push(format!("log: {e}")),
+                    Ok(log) => {
+                        c.log_records = log.records;
+                        c.problems.extend(log.problems);
+                        c.notes.extend(log.notes);
+                    }
                 }
-            },
+            }
         }
         if c.problems.is_empty() {
             if let Err(e) = store.collection(&name).and_then(|col| col.verify()) {

@@ -17,14 +17,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::collection::{Manifest, SegmentMeta};
+use crate::collection::{Manifest, SegmentMeta, SEGMENTS_DIR, WAL_DIR};
 use crate::config::StorageOptions;
 use crate::error::{Error, Result};
 use crate::format::{FileKind, Header};
 use crate::io::{FileSystem, LockOutcome, OsFs};
-use crate::segment::{self, sparse, Bitmap, Segment, Shape};
+use crate::segment::{self, Bitmap, Segment, Shape};
 use crate::shared::Shared;
-use crate::store::Store;
+use crate::store::{Store, COLLECTIONS, LOCK, MARKER};
 use crate::wal::salvage_log;
 
 /// What repair found and did in one collection.
@@ -47,81 +47,32 @@ pub struct CollectionRepair {
     pub still_failing: Option<String>,
 }
 
-/// A file of a segment: its name, kind, and whether it can be rebuilt from the others.
-struct SegmentFile {
-    name: String,
-    kind: FileKind,
-    derived: bool,
+/// The files of the segment `meta` names, with their kinds (`segment::files_of`).
+fn segment_files(m: &Manifest, meta: &SegmentMeta) -> Vec<(FileKind, String)> {
+    let codes: Vec<bool> = meta.graphs.iter().map(|g| g.codes).collect();
+    segment::files_of(
+        meta.id,
+        &codes,
+        meta.deleted.as_deref(),
+        m.config.sparse.len(),
+        &meta.indexes,
+    )
 }
 
-fn segment_files(m: &Manifest, meta: &SegmentMeta) -> Vec<SegmentFile> {
-    let id = meta.id;
-    let mut files = vec![
-        SegmentFile {
-            name: segment::vec_name(id),
-            kind: FileKind::Vectors,
-            derived: false,
-        },
-        SegmentFile {
-            name: segment::ids_name(id),
-            kind: FileKind::Ids,
-            derived: false,
-        },
-        SegmentFile {
-            name: segment::pay_name(id),
-            kind: FileKind::Payloads,
-            derived: false,
-        },
-    ];
-    if let Some(d) = &meta.deleted {
-        files.push(SegmentFile {
-            name: d.clone(),
-            kind: FileKind::Deleted,
-            derived: false,
-        });
-    }
-    for k in 0..m.config.sparse.len() {
-        files.push(SegmentFile {
-            name: sparse::vectors_name(id, k),
-            kind: FileKind::SparseVectors,
-            derived: false,
-        });
-        files.push(SegmentFile {
-            name: sparse::index_name(id, k),
-            kind: FileKind::SparseIndex,
-            derived: false,
-        });
-    }
-    for (k, g) in meta.graphs.iter().enumerate() {
-        files.push(SegmentFile {
-            name: segment::graph_name(id, k),
-            kind: FileKind::Graph,
-            derived: true,
-        });
-        if g.codes {
-            files.push(SegmentFile {
-                name: segment::codes_name(id, k),
-                kind: FileKind::Codes,
-                derived: true,
-            });
-        }
-    }
-    for &n in &meta.indexes {
-        files.push(SegmentFile {
-            name: segment::pidx_name(id, n),
-            kind: FileKind::PayloadIndex,
-            derived: true,
-        });
-    }
-    files
+/// Whether a file of this kind can be built again from the segment's rows.
+fn derived(kind: FileKind) -> bool {
+    matches!(
+        kind,
+        FileKind::Graph | FileKind::Codes | FileKind::PayloadIndex
+    )
 }
 
 /// Repair the store at `path` (see the module doc). Refused while another process has it open.
 /// `cancel` stops the re-indexing at the end (the file surgery is done by then).
 pub fn repair_store(path: &Path, cancel: &crate::cancel::Cancel) -> Result<Vec<CollectionRepair>> {
     let fs = OsFs;
-    let lock_path = path.join("LOCK");
-    if !fs.exists(&path.join("ferrovec.store"))? {
+    let lock_path = path.join(LOCK);
+    if !fs.exists(&path.join(MARKER))? {
         return Err(Error::invalid(format!(
             "there is no ferrovec store at {}",
             path.display()
@@ -137,7 +88,7 @@ pub fn repair_store(path: &Path, cancel: &crate::cancel::Cancel) -> Result<Vec<C
             LockOutcome::Acquired(g) => g,
             LockOutcome::Held { holder } => return Err(Error::store_locked(path, holder)),
         };
-        let cdir = path.join("collections");
+        let cdir = path.join(COLLECTIONS);
         let mut names: Vec<String> = fs
             .list_dir(&cdir)?
             .into_iter()
@@ -206,7 +157,7 @@ fn repair_files(
             return Ok(r);
         }
     };
-    let seg_dir = dir.join("segments");
+    let seg_dir = dir.join(SEGMENTS_DIR);
     let mut manifest_changed = false;
     let mut keep = Vec::with_capacity(m.segments.len());
     let segments = std::mem::take(&mut m.segments);
@@ -225,7 +176,12 @@ fn repair_files(
         m.generation = m.generation.max(hint) + 1;
         m.write(fs, dir)?;
     }
-    let log = salvage_log(fs, &dir.join("wal"), m.checkpoint_seq, &aside.join("wal"))?;
+    let log = salvage_log(
+        fs,
+        &dir.join(WAL_DIR),
+        m.checkpoint_seq,
+        &aside.join(WAL_DIR),
+    )?;
     r.log_records = log.records;
     r.damage.extend(log.damage);
     r.lost.extend(log.lost);
@@ -246,19 +202,19 @@ fn repair_segment(
     r: &mut CollectionRepair,
 ) -> Result<(Option<SegmentMeta>, bool)> {
     let mut bad_primary = false;
-    let mut bad_derived: Vec<SegmentFile> = Vec::new();
-    for f in segment_files(m, &meta) {
-        let p = seg_dir.join(&f.name);
-        if matches!(f.kind, FileKind::SparseVectors | FileKind::SparseIndex) && !fs.exists(&p)? {
+    let mut bad_derived: Vec<(FileKind, String)> = Vec::new();
+    for (kind, name) in segment_files(m, &meta) {
+        let p = seg_dir.join(&name);
+        if matches!(kind, FileKind::SparseVectors | FileKind::SparseIndex) && !fs.exists(&p)? {
             continue;
         }
         let verdict = fs
             .read(&p)
-            .and_then(|bytes| Header::decode_whole(f.kind, &bytes, &p, true).map(|_| ()));
+            .and_then(|bytes| Header::decode_whole(kind, &bytes, &p, true).map(|_| ()));
         if let Err(e) = verdict {
             r.damage.push(e.to_string());
-            if f.derived {
-                bad_derived.push(f);
+            if derived(kind) {
+                bad_derived.push((kind, name));
             } else {
                 bad_primary = true;
             }
@@ -273,36 +229,28 @@ fn repair_segment(
             meta.id,
             lost_ids(seg_dir, m, &meta, &deleted)
         ));
-        for f in segment_files(m, &meta) {
-            move_aside(fs, &seg_dir.join(&f.name), aside, r)?;
+        for (_, name) in segment_files(m, &meta) {
+            move_aside(fs, &seg_dir.join(&name), aside, r)?;
         }
         r.actions
             .push(format!("dropped segment {} from the manifest", meta.id));
         return Ok((None, true));
     }
     if !bad_derived.is_empty() {
-        for f in &bad_derived {
-            move_aside(fs, &seg_dir.join(&f.name), aside, r)?;
-            if f.kind == FileKind::PayloadIndex {
+        let graphs = |k: FileKind| matches!(k, FileKind::Graph | FileKind::Codes);
+        // A segment is indexed for all its vectors or none: its other graphs go too.
+        let drop_graphs = bad_derived.iter().any(|f| graphs(f.0));
+        for (kind, name) in segment_files(m, &meta) {
+            let bad = bad_derived.iter().any(|f| f.1 == name);
+            if bad || (drop_graphs && graphs(kind)) {
+                move_aside(fs, &seg_dir.join(&name), aside, r)?;
+            }
+            if bad && kind == FileKind::PayloadIndex {
                 meta.indexes
-                    .retain(|&n| segment::pidx_name(meta.id, n) != f.name);
+                    .retain(|&n| segment::pidx_name(meta.id, n) != name);
             }
         }
-        if bad_derived
-            .iter()
-            .any(|f| matches!(f.kind, FileKind::Graph | FileKind::Codes))
-        {
-            // A segment is indexed for all its vectors or none: its other graphs go too.
-            for (k, g) in meta.graphs.iter().enumerate() {
-                for (name, has) in [
-                    (segment::graph_name(meta.id, k), true),
-                    (segment::codes_name(meta.id, k), g.codes),
-                ] {
-                    if has && bad_derived.iter().all(|f| f.name != name) {
-                        move_aside(fs, &seg_dir.join(&name), aside, r)?;
-                    }
-                }
-            }
+        if drop_graphs {
             meta.graphs.clear();
         }
         r.actions.push(format!(
@@ -310,7 +258,7 @@ fn repair_segment(
             meta.id,
             bad_derived
                 .iter()
-                .map(|f| f.name.as_str())
+                .map(|f| f.1.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         ));

@@ -32,9 +32,9 @@ use crate::io::{FileSystem, LockOutcome, OsFs};
 /// Set to 1 to open a store on a file system whose locks cannot be trusted (`io::
 /// UNSHAREABLE_FILE_SYSTEMS`), accepting that only one process may then use it at a time.
 pub const ALLOW_NETWORK_FS: &str = "FERROVEC_ALLOW_NETWORK_FS";
-const MARKER: &str = "ferrovec.store";
-const LOCK: &str = "LOCK";
-const COLLECTIONS: &str = "collections";
+pub(crate) const MARKER: &str = "ferrovec.store";
+pub(crate) const LOCK: &str = "LOCK";
+pub(crate) const COLLECTIONS: &str = "collections";
 
 /// Stores open in this process, by canonical path.
 static OPEN_STORES: LazyLock<Mutex<HashMap<PathBuf, Weak<Store>>>> =
@@ -584,12 +584,10 @@ impl Store {
             Some(c) => vec![c.to_string()],
             None => self.list_collections()?,
         };
-        if let Some(names) = names {
-            crate::observe::prometheus::check_names(names)?;
-        }
+        let smaps = crate::observe::memory::read_smaps();
         let samples = list
             .iter()
-            .map(|n| self.collection(n)?.metrics_sample())
+            .map(|n| self.collection(n)?.metrics_sample(&smaps))
             .collect::<Result<Vec<_>>>()?;
         crate::observe::prometheus::encode(samples, names)
     }

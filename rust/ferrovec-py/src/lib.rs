@@ -25,8 +25,9 @@ pub(crate) static PYTHON_GONE: AtomicBool = AtomicBool::new(false);
 /// runs, lock waits, slow operations) to Python's `logging` while the interpreter lives, under
 /// `ferrovec.*`: the core's module `ferrovec_core::collection::open` logs as
 /// `ferrovec.collection.open`, the profiler as `ferrovec.slow`. Levels are read from Python's
-/// loggers at each line, so `logging.getLogger("ferrovec").setLevel(...)` works at any time. A background thread (the optimizer) calling into a finalising
-/// interpreter would abort, so after `_shutdown` warnings and errors go to stderr instead.
+/// loggers at each line, so `logging.getLogger("ferrovec").setLevel(...)` works at any time.
+/// A background thread (the optimizer) calling into a finalising interpreter would abort, so
+/// after `_shutdown` warnings and errors go to stderr instead.
 struct Gate(pyo3_log::Logger);
 
 impl log::Log for Gate {

@@ -1,5 +1,6 @@
 //! What a store tells about itself, from Python: `Database.metrics`, `slow_ops`, `stats`;
-//! `Collection.stats`, `explain`, `explain_query`; the profiler's threshold.
+//! `Collection.stats`, `explain`, `explain_query`, `reindex`; the profiler's threshold; and
+//! the operator's `check` and `repair` of a store on disk.
 
 use ferrovec_core::observe::slow;
 use ferrovec_core::query::universal::QueryRequest;
@@ -113,7 +114,8 @@ impl PyDatabase {
 /// payload indexes are rebuilt from the rows; a segment whose rows are damaged is dropped; the
 /// log keeps every intact record; everything damaged is moved into `<path>/damaged/<time>/`.
 /// One dict per collection: name, damage, actions, lost, log_records, lost_points,
-/// kept_aside, still_failing (what still fails afterwards, or None). A healthy store is left untouched (every `actions` list is empty).
+/// kept_aside, still_failing (what still fails afterwards, or None). A healthy store is left
+/// untouched (every `actions` list is empty).
 #[pyfunction]
 pub fn repair(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Py<PyList>> {
     let found = crate::gil::run_interruptible(py, |cancel| {

@@ -8,13 +8,14 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::observed::{filter_json, search_json};
-use super::state::{graph_choice, Choice, State, MEM};
+use super::read::check_search_params;
+use super::state::{graph_choice, method, Choice, State, MEM};
 use super::Collection;
 use crate::config::{Space, Target};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::index::hnsw::{RESCORE_MIN, RESCORE_PER_K};
-use crate::observe::slow::trace_json;
+use crate::observe::slow::{ms, trace_json};
 use crate::observe::trace::Tracing;
 use crate::query::universal::{Query, QueryRequest, Stage};
 use crate::query::SearchParams;
@@ -29,20 +30,8 @@ impl Collection {
         analyze: bool,
     ) -> Result<Value> {
         self.enter()?;
-        let sp = self.config.space(params.using.as_deref())?;
-        if query.len() != sp.dim {
-            return Err(Error::invalid(format!(
-                "query has dimension {}, the vector searched has dimension {}",
-                query.len(),
-                sp.dim
-            )));
-        }
-        if params.k == 0 {
-            return Err(Error::invalid("k must be at least 1"));
-        }
-        if params.ef == Some(0) {
-            return Err(Error::invalid("ef must be at least 1"));
-        }
+        let sp = self.query_space(query.len(), params)?;
+        check_search_params(params)?;
         self.prepare_queries(query, sp, params.allow_zero)?;
         let mut plan = {
             let st = self.state.read();
@@ -146,13 +135,13 @@ impl Collection {
                     st.sources[p.src as usize].live()
                 };
                 let walked = p.graph.is_some();
-                let way = &p.way;
-                let strategy = match (way.indexed_keys.is_empty(), way.checked) {
-                    (false, 0) => format!("payload index on {:?} answered it", way.indexed_keys),
-                    (false, c) => format!(
-                        "payload index on {:?}, then {c} payloads checked",
-                        way.indexed_keys
-                    ),
+                let mut indexed: Vec<&str> = st.filter_indexes(p.src, f)?.into_keys().collect();
+                indexed.sort_unstable();
+                let strategy = match (indexed.is_empty(), p.checked) {
+                    (false, 0) => format!("payload index on {indexed:?} answered it"),
+                    (false, c) => {
+                        format!("payload index on {indexed:?}, then {c} payloads checked")
+                    }
                     (true, c) => format!("no payload index for these keys: {c} payloads checked"),
                 };
                 out.push(json!({
@@ -207,14 +196,6 @@ impl Collection {
     }
 }
 
-fn method(walked: bool, coded: bool) -> &'static str {
-    match (walked, coded) {
-        (true, true) => "graph on int8 codes",
-        (true, false) => "graph",
-        _ => "exact",
-    }
-}
-
 /// Run `f` under a trace of its own: its time, phases, counts and steps as JSON.
 fn analyzed(f: impl FnOnce() -> Result<usize>) -> Result<Value> {
     let tracing = Tracing::start()
@@ -226,7 +207,7 @@ fn analyzed(f: impl FnOnce() -> Result<usize>) -> Result<Value> {
     let results = results?;
     let (phases, counts, steps) = trace_json(&trace, took);
     Ok(json!({
-        "ms": (took.as_secs_f64() * 1e6).round() / 1e3,
+        "ms": ms(took),
         "results": results,
         "time_ms": phases,
         "counts": counts,

@@ -86,28 +86,38 @@ impl State {
 
     /// Live rows of source `src` (`MEM`: the appendable rows) that match `filter`.
     pub fn matching(&self, src: u32, filter: &Filter) -> Result<RowSet> {
-        Ok(self.matching_how(src, filter)?.0)
+        Ok(self.matching_checked(src, filter)?.0)
     }
 
-    /// `matching`, and how the filter was resolved there.
-    pub fn matching_how(&self, src: u32, filter: &Filter) -> Result<(RowSet, FilterWay)> {
+    /// The payload indexes source `src` has for the keys `filter` tests (none for the
+    /// appendable rows).
+    pub(super) fn filter_indexes<'f>(
+        &self,
+        src: u32,
+        filter: &'f Filter,
+    ) -> Result<HashMap<&'f str, Arc<FieldIndex>>> {
+        let mut keys = Vec::new();
+        filter.field_keys(&mut keys);
+        let mut loaded = HashMap::new();
+        for k in keys {
+            if let Some(i) = self.source_index(src, k)? {
+                loaded.insert(k, i);
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// `matching`, and how many rows had their payload checked one by one (those the payload
+    /// indexes left open, or all).
+    fn matching_checked(&self, src: u32, filter: &Filter) -> Result<(RowSet, usize)> {
         let rows = self.source_rows(src);
         let mut set = RowSet::full(rows);
         let mut exact = filter.is_empty();
-        let mut way = FilterWay::default();
+        let mut checked = 0;
         if src != MEM {
             let s = &self.sources[src as usize];
             if !exact && s.segment().is_some() {
-                let mut keys = Vec::new();
-                filter.field_keys(&mut keys);
-                let mut loaded: HashMap<&str, Arc<FieldIndex>> = HashMap::new();
-                for k in keys {
-                    if let Some(i) = self.source_index(src, k)? {
-                        loaded.insert(k, i);
-                    }
-                }
-                way.indexed_keys = loaded.keys().map(|k| k.to_string()).collect();
-                way.indexed_keys.sort_unstable();
+                let loaded = self.filter_indexes(src, filter)?;
                 let index = |k: &str| loaded.get(k).cloned();
                 let find = |id: &PointId| s.find_live(id);
                 let view = SourceView {
@@ -122,7 +132,7 @@ impl State {
         if !exact {
             let with_ids = filter.uses_ids();
             let candidates: Vec<usize> = set.iter().collect();
-            way.checked = candidates.len();
+            checked = candidates.len();
             trace::add(Count::FilterChecks, candidates.len() as u64);
             for r in candidates {
                 let loc = Loc {
@@ -135,27 +145,27 @@ impl State {
                 }
             }
         }
-        Ok((set, way))
+        Ok((set, checked))
     }
 
     /// Every source with rows matching `filter`: (source, rows).
     fn matching_all(&self, filter: &Filter) -> Result<Vec<(u32, RowSet)>> {
         Ok(self
-            .matching_all_how(filter)?
+            .matching_all_checked(filter)?
             .into_iter()
             .filter(|m| m.1.count() > 0)
             .map(|(src, set, _)| (src, set))
             .collect())
     }
 
-    /// Every source, the rows of it matching `filter`, and how the filter was resolved there.
-    pub fn matching_all_how(&self, filter: &Filter) -> Result<Vec<(u32, RowSet, FilterWay)>> {
+    /// Every source, the rows of it matching `filter`, and how many payloads were checked.
+    fn matching_all_checked(&self, filter: &Filter) -> Result<Vec<(u32, RowSet, usize)>> {
         let _s = span(Phase::Filter);
         let srcs = (0..self.sources.len() as u32).chain((!self.mem.is_empty()).then_some(MEM));
         let mut out = Vec::new();
         for src in srcs {
-            let (set, way) = self.matching_how(src, filter)?;
-            out.push((src, set, way));
+            let (set, checked) = self.matching_checked(src, filter)?;
+            out.push((src, set, checked));
         }
         Ok(out)
     }
@@ -225,7 +235,7 @@ impl State {
         full_scan_threshold: usize,
     ) -> Result<Vec<Planned<'_>>> {
         let mut plans = Vec::new();
-        for (src, set, way) in self.matching_all_how(filter)? {
+        for (src, set, checked) in self.matching_all_checked(filter)? {
             let count = set.count();
             if count == 0 {
                 continue;
@@ -252,14 +262,14 @@ impl State {
                     }
                 }
             };
-            let graph = match self.sources.get(src as usize).and_then(Source::segment) {
-                Some(seg) if why.walks() => seg.graph(sp.index)?,
-                _ => None,
-            };
+            let walked = self
+                .sources
+                .get(src as usize)
+                .and_then(Source::segment)
+                .filter(|_| why.walks());
+            let graph = walked.map(|seg| seg.graph(sp.index)).transpose()?.flatten();
             // The graph is walked on its segment's int8 codes, if it has them.
-            let seg = graph
-                .as_ref()
-                .and_then(|_| self.sources[src as usize].segment());
+            let seg = walked.filter(|_| graph.is_some());
             let coded = match seg {
                 Some(seg) => seg.codes(sp.index)?.map(|c| (&**seg, c)),
                 None => None,
@@ -267,7 +277,7 @@ impl State {
             plans.push(Planned {
                 src,
                 why,
-                way,
+                checked,
                 count,
                 vectors: self.source_vectors(src),
                 set,
@@ -431,22 +441,14 @@ impl State {
     }
 }
 
-/// How a filter was resolved in one source: the payload indexes it used, and how many rows
-/// (those the indexes left open, or all) had their payload checked one by one.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct FilterWay {
-    pub indexed_keys: Vec<String>,
-    pub checked: usize,
-}
-
 /// One source of a filtered search: its matching rows, and the graph to walk them with (if
 /// walking beats scoring them all).
 pub(super) struct Planned<'a> {
     pub src: u32,
     /// Why the source is walked or scored (`explain`).
     pub why: Choice,
-    /// How the filter was resolved in it.
-    pub way: FilterWay,
+    /// Rows whose payload the filter checked one by one.
+    pub checked: usize,
     pub set: RowSet,
     pub count: usize,
     vectors: &'a [f32],
@@ -520,7 +522,7 @@ fn search_planned(
     Ok(top.into_sorted())
 }
 
-/// Score every matching row of `p` for `q` into `top`.
+/// The best `n` of the matching rows of `p` for `q`, every one of them scored.
 fn score_planned(
     p: &Planned<'_>,
     sp: Space,
@@ -529,38 +531,34 @@ fn score_planned(
     min_key: f32,
     single: bool,
 ) -> TopK {
-    let mut top = TopK::new(n, min_key);
-    {
-        let score = |words: std::ops::Range<usize>, top: &mut TopK| {
-            for r in p.set.iter_words(words) {
-                let at = r * sp.stride + sp.offset;
-                let v = &p.vectors[at..at + sp.dim];
-                top.push(Cand {
-                    key: -hnsw::dist(sp.distance, q, v),
-                    source: p.src,
-                    row: r as u32,
-                });
-            }
-        };
-        let threads = crate::pool::num_threads();
-        if single && threads > 1 && p.count >= search::PARALLEL_MIN_ROWS {
-            // One query over many scattered rows is bound by memory latency: spread it over
-            // the pool as the unfiltered exact scan does.
-            let parts = p.set.split(2 * threads);
-            let found = crate::pool::install(|| {
-                parts
-                    .into_par_iter()
-                    .map(|words| {
-                        let mut t = TopK::new(n, min_key);
-                        score(words, &mut t);
-                        t
-                    })
-                    .reduce(|| TopK::new(n, min_key), TopK::merge)
+    let score = |words: std::ops::Range<usize>, top: &mut TopK| {
+        for r in p.set.iter_words(words) {
+            let at = r * sp.stride + sp.offset;
+            let v = &p.vectors[at..at + sp.dim];
+            top.push(Cand {
+                key: -hnsw::dist(sp.distance, q, v),
+                source: p.src,
+                row: r as u32,
             });
-            top = top.merge(found);
-        } else {
-            score(0..p.set.words(), &mut top);
         }
+    };
+    let threads = crate::pool::num_threads();
+    if single && threads > 1 && p.count >= search::PARALLEL_MIN_ROWS {
+        // One query over many scattered rows is bound by memory latency: spread it over the
+        // pool as the unfiltered exact scan does.
+        let parts = p.set.split(2 * threads);
+        return crate::pool::install(|| {
+            parts
+                .into_par_iter()
+                .map(|words| {
+                    let mut t = TopK::new(n, min_key);
+                    score(words, &mut t);
+                    t
+                })
+                .reduce(|| TopK::new(n, min_key), TopK::merge)
+        });
     }
+    let mut top = TopK::new(n, min_key);
+    score(0..p.set.words(), &mut top);
     top
 }

@@ -53,8 +53,8 @@ use optimize::Optimizer;
 pub use query::{Group, Lookups};
 use state::State;
 
-const SEGMENTS_DIR: &str = "segments";
-const WAL_DIR: &str = "wal";
+pub(crate) const SEGMENTS_DIR: &str = "segments";
+pub(crate) const WAL_DIR: &str = "wal";
 const OPEN: u8 = 0;
 const DROPPED: u8 = 1;
 const CLOSED: u8 = 2;

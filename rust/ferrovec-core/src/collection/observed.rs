@@ -9,6 +9,7 @@ use super::Collection;
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::observe::metrics::Op;
+use crate::observe::now_epoch;
 use crate::observe::slow::{self, SlowOp};
 use crate::observe::trace::{self, Phase, Tracing};
 use crate::query::universal::{Query, QueryRequest, Stage};
@@ -86,12 +87,6 @@ impl Collection {
             .and_then(|d| d.parent())
             .map(std::path::Path::to_path_buf)
     }
-}
-
-pub(crate) fn now_epoch() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A filter as the profiler shows it: the keys it tests and how many conditions, not values.

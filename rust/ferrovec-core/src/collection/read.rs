@@ -7,7 +7,7 @@ use super::search;
 use super::validate::{validate_ids, vector_what};
 use super::Collection;
 use crate::batch::Matrix;
-use crate::config::{Distance, Modifier, Target};
+use crate::config::{Distance, Modifier, Space, Target};
 use crate::error::{Error, Result};
 use crate::filter::{parse_datetime, Filter};
 use crate::observe::Op;
@@ -157,14 +157,7 @@ impl Collection {
             || search_json(params, 1),
             || {
                 self.enter()?;
-                let dim = self.config.space(params.using.as_deref())?.dim;
-                if query.len() != dim {
-                    return Err(Error::invalid(format!(
-                        "query has dimension {}, the {} has dimension {dim}",
-                        query.len(),
-                        vector_what(params.using.as_deref()),
-                    )));
-                }
+                self.query_space(query.len(), params)?;
                 let mut all = self.search_many(query, params)?;
                 Ok(all.pop().unwrap_or_default())
             },
@@ -235,13 +228,22 @@ impl Collection {
         )
     }
 
+    /// The vector `params.using` names, for one query of `len` values (refused if that is
+    /// not its dimension).
+    pub(super) fn query_space(&self, len: usize, params: &SearchParams) -> Result<Space> {
+        let sp = self.config.space(params.using.as_deref())?;
+        if len != sp.dim {
+            return Err(Error::invalid(format!(
+                "query has dimension {len}, the {} has dimension {}",
+                vector_what(params.using.as_deref()),
+                sp.dim
+            )));
+        }
+        Ok(sp)
+    }
+
     fn search_many(&self, queries: &[f32], params: &SearchParams) -> Result<Vec<Vec<ScoredPoint>>> {
-        if params.k == 0 {
-            return Err(Error::invalid("k must be at least 1"));
-        }
-        if params.ef == Some(0) {
-            return Err(Error::invalid("ef must be at least 1"));
-        }
+        check_search_params(params)?;
         let sp = self.config.space(params.using.as_deref())?;
         let metric = sp.distance;
         let q = self.prepare_queries(queries, sp, params.allow_zero)?;
@@ -258,4 +260,15 @@ impl Collection {
         )?;
         cands.iter().map(|c| st.scored(metric, c, params)).collect()
     }
+}
+
+/// What every dense search refuses of its parameters.
+pub(super) fn check_search_params(params: &SearchParams) -> Result<()> {
+    if params.k == 0 {
+        return Err(Error::invalid("k must be at least 1"));
+    }
+    if params.ef == Some(0) {
+        return Err(Error::invalid("ef must be at least 1"));
+    }
+    Ok(())
 }

@@ -3,7 +3,6 @@
 //! appendable rows' map, else by binary search in each source's id order, newest first. At most
 //! one live copy of an id exists; replaced and deleted rows are marked in the source's bitmap.
 
-use crate::observe::trace::{self, span, Count, Phase};
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +15,7 @@ use crate::filter::rowset::RowSet;
 use crate::filter::Filter;
 use crate::index::hnsw;
 use crate::index::quant::Codes;
+use crate::observe::trace::{self, span, Count, Phase};
 use crate::payload::PayloadOp;
 use crate::point::{Payload, PointId, SparseRef, SparseVector};
 use crate::query::{PayloadSelector, Record, ScoredPoint, SearchParams};
@@ -733,14 +733,9 @@ impl State {
                 let accept =
                     |r: u32| !deleted.get(r as usize) && !absent.is_some_and(|a| a.get(r as usize));
                 let _s = span(Phase::Graph);
-                let method = if coded.is_some() {
-                    "graph on int8 codes"
-                } else {
-                    "graph"
-                };
                 let found = trace::step(
                     || self.source_label(i as u32),
-                    method,
+                    method(true, coded.is_some()),
                     found_len,
                     || {
                         search::graph_search(
@@ -856,6 +851,15 @@ pub(super) enum Choice {
         walk_cost: f64,
         ef: usize,
     },
+}
+
+/// How `explain` and the profiler name a way of searching a source.
+pub(super) fn method(walks: bool, coded: bool) -> &'static str {
+    match (walks, coded) {
+        (true, true) => "graph on int8 codes",
+        (true, false) => "graph",
+        _ => "exact",
+    }
 }
 
 impl Choice {

@@ -7,14 +7,15 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use serde_json::{json, Value};
 
-use super::observed::now_epoch;
 use super::optimize::next_work;
 use super::state::SourceKind;
 use super::{Collection, SEGMENTS_DIR};
 use crate::error::Result;
 use crate::observe::memory::{self, part_of, Residency};
 use crate::observe::metrics::Op;
-use crate::observe::prometheus::Sample;
+use crate::observe::now_epoch;
+use crate::observe::prometheus::{OpSample, Sample};
+use crate::shared::Shared;
 
 /// Bytes of the collection's files per part, and of each segment's files.
 #[derive(Default)]
@@ -45,11 +46,17 @@ impl Collection {
         Ok(d)
     }
 
-    fn residency(&self) -> Residency {
+    /// What of this collection's files is mapped and resident, from `smaps` (`read_smaps`).
+    fn residency(&self, smaps: &str) -> Residency {
         self.dir
             .as_deref()
-            .map(memory::residency)
+            .map(|dir| memory::residency(smaps, dir))
             .unwrap_or_default()
+    }
+
+    /// Processes that have the collection open (this one alone for an in-memory collection).
+    fn processes(&self) -> Result<usize> {
+        self.shared.as_ref().map_or(Ok(1), Shared::processes)
     }
 
     /// Seconds since the oldest record not yet checkpointed was written (0: none).
@@ -66,7 +73,7 @@ impl Collection {
     pub fn stats(&self) -> Result<Value> {
         let info = self.info()?;
         let disk = self.disk()?;
-        let res = self.residency();
+        let res = self.residency(&memory::read_smaps());
         let m = self.manifest();
         let segments = self.segment_stats(&m, &disk);
         let payload_indexes = self.index_stats(&info.payload_indexes);
@@ -95,7 +102,7 @@ impl Collection {
             "payload_indexes": payload_indexes,
             "log": {
                 "bytes": info.log_bytes,
-                "files": self.wal.as_ref().map_or(0, |w| w.files_after(m.checkpoint_seq)),
+                "files": self.wal.as_ref().map_or(0, |w| w.extent_after(m.checkpoint_seq).0),
                 "oldest_record_age_s": self.log_age()?,
                 "checkpoint_seq": m.checkpoint_seq,
             },
@@ -104,7 +111,7 @@ impl Collection {
             "optimizer": {
                 "status": info.optimizer_status,
                 "last": last.map(|l| json!({
-                    "kind": l.kind,
+                    "kind": l.kind.name(),
                     "ended_at": l.ended_at,
                     "seconds": l.seconds,
                     "points": l.points,
@@ -118,7 +125,7 @@ impl Collection {
                 "resident_bytes_per_point": resident_total as f64 / points,
                 "serving_bytes_per_point": serving as f64 / points,
             },
-            "processes": self.shared.as_ref().map_or(Ok(1), |s| s.processes())?,
+            "processes": self.processes()?,
         }))
     }
 
@@ -197,10 +204,11 @@ impl Collection {
             .collect()
     }
 
-    /// This collection's figures for `metrics`.
-    pub fn metrics_sample(&self) -> Result<Sample> {
+    /// This collection's figures for `metrics`; `smaps` as `observe::memory::read_smaps` read
+    /// it for the whole scrape.
+    pub fn metrics_sample(&self, smaps: &str) -> Result<Sample> {
         let info = self.info()?;
-        let res = self.residency();
+        let res = self.residency(smaps);
         let rows: usize = info
             .segments
             .iter()
@@ -226,18 +234,18 @@ impl Collection {
             log_age_seconds: self.log_age()?,
             mapped_bytes: res.mapped,
             resident_bytes: res.resident,
-            processes: self.shared.as_ref().map_or(Ok(1), |s| s.processes())?,
+            processes: self.processes()?,
             ..Sample::default()
         };
         for op in Op::ALL {
             let o = self.metrics.op(op);
-            s.ops.push((
+            s.ops.push(OpSample {
                 op,
-                o.count.load(Relaxed),
-                o.errors.load(Relaxed),
-                o.slow.load(Relaxed),
-                o.latency.values(),
-            ));
+                count: o.count.load(Relaxed),
+                errors: o.errors.load(Relaxed),
+                slow: o.slow.load(Relaxed),
+                latency: o.latency.values(),
+            });
         }
         if let Some(wal) = &self.wal {
             let lm = &wal.metrics;
@@ -245,7 +253,7 @@ impl Collection {
             s.log_appended_bytes = lm.appended_bytes.load(Relaxed);
             s.log_fsyncs = lm.fsyncs.load(Relaxed);
             s.log_fsync_latency = lm.fsync_latency.values();
-            s.log_files = wal.files_after(self.writer.lock().checkpoint_seq);
+            s.log_files = wal.extent_after(self.writer.lock().checkpoint_seq).0;
         }
         Ok(s)
     }

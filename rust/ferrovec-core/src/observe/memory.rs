@@ -29,20 +29,19 @@ pub struct Residency {
     pub resident: BTreeMap<&'static str, u64>,
 }
 
-/// The mappings of files under `dir` in this process, per part. An unreadable smaps (not
-/// Linux's procfs) yields nothing rather than an error: memory figures are advisory.
-pub fn residency(dir: &Path) -> Residency {
-    let Ok(text) = std::fs::read_to_string("/proc/self/smaps") else {
-        return Residency::default();
-    };
-    parse_smaps(&text, dir)
+/// This process's `/proc/self/smaps`, read once for every collection a scrape reports on (the
+/// kernel walks every mapping's pages to write it). Unreadable (not Linux's procfs): empty,
+/// rather than an error, since memory figures are advisory.
+pub fn read_smaps() -> String {
+    std::fs::read_to_string("/proc/self/smaps").unwrap_or_default()
 }
 
-fn parse_smaps(text: &str, dir: &Path) -> Residency {
+/// The mappings of files under `dir` in `smaps` (as [`read_smaps`] reads it), per part.
+pub fn residency(smaps: &str, dir: &Path) -> Residency {
     let mut out = Residency::default();
     let prefix = format!("{}/", dir.display());
     let mut current: Option<&'static str> = None;
-    for line in text.lines() {
+    for line in smaps.lines() {
         let mut fields = line.split_ascii_whitespace();
         let Some(first) = fields.next() else { continue };
         if first.contains('-') && first.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
@@ -93,7 +92,7 @@ Rss:                  64 kB
 Size:                 16 kB
 Rss:                   4 kB
 ";
-        let r = parse_smaps(text, Path::new("/s/collections/c"));
+        let r = residency(text, Path::new("/s/collections/c"));
         assert_eq!(r.mapped.get("vectors"), Some(&(1040 * 1024)));
         assert_eq!(r.resident.get("vectors"), Some(&(516 * 1024)));
         assert_eq!(r.resident.get("codes"), Some(&(256 * 1024)));

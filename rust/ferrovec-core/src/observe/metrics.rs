@@ -151,11 +151,26 @@ pub struct OpStats {
     pub latency: Histogram,
 }
 
+/// A structural change: a checkpoint, or a merge (an index build, a vacuum, a merge).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunKind {
+    Seal,
+    Merge,
+}
+
+impl RunKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RunKind::Seal => "seal",
+            RunKind::Merge => "merge",
+        }
+    }
+}
+
 /// The last structural change the optimizer (or `optimize()`) made.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LastRun {
-    /// "seal" or "merge".
-    pub kind: &'static str,
+    pub kind: RunKind,
     /// Seconds since the epoch when it ended.
     pub ended_at: f64,
     pub seconds: f64,
@@ -194,20 +209,17 @@ impl CollectionMetrics {
     }
 
     /// A seal or merge that took `took` and wrote `points` points.
-    pub fn record_run(&self, kind: &'static str, took: Duration, points: usize) {
+    pub fn record_run(&self, kind: RunKind, took: Duration, points: usize) {
         match kind {
-            "seal" => &self.checkpoints,
-            _ => &self.merges,
+            RunKind::Seal => &self.checkpoints,
+            RunKind::Merge => &self.merges,
         }
         .fetch_add(1, Relaxed);
         self.optimizer_ns
             .fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Relaxed);
-        let ended_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
         *self.last_run.lock() = Some(LastRun {
             kind,
-            ended_at,
+            ended_at: super::now_epoch(),
             seconds: took.as_secs_f64(),
             points,
         });

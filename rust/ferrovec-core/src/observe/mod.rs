@@ -10,3 +10,10 @@ pub mod slow;
 pub mod trace;
 
 pub use metrics::Op;
+
+/// Seconds since the Unix epoch, now (0 on a clock set before it).
+pub fn now_epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug, Default)]
 pub struct Sample {
     pub collection: String,
-    /// Per kind of call: count, errors, slow ones, latency.
-    pub ops: Vec<(Op, u64, u64, u64, HistogramValues)>,
+    /// Per kind of call.
+    pub ops: Vec<OpSample>,
     pub log_appends: u64,
     pub log_appended_bytes: u64,
     pub log_fsyncs: u64,
@@ -40,6 +40,16 @@ pub struct Sample {
     pub mapped_bytes: BTreeMap<&'static str, u64>,
     pub resident_bytes: BTreeMap<&'static str, u64>,
     pub processes: usize,
+}
+
+/// One kind of call's figures at a scrape.
+#[derive(Clone, Debug)]
+pub struct OpSample {
+    pub op: Op,
+    pub count: u64,
+    pub errors: u64,
+    pub slow: u64,
+    pub latency: HistogramValues,
 }
 
 /// Every metric family: name (without `_total`), type, help.
@@ -289,7 +299,7 @@ impl Samples {
         &self,
         enc: &mut DescriptorEncoder<'_>,
         name: &str,
-        value: impl Fn(&(Op, u64, u64, u64, HistogramValues)) -> u64,
+        value: impl Fn(&OpSample) -> u64,
     ) -> std::fmt::Result {
         if !self.wanted(name) {
             return Ok(());
@@ -297,7 +307,7 @@ impl Samples {
         let mut series = Vec::new();
         for s in &self.samples {
             for o in &s.ops {
-                let labels = vec![("collection", s.collection.as_str()), ("op", o.0.name())];
+                let labels = vec![("collection", s.collection.as_str()), ("op", o.op.name())];
                 series.push((labels, value(o) as f64));
             }
         }
@@ -335,15 +345,15 @@ fn family(name: &str) -> (&'static str, MetricType, &'static str) {
 impl Collector for Samples {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> std::fmt::Result {
         let e = &mut enc;
-        self.per_op(e, "ferrovec_operations", |o| o.1)?;
-        self.per_op(e, "ferrovec_operation_errors", |o| o.2)?;
-        self.per_op(e, "ferrovec_slow_operations", |o| o.3)?;
+        self.per_op(e, "ferrovec_operations", |o| o.count)?;
+        self.per_op(e, "ferrovec_operation_errors", |o| o.errors)?;
+        self.per_op(e, "ferrovec_slow_operations", |o| o.slow)?;
         if self.wanted("ferrovec_operation_duration_seconds") {
             let mut series = Vec::new();
             for s in &self.samples {
                 for o in &s.ops {
-                    let labels = vec![("collection", s.collection.as_str()), ("op", o.0.name())];
-                    series.push((labels, &o.4));
+                    let labels = vec![("collection", s.collection.as_str()), ("op", o.op.name())];
+                    series.push((labels, &o.latency));
                 }
             }
             self.histogram(e, "ferrovec_operation_duration_seconds", series)?;
@@ -408,7 +418,13 @@ mod tests {
             points: 42,
             ..Sample::default()
         };
-        s.ops.push((Op::Search, 3, 1, 0, h.values()));
+        s.ops.push(OpSample {
+            op: Op::Search,
+            count: 3,
+            errors: 1,
+            slow: 0,
+            latency: h.values(),
+        });
         s.mapped_bytes.insert("vectors", 4096);
         let text = encode(vec![s.clone()], None).expect("encode");
         for (name, _, _) in FAMILIES {

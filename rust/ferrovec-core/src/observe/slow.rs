@@ -63,7 +63,8 @@ pub struct SlowOp {
     pub error: Option<String>,
 }
 
-fn ms(d: Duration) -> f64 {
+/// Milliseconds, to the microsecond.
+pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 

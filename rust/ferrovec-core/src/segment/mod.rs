@@ -588,27 +588,14 @@ impl Segment {
 
     /// Check the whole-file checksums of the segment's files.
     pub fn verify(&self, deleted: Option<&str>) -> Result<()> {
-        let mut files = vec![
-            (FileKind::Vectors, vec_name(self.id)),
-            (FileKind::Ids, ids_name(self.id)),
-            (FileKind::Payloads, pay_name(self.id)),
-        ];
-        for (k, g) in self.graphs.iter().enumerate() {
-            files.push((FileKind::Graph, graph_name(self.id, k)));
-            if g.has_codes {
-                files.push((FileKind::Codes, codes_name(self.id, k)));
-            }
-        }
-        if let Some(d) = deleted {
-            files.push((FileKind::Deleted, d.to_string()));
-        }
-        for k in 0..self.sparse.len() {
-            files.push((FileKind::SparseVectors, sparse::vectors_name(self.id, k)));
-            files.push((FileKind::SparseIndex, sparse::index_name(self.id, k)));
-        }
-        for n in self.index_numbers() {
-            files.push((FileKind::PayloadIndex, pidx_name(self.id, n)));
-        }
+        let codes: Vec<bool> = self.graphs.iter().map(|g| g.has_codes).collect();
+        let files = files_of(
+            self.id,
+            &codes,
+            deleted,
+            self.sparse.len(),
+            &self.index_numbers(),
+        );
         for (kind, name) in files {
             let path = self.dir.join(name);
             let bytes = self.fs.map(&path)?;
@@ -616,6 +603,40 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// The files of segment `id` and their kinds: its vectors, ids and payloads; per vector, its
+/// graph and (where `codes` says so) int8 codes; its deletion bitmap; each of its `sparse`
+/// sparse vectors' files; each of its payload indexes.
+pub fn files_of(
+    id: u64,
+    codes: &[bool],
+    deleted: Option<&str>,
+    sparse: usize,
+    indexes: &[u32],
+) -> Vec<(FileKind, String)> {
+    let mut files = vec![
+        (FileKind::Vectors, vec_name(id)),
+        (FileKind::Ids, ids_name(id)),
+        (FileKind::Payloads, pay_name(id)),
+    ];
+    for (k, &has_codes) in codes.iter().enumerate() {
+        files.push((FileKind::Graph, graph_name(id, k)));
+        if has_codes {
+            files.push((FileKind::Codes, codes_name(id, k)));
+        }
+    }
+    if let Some(d) = deleted {
+        files.push((FileKind::Deleted, d.to_string()));
+    }
+    for k in 0..sparse {
+        files.push((FileKind::SparseVectors, sparse::vectors_name(id, k)));
+        files.push((FileKind::SparseIndex, sparse::index_name(id, k)));
+    }
+    for &n in indexes {
+        files.push((FileKind::PayloadIndex, pidx_name(id, n)));
+    }
+    files
 }
 
 /// Map `path`, a file of `kind`, and check its header and size; `wrong` says what is wrong

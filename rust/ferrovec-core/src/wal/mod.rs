@@ -58,6 +58,8 @@ pub struct Wal {
     archive: Mutex<Option<PathBuf>>,
     /// Appends and fsyncs made by this process.
     pub metrics: LogMetrics,
+    /// The last record `time_of_first_after` read, and its time.
+    first_time: Mutex<Option<(u64, i64)>>,
 }
 
 struct Writer {
@@ -165,6 +167,7 @@ impl Wal {
             stop_background: Mutex::new(None),
             archive: Mutex::new(None),
             metrics: LogMetrics::default(),
+            first_time: Mutex::new(None),
         });
         let stats = wal.rewind(checkpoint_seq, &mut apply)?;
         wal.sync.lock().synced = wal.last_seq();
@@ -201,29 +204,33 @@ impl Wal {
     /// Bytes of the log files this process knows of that may hold records after `seq` (the
     /// others, all checkpointed, may already be gone).
     pub fn bytes_after(&self, seq: u64) -> u64 {
+        self.extent_after(seq).1
+    }
+
+    /// How many log files this process knows of may hold records after `seq`, and their bytes.
+    pub fn extent_after(&self, seq: u64) -> (usize, u64) {
         let w = self.writer.lock();
-        let mut total = 0;
+        let mut extent = (0, 0);
         for (i, f) in w.files.iter().enumerate() {
             let last = w.files.get(i + 1).map_or(u64::MAX, |next| next.0 - 1);
             if last > seq {
-                total += f.1;
+                extent.0 += 1;
+                extent.1 += f.1;
             }
         }
-        total
-    }
-
-    /// Log files this process knows of that may hold records after `seq`.
-    pub fn files_after(&self, seq: u64) -> usize {
-        let w = self.writer.lock();
-        (0..w.files.len())
-            .filter(|&i| w.files.get(i + 1).is_none_or(|next| next.0 - 1 > seq))
-            .count()
+        extent
     }
 
     /// When record `seq + 1`, the oldest not in the checkpoint at `seq`, was made (µs since
-    /// the epoch); `None` if there is none yet. Reads its file up to it.
+    /// the epoch); `None` if there is none yet. Reads its file up to it the first time it is
+    /// asked for a record (a record never changes, so its time is kept).
     pub fn time_of_first_after(&self, seq: u64) -> Result<Option<i64>> {
         let want = seq + 1;
+        if let Some((known, at)) = *self.first_time.lock() {
+            if known == want {
+                return Ok(Some(at));
+            }
+        }
         let first = {
             let w = self.writer.lock();
             if w.next_seq <= want {
@@ -240,7 +247,9 @@ impl Wal {
                 return Ok(None);
             };
             if frame.seq == want {
-                return Ok(record::split_body(frame.body).map(|b| b.0));
+                let at = record::split_body(frame.body).map(|b| b.0);
+                *self.first_time.lock() = at.map(|at| (want, at));
+                return Ok(at);
             }
             pos += frame.len;
         }

@@ -264,13 +264,18 @@ impl Wal {
 
 /// Is there an intact frame anywhere in `rest` with a plausible sequence number? Used to tell a
 /// torn tail (nothing valid after the damage) from damage in the middle of the log.
-pub(super) fn intact_record_follows(rest: &[u8], next: u64) -> bool {
-    if rest.len() < record::FRAME_HEADER_LEN {
-        return false;
+fn intact_record_follows(rest: &[u8], next: u64) -> bool {
+    next_intact(rest, 0, next).is_some()
+}
+
+/// The first offset from `from` of an intact frame whose sequence number could follow `next`.
+pub(super) fn next_intact(data: &[u8], from: usize, next: u64) -> Option<usize> {
+    if data.len() < from + record::FRAME_HEADER_LEN {
+        return None;
     }
-    (0..=rest.len() - record::FRAME_HEADER_LEN).any(|at| {
-        let seq = crate::format::read_u64(rest, at + 8);
+    (from..=data.len() - record::FRAME_HEADER_LEN).find(|&at| {
+        let seq = crate::format::read_u64(data, at + 8);
         // Cheap filter first: only a frame whose sequence number could follow is checked.
-        seq >= next && seq - next < SEQ_WINDOW && parse_frame(&rest[at..]).is_ok()
+        seq >= next && seq - next < SEQ_WINDOW && parse_frame(&data[at..]).is_ok()
     })
 }

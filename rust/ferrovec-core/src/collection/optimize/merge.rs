@@ -13,6 +13,7 @@ use crate::collection::{Collection, SEGMENTS_DIR};
 use crate::error::{Error, Result};
 use crate::index::hnsw::{self, Graph, Rows};
 use crate::index::quant;
+use crate::observe::metrics::RunKind;
 use crate::point::{PointId, SparseRef};
 use crate::segment::{self, Bitmap, GraphData, Segment, SegmentData, Shape};
 
@@ -32,27 +33,21 @@ pub(super) fn merge_as(
     fresh: bool,
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    let points: usize = {
-        let st = col.state.read();
-        inputs
-            .iter()
-            .filter_map(|&i| st.sources.get(i))
-            .map(|s| s.live())
-            .sum()
-    };
-    merge_inputs(col, inputs, stop, fresh)?;
-    col.metrics.record_run("merge", started.elapsed(), points);
-    Ok(())
-}
-
-fn merge_inputs(col: &Collection, inputs: &[usize], stop: &Stop<'_>, fresh: bool) -> Result<()> {
     let plan = plan(col, inputs, fresh)?;
+    let points: usize = plan
+        .inputs
+        .iter()
+        .map(|(seg, deleted)| seg.rows - deleted.count_ones())
+        .sum();
     let built = build(col, &plan, stop)?;
     switch(col, inputs, &plan, built)?;
     // The inputs' maps go before their files: a file is removed only once no map of it is left
     // in this process (other processes keep theirs until they move on).
     drop(plan);
-    col.collect_garbage()
+    col.collect_garbage()?;
+    col.metrics
+        .record_run(RunKind::Merge, started.elapsed(), points);
+    Ok(())
 }
 
 /// What a merge starts from: its inputs as they were, and the graphs it keeps.

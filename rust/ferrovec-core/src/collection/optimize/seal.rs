@@ -10,6 +10,7 @@ use crate::collection::{Collection, SEGMENTS_DIR};
 use crate::error::Result;
 use crate::filter::index::FieldIndex;
 use crate::format::FileKind;
+use crate::observe::metrics::RunKind;
 use crate::payload::Path as KeyPath;
 use crate::point::{SparseRef, SparseVector};
 use crate::segment::{self, Bitmap, Segment, SegmentData, Shape};
@@ -24,7 +25,8 @@ pub fn seal(col: &Collection) -> Result<()> {
             col.name,
             started.elapsed().as_secs_f64() * 1e3
         );
-        col.metrics.record_run("seal", started.elapsed(), sealed);
+        col.metrics
+            .record_run(RunKind::Seal, started.elapsed(), sealed);
     }
     Ok(())
 }
