@@ -92,6 +92,19 @@ class _VectorSpec(TypedDict, total=False):
 _Progress = Callable[[int, int], object]
 _T = TypeVar("_T")
 
+_CodeKind = Literal["int8", "int4", "binary", "none"]
+
+class _Quantization(TypedDict, total=False):
+    codes: _CodeKind | None
+    oversampling: float | None
+    rescore: bool
+    always_ram: bool | None
+
+class _QuantizationSearch(TypedDict, total=False):
+    ignore: bool
+    rescore: bool | None
+    oversampling: float | None
+
 class _Retention(TypedDict):
     key: str
     max_age_seconds: int
@@ -207,6 +220,7 @@ class Collection:
         exact: bool = False,
         allow_zero: bool = False,
         using: str | None = None,
+        quantization: _QuantizationSearch | None = None,
     ) -> list[Hit]: ...
     def search_async(
         self,
@@ -222,6 +236,7 @@ class Collection:
         exact: bool = False,
         allow_zero: bool = False,
         using: str | None = None,
+        quantization: _QuantizationSearch | None = None,
     ) -> Awaitable[list[Hit]]: ...
     def search_batch(
         self,
@@ -236,6 +251,7 @@ class Collection:
         exact: bool = False,
         allow_zero: bool = False,
         using: str | None = None,
+        quantization: _QuantizationSearch | None = None,
     ) -> list[list[Hit]]: ...
     def search_batch_async(
         self,
@@ -250,6 +266,7 @@ class Collection:
         exact: bool = False,
         allow_zero: bool = False,
         using: str | None = None,
+        quantization: _QuantizationSearch | None = None,
     ) -> Awaitable[list[list[Hit]]]: ...
     def scroll(
         self,
@@ -279,6 +296,7 @@ class Collection:
         exact: bool = False,
         allow_zero: bool = False,
         using: str | None = None,
+        quantization: _QuantizationSearch | None = None,
         analyze: bool = False,
     ) -> dict[str, Any]: ...
     def explain_query(self, request: Any, *, analyze: bool = False) -> dict[str, Any]: ...
@@ -301,6 +319,7 @@ class Database:
         hnsw: dict[str, int] | None = None,
         optimizer: dict[str, int] | None = None,
         retention: _Retention | None = None,
+        quantization: _CodeKind | _Quantization | None = None,
     ) -> Collection: ...
     def collection(self, name: str) -> Collection: ...
     def list_collections(self) -> list[str]: ...

@@ -10,7 +10,9 @@ It holds every kind of file the engine writes:
   (vectors "text": 6-d cosine, "image": 4-d euclid, some points lacking "image"): a graph per
   vector. From format 6 on, "hybrid" too (an unnamed 4-d dense vector and the sparse vector
   "text" with modifier idf, made from documents by BM25): a segment with its sparse files
-  (vectors and inverted index), and sparse log records after the checkpoint.
+  (vectors and inverted index), and sparse log records after the checkpoint. From format 7 on,
+  "int4" and "binary" (32-d cosine, 400 points each): a segment with a graph and int4 or binary
+  codes (with the collection's quantization settings).
   `store/snapshots/`: a snapshot of the collections;
 - `backups/`: a full backup of them;
 - `expected.json`: what searches, counts and reads returned in the writing process.
@@ -83,6 +85,18 @@ def main(out: Path) -> None:
     )
     hybrid.optimize()
 
+    coded = {}
+    for kind, oversampling in (("int4", 3.0), ("binary", 6.0)):
+        col = db.create_collection(
+            kind,
+            dim=32,
+            hnsw=hnsw,
+            quantization={"codes": kind, "oversampling": oversampling, "rescore": True},
+        )
+        col.upsert(list(range(400)), rng.standard_normal((400, 32), dtype=np.float32))
+        col.optimize()
+        coded[kind] = col
+
     db.create_snapshot()
     db.backup(out / "backups")
 
@@ -136,6 +150,11 @@ def main(out: Path) -> None:
             )
         ],
     }
+    q32 = np.ones(32, np.float32)
+    expected["query32"] = q32.tolist()
+    for kind, col in coded.items():
+        expected[f"{kind}_quantization"] = col.info()["quantization"]
+        expected[f"{kind}_top5"] = [h.id for h in col.search(q32, k=5)]
     (out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
     # Die without closing: the records above stay in the log, as after a crash.
     sys.stdout.flush()

@@ -28,6 +28,7 @@ def old(request, tmp_path: Path) -> tuple[Path, dict]:
 
 
 def test_there_is_a_fixture_of_the_current_format() -> None:
+    assert any(p.name == "v7" for p in FIXTURES)
     assert any(p.name == "v6" for p in FIXTURES)
     assert any(p.name == "v5" for p in FIXTURES)
 
@@ -68,8 +69,15 @@ def test_an_old_store_opens_answers_and_takes_writes(old: tuple[Path, dict]) -> 
         ]
         plain.verify()
         named.verify()
+        # Format 5 and 6 graphs had int8 codes or none; they are read as int8 (format 7 on).
+        sealed = [s for s in plain.stats()["segments"] if s["indexed"]]
+        assert sealed and all(s["codes"] == "int8" for s in sealed)
+        assert plain.info()["quantization"] is None
         if "hybrid_count" in want:
             check_hybrid(db.collection("hybrid"), want)
+        for kind in ("int4", "binary"):
+            if f"{kind}_top5" in want:
+                check_coded(db.collection(kind), kind, want)
         # Writes, a checkpoint and an optimization in the new version.
         plain.upsert([5000], np.ones((1, 8), np.float32), [{"color": "red", "n": 5000}])
         plain.delete([101])
@@ -81,6 +89,17 @@ def test_an_old_store_opens_answers_and_takes_writes(old: tuple[Path, dict]) -> 
         assert plain.search(np.ones(8, np.float32), k=1)[0].id == 5000
         assert plain.get([101]) == []
         plain.verify()
+
+
+def check_coded(col: ferrovec.Collection, kind: str, want: dict) -> None:
+    """A graph walked on int4 or binary codes, and the collection's settings (format 7 on)."""
+    assert col.info()["quantization"] == want[f"{kind}_quantization"]
+    assert col.stats()["segments"][0]["codes"] == kind
+    q = np.asarray(want["query32"], dtype=np.float32)
+    assert [h.id for h in col.search(q, k=5)] == want[f"{kind}_top5"]
+    (rec,) = col.get([7], with_vectors=True)
+    assert col.search(rec.vector, k=1)[0].id == 7
+    col.verify()
 
 
 def check_hybrid(hybrid: ferrovec.Collection, want: dict) -> None:
@@ -123,6 +142,12 @@ def test_an_old_snapshot_and_backup_restore(old: tuple[Path, dict], tmp_path: Pa
             assert db.collection("named").count() == 250
             db.collection("plain").verify()
             db.collection("named").verify()
+            for kind in ("int4", "binary"):
+                if f"{kind}_top5" in want:
+                    coded = db.collection(kind)
+                    assert coded.count() == 400
+                    assert coded.stats()["segments"][0]["codes"] == kind
+                    coded.verify()
             if "hybrid_count" in want:
                 # Before the records after the snapshot: 120 points, 108 with a sparse vector.
                 hybrid = db.collection("hybrid")

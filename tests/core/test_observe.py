@@ -294,7 +294,7 @@ def test_stats(db: ferrovec.Database, indexed: ferrovec.Collection) -> None:
     s = indexed.stats()
     assert s["points"] == 2902
     sealed = [seg for seg in s["segments"] if seg.get("id") is not None]
-    assert len(sealed) == 1 and sealed[0]["indexed"] and sealed[0]["int8_codes"]
+    assert len(sealed) == 1 and sealed[0]["indexed"] and sealed[0]["codes"] == "int8"
     assert sealed[0]["deleted_share"] == pytest.approx(100 / 3000)
     assert sealed[0]["self_check_recall"] > 0.8
     assert sealed[0]["disk_bytes"] > 3000 * 16 * 4

@@ -71,6 +71,29 @@ class _Collections(_Base):
                 "named vectors with different hnsw_config are not supported: ferrovec indexes "
                 "all vectors of a collection with the same settings"
             )
+        quantization = _quantization(quantization_config)
+        per_vector_q = [
+            _quantization(cv.field(v, "quantization_config"))
+            for v in (
+                vectors_config.values()
+                if isinstance(vectors_config, dict)
+                else [vectors_config]
+                if vectors_config is not None
+                else []
+            )
+        ]
+        for q in per_vector_q:
+            if q is not None:
+                if (
+                    (quantization is not None
+                    and q != quantization)
+                    or any(o != q for o in per_vector_q)
+                ):
+                    raise UnsupportedError(
+                        "vectors with different quantization_config are not supported: ferrovec "
+                        "walks every vector of a collection on the same kind of codes"
+                    )
+                quantization = q
         # Thresholds in kilobytes of vectors (Qdrant) are converted by the bytes of a point.
         size = max(1, sum(s for _, s, _, _ in specs))
         hnsw = self._hnsw(per_vector[0] if per_vector else hnsw_config, size)
@@ -87,6 +110,7 @@ class _Collections(_Base):
                     sparse=cast(Any, sparse) or None,
                     hnsw=hnsw or None,
                     optimizer=optimizer or None,
+                    quantization=cast(Any, quantization),
                 )
             else:
                 self._db.create_collection(
@@ -96,6 +120,7 @@ class _Collections(_Base):
                     sparse=cast(Any, sparse) or None,
                     hnsw=hnsw or None,
                     optimizer=optimizer or None,
+                    quantization=cast(Any, quantization),
                 )
         return True
 
@@ -148,10 +173,17 @@ class _Collections(_Base):
                         "settings in place; recreate the collection (qdrant_client.migrate "
                         "copies it)"
                     )
+        if quantization_config is not None and _codes_of(
+            _quantization(quantization_config), col.info()
+        ) != _codes_of(col.info()["quantization"], col.info()):
+            raise UnsupportedError(
+                "update_collection(quantization_config=...) would change the codes of an "
+                "existing collection, which ferrovec cannot do in place: create a new collection "
+                "with this quantization_config and copy the points into it (see docs/SCALE.md)"
+            )
         for name, value in (
             ("vectors_config", vectors_config),
             ("hnsw_config", hnsw_config),
-            ("quantization_config", quantization_config),
             ("optimizers_config", optimizers_config),
         ):
             if value is not None and cv.dump(value) not in ({}, None):
@@ -229,7 +261,7 @@ class _Collections(_Base):
                     max_optimization_threads=None,
                 ),
                 wal_config=out.WalConfig(wal_capacity_mb=32, wal_segments_ahead=0),
-                quantization_config=None,
+                quantization_config=_quantization_out(info["quantization"]),
             ),
         )
 
@@ -401,3 +433,65 @@ def _sparse_params(config: Any) -> dict[str, dict[str, Any]]:
 def _aliases_digest(aliases: dict[str, str]) -> str:
     canonical = json.dumps(aliases, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _quantization(config: Any) -> dict[str, Any] | None:
+    """Qdrant's ``quantization_config`` as ferrovec's ``quantization``: scalar (int8) codes,
+    binary (one bit) codes, or none (``Disabled``); product quantization is refused. ``None``
+    when not given (ferrovec's default: int8 codes for cosine and dot vectors)."""
+    if config is None:
+        return None
+    d = cv.dump(config)
+    if d == "Disabled":
+        return {"codes": "none", "rescore": True, "oversampling": None, "always_ram": None}
+    if not isinstance(d, dict) or len(d) != 1:
+        raise InvalidInputError(f"quantization_config: not a quantization config: {d!r}")
+    ((kind, params),) = d.items()
+    params = params or {}
+    if kind == "scalar":
+        if params.get("type", "int8") != "int8":
+            raise InvalidInputError(f"scalar quantization type {params.get('type')!r}: only int8")
+        codes = "int8"
+    elif kind == "binary":
+        for key in ("encoding", "query_encoding"):
+            if params.get(key) not in (None, "one_bit", "default", "scalar4bits"):
+                raise UnsupportedError(
+                    f"binary quantization {key}={params[key]!r} is not supported: ferrovec's "
+                    "binary codes are one bit per value, scored against a 4-bit query"
+                )
+        codes = "binary"
+    elif kind == "product":
+        raise UnsupportedError(
+            "product quantization is not supported: use ScalarQuantization (int8 codes) or "
+            "BinaryQuantization, or ferrovec's native int4 codes (docs/SCALE.md)"
+        )
+    else:
+        raise InvalidInputError(f"quantization_config: unknown kind {kind!r}")
+    return {
+        "codes": codes,
+        "oversampling": None,
+        "rescore": True,
+        "always_ram": params.get("always_ram"),
+    }
+
+
+def _quantization_out(q: dict[str, Any] | None) -> Any:
+    """ferrovec's quantization as Qdrant's ``quantization_config`` (what ``migrate`` copies).
+    int4 has no Qdrant counterpart: it is reported as scalar int8, the nearest Qdrant has."""
+    if q is None or q["codes"] == "none":
+        return None
+    if q["codes"] == "binary":
+        return out.BinaryQuantization(
+            binary=out.BinaryQuantizationConfig(always_ram=q["always_ram"])
+        )
+    return out.ScalarQuantization(
+        scalar=out.ScalarQuantizationConfig(type=out.ScalarType.INT8, always_ram=q["always_ram"])
+    )
+
+
+def _codes_of(q: dict[str, Any] | None, info: dict[str, Any]) -> str:
+    """The codes a collection of `info`'s vectors is walked on under quantization `q`."""
+    if q is not None:
+        return str(q["codes"])
+    dense = [v["distance"] for v in info["vectors"].values()]
+    return "int8" if dense and all(d in ("cosine", "dot") for d in dense) else "none"

@@ -60,6 +60,14 @@ def _model(__name: str, **fields: Any) -> type[_Model]:
     return type(__name, (_Model,), {"_fields": fields, "__module__": __name__})
 
 
+class ScalarType(str, Enum):
+    INT8 = "int8"
+
+
+class Disabled(str, Enum):
+    DISABLED = "Disabled"
+
+
 class Distance(str, Enum):
     COSINE = "Cosine"
     EUCLID = "Euclid"
@@ -305,6 +313,18 @@ OptimizersConfig = _model(
     indexing_threshold=20000,
     flush_interval_sec=5,
     max_optimization_threads=None,
+)
+ScalarQuantizationConfig = _model(
+    "ScalarQuantizationConfig", type="int8", quantile=None, always_ram=None
+)
+ScalarQuantization = _model("ScalarQuantization", scalar=None)
+BinaryQuantizationConfig = _model(
+    "BinaryQuantizationConfig", always_ram=None, encoding=None, query_encoding=None
+)
+BinaryQuantization = _model("BinaryQuantization", binary=None)
+ProductQuantization = _model("ProductQuantization", product=None)
+QuantizationSearchParams = _model(
+    "QuantizationSearchParams", ignore=False, rescore=None, oversampling=None
 )
 WalConfig = _model("WalConfig", wal_capacity_mb=32, wal_segments_ahead=0, wal_retain_closed=1)
 CollectionConfig = _model(

@@ -87,6 +87,82 @@ impl Default for HnswConfig {
     }
 }
 
+/// The compact codes a graph is walked on (`index/quant/`): int8 (one byte per value), int4
+/// (half a byte) or binary (one bit, scored against a 4-bit query). The walk's best candidates
+/// are then rescored on the f32 rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CodeKind {
+    Int8,
+    Int4,
+    Binary,
+}
+
+impl CodeKind {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "int8" => Ok(CodeKind::Int8),
+            "int4" => Ok(CodeKind::Int4),
+            "binary" => Ok(CodeKind::Binary),
+            _ => Err(Error::invalid(format!(
+                "unknown code kind {s:?}; expected \"int8\", \"int4\", \"binary\" or \"none\""
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CodeKind::Int8 => "int8",
+            CodeKind::Int4 => "int4",
+            CodeKind::Binary => "binary",
+        }
+    }
+
+    /// Candidates rescored per result wanted when the collection and the search do not say
+    /// (chosen on `benches/bench_scale.py`'s data; see docs/SCALE.md).
+    pub fn default_oversampling(self) -> f32 {
+        match self {
+            CodeKind::Int8 => 4.0,
+            CodeKind::Int4 => 4.0,
+            CodeKind::Binary => 8.0,
+        }
+    }
+
+    /// Whether vectors of this metric can be searched on codes: the codes estimate dot
+    /// products, which rank cosine (unit vectors) and dot exactly as the metric does.
+    pub fn supports(metric: Distance) -> bool {
+        matches!(metric, Distance::Cosine | Distance::Dot)
+    }
+}
+
+/// A collection's quantization (Qdrant's `quantization_config` maps onto it): which codes its
+/// graphs are walked on, how many candidates are rescored, and whether they are by default.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Quantization {
+    /// `None`: the graphs are walked on the f32 rows.
+    pub codes: Option<CodeKind>,
+    /// Candidates rescored on f32 per result wanted; `None`: the kind's default.
+    pub oversampling: Option<f32>,
+    /// Rescore on f32 (a search may say otherwise); without it, scores are the codes' estimates.
+    pub rescore: bool,
+    /// Qdrant's `always_ram`, kept for migrations: codes here are always memory-mapped and
+    /// stay resident while they are used.
+    pub always_ram: Option<bool>,
+}
+
+/// Largest oversampling a collection or search may ask for.
+pub const MAX_OVERSAMPLING: f32 = 100.0;
+
+/// Check an oversampling factor (a collection's or a search's).
+pub fn check_oversampling(x: f32) -> Result<()> {
+    if x.is_finite() && (1.0..=MAX_OVERSAMPLING).contains(&x) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "oversampling must be between 1 and {MAX_OVERSAMPLING}, got {x}"
+        )))
+    }
+}
+
 /// When the background optimizer indexes and merges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OptimizerConfig {
@@ -202,7 +278,7 @@ impl SparseSpec {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CollectionConfig {
     /// One unnamed vector, or one or more named ones (or none, when there are sparse ones).
     pub vectors: Vec<VectorSpec>,
@@ -211,6 +287,8 @@ pub struct CollectionConfig {
     pub sparse: Vec<SparseSpec>,
     pub hnsw: HnswConfig,
     pub optimizer: OptimizerConfig,
+    /// `None`: int8 codes for cosine and dot vectors, none for the others (format 6's choice).
+    pub quantization: Option<Quantization>,
 }
 
 impl CollectionConfig {
@@ -235,6 +313,7 @@ impl CollectionConfig {
             sparse,
             hnsw: HnswConfig::default(),
             optimizer: OptimizerConfig::default(),
+            quantization: None,
         };
         config.validate_vectors()?;
         Ok(config)
@@ -309,6 +388,7 @@ impl CollectionConfig {
     pub fn validate(&self) -> Result<()> {
         self.validate_vectors()?;
         self.hnsw.validate()?;
+        self.validate_quantization()?;
         let o = &self.optimizer;
         if o.indexing_threshold == 0
             || o.max_segment_points < 1000
@@ -319,6 +399,53 @@ impl CollectionConfig {
             ));
         }
         Ok(())
+    }
+
+    fn validate_quantization(&self) -> Result<()> {
+        let Some(q) = self.quantization else {
+            return Ok(());
+        };
+        if let Some(x) = q.oversampling {
+            check_oversampling(x)?;
+        }
+        if let Some(kind) = q.codes {
+            if let Some(v) = self
+                .vectors
+                .iter()
+                .find(|v| !CodeKind::supports(v.distance))
+            {
+                let which = match v.name.as_str() {
+                    "" => String::from("the collection's vector"),
+                    name => format!("vector {name:?}"),
+                };
+                return Err(Error::invalid(format!(
+                    "{} codes are for cosine and dot vectors, and {which} uses {} distance; \
+                     leave quantization unset (such vectors are searched on f32)",
+                    kind.name(),
+                    v.distance.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The codes the graphs of vector `sp` are walked on.
+    pub fn codes_for(&self, sp: Space) -> Option<CodeKind> {
+        match self.quantization {
+            None => CodeKind::supports(sp.distance).then_some(CodeKind::Int8),
+            Some(q) => q.codes,
+        }
+    }
+
+    /// The collection's rescoring defaults: (oversampling, rescore) for codes of `kind`.
+    pub fn rescoring(&self, kind: CodeKind) -> (f32, bool) {
+        match self.quantization {
+            None => (kind.default_oversampling(), true),
+            Some(q) => (
+                q.oversampling.unwrap_or(kind.default_oversampling()),
+                q.rescore,
+            ),
+        }
     }
 
     /// A point's vectors are given and returned by name: the collection holds named dense

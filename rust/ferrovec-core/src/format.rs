@@ -23,9 +23,10 @@ pub const HEADER_LEN: usize = 64;
 
 /// The format version this build writes. Bump it whenever any layout below changes, and keep
 /// reading the versions from `OLDEST_READ` on (docs/FORMAT.md, "Versions and old stores").
-pub const FORMAT_VERSION: u32 = 6;
-/// The oldest format version this build reads: version 5 files are read as they are (the
-/// layouts 6 kept), a version 5 manifest is upgraded as it is read (`collection/manifest.rs`).
+pub const FORMAT_VERSION: u32 = 7;
+/// The oldest format version this build reads: files of versions 5 and 6 are read as they are
+/// (the layouts 7 kept), their manifests are upgraded as they are read
+/// (`collection/manifest.rs`).
 pub const OLDEST_READ: u32 = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +76,7 @@ impl FileKind {
             FileKind::Deleted => "deletion bitmap",
             FileKind::Graph => "HNSW graph",
             FileKind::PayloadIndex => "payload index",
-            FileKind::Codes => "int8 code file",
+            FileKind::Codes => "code file",
             FileKind::Shared => "coordination file",
             FileKind::SparseVectors => "sparse vector file",
             FileKind::SparseIndex => "sparse inverted index",

@@ -62,8 +62,8 @@ pub use batch::{Document, Matrix, SparseInput, VectorData, Vectors};
 pub use cancel::Cancel;
 pub use collection::{Collection, Group, Lookups};
 pub use config::{
-    CollectionConfig, Distance, Durability, HnswConfig, Modifier, OptimizerConfig, Retention,
-    Space, SparseSpec, StorageOptions, Target, VectorSpec,
+    CodeKind, CollectionConfig, Distance, Durability, HnswConfig, Modifier, OptimizerConfig,
+    Quantization, Retention, Space, SparseSpec, StorageOptions, Target, VectorSpec,
 };
 pub use error::{Error, Result};
 pub use filter::index::IndexKind;
@@ -72,6 +72,7 @@ pub use info::{CollectionInfo, PayloadIndexInfo, SegmentInfo};
 pub use payload::PayloadOp;
 pub use point::{Payload, PointId, SparseVector};
 pub use query::{
-    Direction, FacetValue, PayloadSelector, Record, ScoredPoint, SearchParams, Selector,
+    Direction, FacetValue, PayloadSelector, QuantizationParams, Record, ScoredPoint, SearchParams,
+    Selector,
 };
 pub use store::Store;

@@ -49,7 +49,7 @@ pub struct CollectionRepair {
 
 /// The files of the segment `meta` names, with their kinds (`segment::files_of`).
 fn segment_files(m: &Manifest, meta: &SegmentMeta) -> Vec<(FileKind, String)> {
-    let codes: Vec<bool> = meta.graphs.iter().map(|g| g.codes).collect();
+    let codes: Vec<_> = meta.graphs.iter().map(|g| g.codes).collect();
     segment::files_of(
         meta.id,
         &codes,

@@ -4,8 +4,8 @@
 //! layout, finiteness) is the core's alone.
 
 use ferrovec_core::{
-    Collection, Direction, Filter, Matrix, Payload, PayloadSelector, PointId, SearchParams,
-    Selector, SparseInput, VectorData, Vectors,
+    Collection, Direction, Filter, Matrix, Payload, PayloadSelector, PointId, QuantizationParams,
+    SearchParams, Selector, SparseInput, VectorData, Vectors,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -245,11 +245,19 @@ pub struct SearchArgs<'a, 'py> {
     pub exact: bool,
     pub allow_zero: bool,
     pub using: Option<String>,
+    pub quantization: Option<&'a Bound<'py, PyAny>>,
 }
 
 impl SearchArgs<'_, '_> {
     pub fn params(self, py: Python<'_>) -> PyResult<SearchParams> {
         let filter = filter_from_py(py, self.filter)?;
+        let quantization = match self.quantization.filter(|q| !q.is_none()) {
+            None => None,
+            Some(q) => {
+                let v = json_value_from_py(py, q, "quantization")?;
+                Some(QuantizationParams::from_json(&v, "quantization").map_err(|e| to_py(py, e))?)
+            }
+        };
         Ok(SearchParams {
             k: self.k,
             offset: self.offset,
@@ -261,6 +269,7 @@ impl SearchArgs<'_, '_> {
             filter,
             allow_zero: self.allow_zero,
             using: self.using,
+            quantization,
         })
     }
 }

@@ -415,7 +415,9 @@ impl PyCollection {
 
     /// The `k` best points for one query vector, best first. ef: the graph search's candidate
     /// list (default max(ef_construct, k + offset)); exact=True scans every point instead.
-    #[pyo3(signature = (vector, k = 10, *, filter = None, score_threshold = None, offset = 0, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false, using = None))]
+    /// quantization: {"ignore": bool, "rescore": bool, "oversampling": float} overrides how
+    /// the walk uses the codes (Qdrant's QuantizationSearchParams).
+    #[pyo3(signature = (vector, k = 10, *, filter = None, score_threshold = None, offset = 0, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false, using = None, quantization = None))]
     #[allow(clippy::too_many_arguments)]
     fn search(
         &self,
@@ -431,6 +433,7 @@ impl PyCollection {
         exact: bool,
         allow_zero: bool,
         using: Option<String>,
+        quantization: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyList>> {
         let params = SearchArgs {
             k,
@@ -443,6 +446,7 @@ impl PyCollection {
             exact,
             allow_zero,
             using,
+            quantization,
         }
         .params(py)?;
         let col = &self.col;
@@ -457,7 +461,7 @@ impl PyCollection {
     }
 
     /// `search` as an awaitable for asyncio: the search runs on a worker thread.
-    #[pyo3(signature = (vector, k = 10, *, filter = None, score_threshold = None, offset = 0, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false, using = None))]
+    #[pyo3(signature = (vector, k = 10, *, filter = None, score_threshold = None, offset = 0, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false, using = None, quantization = None))]
     #[allow(clippy::too_many_arguments)]
     fn search_async<'py>(
         &self,
@@ -473,6 +477,7 @@ impl PyCollection {
         exact: bool,
         allow_zero: bool,
         using: Option<String>,
+        quantization: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let params = SearchArgs {
             k,
@@ -485,6 +490,7 @@ impl PyCollection {
             exact,
             allow_zero,
             using,
+            quantization,
         }
         .params(py)?;
         let q = vector_from_py(py, vector, "vector")?;
@@ -502,7 +508,7 @@ impl PyCollection {
     }
 
     /// The `k` best points for each row of an (n, dim) array of queries (spread over threads).
-    #[pyo3(signature = (vectors, k = 10, *, filter = None, score_threshold = None, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false, using = None))]
+    #[pyo3(signature = (vectors, k = 10, *, filter = None, score_threshold = None, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false, using = None, quantization = None))]
     #[allow(clippy::too_many_arguments)]
     fn search_batch(
         &self,
@@ -517,6 +523,7 @@ impl PyCollection {
         exact: bool,
         allow_zero: bool,
         using: Option<String>,
+        quantization: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyList>> {
         let params = SearchArgs {
             k,
@@ -529,6 +536,7 @@ impl PyCollection {
             exact,
             allow_zero,
             using,
+            quantization,
         }
         .params(py)?;
         let m = matrix_from_py(py, vectors, "vectors")?;
@@ -537,7 +545,7 @@ impl PyCollection {
     }
 
     /// `search_batch` as an awaitable for asyncio: the queries run on the core's threads.
-    #[pyo3(signature = (vectors, k = 10, *, filter = None, score_threshold = None, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false, using = None))]
+    #[pyo3(signature = (vectors, k = 10, *, filter = None, score_threshold = None, with_payload = None, with_vectors = false, ef = None, exact = false, allow_zero = false, using = None, quantization = None))]
     #[allow(clippy::too_many_arguments)]
     fn search_batch_async<'py>(
         &self,
@@ -552,6 +560,7 @@ impl PyCollection {
         exact: bool,
         allow_zero: bool,
         using: Option<String>,
+        quantization: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let params = SearchArgs {
             k,
@@ -564,6 +573,7 @@ impl PyCollection {
             exact,
             allow_zero,
             using,
+            quantization,
         }
         .params(py)?;
         let m = matrix_from_py(py, vectors, "vectors")?;

@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ferrovec_core::{CollectionConfig, Distance, Durability, Retention, StorageOptions, Store};
+use ferrovec_core::{
+    CodeKind, CollectionConfig, Distance, Durability, Quantization, Retention, StorageOptions,
+    Store,
+};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -145,6 +148,69 @@ fn archive_interval(py: Python<'_>, seconds: f64) -> PyResult<std::time::Duratio
 }
 
 /// `{"key": str, "max_age_seconds": int}` as a retention rule.
+/// `quantization=`: a code kind ("int8", "int4", "binary", "none"), or {"codes": kind,
+/// "oversampling": float, "rescore": bool, "always_ram": bool} (any subset).
+fn quantization_from_py(py: Python<'_>, q: &Bound<'_, PyAny>) -> PyResult<Quantization> {
+    let codes_of = |s: &str| -> PyResult<Option<CodeKind>> {
+        match s {
+            "none" => Ok(None),
+            s => CodeKind::parse(s).map(Some).map_err(|e| to_py(py, e)),
+        }
+    };
+    if let Ok(s) = q.extract::<String>() {
+        return Ok(Quantization {
+            codes: codes_of(&s)?,
+            oversampling: None,
+            rescore: true,
+            always_ram: None,
+        });
+    }
+    let bad = |what: &str| {
+        crate::errors::invalid(
+            py,
+            format!(
+                "quantization: {what}; expected a code kind (\"int8\", \"int4\", \"binary\", \"none\") or {{\"codes\": kind, \"oversampling\": float, \"rescore\": bool, \"always_ram\": bool}}"
+            ),
+        )
+    };
+    let d = q.cast::<PyDict>().map_err(|_| bad("not a str or dict"))?;
+    let mut out = Quantization {
+        codes: Some(CodeKind::Int8),
+        oversampling: None,
+        rescore: true,
+        always_ram: None,
+    };
+    for (k, v) in d.iter() {
+        let key: String = k.extract().map_err(|_| bad("keys must be str"))?;
+        match key.as_str() {
+            "codes" => {
+                out.codes = match v.extract::<Option<String>>() {
+                    Ok(Some(s)) => codes_of(&s)?,
+                    Ok(None) => None,
+                    Err(_) => return Err(bad("\"codes\" must be a str")),
+                }
+            }
+            "oversampling" => {
+                out.oversampling = v
+                    .extract::<Option<f32>>()
+                    .map_err(|_| bad("\"oversampling\" must be a number"))?
+            }
+            "rescore" => {
+                out.rescore = v
+                    .extract::<bool>()
+                    .map_err(|_| bad("\"rescore\" must be a bool"))?
+            }
+            "always_ram" => {
+                out.always_ram = v
+                    .extract::<Option<bool>>()
+                    .map_err(|_| bad("\"always_ram\" must be a bool"))?
+            }
+            other => return Err(bad(&format!("unknown key {other:?}"))),
+        }
+    }
+    Ok(out)
+}
+
 fn retention_from_py(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResult<Retention> {
     let key: String = d
         .get_item("key")?
@@ -243,8 +309,12 @@ impl PyDatabase {
     /// sparse: {name: {"modifier": "idf" | "none"}} sparse vectors beside the dense ones (or
     /// alone); "idf" weighs a query's dimensions by their inverse document frequency, as
     /// BM25 needs.
+    /// quantization: the codes the graphs are walked on: "int8" (the default for cosine and
+    /// dot), "int4", "binary" or "none", or {"codes": ..., "oversampling": float (candidates
+    /// rescored on f32 per result wanted), "rescore": bool, "always_ram": bool}. Codes are for
+    /// cosine and dot vectors only. See docs/SCALE.md.
     /// With exist_ok=True an existing collection of the same vectors is returned.
-    #[pyo3(signature = (name, dim = None, distance = "cosine", exist_ok = false, *, vectors = None, sparse = None, hnsw = None, optimizer = None, retention = None))]
+    #[pyo3(signature = (name, dim = None, distance = "cosine", exist_ok = false, *, vectors = None, sparse = None, hnsw = None, optimizer = None, retention = None, quantization = None))]
     #[allow(clippy::too_many_arguments)]
     fn create_collection(
         &self,
@@ -258,6 +328,7 @@ impl PyDatabase {
         hnsw: Option<&Bound<'_, PyDict>>,
         optimizer: Option<&Bound<'_, PyDict>>,
         retention: Option<&Bound<'_, PyDict>>,
+        quantization: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyCollection> {
         let store = self.store(py)?;
         let dim_of = |dim: i64| {
@@ -338,6 +409,9 @@ impl PyDatabase {
                     _ => config.optimizer.idle_ms = v,
                 }
             }
+        }
+        if let Some(q) = quantization.filter(|q| !q.is_none()) {
+            config.quantization = Some(quantization_from_py(py, q)?);
         }
         config.validate().map_err(|e| to_py(py, e))?;
         let retention = retention.map(|r| retention_from_py(py, r)).transpose()?;

@@ -163,7 +163,7 @@ impl PyCollection {
     /// How `search(vector, k, ...)` would run, per segment: graph or exact scan and why, the
     /// filter's strategy and matching rows, ef and rescoring. analyze=True also runs it and
     /// adds its time per phase and step and what it counted.
-    #[pyo3(signature = (vector, k = 10, *, filter = None, score_threshold = None, offset = 0, ef = None, exact = false, allow_zero = false, using = None, analyze = false))]
+    #[pyo3(signature = (vector, k = 10, *, filter = None, score_threshold = None, offset = 0, ef = None, exact = false, allow_zero = false, using = None, quantization = None, analyze = false))]
     #[allow(clippy::too_many_arguments)]
     fn explain(
         &self,
@@ -177,6 +177,7 @@ impl PyCollection {
         exact: bool,
         allow_zero: bool,
         using: Option<String>,
+        quantization: Option<&Bound<'_, PyAny>>,
         analyze: bool,
     ) -> PyResult<Py<PyAny>> {
         let params = SearchArgs {
@@ -190,6 +191,7 @@ impl PyCollection {
             exact,
             allow_zero,
             using,
+            quantization,
         }
         .params(py)?;
         let col = &self.col;

@@ -70,6 +70,26 @@ pub fn retention_to_dict<'py>(py: Python<'py>, r: &Retention) -> PyResult<Bound<
 }
 
 /// `Collection.info()` (and each entry of `Database.info()`).
+/// The collection's quantization: `None` when it was not set (int8 codes for cosine and dot
+/// vectors, 4 candidates rescored per result), else what was set, with its defaults filled in.
+fn quantization_to_dict<'py>(
+    py: Python<'py>,
+    c: &CollectionConfig,
+) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let Some(q) = c.quantization else {
+        return Ok(None);
+    };
+    let d = PyDict::new(py);
+    d.set_item("codes", q.codes.map_or("none", |k| k.name()))?;
+    d.set_item(
+        "oversampling",
+        q.oversampling.or(q.codes.map(|k| k.default_oversampling())),
+    )?;
+    d.set_item("rescore", q.rescore)?;
+    d.set_item("always_ram", q.always_ram)?;
+    Ok(Some(d))
+}
+
 pub fn info_to_dict<'py>(py: Python<'py>, info: &CollectionInfo) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("name", &info.name)?;
@@ -106,6 +126,7 @@ pub fn info_to_dict<'py>(py: Python<'py>, info: &CollectionInfo) -> PyResult<Bou
     o.set_item("max_segment_points", c.optimizer.max_segment_points)?;
     o.set_item("idle_ms", c.optimizer.idle_ms)?;
     d.set_item("optimizer", o)?;
+    d.set_item("quantization", quantization_to_dict(py, c)?)?;
     d.set_item("disk_bytes", info.disk_bytes)?;
     d.set_item("log_bytes", info.log_bytes)?;
     let indexes = PyList::empty(py);

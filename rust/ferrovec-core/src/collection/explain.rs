@@ -9,16 +9,16 @@ use serde_json::{json, Value};
 
 use super::observed::{filter_json, search_json};
 use super::read::check_search_params;
+use super::search::Tuning;
 use super::state::{graph_choice, method, Choice, State, MEM};
 use super::Collection;
 use crate::config::{Space, Target};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
-use crate::index::hnsw::{RESCORE_MIN, RESCORE_PER_K};
 use crate::observe::slow::{ms, trace_json};
 use crate::observe::trace::Tracing;
 use crate::query::universal::{Query, QueryRequest, Stage};
-use crate::query::SearchParams;
+use crate::query::{QuantizationParams, SearchParams};
 
 impl Collection {
     /// The plan of `search(query, params)`, run and measured too with `analyze`. Invalid
@@ -43,7 +43,7 @@ impl Collection {
                 "params": search_json(params, 1),
                 "ef": ef,
                 "points": st.live,
-                "sources": self.source_plans(&st, sp, params.filter.as_ref(), params.exact, ef, n)?,
+                "sources": self.source_plans(&st, sp, params.filter.as_ref(), params.exact, ef, n, params.quantization.as_ref())?,
             })
         };
         if analyze {
@@ -96,8 +96,15 @@ impl Collection {
                 Target::Dense(sp) => {
                     let ef = s.ef.unwrap_or(self.config.hnsw.ef_construct).max(s.limit);
                     out["ef"] = json!(ef);
-                    out["sources"] =
-                        self.source_plans(st, sp, s.filter.as_ref(), s.exact, ef, s.limit)?;
+                    out["sources"] = self.source_plans(
+                        st,
+                        sp,
+                        s.filter.as_ref(),
+                        s.exact,
+                        ef,
+                        s.limit,
+                        s.quantization.as_ref(),
+                    )?;
                 }
                 Target::Sparse(_) => {
                     out["sources"] = json!([{
@@ -115,6 +122,7 @@ impl Collection {
     }
 
     /// Per source: how a search of `sp` for `n` results would treat it, and why.
+    #[allow(clippy::too_many_arguments)]
     fn source_plans(
         &self,
         st: &State,
@@ -123,12 +131,14 @@ impl Collection {
         exact: bool,
         ef: usize,
         n: usize,
+        quantization: Option<&QuantizationParams>,
     ) -> Result<Value> {
-        let fst = self.config.hnsw.full_scan_threshold;
-        let rescore = (RESCORE_PER_K * n).max(RESCORE_MIN);
+        let tuning = Tuning::of(&self.config, sp, quantization)?;
+        let fst = tuning.full_scan_threshold;
+        let rescore = tuning.rescored(n);
         let mut out = Vec::new();
         if let Some(f) = filter.filter(|f| !f.is_empty()) {
-            for p in st.filtered_plans(sp, f, exact, ef, fst)? {
+            for p in st.filtered_plans(sp, f, exact, ef, &tuning)? {
                 let live = if p.src == MEM {
                     st.mem.len()
                 } else {
@@ -147,9 +157,9 @@ impl Collection {
                 out.push(json!({
                     "source": st.source_label(p.src),
                     "live": live,
-                    "method": method(walked, p.coded.is_some()),
+                    "method": method(walked, p.coded.map(|(_, c)| c.kind)),
                     "why": p.why.to_string(),
-                    "rescore": (walked && p.coded.is_some()).then_some(rescore),
+                    "rescore": if walked && p.coded.is_some() { rescore } else { None },
                     "filter": {
                         "matching": p.count,
                         "selectivity": p.count as f64 / live.max(1) as f64,
@@ -167,19 +177,17 @@ impl Collection {
         for (i, s) in st.sources.iter().enumerate() {
             let choice = graph_choice(s, exact, fst);
             let walked = choice.walks();
-            let coded = walked
-                && s.segment()
-                    .map(|seg| seg.codes(sp.index))
-                    .transpose()?
-                    .flatten()
-                    .is_some();
+            let coded = match s.segment().filter(|_| walked && tuning.use_codes) {
+                Some(seg) => seg.codes(sp.index)?.map(|c| c.kind),
+                None => None,
+            };
             out.push(json!({
                 "source": st.source_label(i as u32),
                 "rows": s.rows(),
                 "live": s.live(),
                 "method": method(walked, coded),
                 "why": choice.to_string(),
-                "rescore": coded.then_some(rescore),
+                "rescore": if coded.is_some() { rescore } else { None },
             }));
         }
         if !st.mem.is_empty() {

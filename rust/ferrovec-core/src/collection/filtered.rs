@@ -17,8 +17,8 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::manifest::PayloadIndexDef;
-use super::search::{self, Cand, TopK};
-use super::state::{found_len, graph_choice, Choice, Loc, Source, State, MEM};
+use super::search::{self, Cand, TopK, Tuning};
+use super::state::{found_len, graph_choice, method_filtered, Choice, Loc, Source, State, MEM};
 use crate::config::Space;
 use crate::error::{Error, Result};
 use crate::filter::index::{self as pindex, FieldIndex, SourceView};
@@ -212,28 +212,29 @@ impl State {
         n: usize,
         min_key: f32,
         params: &SearchParams,
-        ef_construct: usize,
-        full_scan_threshold: usize,
+        tuning: &Tuning,
         filter: &Filter,
     ) -> Result<Vec<Vec<Cand>>> {
-        let ef = params.ef.unwrap_or(ef_construct).max(n);
-        let plans = self.filtered_plans(sp, filter, params.exact, ef, full_scan_threshold)?;
+        let ef = params.ef.unwrap_or(tuning.ef_construct).max(n);
+        let plans = self.filtered_plans(sp, filter, params.exact, ef, tuning)?;
         let single = queries.len() == sp.dim;
         search::each_query(queries, sp.dim, |q| {
-            search_planned(self, &plans, sp, q, n, ef, min_key, single)
+            search_planned(self, &plans, sp, q, n, ef, min_key, single, tuning)
         })
     }
 
     /// For each source, the rows matching `filter` and how to search them: through the graph
-    /// (on its codes, if it has them) when that is cheaper than scoring every matching row.
+    /// (on its codes, if it has them and `tuning` uses them) when that is cheaper than scoring
+    /// every matching row.
     pub(super) fn filtered_plans(
         &self,
         sp: Space,
         filter: &Filter,
         exact: bool,
         ef: usize,
-        full_scan_threshold: usize,
+        tuning: &Tuning,
     ) -> Result<Vec<Planned<'_>>> {
+        let full_scan_threshold = tuning.full_scan_threshold;
         let mut plans = Vec::new();
         for (src, set, checked) in self.matching_all_checked(filter)? {
             let count = set.count();
@@ -268,9 +269,9 @@ impl State {
                 .and_then(Source::segment)
                 .filter(|_| why.walks());
             let graph = walked.map(|seg| seg.graph(sp.index)).transpose()?.flatten();
-            // The graph is walked on its segment's int8 codes, if it has them.
+            // The graph is walked on its segment's codes, if it has them.
             let seg = walked.filter(|_| graph.is_some());
-            let coded = match seg {
+            let coded = match seg.filter(|_| tuning.use_codes) {
                 Some(seg) => seg.codes(sp.index)?.map(|c| (&**seg, c)),
                 None => None,
             };
@@ -471,6 +472,7 @@ fn search_planned(
     ef: usize,
     min_key: f32,
     single: bool,
+    tuning: &Tuning,
 ) -> Result<Vec<Cand>> {
     let mut top = TopK::new(n, min_key);
     for p in plans {
@@ -480,16 +482,12 @@ fn search_planned(
             let accept =
                 |r: u32| set.contains(r as usize) && !absent.is_some_and(|a| a.get(r as usize));
             let _s = span(Phase::Graph);
-            let method = if p.coded.is_some() {
-                "filtered graph on int8 codes"
-            } else {
-                "filtered graph"
-            };
+            let method = method_filtered(p.coded.map(|(_, c)| c.kind));
             let found = trace::step(
                 || st.source_label(p.src),
                 method,
                 found_len,
-                || search::graph_search(g, p.coded, p.vectors, sp, q, n, ef, &accept, true),
+                || search::graph_search(g, p.coded, tuning, p.vectors, sp, q, n, ef, &accept, true),
             )?;
             if found.len() >= n.min(p.count) {
                 for item in found {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{CollectionConfig, Retention};
+use crate::config::{CodeKind, CollectionConfig, Retention};
 use crate::error::{Error, Result};
 use crate::filter::index::IndexKind;
 use crate::format::{FileKind, Header};
@@ -63,8 +63,9 @@ pub struct GraphMeta {
     pub ef_construct: u32,
     /// Recall@10 measured by the self-check after the build.
     pub self_check_recall: f32,
-    /// The segment has an int8 code file (`<id>.q8`, `<id>.<k>.q8`) the graph is searched on.
-    pub codes: bool,
+    /// The code file the graph is walked on, if any (`<id>.q8`, `.q4` or `.q1`, then
+    /// `<id>.<k>.q8` ... for vector k > 0; `index/quant/`).
+    pub codes: Option<CodeKind>,
 }
 
 impl Manifest {
@@ -98,8 +99,8 @@ impl Manifest {
             names.push(segment::pay_name(s.id));
             for (k, g) in s.graphs.iter().enumerate() {
                 names.push(segment::graph_name(s.id, k));
-                if g.codes {
-                    names.push(segment::codes_name(s.id, k));
+                if let Some(kind) = g.codes {
+                    names.push(segment::codes_name(s.id, k, kind));
                 }
             }
             if let Some(d) = &s.deleted {
@@ -123,7 +124,10 @@ impl Manifest {
         let bad =
             |e: postcard::Error| Error::corrupt(&path, format!("manifest does not decode: {e}"));
         let manifest: Manifest = match header.version {
-            5 => postcard::from_bytes::<v5::Manifest>(body)
+            5 => {
+                v6::Manifest::from(postcard::from_bytes::<v5::Manifest>(body).map_err(bad)?).into()
+            }
+            6 => postcard::from_bytes::<v6::Manifest>(body)
                 .map_err(bad)?
                 .into(),
             _ => postcard::from_bytes(body).map_err(bad)?,
@@ -150,12 +154,103 @@ impl Manifest {
     }
 }
 
-/// The manifest of format version 5, read and upgraded: its collection configuration had no
-/// sparse vectors; everything else is laid out as in version 6.
+/// The manifest of format version 6, read and upgraded: its configuration had no
+/// quantization (int8 codes for cosine and dot, which is what `None` still means), and a
+/// graph's codes were a flag (int8 or none).
+mod v6 {
+    use serde::Deserialize;
+
+    use super::{GraphMeta as Current, PayloadIndexDef, SegmentMeta as CurrentSegment};
+    use crate::config::{CodeKind, HnswConfig, OptimizerConfig, Retention, SparseSpec, VectorSpec};
+
+    #[derive(Deserialize)]
+    pub struct Config {
+        pub vectors: Vec<VectorSpec>,
+        pub sparse: Vec<SparseSpec>,
+        pub hnsw: HnswConfig,
+        pub optimizer: OptimizerConfig,
+    }
+
+    #[derive(Deserialize)]
+    pub struct GraphMeta {
+        m: u32,
+        ef_construct: u32,
+        self_check_recall: f32,
+        codes: bool,
+    }
+
+    #[derive(Deserialize)]
+    pub struct SegmentMeta {
+        id: u64,
+        rows: u64,
+        deleted: Option<String>,
+        graphs: Vec<GraphMeta>,
+        indexes: Vec<u32>,
+        absent: Vec<u64>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Manifest {
+        pub config: Config,
+        pub checkpoint_seq: u64,
+        pub generation: u64,
+        pub next_segment_id: u64,
+        pub segments: Vec<SegmentMeta>,
+        pub payload_indexes: Vec<PayloadIndexDef>,
+        pub next_index_number: u32,
+        pub retention: Option<Retention>,
+    }
+
+    impl From<Manifest> for super::Manifest {
+        fn from(m: Manifest) -> Self {
+            let segments = m
+                .segments
+                .into_iter()
+                .map(|s| CurrentSegment {
+                    id: s.id,
+                    rows: s.rows,
+                    deleted: s.deleted,
+                    graphs: s
+                        .graphs
+                        .into_iter()
+                        .map(|g| Current {
+                            m: g.m,
+                            ef_construct: g.ef_construct,
+                            self_check_recall: g.self_check_recall,
+                            codes: g.codes.then_some(CodeKind::Int8),
+                        })
+                        .collect(),
+                    indexes: s.indexes,
+                    absent: s.absent,
+                })
+                .collect();
+            super::Manifest {
+                config: crate::config::CollectionConfig {
+                    vectors: m.config.vectors,
+                    sparse: m.config.sparse,
+                    hnsw: m.config.hnsw,
+                    optimizer: m.config.optimizer,
+                    quantization: None,
+                },
+                checkpoint_seq: m.checkpoint_seq,
+                generation: m.generation,
+                next_segment_id: m.next_segment_id,
+                segments,
+                payload_indexes: m.payload_indexes,
+                next_index_number: m.next_index_number,
+                retention: m.retention,
+            }
+        }
+    }
+}
+
+/// The manifest of format version 5, read and upgraded (through version 6): its collection
+/// configuration had no sparse vectors; everything else is laid out as in version 6.
 mod v5 {
     use serde::Deserialize;
 
-    use super::{PayloadIndexDef, SegmentMeta};
+    use super::v6::SegmentMeta;
+    use super::PayloadIndexDef;
     use crate::config::{HnswConfig, OptimizerConfig, Retention, VectorSpec};
 
     #[derive(Deserialize)]
@@ -177,10 +272,10 @@ mod v5 {
         retention: Option<Retention>,
     }
 
-    impl From<Manifest> for super::Manifest {
+    impl From<Manifest> for super::v6::Manifest {
         fn from(m: Manifest) -> Self {
-            super::Manifest {
-                config: crate::config::CollectionConfig {
+            super::v6::Manifest {
+                config: super::v6::Config {
                     vectors: m.config.vectors,
                     sparse: Vec::new(),
                     hnsw: m.config.hnsw,

@@ -177,7 +177,7 @@ pub(super) fn load_segments(
                 seg.clone()
             }
             None => {
-                let codes: Vec<bool> = meta.graphs.iter().map(|g| g.codes).collect();
+                let codes: Vec<_> = meta.graphs.iter().map(|g| g.codes).collect();
                 let shape = Shape {
                     spaces: &spaces,
                     codes: &codes,

@@ -249,14 +249,14 @@ impl Collection {
         let q = self.prepare_queries(queries, sp, params.allow_zero)?;
         let st = self.waited(|| self.state.read());
         let n = params.offset.saturating_add(params.k);
+        let tuning = search::Tuning::of(&self.config, sp, params.quantization.as_ref())?;
         let cands = st.search(
             sp,
             &q,
             n,
             search::min_key_for(metric, params.score_threshold),
             params,
-            self.config.hnsw.ef_construct,
-            self.config.hnsw.full_scan_threshold,
+            &tuning,
         )?;
         cands.iter().map(|c| st.scored(metric, c, params)).collect()
     }

@@ -10,11 +10,12 @@ use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
 
-use crate::config::{Distance, Space};
+use crate::config::{check_oversampling, CollectionConfig, Distance, Space};
 use crate::distance;
 use crate::error::Result;
-use crate::index::hnsw::{Graph, Item, Rows};
+use crate::index::hnsw::{rescore_count, Graph, Item, Rows};
 use crate::index::quant::Codes;
+use crate::query::QuantizationParams;
 use crate::segment::{Bitmap, Segment};
 
 /// Rows scanned by one parallel task.
@@ -97,12 +98,59 @@ where
     }
 }
 
-/// One graph search of a source: walked on its segment's int8 codes when `coded` holds them
-/// (the candidates rescored by the segment), else on vector `sp` of the source's f32 rows.
+/// What a dense search takes from the collection's settings and its caller's: the graph
+/// walk's defaults, and how it uses the codes.
+#[derive(Clone, Copy, Debug)]
+pub struct Tuning {
+    pub ef_construct: usize,
+    pub full_scan_threshold: usize,
+    /// Walk the codes (where a segment has them) rather than the f32 rows.
+    pub use_codes: bool,
+    /// Candidates rescored on f32 per result wanted.
+    pub oversampling: f32,
+    /// Rescore on f32; without, the codes' estimates are the scores.
+    pub rescore: bool,
+}
+
+impl Tuning {
+    /// A search of vector `sp` of a collection of `config`, as `asked` overrides its
+    /// quantization (an invalid oversampling is refused).
+    pub fn of(
+        config: &CollectionConfig,
+        sp: Space,
+        asked: Option<&QuantizationParams>,
+    ) -> Result<Self> {
+        let asked = asked.copied().unwrap_or_default();
+        if let Some(x) = asked.oversampling {
+            check_oversampling(x)?;
+        }
+        let (oversampling, rescore) = match config.codes_for(sp) {
+            Some(kind) => config.rescoring(kind),
+            None => (1.0, true),
+        };
+        Ok(Tuning {
+            ef_construct: config.hnsw.ef_construct,
+            full_scan_threshold: config.hnsw.full_scan_threshold,
+            use_codes: !asked.ignore,
+            oversampling: asked.oversampling.unwrap_or(oversampling),
+            rescore: asked.rescore.unwrap_or(rescore),
+        })
+    }
+
+    /// How many candidates of a walk on codes for `n` results are rescored (`None`: none).
+    pub fn rescored(&self, n: usize) -> Option<usize> {
+        self.rescore.then(|| rescore_count(n, self.oversampling))
+    }
+}
+
+/// One graph search of a source: walked on its segment's codes when `coded` holds them (the
+/// candidates rescored by the segment, as `tuning` says), else on vector `sp` of the source's
+/// f32 rows.
 #[allow(clippy::too_many_arguments)]
 pub fn graph_search<F: Fn(u32) -> bool>(
     g: &Graph,
     coded: Option<(&Segment, Codes<'_>)>,
+    tuning: &Tuning,
     vectors: &[f32],
     sp: Space,
     q: &[f32],
@@ -111,10 +159,17 @@ pub fn graph_search<F: Fn(u32) -> bool>(
     accept: &F,
     rejecting: bool,
 ) -> Result<Vec<Item>> {
-    match coded {
-        Some((seg, codes)) => {
-            g.search_coded(codes, &mut seg.rescorer(sp, q), q, n, ef, accept, rejecting)
-        }
+    match coded.filter(|_| tuning.use_codes) {
+        Some((seg, codes)) => g.search_coded(
+            codes,
+            &mut seg.rescorer(sp, q),
+            q,
+            n,
+            ef,
+            tuning.rescored(n),
+            accept,
+            rejecting,
+        ),
         None => Ok(g.search(
             Rows::of(vectors, sp),
             sp.distance,

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::manifest::PayloadIndexDef;
-use super::search::{self, Block, Cand, TopK};
-use crate::config::{Distance, Space};
+use super::search::{self, Block, Cand, TopK, Tuning};
+use crate::config::{CodeKind, Distance, Space};
 use crate::error::{Error, Result};
 use crate::filter::rowset::RowSet;
 use crate::filter::Filter;
@@ -667,22 +667,12 @@ impl State {
         n: usize,
         min_key: f32,
         params: &SearchParams,
-        ef_construct: usize,
-        full_scan_threshold: usize,
+        tuning: &Tuning,
     ) -> Result<Vec<Vec<Cand>>> {
         if let Some(f) = params.filter.as_ref().filter(|f| !f.is_empty()) {
-            return self.search_filtered(
-                sp,
-                queries,
-                n,
-                min_key,
-                params,
-                ef_construct,
-                full_scan_threshold,
-                f,
-            );
+            return self.search_filtered(sp, queries, n, min_key, params, tuning, f);
         }
-        let graphs = self.graph_plan(sp.index, params.exact, full_scan_threshold)?;
+        let graphs = self.graph_plan(sp.index, params.exact, tuning.full_scan_threshold)?;
         let used: Vec<bool> = graphs.iter().map(Option::is_some).collect();
         let blocks = self.exact_blocks(&used);
         let nq = queries.len() / sp.dim;
@@ -706,12 +696,12 @@ impl State {
                 },
             ))
         };
-        // Each graph with the int8 codes it is walked on, if its segment has them.
+        // Each graph with the codes it is walked on, if its segment has them.
         type Coded<'s> = Option<(&'s Segment, Codes<'s>)>;
         let mut graph_sources: Vec<(usize, &Arc<hnsw::Graph>, Coded<'_>)> = Vec::new();
         for (i, g) in graphs.iter().enumerate() {
             if let Some(g) = g {
-                let coded = match self.sources[i].segment() {
+                let coded = match self.sources[i].segment().filter(|_| tuning.use_codes) {
                     Some(seg) => seg.codes(sp.index)?.map(|c| (&**seg, c)),
                     None => None,
                 };
@@ -721,7 +711,7 @@ impl State {
         if graph_sources.is_empty() {
             return Ok(exact.unwrap_or_else(|| vec![Vec::new(); nq]));
         }
-        let ef = params.ef.unwrap_or(ef_construct).max(n);
+        let ef = params.ef.unwrap_or(tuning.ef_construct).max(n);
         let one_query = |q: &[f32]| -> Result<Vec<Cand>> {
             let mut top = TopK::new(n, min_key);
             for &(i, g, coded) in &graph_sources {
@@ -735,12 +725,13 @@ impl State {
                 let _s = span(Phase::Graph);
                 let found = trace::step(
                     || self.source_label(i as u32),
-                    method(true, coded.is_some()),
+                    method(true, coded.map(|(_, c)| c.kind)),
                     found_len,
                     || {
                         search::graph_search(
                             g,
                             coded,
+                            tuning,
                             s.vectors(),
                             sp,
                             q,
@@ -854,11 +845,23 @@ pub(super) enum Choice {
 }
 
 /// How `explain` and the profiler name a way of searching a source.
-pub(super) fn method(walks: bool, coded: bool) -> &'static str {
-    match (walks, coded) {
-        (true, true) => "graph on int8 codes",
-        (true, false) => "graph",
+pub(super) fn method(walks: bool, codes: Option<CodeKind>) -> &'static str {
+    match (walks, codes) {
+        (true, Some(CodeKind::Int8)) => "graph on int8 codes",
+        (true, Some(CodeKind::Int4)) => "graph on int4 codes",
+        (true, Some(CodeKind::Binary)) => "graph on binary codes",
+        (true, None) => "graph",
         _ => "exact",
+    }
+}
+
+/// How they name a filtered walk of a graph.
+pub(super) fn method_filtered(codes: Option<CodeKind>) -> &'static str {
+    match codes {
+        Some(CodeKind::Int8) => "filtered graph on int8 codes",
+        Some(CodeKind::Int4) => "filtered graph on int4 codes",
+        Some(CodeKind::Binary) => "filtered graph on binary codes",
+        None => "filtered graph",
     }
 }
 

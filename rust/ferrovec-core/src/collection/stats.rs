@@ -158,7 +158,7 @@ impl Collection {
                 "deleted": deleted,
                 "deleted_share": deleted as f64 / s.rows().max(1) as f64,
                 "indexed": s.has_graph(),
-                "int8_codes": s.segment().is_some_and(|seg| seg.codes(0).ok().flatten().is_some()),
+                "codes": s.segment().and_then(|seg| seg.code_kind(0)).map(|k| k.name()),
                 "self_check_recall": recall,
                 "disk_bytes": id.and_then(|id| disk.per_segment.get(&id)).copied().unwrap_or(0),
             }));

@@ -10,7 +10,7 @@ pub fn part_of(file_name: &str) -> &'static str {
     let ext = file_name.rsplit('.').next().unwrap_or("");
     match ext {
         "vec" => "vectors",
-        "q8" => "codes",
+        "q8" | "q4" | "q1" => "codes",
         "hnsw" => "graphs",
         "ids" => "ids",
         "pay" => "payloads",

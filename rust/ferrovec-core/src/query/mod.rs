@@ -82,6 +82,17 @@ pub struct SearchParams {
     pub allow_zero: bool,
     /// The named vector to search (`None` or `""`: the collection's unnamed vector).
     pub using: Option<String>,
+    /// How this search uses the codes (`None`: as the collection's quantization says).
+    pub quantization: Option<QuantizationParams>,
+}
+
+/// Qdrant's `QuantizationSearchParams`: walk the f32 rows instead of the codes (`ignore`),
+/// rescore the candidates on f32 or not, and how many per result wanted (`oversampling`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct QuantizationParams {
+    pub ignore: bool,
+    pub rescore: Option<bool>,
+    pub oversampling: Option<f32>,
 }
 
 impl Default for SearchParams {
@@ -97,6 +108,7 @@ impl Default for SearchParams {
             filter: None,
             allow_zero: false,
             using: None,
+            quantization: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use super::universal::{
     Fusion, GroupsRequest, LookupFrom, Mmr, Query, QueryRequest, RecommendStrategy, Stage,
     VectorInput, MAX_EXAMPLES, MAX_LIMIT, MAX_MMR_CANDIDATES, MAX_PREFETCHES, MAX_PREFETCH_DEPTH,
 };
-use super::{Direction, PayloadSelector};
+use super::{Direction, PayloadSelector, QuantizationParams};
 use crate::batch::Document;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
@@ -505,17 +505,25 @@ fn stage(m: &Map<String, Value>, at: &str, depth: usize, outer: bool) -> Result<
             l
         }
     };
-    let (exact, ef) = match get(m, "params") {
-        None => (false, None),
+    let (exact, ef, quantization) = match get(m, "params") {
+        None => (false, None, None),
         Some(p) => {
             let p = object(p, &format!("{at}.params"))?;
             let ef = match get(p, "hnsw_ef") {
                 None => None,
                 Some(e) => Some(count(e, &format!("{at}.params.hnsw_ef"))?.max(1)),
             };
+            let quantization = match get(p, "quantization") {
+                None => None,
+                Some(q) => Some(QuantizationParams::from_json(
+                    q,
+                    &format!("{at}.params.quantization"),
+                )?),
+            };
             (
                 get(p, "exact").and_then(Value::as_bool).unwrap_or(false),
                 ef,
+                quantization,
             )
         }
     };
@@ -548,8 +556,53 @@ fn stage(m: &Map<String, Value>, at: &str, depth: usize, outer: bool) -> Result<
         limit,
         exact,
         ef,
+        quantization,
         lookup_from,
     })
+}
+
+impl QuantizationParams {
+    /// Qdrant's `QuantizationSearchParams`: `{"ignore": bool, "rescore": bool, "oversampling":
+    /// number}`, each optional (null is absent).
+    pub fn from_json(v: &Value, at: &str) -> Result<QuantizationParams> {
+        let m = object(v, at)?;
+        for key in m.keys() {
+            if !["ignore", "rescore", "oversampling"].contains(&key.as_str()) {
+                return Err(bad(
+                    at,
+                    format!("unknown key {key:?}; expected ignore, rescore or oversampling"),
+                ));
+            }
+        }
+        let flag = |key: &str| -> Result<Option<bool>> {
+            match get(m, key) {
+                None => Ok(None),
+                Some(Value::Bool(b)) => Ok(Some(*b)),
+                Some(v) => Err(bad(
+                    &format!("{at}.{key}"),
+                    format!("expected a boolean, got {v}"),
+                )),
+            }
+        };
+        let oversampling = match get(m, "oversampling") {
+            None => None,
+            Some(x) => {
+                let x = x.as_f64().ok_or_else(|| {
+                    bad(
+                        &format!("{at}.oversampling"),
+                        format!("expected a number, got {x}"),
+                    )
+                })? as f32;
+                crate::config::check_oversampling(x)?;
+                Some(x)
+            }
+        };
+        Ok(QuantizationParams {
+            ignore: flag("ignore")?.unwrap_or(false),
+            rescore: flag("rescore")?,
+            oversampling,
+        })
+    }
 }
 
 impl PayloadSelector {

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::formula::Formula;
-use super::{Direction, PayloadSelector};
+use super::{Direction, PayloadSelector, QuantizationParams};
 use crate::batch::Document;
 use crate::filter::Filter;
 use crate::point::{PointId, SparseVector};
@@ -131,6 +131,8 @@ pub struct Stage {
     pub limit: usize,
     pub exact: bool,
     pub ef: Option<usize>,
+    /// How its search uses the codes (`params.quantization`).
+    pub quantization: Option<QuantizationParams>,
     pub lookup_from: Option<LookupFrom>,
 }
 

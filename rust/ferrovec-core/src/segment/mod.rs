@@ -14,7 +14,8 @@
 //! - `<id>.hnsw` (optional): the HNSW graph (`index/hnsw.rs`) of the first vector, mapped on first
 //!   search, and `<id>.<k>.hnsw` that of vector `k` > 0 (a segment has graphs for all its
 //!   vectors or for none);
-//! - `<id>.q8`, `<id>.<k>.q8` (optional, with the graphs of dot and cosine vectors): int8 codes;
+//! - `<id>.q8`, `<id>.q4`, `<id>.q1`, then `<id>.<k>.q8` ... (optional, with the graphs of dot
+//!   and cosine vectors): the int8, int4 or binary codes the graph is walked on (`index/quant/`);
 //! - `<id>.del-<generation>`: a bitmap of rows deleted or replaced after sealing (bit `r % 8` of
 //!   byte `r / 8`), written at checkpoints; the manifest names the current one;
 //! - `<id>.pidx-<n>`: the segment's payload index for the collection's index definition `n`
@@ -31,7 +32,7 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
-use crate::config::{is_absent, Space};
+use crate::config::{is_absent, CodeKind, Space};
 use crate::error::{Error, Result};
 use crate::filter::index::FieldIndex;
 use crate::format::{read_u32, read_u64, FileKind, Header, HEADER_LEN};
@@ -42,7 +43,6 @@ use crate::point::PointId;
 
 pub use bitmap::Bitmap;
 use sparse::SparseFiles;
-use write::CODES_PREFIX;
 pub use write::{
     absent_counts, absent_rows, space_values, write_deleted, write_segment, GraphData, SegmentData,
 };
@@ -65,11 +65,16 @@ pub fn graph_name(id: u64, k: usize) -> String {
         _ => format!("{id:016}.{k}.hnsw"),
     }
 }
-/// The int8 code file of vector `k` of segment `id`.
-pub fn codes_name(id: u64, k: usize) -> String {
+/// The code file of vector `k` of segment `id`, of codes of `kind`.
+pub fn codes_name(id: u64, k: usize, kind: CodeKind) -> String {
+    let ext = match kind {
+        CodeKind::Int8 => "q8",
+        CodeKind::Int4 => "q4",
+        CodeKind::Binary => "q1",
+    };
     match k {
-        0 => format!("{id:016}.q8"),
-        _ => format!("{id:016}.{k}.q8"),
+        0 => format!("{id:016}.{ext}"),
+        _ => format!("{id:016}.{k}.{ext}"),
     }
 }
 pub fn pidx_name(id: u64, number: u32) -> String {
@@ -136,24 +141,24 @@ pub struct Segment {
 }
 
 /// What the manifest says a segment holds besides its rows: the collection's dense vectors,
-/// per vector whether its graph has int8 codes (empty: no graphs), per vector the rows lacking
+/// per vector the codes its graph is walked on (empty: no graphs), per vector the rows lacking
 /// it (empty: none), and how many sparse vectors the collection has (the segment has files
 /// for each).
 #[derive(Clone, Copy)]
 pub struct Shape<'a> {
     pub spaces: &'a [Space],
-    pub codes: &'a [bool],
+    pub codes: &'a [Option<CodeKind>],
     pub absent: &'a [u64],
     pub sparse: usize,
 }
 
-/// The graph of one vector of a segment, and its int8 codes: both mapped on first use.
+/// The graph of one vector of a segment, and its codes: both mapped on first use.
 struct VectorGraph {
     space: Space,
     /// Loaded on first use. A failure is not kept: an I/O error may clear, and must be reported
     /// as what it was each time, not as damage.
     graph: OnceLock<Arc<Graph>>,
-    has_codes: bool,
+    code_kind: Option<CodeKind>,
     codes: OnceLock<Mapped>,
 }
 
@@ -170,8 +175,8 @@ impl std::fmt::Debug for Segment {
 impl Segment {
     /// Map a segment's files and check their headers and sizes. Whole-file checksums are checked
     /// only by [`Segment::verify`]; graphs and codes are mapped on first use. `spaces` are the
-    /// collection's vectors; `codes` says, per vector, whether the segment's graph of it has
-    /// int8 codes, and is empty for a segment without graphs; `absent` counts, per vector, the
+    /// collection's vectors; `codes` says, per vector, which codes the segment's graph of it is
+    /// walked on, and is empty for a segment without graphs; `absent` counts, per vector, the
     /// rows that lack it (empty: none do).
     pub fn open(
         fs: Arc<dyn FileSystem>,
@@ -244,7 +249,7 @@ impl Segment {
         // rows are read with pread: a fault on the mapping maps up to 64 KiB of cached pages
         // around each row (the kernel's fault-around, which MADV_RANDOM does not turn off), so
         // serving would soon hold all the f32 vectors resident on top of the codes.
-        let row_file = if codes.iter().any(|&c| c) && expect_bytes >= PREAD_MIN_BYTES {
+        let row_file = if codes.iter().any(Option::is_some) && expect_bytes >= PREAD_MIN_BYTES {
             Some(fs.open_read(&vec_path)?)
         } else {
             None
@@ -255,10 +260,10 @@ impl Segment {
         let graphs = spaces
             .iter()
             .zip(codes)
-            .map(|(&space, &has_codes)| VectorGraph {
+            .map(|(&space, &code_kind)| VectorGraph {
                 space,
                 graph: OnceLock::new(),
-                has_codes,
+                code_kind,
                 codes: OnceLock::new(),
             })
             .collect();
@@ -387,41 +392,47 @@ impl Segment {
         Ok(Some(vg.graph.get_or_init(|| loaded).clone()))
     }
 
-    /// The int8 codes of vector `k` its graph is searched on (`index/quant.rs`), mapped on
-    /// first use; `None` if the segment has none (no graph, or a metric searched on f32).
+    /// The codes of vector `k` its graph is walked on (`index/quant/`), mapped on first use;
+    /// `None` if the segment has none (no graph, or a graph walked on f32).
     pub fn codes(&self, k: usize) -> Result<Option<Codes<'_>>> {
-        let Some(vg) = self.graphs.get(k).filter(|g| g.has_codes) else {
+        let Some((vg, kind)) = self
+            .graphs
+            .get(k)
+            .and_then(|g| g.code_kind.map(|kind| (g, kind)))
+        else {
             return Ok(None);
         };
         let dim = vg.space.dim;
-        let path = self.dir.join(codes_name(self.id, k));
+        let path = self.dir.join(codes_name(self.id, k, kind));
+        let parse = |map: &'_ Mapped| -> Result<()> {
+            let (h, body) = Header::decode_whole(FileKind::Codes, map, &path, false)?;
+            if h.count != self.rows as u64 || h.dim as usize != dim {
+                return Err(Error::corrupt(
+                    &path,
+                    "code file does not match its segment",
+                ));
+            }
+            Codes::parse(kind, dim, self.rows, body)
+                .map(|_| ())
+                .map_err(|e| Error::corrupt(&path, format!("code file: {e}")))
+        };
         let map = match vg.codes.get() {
             Some(map) => map,
             None => {
-                let load = || -> Result<Mapped> {
-                    let map = self.fs.map(&path)?;
-                    let (h, body) = Header::decode_whole(FileKind::Codes, &map, &path, false)?;
-                    let want = CODES_PREFIX as u64 + self.rows as u64 * dim as u64;
-                    if h.count != self.rows as u64
-                        || h.dim as usize != dim
-                        || body.len() as u64 != want
-                    {
-                        return Err(Error::corrupt(
-                            &path,
-                            "code file does not match its segment",
-                        ));
-                    }
-                    Ok(map)
-                };
-                let loaded = load()?;
-                vg.codes.get_or_init(|| loaded)
+                let map = self.fs.map(&path)?;
+                parse(&map)?;
+                vg.codes.get_or_init(|| map)
             }
         };
-        let body = &map[HEADER_LEN + CODES_PREFIX..];
-        Ok(Some(Codes {
-            data: bytemuck::cast_slice(body),
-            dim,
-        }))
+        // Checked when it was mapped.
+        Codes::parse(kind, dim, self.rows, &map[HEADER_LEN..])
+            .map(Some)
+            .map_err(|e| Error::corrupt(&path, format!("code file: {e}")))
+    }
+
+    /// The kind of codes vector `k`'s graph is walked on, if any.
+    pub fn code_kind(&self, k: usize) -> Option<CodeKind> {
+        self.graphs.get(k).and_then(|g| g.code_kind)
     }
 
     /// Declare the payload index files this segment has (from the manifest).
@@ -588,7 +599,7 @@ impl Segment {
 
     /// Check the whole-file checksums of the segment's files.
     pub fn verify(&self, deleted: Option<&str>) -> Result<()> {
-        let codes: Vec<bool> = self.graphs.iter().map(|g| g.has_codes).collect();
+        let codes: Vec<_> = self.graphs.iter().map(|g| g.code_kind).collect();
         let files = files_of(
             self.id,
             &codes,
@@ -606,11 +617,11 @@ impl Segment {
 }
 
 /// The files of segment `id` and their kinds: its vectors, ids and payloads; per vector, its
-/// graph and (where `codes` says so) int8 codes; its deletion bitmap; each of its `sparse`
+/// graph and (where `codes` names a kind) its codes; its deletion bitmap; each of its `sparse`
 /// sparse vectors' files; each of its payload indexes.
 pub fn files_of(
     id: u64,
-    codes: &[bool],
+    codes: &[Option<CodeKind>],
     deleted: Option<&str>,
     sparse: usize,
     indexes: &[u32],
@@ -620,10 +631,10 @@ pub fn files_of(
         (FileKind::Ids, ids_name(id)),
         (FileKind::Payloads, pay_name(id)),
     ];
-    for (k, &has_codes) in codes.iter().enumerate() {
+    for (k, &kind) in codes.iter().enumerate() {
         files.push((FileKind::Graph, graph_name(id, k)));
-        if has_codes {
-            files.push((FileKind::Codes, codes_name(id, k)));
+        if let Some(kind) = kind {
+            files.push((FileKind::Codes, codes_name(id, k, kind)));
         }
     }
     if let Some(d) = deleted {

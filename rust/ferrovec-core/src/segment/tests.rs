@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::{Distance, HnswConfig};
+use crate::config::{CodeKind, Distance, HnswConfig};
 use crate::index::hnsw::{self, Rows};
 use crate::io::OsFs;
 
@@ -58,7 +58,7 @@ fn rescorer_reads_rows_with_pread_exactly() {
         .map(|(&space, graph)| GraphData {
             space,
             graph,
-            codes: space.index == 0,
+            codes: (space.index == 0).then_some(CodeKind::Int8),
         })
         .collect();
     let fs: Arc<dyn FileSystem> = Arc::new(OsFs);
@@ -70,7 +70,7 @@ fn rescorer_reads_rows_with_pread_exactly() {
         rows,
         &Shape {
             spaces: &spaces,
-            codes: &[true, false],
+            codes: &[Some(CodeKind::Int8), None],
             absent: &[],
             sparse: 0,
         },

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{codes_name, del_name, graph_name, ids_name, pay_name, vec_name, Bitmap, ID_ENTRY};
-use crate::config::{is_absent, Space};
+use crate::config::{is_absent, CodeKind, Space};
 use crate::error::Result;
 use crate::format::{write_file, FileKind};
 use crate::index::hnsw::Graph;
@@ -20,11 +20,11 @@ pub struct SegmentData<'a> {
     pub sparse: &'a [Vec<Option<SparseRef<'a>>>],
 }
 
-/// The graph of one vector of a segment being written, and whether to write its int8 codes.
+/// The graph of one vector of a segment being written, and the codes to write for it.
 pub struct GraphData<'a> {
     pub space: Space,
     pub graph: &'a Graph,
-    pub codes: bool,
+    pub codes: Option<CodeKind>,
 }
 
 /// Write the immutable files of segment `id` (rows of `width` values), with a graph (and
@@ -109,21 +109,8 @@ pub fn write_segment(
             sp.dim as u32,
             &[g.graph.as_bytes()],
         )?;
-        if g.codes {
-            let values = space_values(data.vectors, sp);
-            let scale = quant::scale_of(&values);
-            let mut prefix = [0u8; CODES_PREFIX];
-            prefix[..4].copy_from_slice(&scale.to_le_bytes());
-            let mut body = Vec::with_capacity(values.len());
-            quant::encode_into(&values, scale, &mut body);
-            total += write_file(
-                fs,
-                &dir.join(codes_name(id, sp.index)),
-                FileKind::Codes,
-                rows,
-                sp.dim as u32,
-                &[&prefix, bytemuck::cast_slice(&body)],
-            )?;
+        if let Some(kind) = g.codes {
+            total += write_codes(fs, dir, id, data.vectors, sp, kind)?;
         }
     }
     Ok(total)
@@ -169,8 +156,26 @@ pub fn absent_counts(vectors: &[f32], spaces: &[Space]) -> Vec<u64> {
     }
 }
 
-/// Bytes before the codes in a code file's body: the scale (f32) and reserved zeros.
-pub(super) const CODES_PREFIX: usize = 16;
+/// Write the code file of kind `kind` for vector `sp` of segment `id`'s rows. Returns its size.
+pub fn write_codes(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    id: u64,
+    vectors: &[f32],
+    sp: Space,
+    kind: CodeKind,
+) -> Result<u64> {
+    let values = space_values(vectors, sp);
+    let body = quant::encode(kind, &values, sp.dim);
+    write_file(
+        fs,
+        &dir.join(codes_name(id, sp.index, kind)),
+        FileKind::Codes,
+        (values.len() / sp.dim.max(1)) as u64,
+        sp.dim as u32,
+        &[&body],
+    )
+}
 
 pub fn write_deleted(
     fs: &dyn FileSystem,

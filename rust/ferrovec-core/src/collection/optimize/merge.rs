@@ -12,7 +12,6 @@ use crate::collection::state::{Source, SourceKind};
 use crate::collection::{Collection, SEGMENTS_DIR};
 use crate::error::{Error, Result};
 use crate::index::hnsw::{self, Graph, Rows};
-use crate::index::quant;
 use crate::observe::metrics::RunKind;
 use crate::point::{PointId, SparseRef};
 use crate::segment::{self, Bitmap, GraphData, Segment, SegmentData, Shape};
@@ -222,7 +221,7 @@ fn build(col: &Collection, plan: &Plan, stop: &Stop<'_>) -> Result<Built> {
         col.name,
         started.elapsed().as_secs_f64()
     );
-    let codes: Vec<bool> = metas.iter().map(|g| g.codes).collect();
+    let codes: Vec<_> = metas.iter().map(|g| g.codes).collect();
     let shape = Shape {
         spaces: &spaces,
         codes: &codes,
@@ -294,7 +293,7 @@ fn build_graphs(
             m: hcfg.m as u32,
             ef_construct: hcfg.ef_construct as u32,
             self_check_recall: recall,
-            codes: quant::applies(metric),
+            codes: col.config.codes_for(sp),
         });
         graphs.push(graph);
     }

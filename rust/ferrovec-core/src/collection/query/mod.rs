@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use serde_json::{json, Value};
 
 use super::observed::query_json;
-use super::search::{min_key_for, Cand, TopK};
+use super::search::{min_key_for, Cand, TopK, Tuning};
 use super::state::{Loc, State, MEM};
 use super::Collection;
 use crate::error::{Error, Result};
@@ -422,21 +422,13 @@ impl Run<'_> {
                             ef: s.ef,
                             ..SearchParams::default()
                         };
-                        let cfg = &self.r.col.config.hnsw;
+                        let tuning = Tuning::of(&self.r.col.config, *sp, s.quantization.as_ref())?;
                         if want == 0 {
                             Vec::new()
                         } else {
-                            st.search(
-                                *sp,
-                                q,
-                                want,
-                                floor,
-                                &params,
-                                cfg.ef_construct,
-                                cfg.full_scan_threshold,
-                            )?
-                            .pop()
-                            .unwrap_or_default()
+                            st.search(*sp, q, want, floor, &params, &tuning)?
+                                .pop()
+                                .unwrap_or_default()
                         }
                     }
                     (Scorer::Nearest(Vector::Sparse(q)), Field::Sparse { k, .. }) => {

@@ -29,10 +29,15 @@ const MAX_LEVEL: usize = 16;
 const NONE: u32 = u32::MAX;
 /// Words of the graph file's parameter block.
 const PARAM_WORDS: usize = 8;
-/// A search on int8 codes rescores this many candidates per result wanted on f32 ...
-pub(crate) const RESCORE_PER_K: usize = 4;
-/// ... and at least this many.
+/// A search on codes rescores at least this many candidates on f32 (with `oversampling`
+/// per result wanted above it).
 pub(crate) const RESCORE_MIN: usize = 20;
+
+/// How many candidates a search on codes rescores on f32: `oversampling` per result wanted,
+/// and at least `RESCORE_MIN`.
+pub fn rescore_count(k: usize, oversampling: f32) -> usize {
+    ((k as f32 * oversampling).ceil() as usize).max(RESCORE_MIN)
+}
 
 /// Graph distance: lower is closer. For cosine (vectors stored unit-length) and dot it is the
 /// negated dot product, so the search key (higher is better) is always `-dist`.

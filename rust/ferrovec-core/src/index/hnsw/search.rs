@@ -1,14 +1,14 @@
 //! Search: a greedy descent through the upper levels, then a best-first search of level 0,
-//! on the f32 rows or on int8 codes.
+//! on the f32 rows or on a segment's codes (`index/quant/`).
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::{dist, Graph, Item, Links, Rows, NONE, RESCORE_MIN, RESCORE_PER_K};
-use crate::config::Distance;
+use super::{dist, Graph, Item, Links, Rows, NONE};
+use crate::config::{CodeKind, Distance};
 use crate::error::Result;
-use crate::index::quant::{self, Codes};
+use crate::index::quant::{BinaryQuery, Codes, Estimator, Int4Query, Int8Query};
 use crate::observe::trace::{self, Count, Phase};
 
 /// Per-thread visited marks: a node is visited in this search iff its mark equals the epoch, so
@@ -81,14 +81,14 @@ impl Distances for Exact<'_> {
     }
 }
 
-/// Approximate (negated) dot products on int8 codes.
-struct Coded<'a> {
+/// Estimated (negated) dot products on a segment's codes.
+struct Coded<'a, E> {
     codes: Codes<'a>,
-    q: Vec<i8>,
+    query: E,
     nodes: usize,
 }
 
-impl Distances for Coded<'_> {
+impl<E: Estimator> Distances for Coded<'_, E> {
     fn nodes(&self) -> usize {
         self.nodes
     }
@@ -100,7 +100,7 @@ impl Distances for Coded<'_> {
 
     #[inline]
     fn dist(&self, i: u32) -> f32 {
-        -(quant::dot_i8(&self.q, self.codes.get(i)) as f32)
+        -self.query.dot(self.codes.get(i))
     }
 }
 
@@ -227,9 +227,10 @@ impl Graph {
         found
     }
 
-    /// Like `search`, but walking the graph on int8 `codes` (see `quant.rs`): the best
-    /// `max(4·k, 20)` of the `ef` nodes found are rescored with `exact` (the f32 distance from
-    /// `q` to a node), then cut to `k`.
+    /// Like `search`, but walking the graph on `codes` (see `index/quant/`). With `rescore`,
+    /// the best `rescore` of the `max(ef, rescore)` nodes found are rescored with `exact` (the
+    /// f32 distance from `q` to a node), then cut to `k`; without, the codes' estimates are
+    /// the distances.
     #[allow(clippy::too_many_arguments)]
     pub fn search_coded<F: Fn(u32) -> bool>(
         &self,
@@ -238,30 +239,48 @@ impl Graph {
         q: &[f32],
         k: usize,
         ef: usize,
+        rescore: Option<usize>,
         accept: &F,
         rejecting: bool,
     ) -> Result<Vec<Item>> {
         if codes.len() < self.n || codes.dim != q.len() {
             return Ok(Vec::new());
         }
-        let space = Coded {
-            codes,
-            q: quant::encode_query(q),
-            nodes: self.n,
+        let ef = ef.max(k).max(rescore.unwrap_or(0));
+        let mut found = match codes.kind {
+            CodeKind::Int8 => self.walk_codes::<Int8Query, F>(codes, q, ef, accept, rejecting),
+            CodeKind::Int4 => self.walk_codes::<Int4Query, F>(codes, q, ef, accept, rejecting),
+            CodeKind::Binary => self.walk_codes::<BinaryQuery, F>(codes, q, ef, accept, rejecting),
         };
-        let mut found = self.search_in(&space, ef.max(k), accept, rejecting);
-        // The codes rank well enough that the true top k sit among the first few k: only those
-        // are rescored (on 100k x 384, rescoring 2·k gave the same recall as all ef, to four
-        // decimals), which also keeps the f32 rows a query reads few.
-        found.truncate((RESCORE_PER_K * k).max(RESCORE_MIN));
-        let _s = trace::span(Phase::Rescore);
-        trace::add(Count::Rescored, found.len() as u64);
-        for it in &mut found {
-            it.d = exact(it.id)?;
+        if let Some(n) = rescore {
+            // The codes rank well enough that the true top k sit among the first few k: only
+            // those are rescored, which also keeps the f32 rows a query reads few.
+            found.truncate(n.max(k));
+            let _s = trace::span(Phase::Rescore);
+            trace::add(Count::Rescored, found.len() as u64);
+            for it in &mut found {
+                it.d = exact(it.id)?;
+            }
+            found.sort_unstable();
         }
-        found.sort_unstable();
         found.truncate(k);
         Ok(found)
+    }
+
+    fn walk_codes<E: Estimator, F: Fn(u32) -> bool>(
+        &self,
+        codes: Codes<'_>,
+        q: &[f32],
+        ef: usize,
+        accept: &F,
+        rejecting: bool,
+    ) -> Vec<Item> {
+        let space = Coded {
+            query: E::new(&codes.params, q),
+            codes,
+            nodes: self.n,
+        };
+        self.search_in(&space, ef, accept, rejecting)
     }
 
     /// Up to `ef` accepted nodes nearest in `space`, nearest first.

@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::HnswConfig;
+use crate::config::{CodeKind, HnswConfig};
 use crate::index::quant::{self, Codes};
 
 /// Clustered unit vectors: centres plus noise.
@@ -93,40 +93,67 @@ fn filtered_traversal_keeps_recall_at_every_selectivity() {
     }
 }
 
+/// The graph walked on each kind of codes, its best candidates rescored on f32, finds nearly
+/// what the walk on f32 finds; without rescoring it returns the codes' estimates.
 #[test]
-fn search_on_int8_codes_keeps_recall() {
+fn search_on_codes_keeps_recall() {
     let dim = 48;
     let n = 4000;
     let data = clustered(n, dim, 21);
     let rows = Rows::dense(&data, dim);
     let g = graph(rows, Distance::Cosine, 16, 100);
-    let scale = quant::scale_of(&data);
-    let mut codes = Vec::new();
-    quant::encode_into(&data, scale, &mut codes);
-    let codes = Codes { data: &codes, dim };
-    let (mut same, mut total) = (0, 0);
-    for qi in (0..n as u32).step_by(41) {
-        let q = rows.get(qi);
-        let exact = g.search(rows, Distance::Cosine, q, 10, 64, &|_| true, false);
-        let mut exact_dist = |id: u32| Ok(dist(Distance::Cosine, q, rows.get(id)));
-        let coded = g
-            .search_coded(codes, &mut exact_dist, q, 10, 64, &|_| true, false)
-            .expect("no I/O here");
-        assert_eq!(coded.len(), 10);
-        // Rescored on f32: distances are exact and sorted.
-        for w in coded.windows(2) {
-            assert!(w[0].d <= w[1].d);
+    for (kind, min_overlap) in [
+        (CodeKind::Int8, 0.97),
+        (CodeKind::Int4, 0.95),
+        (CodeKind::Binary, 0.9),
+    ] {
+        // Laid out as in a file: after the 64-byte header, so 4-byte aligned.
+        let body = quant::encode(kind, &data, dim);
+        let words: Vec<u32> = body
+            .chunks(4)
+            .map(|c| {
+                let mut w = [0u8; 4];
+                w[..c.len()].copy_from_slice(c);
+                u32::from_le_bytes(w)
+            })
+            .collect();
+        let bytes = &bytemuck::cast_slice::<u32, u8>(&words)[..body.len()];
+        let codes = Codes::parse(kind, dim, n, bytes).expect("codes parse");
+        let rescore = Some(rescore_count(10, kind.default_oversampling()));
+        let (mut same, mut total) = (0, 0);
+        for qi in (0..n as u32).step_by(41) {
+            let q = rows.get(qi);
+            let exact = g.search(rows, Distance::Cosine, q, 10, 64, &|_| true, false);
+            let mut exact_dist = |id: u32| Ok(dist(Distance::Cosine, q, rows.get(id)));
+            let coded = g
+                .search_coded(codes, &mut exact_dist, q, 10, 64, rescore, &|_| true, false)
+                .expect("no I/O here");
+            assert_eq!(coded.len(), 10);
+            // Rescored on f32: distances are exact and sorted.
+            for w in coded.windows(2) {
+                assert!(w[0].d <= w[1].d);
+            }
+            for it in &coded {
+                assert_eq!(it.d, dist(Distance::Cosine, q, rows.get(it.id)));
+            }
+            same += coded
+                .iter()
+                .filter(|c| exact.iter().any(|e| e.id == c.id))
+                .count();
+            total += 10;
+            // Without rescoring: no row is read, and the distances are the estimates.
+            let mut never = |_: u32| -> crate::error::Result<f32> { panic!("read a row") };
+            let estimated = g
+                .search_coded(codes, &mut never, q, 10, 64, None, &|_| true, false)
+                .expect("no I/O here");
+            assert_eq!(estimated.len(), 10);
+            for w in estimated.windows(2) {
+                assert!(w[0].d <= w[1].d);
+            }
         }
-        for it in &coded {
-            assert_eq!(it.d, dist(Distance::Cosine, q, rows.get(it.id)));
-        }
-        same += coded
-            .iter()
-            .filter(|c| exact.iter().any(|e| e.id == c.id))
-            .count();
-        total += 10;
+        let overlap = same as f64 / total as f64;
+        assert!(overlap >= min_overlap, "{kind:?}: overlap {same}/{total}");
     }
-    assert!(same as f64 / total as f64 >= 0.97, "overlap {same}/{total}");
 }
 
 #[test]

@@ -1,28 +1,28 @@
-//! Scalar (int8) quantisation for the graph search of dot-product and cosine segments: each
-//! component becomes `round(x / scale · 127)`, clipped, with one scale per segment. The graph
-//! is walked on these codes (a quarter of the bytes of f32, so four times fewer cache lines per
-//! visited node), and the `ef` candidates it ends with are rescored exactly on the f32 vectors.
+//! int8 codes: each component becomes `round(x / scale · 127)`, clipped, with one scale per
+//! segment: a quarter of the bytes of f32, so four times fewer cache lines per visited node.
+//! The query is coded the same way under its own scale; a code dot product times both scales
+//! estimates the dot product.
 
-use crate::config::Distance;
+use super::{Estimator, Params};
 
 /// Components beyond this quantile of |x| are clipped: one outlier must not waste the range.
 const CLIP_QUANTILE: f64 = 0.9999;
 /// At most this many components are sampled to find the scale.
 const SCALE_SAMPLE: usize = 1 << 20;
 
-/// Whether segments of this metric are searched on int8 codes.
-pub fn applies(metric: Distance) -> bool {
-    matches!(metric, Distance::Cosine | Distance::Dot)
-}
-
 /// The scale of `data`: the `CLIP_QUANTILE` quantile of |x| over a strided sample.
 pub fn scale_of(data: &[f32]) -> f32 {
+    scale_at(data, CLIP_QUANTILE)
+}
+
+/// The `quantile` quantile of |x| over a strided sample of `data` (1 if that is not positive).
+pub fn scale_at(data: &[f32], quantile: f64) -> f32 {
     let step = data.len().div_ceil(SCALE_SAMPLE).max(1);
     let mut sample: Vec<f32> = data.iter().step_by(step).map(|x| x.abs()).collect();
     if sample.is_empty() {
         return 1.0;
     }
-    let at = ((sample.len() - 1) as f64 * CLIP_QUANTILE) as usize;
+    let at = ((sample.len() - 1) as f64 * quantile) as usize;
     let (_, q, _) = sample.select_nth_unstable_by(at, f32::total_cmp);
     if *q > 0.0 && q.is_finite() {
         *q
@@ -40,55 +40,46 @@ pub fn encode_into(v: &[f32], scale: f32, out: &mut Vec<i8>) {
     );
 }
 
-/// A query's codes under its own scale (its largest |x|, nothing clipped): the ranking of
-/// `dot_i8` values is what matters, and one factor per query does not change it.
-pub fn encode_query(q: &[f32]) -> Vec<i8> {
+/// A query's codes under its own scale (its largest |x|, nothing clipped), and that scale.
+pub fn encode_query(q: &[f32]) -> (Vec<i8>, f32) {
     let max = q.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let scale = if max > 0.0 { max } else { 1.0 };
     let mut out = Vec::with_capacity(q.len());
-    encode_into(q, if max > 0.0 { max } else { 1.0 }, &mut out);
-    out
+    encode_into(q, scale, &mut out);
+    (out, scale)
 }
 
-/// Codes of a segment's rows, row-major.
-#[derive(Clone, Copy)]
-pub struct Codes<'a> {
-    pub data: &'a [i8],
-    pub dim: usize,
+/// Rows: `dim` codes each.
+pub fn row_bytes(dim: usize) -> usize {
+    dim
 }
 
-impl<'a> Codes<'a> {
-    #[inline]
-    pub fn get(&self, i: u32) -> &'a [i8] {
-        let s = i as usize * self.dim;
-        &self.data[s..s + self.dim]
-    }
+/// Append the rows of `values` (rows of `dim`) coded under `scale` to `out`.
+pub fn encode_rows(values: &[f32], scale: f32, out: &mut Vec<u8>) {
+    let mut codes = Vec::with_capacity(values.len());
+    encode_into(values, scale, &mut codes);
+    out.extend(codes.iter().map(|&c| c as u8));
+}
 
-    pub fn len(&self) -> usize {
-        self.data.len() / self.dim.max(1)
-    }
+/// A query against int8 rows.
+pub struct Query {
+    q: Vec<i8>,
+    /// Turns a code dot product into an estimated dot product.
+    unit: f32,
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    /// Ask the CPU to start loading row `i`'s codes.
-    #[inline]
-    pub fn prefetch(&self, i: u32) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let start = i as usize * self.dim;
-            if let Some(row) = self.data.get(start..start + self.dim) {
-                for line in row.chunks(64) {
-                    // SAFETY: SSE is part of the x86_64 baseline, and a prefetch is only a hint:
-                    // it reads nothing architecturally and never faults. The pointer is in bounds
-                    // anyway (a line of `row`). Covered by every quantised search test.
-                    unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
-                }
-            }
+impl Estimator for Query {
+    fn new(params: &Params<'_>, q: &[f32]) -> Self {
+        let (q, qscale) = encode_query(q);
+        Query {
+            q,
+            unit: qscale / 127.0 * params.scale / 127.0,
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = i;
+    }
+
+    #[inline]
+    fn dot(&self, row: &[u8]) -> f32 {
+        dot_i8(&self.q, bytemuck::cast_slice(row)) as f32 * self.unit
     }
 }
 
@@ -210,7 +201,7 @@ mod tests {
         let (mut cn, mut cf) = (Vec::new(), Vec::new());
         encode_into(&near, s, &mut cn);
         encode_into(&far, s, &mut cf);
-        let cq = encode_query(&q);
+        let (cq, _) = encode_query(&q);
         assert!(dot_i8(&cq, &cn) > dot_i8(&cq, &cf));
     }
 }
