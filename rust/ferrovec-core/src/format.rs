@@ -300,21 +300,36 @@ pub fn write_file(
         crc = crc32c::crc32c_append(crc, p);
         body_len += p.len() as u64;
     }
+    let file = start_file(fs, path, kind, count, dim, body_len, crc)?;
+    for p in parts {
+        file.write_all(p)?;
+    }
+    file.sync_data()?;
+    Ok(HEADER_LEN as u64 + body_len)
+}
+
+/// Create `path` with the header of a body of `body_len` bytes whose CRC32C is `body_crc`;
+/// the caller writes exactly that body, then syncs.
+pub fn start_file(
+    fs: &dyn FileSystem,
+    path: &Path,
+    kind: FileKind,
+    count: u64,
+    dim: u32,
+    body_len: u64,
+    body_crc: u32,
+) -> Result<Box<dyn crate::io::WriteFile>> {
     let header = Header {
         kind,
         version: FORMAT_VERSION,
         count,
         dim,
         body_len,
-        body_crc: crc,
+        body_crc,
     };
     let file = fs.create(path)?;
     file.write_all(&header.encode())?;
-    for p in parts {
-        file.write_all(p)?;
-    }
-    file.sync_data()?;
-    Ok(HEADER_LEN as u64 + body_len)
+    Ok(file)
 }
 
 #[cfg(test)]

@@ -41,6 +41,41 @@ impl Mapped {
     pub fn from_vec(v: Vec<u8>) -> Self {
         Mapped(MappedInner::Owned(v))
     }
+
+    /// Drop this process's resident pages of `range` (widened to whole pages): a pass that
+    /// reads a large mapping once (a merge copying its inputs) then holds no more of it in
+    /// memory than it reads at a time. Touched again, the pages fault back in from the page
+    /// cache with the same bytes. A hint: a failure only leaves the pages resident.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        let MappedInner::Map(m) = &self.0 else { return };
+        let page = page_size();
+        let start = range.start / page * page;
+        let end = range.end.min(m.len());
+        if start >= end {
+            return;
+        }
+        // SAFETY: `m` is a shared, read-only mapping of a file that is never modified once
+        // written (see `OsFs::map`). MADV_DONTNEED on such a mapping only unmaps this
+        // process's pages; the next access reads the same bytes back from the page cache, so
+        // no live reference sees its contents change. `start..end` lies within the mapping.
+        // Tested by `released_pages_read_back_the_same_bytes`.
+        let advised =
+            unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
+        if let Err(e) = advised {
+            log::debug!("madvise(DONTNEED) failed: {e}");
+        }
+    }
+}
+
+/// The system's page size.
+fn page_size() -> usize {
+    // SAFETY: sysconf only reads a system constant.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
 }
 
 impl Deref for Mapped {
@@ -401,4 +436,42 @@ pub fn unshareable_file_system(magic: i64) -> Option<&'static str> {
         .iter()
         .find(|(m, _)| *m == magic)
         .map(|(_, n)| *n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Resident bytes of this process's mappings of `path` (from /proc/self/smaps).
+    fn resident(path: &Path) -> u64 {
+        let smaps = crate::observe::memory::read_smaps();
+        let dir = path.parent().expect("a directory");
+        crate::observe::memory::residency(&smaps, dir)
+            .resident
+            .values()
+            .sum()
+    }
+
+    #[test]
+    fn released_pages_read_back_the_same_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("0000000000000001.vec");
+        let bytes: Vec<u8> = (0..8u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).expect("write");
+        let map = OsFs.map(&path).expect("map");
+        let sum = |m: &Mapped| m.iter().map(|&b| u64::from(b)).sum::<u64>();
+        let want = sum(&map);
+        let touched = resident(&path);
+        assert!(touched >= 6 << 20, "{touched} bytes resident after reading");
+        // A range not on page boundaries, then the rest.
+        map.release(100..(4 << 20) + 100);
+        map.release((4 << 20) + 100..map.len());
+        assert!(resident(&path) < touched / 4, "{} bytes still resident", resident(&path));
+        assert_eq!(sum(&map), want);
+        assert_eq!(&map[..], &bytes[..]);
+        // An owned buffer has nothing to release.
+        let owned = Mapped::from_vec(vec![1, 2, 3]);
+        owned.release(0..3);
+        assert_eq!(&owned[..], &[1, 2, 3]);
+    }
 }

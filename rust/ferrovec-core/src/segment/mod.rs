@@ -313,6 +313,15 @@ impl Segment {
         bytemuck::try_cast_slice(&self.vectors[HEADER_LEN..]).unwrap_or(&[])
     }
 
+    /// Drop this process's resident pages of rows `rows` of the vector file: a merge reads
+    /// its inputs' rows once, and would otherwise keep them all resident beside the merged
+    /// copy (see `Mapped::release`).
+    pub fn release_rows(&self, rows: std::ops::Range<usize>) {
+        let bytes = self.width * 4;
+        self.vectors
+            .release(HEADER_LEN + rows.start * bytes..HEADER_LEN + rows.end * bytes);
+    }
+
     /// Row `row`: all of a point's vectors.
     pub fn vector(&self, row: usize) -> &[f32] {
         &self.vectors()[row * self.width..(row + 1) * self.width]

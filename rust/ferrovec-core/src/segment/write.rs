@@ -5,7 +5,7 @@ use std::path::Path;
 use super::{codes_name, del_name, graph_name, ids_name, pay_name, vec_name, Bitmap, ID_ENTRY};
 use crate::config::{is_absent, CodeKind, Space};
 use crate::error::Result;
-use crate::format::{write_file, FileKind};
+use crate::format::{start_file, write_file, FileKind};
 use crate::index::hnsw::Graph;
 use crate::index::quant;
 use crate::io::FileSystem;
@@ -156,7 +156,9 @@ pub fn absent_counts(vectors: &[f32], spaces: &[Space]) -> Vec<u64> {
     }
 }
 
-/// Write the code file of kind `kind` for vector `sp` of segment `id`'s rows. Returns its size.
+/// Write the code file of kind `kind` for vector `sp` of segment `id`'s rows, coding them a
+/// piece at a time twice (once for the checksum the header carries, once to write): a large
+/// segment's codes are never all in memory. Returns its size.
 pub fn write_codes(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -166,15 +168,25 @@ pub fn write_codes(
     kind: CodeKind,
 ) -> Result<u64> {
     let values = space_values(vectors, sp);
-    let body = quant::encode(kind, &values, sp.dim);
-    write_file(
+    let rows = values.len() / sp.dim.max(1);
+    let mut crc = 0u32;
+    quant::encode_pieces(kind, &values, sp.dim, &mut |piece| {
+        crc = crc32c::crc32c_append(crc, piece);
+        Ok(())
+    })?;
+    let body_len = quant::body_len(kind, sp.dim, rows);
+    let file = start_file(
         fs,
         &dir.join(codes_name(id, sp.index, kind)),
         FileKind::Codes,
-        (values.len() / sp.dim.max(1)) as u64,
+        rows as u64,
         sp.dim as u32,
-        &[&body],
-    )
+        body_len,
+        crc,
+    )?;
+    quant::encode_pieces(kind, &values, sp.dim, &mut |piece| file.write_all(piece))?;
+    file.sync_data()?;
+    Ok(crate::format::HEADER_LEN as u64 + body_len)
 }
 
 pub fn write_deleted(

@@ -109,6 +109,11 @@ struct Built {
     mapping: Vec<Vec<u32>>,
 }
 
+/// Rows of an input a merge copies before it lets their pages go (`Segment::release_rows`):
+/// the copy, not the inputs, is what the build reads, so holding both would double the
+/// merge's memory (measured: a 1M x 384 merge peaked at 2.2 times hnswlib's build).
+const RELEASE_ROWS: usize = 16_384;
+
 /// The rows of a merge, gathered from its inputs (the base first, whole, so its graph's node
 /// numbers stay valid; the others without their deleted rows).
 struct Gathered<'a> {
@@ -139,6 +144,9 @@ fn gather<'a>(plan: &'a Plan, stop: &Stop<'_>) -> Result<Gathered<'a>> {
         let keep_all = Some(k) == plan.base && plan.base_graphs.is_some();
         let mut map = vec![u32::MAX; seg.rows];
         for (row, slot) in map.iter_mut().enumerate() {
+            if row % RELEASE_ROWS == 0 && row > 0 {
+                seg.release_rows(row - RELEASE_ROWS..row);
+            }
             if !keep_all && deleted.get(row) {
                 continue;
             }
@@ -153,6 +161,7 @@ fn gather<'a>(plan: &'a Plan, stop: &Stop<'_>) -> Result<Gathered<'a>> {
                 });
             }
         }
+        seg.release_rows(seg.rows / RELEASE_ROWS * RELEASE_ROWS..seg.rows);
         g.mapping[k] = map;
         stop.check()?;
     }

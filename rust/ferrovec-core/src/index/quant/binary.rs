@@ -21,8 +21,8 @@ pub fn row_bytes(dim: usize) -> usize {
     8 * words(dim) + 8
 }
 
-/// Append the segment's mean vector and its rows' codes to `body` (which holds the prefix).
-pub fn encode(values: &[f32], dim: usize, body: &mut Vec<u8>) {
+/// The mean of `values` (rows of `dim`), which the codes are centred on.
+pub fn mean_of(values: &[f32], dim: usize) -> Vec<f32> {
     let rows = values.len() / dim.max(1);
     let mut mean = vec![0f64; dim];
     for row in values.chunks_exact(dim) {
@@ -30,30 +30,26 @@ pub fn encode(values: &[f32], dim: usize, body: &mut Vec<u8>) {
             *m += f64::from(x);
         }
     }
-    let mean: Vec<f32> = mean
-        .iter()
-        .map(|&m| {
-            if rows > 0 {
-                (m / rows as f64) as f32
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    body.extend(mean.iter().flat_map(|m| m.to_le_bytes()));
+    mean.iter()
+        .map(|&m| if rows > 0 { (m / rows as f64) as f32 } else { 0.0 })
+        .collect()
+}
+
+/// Append the codes of `values` (rows of `dim`) centred on `mean` to `out`.
+pub fn encode_rows(values: &[f32], dim: usize, mean: &[f32], out: &mut Vec<u8>) {
     let mut bits = vec![0u64; words(dim)];
     for row in values.chunks_exact(dim) {
         bits.fill(0);
         let mut l1 = 0f32;
-        for (i, (&x, &m)) in row.iter().zip(&mean).enumerate() {
+        for (i, (&x, &m)) in row.iter().zip(mean).enumerate() {
             if x > m {
                 bits[i / WORD] |= 1 << (i % WORD);
             }
             l1 += (x - m).abs();
         }
-        body.extend(bits.iter().flat_map(|w| w.to_le_bytes()));
-        body.extend((l1 / dim as f32).to_le_bytes());
-        body.extend([0u8; 4]);
+        out.extend(bits.iter().flat_map(|w| w.to_le_bytes()));
+        out.extend((l1 / dim as f32).to_le_bytes());
+        out.extend([0u8; 4]);
     }
 }
 

@@ -49,26 +49,60 @@ pub fn row_bytes(kind: CodeKind, dim: usize) -> usize {
     }
 }
 
+/// Rows coded per piece by `encode_pieces`.
+const PIECE_ROWS: usize = 16_384;
+
 /// The body of a code file of `kind` for `values` (rows of `dim` values, row-major).
 pub fn encode(kind: CodeKind, values: &[f32], dim: usize) -> Vec<u8> {
-    let rows = values.len() / dim.max(1);
-    let mut body = vec![0u8; PREFIX];
-    body[KIND_AT] = kind_byte(kind);
-    body.reserve(prefix_len(kind, dim) - PREFIX + rows * row_bytes(kind, dim));
-    match kind {
-        CodeKind::Int8 => {
-            let scale = int8::scale_of(values);
-            body[..4].copy_from_slice(&scale.to_le_bytes());
-            int8::encode_rows(values, scale, &mut body);
-        }
-        CodeKind::Int4 => {
-            let scale = int8::scale_at(values, int4::CLIP_QUANTILE);
-            body[..4].copy_from_slice(&scale.to_le_bytes());
-            int4::encode_rows(values, dim, scale, &mut body);
-        }
-        CodeKind::Binary => binary::encode(values, dim, &mut body),
+    let mut body = Vec::new();
+    encode_pieces(kind, values, dim, &mut |piece| {
+        body.extend_from_slice(piece);
+        Ok(())
+    })
+    .map(|()| body)
+    .unwrap_or_default()
+}
+
+/// The body of a code file, handed to `sink` a piece at a time (the prefix, then the rows
+/// `PIECE_ROWS` at a time), so that a large segment's codes are never all in memory at once.
+pub fn encode_pieces(
+    kind: CodeKind,
+    values: &[f32],
+    dim: usize,
+    sink: &mut dyn FnMut(&[u8]) -> crate::error::Result<()>,
+) -> crate::error::Result<()> {
+    let mut prefix = vec![0u8; PREFIX];
+    prefix[KIND_AT] = kind_byte(kind);
+    let scale = match kind {
+        CodeKind::Int8 => int8::scale_of(values),
+        CodeKind::Int4 => int8::scale_at(values, int4::CLIP_QUANTILE),
+        CodeKind::Binary => 0.0,
+    };
+    let mean = match kind {
+        CodeKind::Binary => binary::mean_of(values, dim),
+        _ => Vec::new(),
+    };
+    if kind != CodeKind::Binary {
+        prefix[..4].copy_from_slice(&scale.to_le_bytes());
     }
-    body
+    prefix.extend(mean.iter().flat_map(|m| m.to_le_bytes()));
+    sink(&prefix)?;
+    let mut piece = Vec::with_capacity(PIECE_ROWS * row_bytes(kind, dim));
+    for rows in values.chunks(PIECE_ROWS * dim.max(1)) {
+        piece.clear();
+        match kind {
+            CodeKind::Int8 => int8::encode_rows(rows, scale, &mut piece),
+            CodeKind::Int4 => int4::encode_rows(rows, dim, scale, &mut piece),
+            CodeKind::Binary => binary::encode_rows(rows, dim, &mean, &mut piece),
+        }
+        sink(&piece)?;
+    }
+    Ok(())
+}
+
+/// Bytes of a code file's body for `rows` rows.
+pub fn body_len(kind: CodeKind, dim: usize, rows: usize) -> u64 {
+    prefix_len(kind, dim) as u64 + rows as u64 * row_bytes(kind, dim) as u64
 }
 
 /// What a segment's rows were coded with.

@@ -1,0 +1,423 @@
+"""Scale benchmark: ferrovec with each code kind against hnswlib (and faiss HNSW where it
+fits in memory) at 1M to 10M points, side by side in one run. A documented long benchmark,
+not a test:
+
+    python benches/bench_scale.py --n 1000000                      # 1M x 384, ~40 min
+    python benches/bench_scale.py --n 1000000 --dim 768 --kinds int8,binary --systems hnswlib
+    python benches/bench_scale.py --n 10000000 --systems hnswlib   # needs 16+ GB for hnswlib
+
+Data (benches/workload.py's mixture: unit vectors around 1,000 centres) is drawn once into
+`benches/.cache/scale-<n>-<dim>.f32` and read back in batches, so no process holds it whole:
+a build's peak RSS is its own. Every build and every query round runs in a fresh process;
+peak RSS is that process's VmHWM from /proc (not ru_maxrss, which survives exec). Build:
+ingest in batches of 1,000 (ferrovec: with an integer payload "g" = id % 100 and its index)
+plus whatever makes the data durable and indexed, M = 16, ef_construct = 100, two threads.
+Query: open, first query, then an ef sweep on one thread, and filtered searches matching 1%
+and 10% of the points (ferrovec only). Writes benches/results/scale-<n>-<dim>.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from ann_harness import BATCH, EF_CONSTRUCT, K, M  # noqa: E402
+from bench_ann import qps_at  # noqa: E402
+from measure import disk_mib, reset_peak, rss_mib, timed  # noqa: E402
+
+EFS = [16, 32, 64, 96, 128, 192, 256, 384]
+N_QUERIES = 1000
+KINDS = ["int8", "int4", "binary"]
+# Filters: g == 0 matches 1% of the points, g < 10 matches 10%.
+FILTERS = {
+    "1%": ({"must": [{"key": "g", "match": {"value": 0}}]}, lambda ids: ids % 100 == 0),
+    "10%": ({"must": [{"key": "g", "range": {"lt": 10}}]}, lambda ids: ids % 100 < 10),
+}
+FILTER_EF = 128
+
+
+# ----- data -----------------------------------------------------------------------------------
+
+
+def data_files(n: int, dim: int) -> dict[str, Path]:
+    cache = HERE / ".cache"
+    cache.mkdir(exist_ok=True)
+    stem = f"scale-{n}-{dim}"
+    return {
+        "base": cache / f"{stem}.f32",
+        "queries": cache / f"{stem}-queries.npy",
+        "gt": cache / f"{stem}-gt.npy",
+        "gt_filtered": cache / f"{stem}-gt-filtered.json",
+    }
+
+
+def make_data(n: int, dim: int) -> dict[str, Path]:
+    """Draw the points in chunks straight to disk, then the exact top 10 of each query (and of
+    each filtered query) by brute force over the file, chunk by chunk."""
+    f = data_files(n, dim)
+    if all(p.exists() for p in f.values()):
+        return f
+    print(f"drawing {n:,} x {dim} points and their ground truth ...", flush=True)
+    rng = np.random.default_rng(42)
+    centres = rng.standard_normal((1000, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    weights = rng.dirichlet(np.full(1000, 2.0))
+
+    def draw(m: int) -> np.ndarray:
+        which = rng.choice(1000, size=m, p=weights)
+        noise = rng.standard_normal((m, dim)).astype(np.float32)
+        noise *= 0.9 / np.linalg.norm(noise, axis=1, keepdims=True)
+        v = centres[which] + noise
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    queries = draw(N_QUERIES)
+    with open(f["base"], "wb") as out:
+        for s in range(0, n, 100_000):
+            out.write(draw(min(100_000, n - s)).tobytes())
+    masks = {name: pick for name, (_, pick) in FILTERS.items()}
+    best = {
+        name: (np.full((N_QUERIES, K), -np.inf), np.zeros((N_QUERIES, K), np.int64))
+        for name in ["all", *masks]
+    }
+    for start, chunk in batches(f["base"], n, dim, 200_000):
+        ids = np.arange(start, start + len(chunk))
+        sims = queries @ chunk.T
+        for name, (bs, bi) in best.items():
+            keep = slice(None) if name == "all" else masks[name](ids)
+            s, i = sims[:, keep], ids[keep]
+            cs, ci = (
+                np.concatenate([bs, s], axis=1),
+                np.concatenate([bi, np.broadcast_to(i, s.shape)], axis=1),
+            )
+            top = np.argpartition(-cs, K, axis=1)[:, :K]
+            rows = np.arange(N_QUERIES)[:, None]
+            best[name] = (cs[rows, top], ci[rows, top])
+    np.save(f["queries"], queries)
+    np.save(f["gt"], best["all"][1])
+    f["gt_filtered"].write_text(json.dumps({m: best[m][1].tolist() for m in masks}))
+    return f
+
+
+def batches(path: Path, n: int, dim: int, size: int):
+    """(first id, rows) of the data file, `size` rows at a time, read (not mapped): the pages
+    read count in no process's RSS."""
+    with open(path, "rb") as fh:
+        for s in range(0, n, size):
+            m = min(size, n - s)
+            yield s, np.frombuffer(fh.read(m * dim * 4), dtype=np.float32).reshape(m, dim)
+
+
+def recall(got: list, gt: np.ndarray) -> float:
+    return sum(len(set(map(int, g)) & set(t.tolist())) for g, t in zip(got, gt)) / (K * len(gt))
+
+
+def sweep(search, set_ef, queries: np.ndarray, gt: np.ndarray) -> list[dict]:
+    rows = []
+    for ef in EFS:
+        set_ef(ef)
+        for q in queries[:50]:
+            search(q)
+        t0 = time.perf_counter()
+        got = [search(q) for q in queries]
+        dt = time.perf_counter() - t0
+        rows.append({"ef": ef, "recall": recall(got, gt), "qps": len(queries) / dt})
+    return rows
+
+
+# ----- systems: build and query, each in a fresh process ----------------------------------------
+
+
+def ferrovec_build(path: Path, f: dict, n: int, dim: int, kind: str) -> dict:
+    import ferrovec
+
+    db = ferrovec.open(path / "store", durability="fsync")
+    col = db.create_collection(
+        "bench",
+        dim=dim,
+        hnsw={"m": M, "ef_construct": EF_CONSTRUCT},
+        quantization=kind,
+    )
+    col.create_payload_index("g", "integer")
+    t0 = time.perf_counter()
+    for start, chunk in batches(f["base"], n, dim, BATCH):
+        ids = np.arange(start, start + len(chunk), dtype=np.uint64)
+        col.upsert(ids, chunk, [{"g": int(i) % 100} for i in ids])
+    t_ingest = time.perf_counter() - t0
+    col.optimize(wait=True)
+    info = col.info()
+    out = {
+        "build_s": time.perf_counter() - t0,
+        "ingest_s": t_ingest,
+        "segments": len(info["segments"]),
+        "self_check": [s["self_check_recall"] for s in info["segments"]],
+    }
+    del col
+    db.close()
+    return out
+
+
+def ferrovec_query(path: Path, f: dict, queries: np.ndarray, gt: np.ndarray) -> dict:
+    ferrovec, _ = timed(lambda: importlib.import_module("ferrovec"))
+    ferrovec.set_num_threads(1)
+    col, t_open = timed(lambda: ferrovec.open(path / "store").collection("bench"))
+    box: dict = {"ef": None}
+
+    def one(q, **kw):
+        return [h.id for h in col.search(q, k=K, ef=box["ef"], with_payload=False, **kw)]
+
+    _, t_first = timed(lambda: one(queries[0]))
+    rows = sweep(one, lambda ef: box.update(ef=ef), queries, gt)
+    # The top of the sweep without rescoring: what the codes alone find.
+    box["ef"] = FILTER_EF
+    alone = recall([one(q, quantization={"rescore": False}) for q in queries], gt)
+    filtered = {}
+    gtf = json.loads(f["gt_filtered"].read_text())
+    for name, (flt, _) in FILTERS.items():
+        t0 = time.perf_counter()
+        got = [one(q, filter=flt) for q in queries]
+        dt = time.perf_counter() - t0
+        filtered[name] = {"recall": recall(got, np.array(gtf[name])), "qps": len(queries) / dt}
+    stats = col.stats()
+    return {
+        "open_s": t_open,
+        "first_query_s": t_first,
+        "sweep": rows,
+        "codes_alone_recall": alone,
+        "filtered": filtered,
+        "capacity": stats.get("capacity"),
+    }
+
+
+def hnswlib_build(path: Path, f: dict, n: int, dim: int) -> dict:
+    import hnswlib
+
+    idx = hnswlib.Index(space="ip", dim=dim)
+    idx.init_index(max_elements=n, M=M, ef_construction=EF_CONSTRUCT)
+    t0 = time.perf_counter()
+    for start, chunk in batches(f["base"], n, dim, BATCH):
+        idx.add_items(chunk, np.arange(start, start + len(chunk)), num_threads=2)
+    idx.save_index(str(path / "index.bin"))
+    return {"build_s": time.perf_counter() - t0}
+
+
+def hnswlib_query(path: Path, f: dict, queries: np.ndarray, gt: np.ndarray) -> dict:
+    import hnswlib
+
+    idx = hnswlib.Index(space="ip", dim=queries.shape[1])
+    _, t_open = timed(lambda: idx.load_index(str(path / "index.bin")))
+    idx.set_num_threads(1)
+    _, t_first = timed(lambda: idx.knn_query(queries[0], k=K))
+    rows = sweep(lambda q: idx.knn_query(q, k=K)[0][0], idx.set_ef, queries, gt)
+    return {"open_s": t_open, "first_query_s": t_first, "sweep": rows}
+
+
+def faiss_build(path: Path, f: dict, n: int, dim: int) -> dict:
+    import faiss
+
+    faiss.omp_set_num_threads(2)
+    idx = faiss.IndexHNSWFlat(dim, M, faiss.METRIC_INNER_PRODUCT)
+    idx.hnsw.efConstruction = EF_CONSTRUCT
+    t0 = time.perf_counter()
+    for _, chunk in batches(f["base"], n, dim, BATCH):
+        idx.add(chunk)
+    faiss.write_index(idx, str(path / "index.faiss"))
+    return {"build_s": time.perf_counter() - t0}
+
+
+def faiss_query(path: Path, f: dict, queries: np.ndarray, gt: np.ndarray) -> dict:
+    import faiss
+
+    idx, t_open = timed(lambda: faiss.read_index(str(path / "index.faiss")))
+    faiss.omp_set_num_threads(1)
+    _, t_first = timed(lambda: idx.search(queries[:1], K))
+
+    def set_ef(ef):
+        idx.hnsw.efSearch = ef
+
+    rows = sweep(lambda q: idx.search(q[None, :], K)[1][0], set_ef, queries, gt)
+    return {"open_s": t_open, "first_query_s": t_first, "sweep": rows}
+
+
+def child(role: str, system: str, path: Path, n: int, dim: int) -> None:
+    f = data_files(n, dim)
+    try:
+        reset_peak()
+        if role == "build":
+            if system.startswith("ferrovec-"):
+                out = ferrovec_build(path, f, n, dim, system.split("-", 1)[1])
+            elif system == "hnswlib":
+                out = hnswlib_build(path, f, n, dim)
+            else:
+                out = faiss_build(path, f, n, dim)
+            out["disk_mib"] = disk_mib(path)
+        else:
+            queries, gt = np.load(f["queries"]), np.load(f["gt"])
+            if system.startswith("ferrovec-"):
+                out = ferrovec_query(path, f, queries, gt)
+            elif system == "hnswlib":
+                out = hnswlib_query(path, f, queries, gt)
+            else:
+                out = faiss_query(path, f, queries, gt)
+        out["peak_rss_mib"] = rss_mib("VmHWM")
+    except Exception:
+        out = {"error": traceback.format_exc(limit=4)}
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def run_child(role: str, system: str, path: Path, n: int, dim: int, timeout: float) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, __file__, "--child", role, system, str(path), "--n", str(n)]
+    try:
+        p = subprocess.run(
+            [*cmd, "--dim", str(dim)], capture_output=True, text=True, timeout=timeout, env=env
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    return {"error": (p.stderr or p.stdout)[-800:]}
+
+
+# ----- report -----------------------------------------------------------------------------------
+
+
+def report(n: int, dim: int, results: dict) -> str:
+    lines = [
+        f"# Scale benchmark: {n:,} x {dim} (cosine), k = {K}, M = {M}, "
+        f"ef_construct = {EF_CONSTRUCT}",
+        "",
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, one run. Every figure from a "
+        "fresh process; peak RSS is that process's VmHWM. Build: batches of 1,000 read from "
+        "disk, two threads, until durable and indexed. Query: one thread, query by query, "
+        f"{N_QUERIES:,} queries; ferrovec rescores on f32 read with pread.",
+        "",
+        "## Build, open and serving memory",
+        "",
+        "| system | build s | build peak RSS MiB | disk MiB | segments | open ms "
+        "| first query ms | serving peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        b, q = r.get("build", {}), r.get("query", {})
+        if "error" in b or "error" in q:
+            err = (b.get("error") or q.get("error") or "?").strip().splitlines()[-1][:150]
+            lines.append(f"| {name} | failed: {err} | | | | | | |")
+            continue
+        lines.append(
+            f"| {name} | {b['build_s']:.1f} | {b['peak_rss_mib']:.0f} | {b['disk_mib']:.0f} | "
+            f"{b.get('segments', '')} | {q['open_s'] * 1e3:.1f} | {q['first_query_s'] * 1e3:.1f} "
+            f"| {q['peak_rss_mib']:.0f} |"
+        )
+    lines += [
+        "",
+        "## Recall against QPS (one thread)",
+        "",
+        "| system | ef | recall@10 | QPS |",
+        "|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        for row in r.get("query", {}).get("sweep", []):
+            lines.append(f"| {name} | {row['ef']} | {row['recall']:.4f} | {row['qps']:,.0f} |")
+    lines += [
+        "",
+        "## Filtered (ferrovec, ef 128) and codes alone",
+        "",
+        "| system | filter | recall@10 | QPS |",
+        "|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        q = r.get("query", {})
+        for fname, fr in q.get("filtered", {}).items():
+            lines.append(f"| {name} | {fname} | {fr['recall']:.4f} | {fr['qps']:,.0f} |")
+        if "codes_alone_recall" in q:
+            lines.append(
+                f"| {name} | none, no rescoring (ef 128) | {q['codes_alone_recall']:.4f} | |"
+            )
+    lines += ["", "## Ratios", ""]
+    peer = results.get("hnswlib", {})
+    ps, pb = peer.get("query", {}).get("sweep"), peer.get("build", {})
+    for name, r in results.items():
+        if not name.startswith("ferrovec-") or "error" in r.get("query", {"error": 1}):
+            continue
+        fv, fb = r["query"]["sweep"], r.get("build", {})
+        parts = [f"- {name}:"]
+        for level in (0.95, 0.99):
+            a, b = qps_at(fv, level), qps_at(ps, level) if ps else None
+            if a and b:
+                parts.append(f"QPS at recall {level} {a / b:.2f}x hnswlib ({a:,.0f} vs {b:,.0f});")
+            elif a is None:
+                parts.append(
+                    f"recall {level} not reached (best {max(x['recall'] for x in fv):.3f});"
+                )
+        if pb.get("build_s") and fb.get("build_s"):
+            parts.append(
+                f"build time {fb['build_s'] / pb['build_s']:.2f}x, build peak RSS "
+                f"{fb['peak_rss_mib'] / pb['peak_rss_mib']:.2f}x hnswlib's;"
+            )
+        q = r["query"]
+        parts.append(
+            f"serving RSS {q['peak_rss_mib']:.0f} MiB; open + first query "
+            f"{(q['open_s'] + q['first_query_s']) * 1e3:.1f} ms"
+        )
+        lines.append(" ".join(parts))
+    text = "\n".join(lines) + "\n"
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"scale-{n}-{dim}.md").write_text(text)
+    (out / f"scale-{n}-{dim}.json").write_text(json.dumps(results, indent=1))
+    return text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--kinds", default=",".join(KINDS), help="ferrovec code kinds to build")
+    ap.add_argument("--systems", default="hnswlib,faiss-hnsw", help="peers")
+    ap.add_argument("--child", nargs=3, metavar=("ROLE", "SYSTEM", "PATH"))
+    ap.add_argument("--timeout", type=float, default=6 * 3600)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child[0], args.child[1], Path(args.child[2]), args.n, args.dim)
+        return
+    make_data(args.n, args.dim)
+    names = [f"ferrovec-{k}" for k in args.kinds.split(",") if k] + [
+        s for s in args.systems.split(",") if s
+    ]
+    if "faiss-hnsw" in names and args.n * args.dim * 4 * 1.3 > 20 * 2**30:
+        print("faiss-hnsw: skipped, it would not fit in memory")
+        names.remove("faiss-hnsw")
+    results: dict = {}
+    for name in names:
+        d = Path(tempfile.mkdtemp(prefix=f"scale-{name}-", dir=os.environ.get("SCALE_TMP")))
+        try:
+            print(f"{name}: build ...", flush=True)
+            b = run_child("build", name, d, args.n, args.dim, args.timeout)
+            results[name] = {"build": b}
+            print(f"{name}: build {b}", flush=True)
+            if "error" not in b:
+                q = run_child("query", name, d, args.n, args.dim, args.timeout)
+                results[name]["query"] = q
+                print(f"{name}: query {json.dumps(q)[:400]}", flush=True)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        report(args.n, args.dim, results)
+    print(report(args.n, args.dim, results))
+
+
+if __name__ == "__main__":
+    main()
