@@ -390,6 +390,7 @@ def main() -> None:
     ap.add_argument("--systems", default="hnswlib,faiss-hnsw", help="peers")
     ap.add_argument("--child", nargs=3, metavar=("ROLE", "SYSTEM", "PATH"))
     ap.add_argument("--timeout", type=float, default=6 * 3600)
+    ap.add_argument("--keep", action="store_true", help="keep the other systems' last results")
     args = ap.parse_args()
     if args.child:
         child(args.child[0], args.child[1], Path(args.child[2]), args.n, args.dim)
@@ -402,6 +403,10 @@ def main() -> None:
         print("faiss-hnsw: skipped, it would not fit in memory")
         names.remove("faiss-hnsw")
     results: dict = {}
+    previous = HERE / "results" / f"scale-{args.n}-{args.dim}.json"
+    if args.keep and previous.exists():
+        # A run of some systems updates their rows and keeps the others' from the last run.
+        results = {k: v for k, v in json.loads(previous.read_text()).items() if k not in names}
     for name in names:
         d = Path(tempfile.mkdtemp(prefix=f"scale-{name}-", dir=os.environ.get("SCALE_TMP")))
         try:

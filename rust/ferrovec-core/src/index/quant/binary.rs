@@ -1,9 +1,11 @@
 //! Binary codes: one bit per value, whether it lies above the segment's mean (a 32nd of the
-//! bytes of f32), and per row the mean |x − mean| of its values, which scales the sign vector
-//! back towards the row: `x ≈ mean + f · s` with `s` in {−1, 1}^dim (`f` is the least-squares
-//! factor). The query is not reduced to bits (Qdrant's asymmetric binary does the same): it is
-//! centred, coded in 4 bits per value and split into four bit planes, so its product with a
-//! row's bits is four AND-and-popcount passes over the row's words.
+//! bytes of f32), and per row a factor `f = ‖d‖² / ‖d‖₁` (d = x − mean), so that
+//! `⟨q, x⟩ ≈ ⟨q, mean⟩ + f · ⟨q − mean, s⟩` with `s = sign(d)` in {−1, 1}^dim: RaBitQ's
+//! estimator, exact when the query is the row itself (`⟨d, s⟩ = ‖d‖₁`), where the
+//! least-squares factor `‖d‖₁ / dim` would shrink every estimate (by 2/π on Gaussian values).
+//! The query is not reduced to bits (Qdrant's asymmetric binary does the same): it is centred,
+//! coded in 4 bits per value and split into four bit planes, so its product with a row's bits
+//! is four AND-and-popcount passes over the row's words.
 
 use super::{Estimator, Params};
 
@@ -16,7 +18,7 @@ fn words(dim: usize) -> usize {
     dim.div_ceil(WORD)
 }
 
-/// Rows: the bits in little-endian u64 words, then the factor (f32) and four zero bytes.
+/// Rows: the bits in little-endian u64 words, then the factor `f` (f32) and four zero bytes.
 pub fn row_bytes(dim: usize) -> usize {
     8 * words(dim) + 8
 }
@@ -40,15 +42,17 @@ pub fn encode_rows(values: &[f32], dim: usize, mean: &[f32], out: &mut Vec<u8>) 
     let mut bits = vec![0u64; words(dim)];
     for row in values.chunks_exact(dim) {
         bits.fill(0);
-        let mut l1 = 0f32;
+        let (mut l1, mut l2) = (0f32, 0f32);
         for (i, (&x, &m)) in row.iter().zip(mean).enumerate() {
             if x > m {
                 bits[i / WORD] |= 1 << (i % WORD);
             }
             l1 += (x - m).abs();
+            l2 += (x - m) * (x - m);
         }
         out.extend(bits.iter().flat_map(|w| w.to_le_bytes()));
-        out.extend((l1 / dim as f32).to_le_bytes());
+        let factor = if l1 > 0.0 { l2 / l1 } else { 0.0 };
+        out.extend(factor.to_le_bytes());
         out.extend([0u8; 4]);
     }
 }
