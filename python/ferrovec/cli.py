@@ -91,6 +91,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
                 f"  {seg['source']:<20} {seg['live']:>10,} live"
                 f"  {seg['deleted_share']:6.1%} deleted"
                 f"  {'indexed' if seg['indexed'] else 'exact  '}  recall {shown:<6}"
+                f"  codes {seg.get('codes') or '-':<6}"
                 f"  {_size(seg['disk_bytes']):>10}"
             )
         for p in s["payload_indexes"]:

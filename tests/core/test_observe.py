@@ -239,7 +239,7 @@ def test_explain_filtered_shows_index_strategy_and_selectivity(
     assert seg["filter"]["matching"] == 300
     assert seg["filter"]["selectivity"] == pytest.approx(0.1)
     assert 'payload index on ["group"]' in seg["filter"]["strategy"]
-    assert seg["method"] == "exact"
+    assert seg["method"] == "exact over matching rows"
     assert "cost less to score" in seg["why"]
     assert plan["analyze"]["counts"]["exact_distances"] == 300
     assert plan["params"]["filter"] == {"keys": ["group"], "conditions": 1}

@@ -185,3 +185,42 @@ def test_bad_search_quantization_is_refused(
             col.search(queries[0], 10, quantization=bad)
         with pytest.raises(InvalidInputError, match=message):
             col.query({"query": queries[0].tolist(), "params": {"quantization": bad}})
+
+
+@pytest.mark.parametrize("kind", ["int8", "binary"])
+def test_filtered_rows_of_a_segment_served_from_disk_are_scored_on_codes(
+    kind: str, data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    base, queries = data
+    build(tmp_path / "s", kind, base)
+    rare = {"must": [{"key": "i", "range": {"lt": 200}}]}  # 200 of 6,000: scored, not walked
+    # Rows served from their mapping (the default below 256 MiB): scored on f32.
+    with ferrovec.open(tmp_path / "s") as db:
+        col = db.collection("c")
+        (plan,) = col.explain(queries[0], 10, filter=rare)["sources"]
+        assert plan["method"] == "exact over matching rows" and plan["rescore"] is None
+        del col
+    # Rows read from disk: scored on the codes, the best rescored on f32.
+    with ferrovec.open(tmp_path / "s", rows_from_disk_mb=0) as db:
+        col = db.collection("c")
+        (plan,) = col.explain(queries[0], 10, filter=rare)["sources"]
+        assert plan["method"] == f"{kind} codes over matching rows, rescored"
+        assert plan["rescore"] == 10 * {"int8": 4, "binary": 8}[kind]
+        hits = 0
+        for q in queries:
+            want = {h.id: h.score for h in col.search(q, 10, filter=rare, exact=True)}
+            got = col.search(q, 10, filter=rare)
+            assert len(got) == 10 and all(h.id < 200 for h in got)
+            for h in got:
+                if h.id in want:
+                    assert h.score == pytest.approx(want[h.id], abs=1e-5)
+            hits += len(want.keys() & {h.id for h in got})
+        assert hits / (10 * len(queries)) >= 0.95
+        # A threshold applies to the rescored scores; without rescoring, to the estimates.
+        top = col.search(queries[1], 10, filter=rare, exact=True)
+        cut = top[4].score
+        assert [h.id for h in col.search(queries[1], 10, filter=rare, score_threshold=cut)] == [
+            h.id for h in top if h.score >= cut
+        ] or len(col.search(queries[1], 10, filter=rare, score_threshold=cut)) <= 5
+        est = col.search(queries[1], 10, filter=rare, quantization={"rescore": False})
+        assert len(est) == 10 and all(h.id < 200 for h in est)

@@ -84,10 +84,8 @@ class _Collections(_Base):
         ]
         for q in per_vector_q:
             if q is not None:
-                if (
-                    (quantization is not None
-                    and q != quantization)
-                    or any(o != q for o in per_vector_q)
+                if (quantization is not None and q != quantization) or any(
+                    o != q for o in per_vector_q
                 ):
                     raise UnsupportedError(
                         "vectors with different quantization_config are not supported: ferrovec "

@@ -585,6 +585,10 @@ pub struct StorageOptions {
     pub read_only: bool,
     /// Collections a store may hold; creating one more is refused.
     pub max_collections: usize,
+    /// Segments with codes whose f32 rows take at least this many bytes read the rows they
+    /// rescore from disk (`pread`), not through their mapping, so serving keeps only codes and
+    /// graphs resident (docs/SCALE.md, "Memory"). 0: every segment with codes.
+    pub rows_from_disk_bytes: u64,
 }
 
 impl Default for StorageOptions {
@@ -596,6 +600,7 @@ impl Default for StorageOptions {
             background_optimizer: true,
             read_only: false,
             max_collections: 10_000,
+            rows_from_disk_bytes: 256 << 20,
         }
     }
 }

@@ -59,8 +59,9 @@ impl Mapped {
         // process's pages; the next access reads the same bytes back from the page cache, so
         // no live reference sees its contents change. `start..end` lies within the mapping.
         // Tested by `released_pages_read_back_the_same_bytes`.
-        let advised =
-            unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
+        let advised = unsafe {
+            m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+        };
         if let Err(e) = advised {
             log::debug!("madvise(DONTNEED) failed: {e}");
         }
@@ -466,7 +467,11 @@ mod tests {
         // A range not on page boundaries, then the rest.
         map.release(100..(4 << 20) + 100);
         map.release((4 << 20) + 100..map.len());
-        assert!(resident(&path) < touched / 4, "{} bytes still resident", resident(&path));
+        assert!(
+            resident(&path) < touched / 4,
+            "{} bytes still resident",
+            resident(&path)
+        );
         assert_eq!(sum(&map), want);
         assert_eq!(&map[..], &bytes[..]);
         // An owned buffer has nothing to release.

@@ -284,6 +284,7 @@ fn lost_ids(seg_dir: &Path, m: &Manifest, meta: &SegmentMeta, deleted: &Bitmap) 
         codes: &[],
         absent: &meta.absent,
         sparse: m.config.sparse.len(),
+        rows_from_disk: segment::PREAD_MIN_BYTES,
     };
     let fs: Arc<dyn FileSystem> = Arc::new(OsFs);
     let Ok(seg) = Segment::open(fs, seg_dir, meta.id, meta.rows as usize, &shape) else {

@@ -12,14 +12,20 @@ use std::sync::{Arc, OnceLock};
 
 use ferrovec_core::query::universal::QueryRequest;
 use ferrovec_core::{
-    Collection, CollectionConfig, Distance, Filter, IndexKind, Lookups, Matrix, Modifier,
-    PayloadSelector, PointId, SearchParams, SparseInput, SparseSpec, SparseVector, StorageOptions,
-    Store, VectorData, VectorSpec, Vectors,
+    CodeKind, Collection, CollectionConfig, Distance, Filter, IndexKind, Lookups, Matrix, Modifier,
+    PayloadSelector, PointId, Quantization, SearchParams, SparseInput, SparseSpec, SparseVector,
+    StorageOptions, Store, VectorData, VectorSpec, Vectors,
 };
 
 /// Dimension of the template's vectors (small: files stay a few KiB, executions fast).
 pub const DIM: usize = 8;
 const COLLECTION: &str = "c";
+/// Collections of the template walked on int4 and binary codes (named to sort after
+/// `COLLECTION`, so the seeds' selector bytes keep picking the same files of it).
+const CODED: [(&str, CodeKind); 2] = [
+    ("coded-int4", CodeKind::Int4),
+    ("coded-q1", CodeKind::Binary),
+];
 
 fn options() -> StorageOptions {
     StorageOptions {
@@ -84,7 +90,8 @@ fn work_dir() -> &'static Path {
 
 /// A store with every kind of file: a segment with an HNSW graph, int8 codes, deletions, a
 /// keyword payload index and sparse vectors with their inverted index, a second unindexed
-/// segment, and log records (sparse ones too) after the checkpoint.
+/// segment, and log records (sparse ones too) after the checkpoint; beside it, a collection
+/// walked on int4 codes and one on binary codes (`CODED`).
 pub struct Template {
     pub root: PathBuf,
     /// Every file of the store, relative to `root` (not `LOCK` or `SHARED`, which belong to
@@ -167,6 +174,25 @@ impl Template {
             .expect("upsert after the checkpoint");
         col.delete(&ids(300..302))
             .expect("delete after the checkpoint");
+        for (name, kind) in CODED {
+            let mut config = CollectionConfig::new(DIM as u32, Distance::Cosine).expect("config");
+            config.hnsw.full_scan_threshold = 50;
+            config.quantization = Some(Quantization {
+                codes: Some(kind),
+                oversampling: Some(3.0),
+                rescore: true,
+                always_ram: None,
+            });
+            let coded = store
+                .create_collection(name, config, false)
+                .expect("create");
+            coded
+                .upsert(&ids(0..120), &rng.vectors(120), None)
+                .expect("upsert");
+            coded
+                .optimize(&ferrovec_core::cancel::NEVER)
+                .expect("optimize");
+        }
         store.close().expect("close the template store");
         let mut files = Vec::new();
         list_files(root, root, &mut files);
@@ -195,9 +221,11 @@ impl Template {
             // libFuzzer's timeout alarm may interrupt a copy: copy_file starts it again.
             ferrovec_core::io::copy_file(&self.root.join(f), &dest).expect("copy");
         }
-        let col = to.join("collections").join(COLLECTION);
-        for dir in ["segments", "wal"] {
-            std::fs::create_dir_all(col.join(dir)).expect("mkdir");
+        for name in std::iter::once(COLLECTION).chain(CODED.map(|(name, _)| name)) {
+            let col = to.join("collections").join(name);
+            for dir in ["segments", "wal"] {
+                std::fs::create_dir_all(col.join(dir)).expect("mkdir");
+            }
         }
     }
 }
@@ -247,7 +275,7 @@ pub fn exercise(root: &Path) -> Reached {
     let Ok(col) = store.collection(COLLECTION) else {
         return Reached::Refused;
     };
-    let used = use_collection(&col) && col.verify().is_ok();
+    let used = use_collection(&col) && col.verify().is_ok() && use_coded(&store);
     let written = col.upsert(&[PointId::Num(999)], &[0.5; DIM], None).is_ok();
     let closed = store.close().is_ok();
     if used && written && closed {
@@ -255,6 +283,27 @@ pub fn exercise(root: &Path) -> Reached {
     } else {
         Reached::Opened
     }
+}
+
+/// Search the collections walked on int4 and binary codes (rescored, and on the codes alone).
+fn use_coded(store: &Store) -> bool {
+    CODED.iter().all(|(name, _)| {
+        let Ok(col) = store.collection(name) else {
+            return false;
+        };
+        let q = [0.3f32; DIM];
+        let estimated = SearchParams {
+            quantization: Some(ferrovec_core::QuantizationParams {
+                rescore: Some(false),
+                ..Default::default()
+            }),
+            ..SearchParams::default()
+        };
+        col.search(&q, &SearchParams::default())
+            .is_ok_and(|h| h.len() == 10)
+            && col.search(&q, &estimated).is_ok_and(|h| h.len() == 10)
+            && col.verify().is_ok()
+    })
 }
 
 fn use_collection(col: &Collection) -> bool {

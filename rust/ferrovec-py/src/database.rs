@@ -63,8 +63,12 @@ impl PyDatabase {
 /// the slow-operation profiler (`Database.slow_ops()`, logger "ferrovec.slow"); the threshold
 /// is the process's. Default: the environment variable FERROVEC_SLOW_OP_MS, else unchanged
 /// (off unless set).
+///
+/// rows_from_disk_mb: segments with codes whose f32 vectors take at least this many MiB read
+/// the rows a search rescores from disk instead of their mapping, so serving keeps only the
+/// codes and graphs resident (default 256; 0: every segment with codes). docs/SCALE.md.
 #[pyfunction]
-#[pyo3(signature = (path, *, durability = "fsync", fsync_interval_ms = 100, log_archive = None, archive_interval_s = 60.0, read_only = false, slow_op_ms = None))]
+#[pyo3(signature = (path, *, durability = "fsync", fsync_interval_ms = 100, log_archive = None, archive_interval_s = 60.0, read_only = false, slow_op_ms = None, rows_from_disk_mb = 256))]
 #[allow(clippy::too_many_arguments)]
 pub fn open(
     py: Python<'_>,
@@ -75,12 +79,14 @@ pub fn open(
     archive_interval_s: f64,
     read_only: bool,
     slow_op_ms: Option<i64>,
+    rows_from_disk_mb: u64,
 ) -> PyResult<PyDatabase> {
     let slow_op_ms = crate::observe::parse_slow_op_ms(py, slow_op_ms)?;
     let durability = Durability::parse(durability, fsync_interval_ms).map_err(|e| to_py(py, e))?;
     let options = StorageOptions {
         durability,
         read_only,
+        rows_from_disk_bytes: rows_from_disk_mb.saturating_mul(1 << 20),
         ..StorageOptions::default()
     };
     if read_only && log_archive.is_some() {

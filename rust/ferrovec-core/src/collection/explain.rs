@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::observed::{filter_json, search_json};
 use super::read::check_search_params;
 use super::search::Tuning;
-use super::state::{graph_choice, method, Choice, State, MEM};
+use super::state::{graph_choice, method, method_scan, walks_in_parallel, Choice, State, MEM};
 use super::Collection;
 use crate::config::{Space, Target};
 use crate::error::{Error, Result};
@@ -44,6 +44,8 @@ impl Collection {
                 "ef": ef,
                 "points": st.live,
                 "sources": self.source_plans(&st, sp, params.filter.as_ref(), params.exact, ef, n, params.quantization.as_ref())?,
+                "parallel": params.filter.as_ref().is_none_or(|f| f.is_empty())
+                    && walks_in_parallel(1, self.walked_graph_sizes(&st, sp, params.exact)?),
             })
         };
         if analyze {
@@ -121,6 +123,25 @@ impl Collection {
         Ok(out)
     }
 
+    /// The node counts of the graphs an unfiltered search of `sp` walks.
+    fn walked_graph_sizes(
+        &self,
+        st: &State,
+        sp: Space,
+        exact: bool,
+    ) -> Result<impl Iterator<Item = usize>> {
+        let fst = self.config.hnsw.full_scan_threshold;
+        let mut sizes = Vec::new();
+        for s in &st.sources {
+            if let Some(seg) = s.segment().filter(|_| graph_choice(s, exact, fst).walks()) {
+                if let Some(g) = seg.graph(sp.index)? {
+                    sizes.push(g.n);
+                }
+            }
+        }
+        Ok(sizes.into_iter())
+    }
+
     /// Per source: how a search of `sp` for `n` results would treat it, and why.
     #[allow(clippy::too_many_arguments)]
     fn source_plans(
@@ -157,9 +178,13 @@ impl Collection {
                 out.push(json!({
                     "source": st.source_label(p.src),
                     "live": live,
-                    "method": method(walked, p.coded.map(|(_, c)| c.kind)),
+                    "method": if walked {
+                        method(true, p.coded.map(|(_, c)| c.kind))
+                    } else {
+                        method_scan(p.coded.map(|(_, c)| c.kind), false)
+                    },
                     "why": p.why.to_string(),
-                    "rescore": if walked && p.coded.is_some() { rescore } else { None },
+                    "rescore": if p.coded.is_some() { rescore } else { None },
                     "filter": {
                         "matching": p.count,
                         "selectivity": p.count as f64 / live.max(1) as f64,

@@ -18,14 +18,16 @@ use rayon::prelude::*;
 
 use super::manifest::PayloadIndexDef;
 use super::search::{self, Cand, TopK, Tuning};
-use super::state::{found_len, graph_choice, method_filtered, Choice, Loc, Source, State, MEM};
+use super::state::{
+    found_len, graph_choice, method_filtered, method_scan, Choice, Loc, Source, State, MEM,
+};
 use crate::config::Space;
 use crate::error::{Error, Result};
 use crate::filter::index::{self as pindex, FieldIndex, SourceView};
 use crate::filter::rowset::RowSet;
 use crate::filter::{parse_datetime, Filter};
 use crate::index::hnsw;
-use crate::index::quant::Codes;
+use crate::index::quant::{AnyQuery, Codes};
 use crate::payload::Path as KeyPath;
 use crate::point::{Payload, PointId};
 use crate::query::{Direction, FacetValue, PayloadSelector, Record, SearchParams};
@@ -269,9 +271,14 @@ impl State {
                 .and_then(Source::segment)
                 .filter(|_| why.walks());
             let graph = walked.map(|seg| seg.graph(sp.index)).transpose()?.flatten();
-            // The graph is walked on its segment's codes, if it has them.
-            let seg = walked.filter(|_| graph.is_some());
-            let coded = match seg.filter(|_| tuning.use_codes) {
+            // The graph is walked on its segment's codes, if it has them. Rows scored one by
+            // one are scored on them too where the segment reads its f32 rows from disk
+            // (scoring them all on f32 would page the whole vector file into memory), and the
+            // best rescored on f32.
+            let seg = self.sources.get(src as usize).and_then(Source::segment);
+            let coded = match seg
+                .filter(|seg| tuning.use_codes && (graph.is_some() || seg.reads_rows_from_disk()))
+            {
                 Some(seg) => seg.codes(sp.index)?.map(|c| (&**seg, c)),
                 None => None,
             };
@@ -501,23 +508,102 @@ fn search_planned(
             }
         }
         let _s = span(Phase::ExactScan);
-        let method = if p.graph.is_some() {
-            "exact (the filtered walk found too few)"
-        } else {
-            "exact over matching rows"
-        };
+        let method = method_scan(p.coded.map(|(_, c)| c.kind), p.graph.is_some());
         let found = trace::step(
             || st.source_label(p.src),
             method,
-            TopK::len,
-            || {
-                trace::add(Count::ExactDistances, p.count as u64);
-                score_planned(p, sp, q, n, min_key, single)
+            |r: &Result<TopK>| r.as_ref().map_or(0, TopK::len),
+            || match p.coded {
+                Some((seg, codes)) => score_planned_on_codes(
+                    p,
+                    seg,
+                    codes,
+                    sp,
+                    q,
+                    n,
+                    min_key,
+                    single,
+                    tuning.rescored(n),
+                ),
+                None => {
+                    trace::add(Count::ExactDistances, p.count as u64);
+                    Ok(score_planned(p, sp, q, n, min_key, single))
+                }
             },
-        );
+        )?;
         top = top.merge(found);
     }
     Ok(top.into_sorted())
+}
+
+/// The best `n` of the matching rows of `p` for `q`: every one scored on the segment's
+/// `codes`, then (with `rescored`) that many of the best rescored on f32 read from disk.
+#[allow(clippy::too_many_arguments)]
+fn score_planned_on_codes(
+    p: &Planned<'_>,
+    seg: &Segment,
+    codes: Codes<'_>,
+    sp: Space,
+    q: &[f32],
+    n: usize,
+    min_key: f32,
+    single: bool,
+    rescored: Option<usize>,
+) -> Result<TopK> {
+    let query = AnyQuery::new(&codes, q);
+    let keep = rescored.map_or(n, |r| r.max(n));
+    // Estimates are not scores: the threshold applies once they are rescored.
+    let floor = if rescored.is_some() {
+        f32::NEG_INFINITY
+    } else {
+        min_key
+    };
+    let score = |words: std::ops::Range<usize>, top: &mut TopK| {
+        for r in p.set.iter_words(words) {
+            if p.absent.is_some_and(|a| a.get(r)) {
+                continue;
+            }
+            top.push(Cand {
+                key: query.dot(codes.get(r as u32)),
+                source: p.src,
+                row: r as u32,
+            });
+        }
+    };
+    let threads = crate::pool::num_threads();
+    let estimated = if single && threads > 1 && p.count >= search::PARALLEL_MIN_ROWS {
+        let parts = p.set.split(2 * threads);
+        crate::pool::install(|| {
+            parts
+                .into_par_iter()
+                .map(|words| {
+                    let mut t = TopK::new(keep, floor);
+                    score(words, &mut t);
+                    t
+                })
+                .reduce(|| TopK::new(keep, floor), TopK::merge)
+        })
+    } else {
+        let mut t = TopK::new(keep, floor);
+        score(0..p.set.words(), &mut t);
+        t
+    };
+    trace::add(Count::GraphDistances, p.count as u64);
+    if rescored.is_none() {
+        return Ok(estimated);
+    }
+    let _s = span(Phase::Rescore);
+    let candidates = estimated.into_sorted();
+    trace::add(Count::Rescored, candidates.len() as u64);
+    let mut exact = seg.rescorer(sp, q);
+    let mut top = TopK::new(n, min_key);
+    for c in candidates {
+        top.push(Cand {
+            key: -exact(c.row)?,
+            ..c
+        });
+    }
+    Ok(top)
 }
 
 /// The best `n` of the matching rows of `p` for `q`, every one of them scored.

@@ -108,6 +108,7 @@ impl Collection {
             dir,
             &manifest,
             &State::new(config.width(), config.sparse.len()),
+            options.rows_from_disk_bytes,
         )?;
         let log_dir = dir.join(WAL_DIR);
         let (wal, stats) = Wal::open(
@@ -158,6 +159,7 @@ pub(super) fn load_segments(
     dir: &Path,
     manifest: &Manifest,
     reuse: &State,
+    rows_from_disk: u64,
 ) -> Result<State> {
     let seg_dir = dir.join(SEGMENTS_DIR);
     let spaces = manifest.config.spaces();
@@ -183,6 +185,7 @@ pub(super) fn load_segments(
                     codes: &codes,
                     absent: &meta.absent,
                     sparse: sparse_fields,
+                    rows_from_disk,
                 };
                 let seg = Segment::open(fs.clone(), &seg_dir, meta.id, rows, &shape)?;
                 seg.set_index_files(&meta.indexes);

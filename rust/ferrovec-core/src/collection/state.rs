@@ -712,43 +712,69 @@ impl State {
             return Ok(exact.unwrap_or_else(|| vec![Vec::new(); nq]));
         }
         let ef = params.ef.unwrap_or(tuning.ef_construct).max(n);
+        // One source's walk for query `q`, as candidates.
+        let walk = |&(i, g, coded): &(usize, &Arc<hnsw::Graph>, Coded<'_>),
+                    q: &[f32]|
+         -> Result<Vec<Cand>> {
+            let s = &self.sources[i];
+            let deleted = &s.deleted;
+            // Rows lacking this vector are graph nodes but never results.
+            let absent = s.segment().and_then(|seg| seg.absent(sp));
+            let rejecting = deleted.count_ones() > 0 || absent.is_some();
+            let accept =
+                |r: u32| !deleted.get(r as usize) && !absent.is_some_and(|a| a.get(r as usize));
+            let _s = span(Phase::Graph);
+            let found = trace::step(
+                || self.source_label(i as u32),
+                method(true, coded.map(|(_, c)| c.kind)),
+                found_len,
+                || {
+                    search::graph_search(
+                        g,
+                        coded,
+                        tuning,
+                        s.vectors(),
+                        sp,
+                        q,
+                        n,
+                        ef,
+                        &accept,
+                        rejecting,
+                    )
+                },
+            )?;
+            Ok(found
+                .into_iter()
+                .map(|item| Cand {
+                    key: -item.d,
+                    source: i as u32,
+                    row: item.id,
+                })
+                .collect())
+        };
+        // One query over several large graphs walks them in parallel: the pool's threads are
+        // otherwise idle while it runs. Batches already spread their queries over the pool, and
+        // a traced call stays on its thread (the trace is the calling thread's).
+        let parallel =
+            walks_in_parallel(nq, graph_sources.iter().map(|(_, g, _)| g.n)) && !trace::active();
         let one_query = |q: &[f32]| -> Result<Vec<Cand>> {
             let mut top = TopK::new(n, min_key);
-            for &(i, g, coded) in &graph_sources {
-                let s = &self.sources[i];
-                let deleted = &s.deleted;
-                // Rows lacking this vector are graph nodes but never results.
-                let absent = s.segment().and_then(|seg| seg.absent(sp));
-                let rejecting = deleted.count_ones() > 0 || absent.is_some();
-                let accept =
-                    |r: u32| !deleted.get(r as usize) && !absent.is_some_and(|a| a.get(r as usize));
-                let _s = span(Phase::Graph);
-                let found = trace::step(
-                    || self.source_label(i as u32),
-                    method(true, coded.map(|(_, c)| c.kind)),
-                    found_len,
-                    || {
-                        search::graph_search(
-                            g,
-                            coded,
-                            tuning,
-                            s.vectors(),
-                            sp,
-                            q,
-                            n,
-                            ef,
-                            &accept,
-                            rejecting,
-                        )
-                    },
-                )?;
-                for item in found {
-                    top.push(Cand {
-                        key: -item.d,
-                        source: i as u32,
-                        row: item.id,
-                    });
-                }
+            let found: Vec<Vec<Cand>> = if parallel {
+                use rayon::prelude::*;
+                crate::pool::install(|| {
+                    graph_sources
+                        .par_iter()
+                        .map(|src| walk(src, q))
+                        .collect::<Result<_>>()
+                })?
+            } else {
+                graph_sources
+                    .iter()
+                    .map(|src| walk(src, q))
+                    .collect::<Result<_>>()?
+            };
+            for c in found.into_iter().flatten() {
+                top.push(c);
             }
             Ok(top.into_sorted())
         };
@@ -844,6 +870,21 @@ pub(super) enum Choice {
     },
 }
 
+/// A single query walks the graphs of several sources in parallel when at least two have this
+/// many nodes (a walk of a smaller graph takes less than handing it to another thread costs).
+const PARALLEL_GRAPH_MIN_ROWS: usize = 50_000;
+
+/// Whether `nq` queries over graphs of these sizes walk them in parallel: one query, at least
+/// two graphs of `PARALLEL_GRAPH_MIN_ROWS`, and a pool of more than one thread.
+pub(super) fn walks_in_parallel(nq: usize, graph_nodes: impl Iterator<Item = usize>) -> bool {
+    nq == 1
+        && graph_nodes
+            .filter(|&n| n >= PARALLEL_GRAPH_MIN_ROWS)
+            .count()
+            > 1
+        && crate::pool::num_threads() > 1
+}
+
 /// How `explain` and the profiler name a way of searching a source.
 pub(super) fn method(walks: bool, codes: Option<CodeKind>) -> &'static str {
     match (walks, codes) {
@@ -852,6 +893,18 @@ pub(super) fn method(walks: bool, codes: Option<CodeKind>) -> &'static str {
         (true, Some(CodeKind::Binary)) => "graph on binary codes",
         (true, None) => "graph",
         _ => "exact",
+    }
+}
+
+/// How they name scoring a source's matching rows one by one (on its codes, then rescored, or
+/// on f32), after a filtered walk found too few or instead of one.
+pub(super) fn method_scan(codes: Option<CodeKind>, after_walk: bool) -> &'static str {
+    match (codes, after_walk) {
+        (Some(CodeKind::Int8), _) => "int8 codes over matching rows, rescored",
+        (Some(CodeKind::Int4), _) => "int4 codes over matching rows, rescored",
+        (Some(CodeKind::Binary), _) => "binary codes over matching rows, rescored",
+        (None, true) => "exact (the filtered walk found too few)",
+        (None, false) => "exact over matching rows",
     }
 }
 

@@ -79,7 +79,13 @@ impl Collection {
                 "the manifest now describes other vectors than when the collection was opened",
             ));
         }
-        let mut state = load_segments(&self.fs, dir, &current, &self.state.read())?;
+        let mut state = load_segments(
+            &self.fs,
+            dir,
+            &current,
+            &self.state.read(),
+            self.options.rows_from_disk_bytes,
+        )?;
         let log_dir = dir.join(WAL_DIR);
         wal.rewind(current.checkpoint_seq, &mut |seq, op| {
             apply_logged(&mut state, seq, op, &log_dir)

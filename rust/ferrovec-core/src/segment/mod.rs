@@ -109,10 +109,11 @@ impl IdRef<'_> {
     }
 }
 
-/// Segments whose f32 vectors take at least this many bytes rescore with pread (see
-/// `Segment::open`). Measured with `benches/bench_ann.py`: at 1M x 384 (1.5 GiB) pread cost
-/// 5% of QPS and kept serving at 579 MiB instead of 1,960 MiB; at 100k x 384 (150 MiB) it cost
-/// 35% of QPS to save at most the segment's 150 MiB, so smaller segments read the mapping.
+/// The default of `StorageOptions::rows_from_disk_bytes`: segments whose f32 vectors take at
+/// least this many bytes rescore with pread (see `Segment::open`). Measured with
+/// `benches/bench_ann.py`: at 1M x 384 (1.5 GiB) pread cost 5% of QPS and kept serving at
+/// 579 MiB instead of 1,960 MiB; at 100k x 384 (150 MiB) it cost 35% of QPS to save at most
+/// the segment's 150 MiB, so smaller segments read the mapping.
 pub const PREAD_MIN_BYTES: u64 = 256 << 20;
 
 /// An open sealed segment. Everything is mapped; nothing is read per row at open.
@@ -150,6 +151,8 @@ pub struct Shape<'a> {
     pub codes: &'a [Option<CodeKind>],
     pub absent: &'a [u64],
     pub sparse: usize,
+    /// Rows of at least this many bytes in all are rescored with pread (with codes).
+    pub rows_from_disk: u64,
 }
 
 /// The graph of one vector of a segment, and its codes: both mapped on first use.
@@ -249,7 +252,8 @@ impl Segment {
         // rows are read with pread: a fault on the mapping maps up to 64 KiB of cached pages
         // around each row (the kernel's fault-around, which MADV_RANDOM does not turn off), so
         // serving would soon hold all the f32 vectors resident on top of the codes.
-        let row_file = if codes.iter().any(Option::is_some) && expect_bytes >= PREAD_MIN_BYTES {
+        let row_file = if codes.iter().any(Option::is_some) && expect_bytes >= shape.rows_from_disk
+        {
             Some(fs.open_read(&vec_path)?)
         } else {
             None
@@ -354,6 +358,12 @@ impl Segment {
                 }
             }
         }
+    }
+
+    /// Whether rescoring reads this segment's f32 rows from disk (`pread`) rather than from
+    /// the mapping: large segments with codes (see `open`).
+    pub fn reads_rows_from_disk(&self) -> bool {
+        self.row_file.is_some()
     }
 
     /// How many sparse vectors the segment has files for.

@@ -73,6 +73,7 @@ fn rescorer_reads_rows_with_pread_exactly() {
             codes: &[Some(CodeKind::Int8), None],
             absent: &[],
             sparse: 0,
+            rows_from_disk: PREAD_MIN_BYTES,
         },
     )
     .expect("open");

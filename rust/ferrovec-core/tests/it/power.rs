@@ -470,6 +470,7 @@ fn options() -> StorageOptions {
         background_optimizer: false,
         read_only: false,
         max_collections: 10_000,
+        ..StorageOptions::default()
     }
 }
 

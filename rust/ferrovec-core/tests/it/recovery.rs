@@ -21,6 +21,7 @@ fn options(wal_file_bytes: u64) -> StorageOptions {
         background_optimizer: false,
         read_only: false,
         max_collections: 10_000,
+        ..StorageOptions::default()
     }
 }
 

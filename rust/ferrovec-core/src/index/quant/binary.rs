@@ -33,7 +33,13 @@ pub fn mean_of(values: &[f32], dim: usize) -> Vec<f32> {
         }
     }
     mean.iter()
-        .map(|&m| if rows > 0 { (m / rows as f64) as f32 } else { 0.0 })
+        .map(|&m| {
+            if rows > 0 {
+                (m / rows as f64) as f32
+            } else {
+                0.0
+            }
+        })
         .collect()
 }
 

@@ -209,6 +209,33 @@ pub trait Estimator {
     fn dot(&self, row: &[u8]) -> f32;
 }
 
+/// A query prepared for codes of any kind: one `match` per row, for scoring rows one by one
+/// (the graph walk is generic over the kind instead).
+pub enum AnyQuery {
+    Int8(Int8Query),
+    Int4(Int4Query),
+    Binary(BinaryQuery),
+}
+
+impl AnyQuery {
+    pub fn new(codes: &Codes<'_>, q: &[f32]) -> Self {
+        match codes.kind {
+            CodeKind::Int8 => AnyQuery::Int8(Int8Query::new(&codes.params, q)),
+            CodeKind::Int4 => AnyQuery::Int4(Int4Query::new(&codes.params, q)),
+            CodeKind::Binary => AnyQuery::Binary(BinaryQuery::new(&codes.params, q)),
+        }
+    }
+
+    #[inline]
+    pub fn dot(&self, row: &[u8]) -> f32 {
+        match self {
+            AnyQuery::Int8(e) => e.dot(row),
+            AnyQuery::Int4(e) => e.dot(row),
+            AnyQuery::Binary(e) => e.dot(row),
+        }
+    }
+}
+
 pub use binary::Query as BinaryQuery;
 pub use int4::Query as Int4Query;
 pub use int8::Query as Int8Query;
