@@ -16,7 +16,15 @@ fn picked(corpus: &Path, target: &str, pick: fn(&str) -> bool) {
     let t = template();
     for (i, f) in t.files_where(pick).into_iter().enumerate() {
         let file = std::fs::read(t.root.join(f)).expect("read");
-        let name = f.file_name().and_then(|n| n.to_str()).expect("name");
+        // The collection's name too: the template's collections have files of the same names.
+        let file_name = f.file_name().and_then(|n| n.to_str()).expect("name");
+        let collection = f
+            .iter()
+            .skip_while(|c| c.to_str() != Some("collections"))
+            .nth(1)
+            .and_then(|c| c.to_str())
+            .unwrap_or("store");
+        let name = format!("{collection}-{file_name}");
         // As is, and with the selector's "fix up the checksums" bit set.
         for (prefix, selector) in [("seed", i as u8), ("resealed", i as u8 | 0x80)] {
             let bytes = [[selector].as_slice(), &file].concat();
