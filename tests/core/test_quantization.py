@@ -205,7 +205,7 @@ def test_filtered_rows_of_a_segment_served_from_disk_are_scored_on_codes(
         col = db.collection("c")
         (plan,) = col.explain(queries[0], 10, filter=rare)["sources"]
         assert plan["method"] == f"{kind} codes over matching rows, rescored"
-        assert plan["rescore"] == 10 * {"int8": 4, "binary": 8}[kind]
+        assert plan["rescore"] == 10 * {"int8": 4, "binary": 32}[kind]
         hits = 0
         for q in queries:
             want = {h.id: h.score for h in col.search(q, 10, filter=rare, exact=True)}
