@@ -558,36 +558,13 @@ fn score_planned_on_codes(
     } else {
         min_key
     };
-    let score = |words: std::ops::Range<usize>, top: &mut TopK| {
-        for r in p.set.iter_words(words) {
-            if p.absent.is_some_and(|a| a.get(r)) {
-                continue;
-            }
-            top.push(Cand {
-                key: query.dot(codes.get(r as u32)),
-                source: p.src,
-                row: r as u32,
-            });
-        }
-    };
-    let threads = crate::pool::num_threads();
-    let estimated = if single && threads > 1 && p.count >= search::PARALLEL_MIN_ROWS {
-        let parts = p.set.split(2 * threads);
-        crate::pool::install(|| {
-            parts
-                .into_par_iter()
-                .map(|words| {
-                    let mut t = TopK::new(keep, floor);
-                    score(words, &mut t);
-                    t
-                })
-                .reduce(|| TopK::new(keep, floor), TopK::merge)
+    let estimated = scan_matching(p, keep, floor, single, |r| {
+        (!p.absent.is_some_and(|a| a.get(r))).then(|| Cand {
+            key: query.dot(codes.get(r as u32)),
+            source: p.src,
+            row: r as u32,
         })
-    } else {
-        let mut t = TopK::new(keep, floor);
-        score(0..p.set.words(), &mut t);
-        t
-    };
+    });
     trace::add(Count::GraphDistances, p.count as u64);
     if rescored.is_none() {
         return Ok(estimated);
@@ -615,34 +592,44 @@ fn score_planned(
     min_key: f32,
     single: bool,
 ) -> TopK {
-    let score = |words: std::ops::Range<usize>, top: &mut TopK| {
+    scan_matching(p, n, min_key, single, |r| {
+        let at = r * sp.stride + sp.offset;
+        Some(Cand {
+            key: -hnsw::dist(sp.distance, q, &p.vectors[at..at + sp.dim]),
+            source: p.src,
+            row: r as u32,
+        })
+    })
+}
+
+/// The best `keep` above `floor` of the matching rows of `p`, as `score` keys them (`None`:
+/// left out). One query over many scattered rows is bound by memory latency: it is spread
+/// over the pool (`single`), as the unfiltered exact scan does.
+fn scan_matching(
+    p: &Planned<'_>,
+    keep: usize,
+    floor: f32,
+    single: bool,
+    score: impl Fn(usize) -> Option<Cand> + Sync,
+) -> TopK {
+    let run = |words: std::ops::Range<usize>| {
+        let mut top = TopK::new(keep, floor);
         for r in p.set.iter_words(words) {
-            let at = r * sp.stride + sp.offset;
-            let v = &p.vectors[at..at + sp.dim];
-            top.push(Cand {
-                key: -hnsw::dist(sp.distance, q, v),
-                source: p.src,
-                row: r as u32,
-            });
+            if let Some(c) = score(r) {
+                top.push(c);
+            }
         }
+        top
     };
     let threads = crate::pool::num_threads();
     if single && threads > 1 && p.count >= search::PARALLEL_MIN_ROWS {
-        // One query over many scattered rows is bound by memory latency: spread it over the
-        // pool as the unfiltered exact scan does.
         let parts = p.set.split(2 * threads);
         return crate::pool::install(|| {
             parts
                 .into_par_iter()
-                .map(|words| {
-                    let mut t = TopK::new(n, min_key);
-                    score(words, &mut t);
-                    t
-                })
-                .reduce(|| TopK::new(n, min_key), TopK::merge)
+                .map(run)
+                .reduce(|| TopK::new(keep, floor), TopK::merge)
         });
     }
-    let mut top = TopK::new(n, min_key);
-    score(0..p.set.words(), &mut top);
-    top
+    run(0..p.set.words())
 }

@@ -107,16 +107,8 @@ fn search_on_codes_keeps_recall() {
         (CodeKind::Int4, 0.95),
         (CodeKind::Binary, 0.9),
     ] {
-        // Laid out as in a file: after the 64-byte header, so 4-byte aligned.
         let body = quant::encode(kind, &data, dim);
-        let words: Vec<u32> = body
-            .chunks(4)
-            .map(|c| {
-                let mut w = [0u8; 4];
-                w[..c.len()].copy_from_slice(c);
-                u32::from_le_bytes(w)
-            })
-            .collect();
+        let words = quant::aligned(&body);
         let bytes = &bytemuck::cast_slice::<u32, u8>(&words)[..body.len()];
         let codes = Codes::parse(kind, dim, n, bytes).expect("codes parse");
         let rescore = Some(rescore_count(10, kind.default_oversampling()));

@@ -237,6 +237,19 @@ impl AnyQuery {
 }
 
 pub use binary::Query as BinaryQuery;
+
+/// `body` in 4-byte aligned memory, as a code file's body lies in its mapping (after the
+/// 64-byte header): the mean of binary codes is read in place as f32. For tests.
+#[cfg(test)]
+pub(crate) fn aligned(body: &[u8]) -> Vec<u32> {
+    body.chunks(4)
+        .map(|c| {
+            let mut w = [0u8; 4];
+            w[..c.len()].copy_from_slice(c);
+            u32::from_le_bytes(w)
+        })
+        .collect()
+}
 pub use int4::Query as Int4Query;
 pub use int8::Query as Int8Query;
 
@@ -284,16 +297,8 @@ mod tests {
                 .collect();
             for kind in [CodeKind::Int8, CodeKind::Int4, CodeKind::Binary] {
                 let body = encode(kind, &data, dim);
-                // The body is laid out at a 4-byte aligned offset in a file (after the header).
-                let aligned: Vec<u32> = body
-                    .chunks(4)
-                    .map(|c| {
-                        let mut w = [0u8; 4];
-                        w[..c.len()].copy_from_slice(c);
-                        u32::from_le_bytes(w)
-                    })
-                    .collect();
-                let bytes = &bytemuck::cast_slice::<u32, u8>(&aligned)[..body.len()];
+                let words = aligned(&body);
+                let bytes = &bytemuck::cast_slice::<u32, u8>(&words)[..body.len()];
                 let codes = Codes::parse(kind, dim, n, bytes).expect("parses");
                 assert_eq!(codes.len(), n);
                 let est = match kind {
