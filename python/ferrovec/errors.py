@@ -87,6 +87,11 @@ class PointNotFoundError(FerrovecError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class MemoryLimitError(FerrovecError):
+    """Serving the store would keep more resident than its ``memory_limit_mb`` allows: raised
+    when opening a collection or writing new points past it. Nothing was changed."""
+
+
 class UnsupportedError(FerrovecError, NotImplementedError):
     """The request asks for something ferrovec does not do (yet), and ignoring it would change
     the results: for example sparse vectors or hybrid queries through the Qdrant client."""
@@ -108,6 +113,7 @@ __all__ = [
     "InternalError",
     "InvalidInputError",
     "LogFailedError",
+    "MemoryLimitError",
     "PointNotFoundError",
     "ReadOnlyError",
     "StorageError",

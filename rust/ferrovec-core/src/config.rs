@@ -591,6 +591,10 @@ pub struct StorageOptions {
     /// rescore from disk (`pread`), not through their mapping, so serving keeps only codes and
     /// graphs resident (docs/SCALE.md, "Memory"). 0: every segment with codes.
     pub rows_from_disk_bytes: u64,
+    /// Most bytes serving the store's open collections may keep resident (their codes, graphs,
+    /// ids and f32 rows read through a mapping; `collection::budget`). Loading a collection or
+    /// writing new points past it is refused with `MemoryLimit`. `None`: no limit.
+    pub memory_limit_bytes: Option<u64>,
 }
 
 impl Default for StorageOptions {
@@ -603,6 +607,7 @@ impl Default for StorageOptions {
             read_only: false,
             max_collections: 10_000,
             rows_from_disk_bytes: 256 << 20,
+            memory_limit_bytes: None,
         }
     }
 }

@@ -59,6 +59,11 @@ pub enum Error {
         reads: u32,
     },
 
+    /// Serving the store would keep more resident than its memory budget allows
+    /// (`StorageOptions::memory_limit_bytes`); nothing was changed.
+    #[error("{0}")]
+    MemoryLimit(String),
+
     /// The caller asked the call to stop (`Cancel`) and it did, at a point where nothing was
     /// half-done.
     #[error("{0}")]

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::collection::Collection;
+use crate::collection::{Collection, MemoryBudget};
 use crate::config::CollectionConfig;
 use crate::config::StorageOptions;
 use crate::error::{Error, Result};
@@ -57,6 +57,8 @@ pub struct Store {
     unsynced: AtomicBool,
     /// Continuous log archiving of every collection: (archive root, seal interval).
     log_archive: Mutex<Option<(PathBuf, Duration)>>,
+    /// What serving the loaded collections keeps resident, under `memory_limit_bytes`.
+    budget: Arc<MemoryBudget>,
     /// The process that opened the store (a child after `fork` must open it again).
     pid: u32,
 }
@@ -229,6 +231,7 @@ impl Store {
             closed: AtomicBool::new(false),
             unsynced: AtomicBool::new(false),
             log_archive: Mutex::new(None),
+            budget: MemoryBudget::new(options.memory_limit_bytes),
             pid: std::process::id(),
         };
         store.refresh_slots(&mut store.collections.lock())?;
@@ -277,6 +280,7 @@ impl Store {
             closed: AtomicBool::new(false),
             unsynced: AtomicBool::new(false),
             log_archive: Mutex::new(None),
+            budget: MemoryBudget::new(options.memory_limit_bytes),
             pid: std::process::id(),
         })
     }
@@ -377,9 +381,21 @@ impl Store {
                 Collection::in_memory(name, config, self.options)
             }
         };
+        self.admit(&col)?;
         self.apply_archive(&col)?;
         slots.insert(name.to_string(), Some(col.clone()));
         Ok(col)
+    }
+
+    /// Take a collection just loaded or created under the store's memory budget, or close it
+    /// and say why it does not fit.
+    fn admit(&self, col: &Arc<Collection>) -> Result<()> {
+        if let Err(e) = self.budget.admit(col) {
+            // It was only opened: closing it writes nothing the caller asked for.
+            col.close()?;
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Archive every sealed log file of every collection into `<dir>/<collection>/`, sealing
@@ -434,6 +450,7 @@ impl Store {
                     self.unsynced.store(false, Ordering::Release);
                 }
                 let col = Collection::open(self.fs.clone(), &dir, name, self.options)?;
+                self.admit(&col)?;
                 self.apply_archive(&col)?;
                 slots.insert(name.to_string(), Some(col.clone()));
                 Ok(col)

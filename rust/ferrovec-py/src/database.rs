@@ -67,8 +67,13 @@ impl PyDatabase {
 /// rows_from_disk_mb: segments with codes whose f32 vectors take at least this many MiB read
 /// the rows a search rescores from disk instead of their mapping, so serving keeps only the
 /// codes and graphs resident (default 256; 0: every segment with codes). docs/SCALE.md.
+///
+/// memory_limit_mb: the most serving the store's open collections may keep resident (codes,
+/// graphs, ids and f32 rows read through a mapping). Opening a collection, or writing new
+/// points, past it raises MemoryLimitError and changes nothing. Default: no limit.
+/// docs/SCALE.md, "Memory budget".
 #[pyfunction]
-#[pyo3(signature = (path, *, durability = "fsync", fsync_interval_ms = 100, log_archive = None, archive_interval_s = 60.0, read_only = false, slow_op_ms = None, rows_from_disk_mb = 256))]
+#[pyo3(signature = (path, *, durability = "fsync", fsync_interval_ms = 100, log_archive = None, archive_interval_s = 60.0, read_only = false, slow_op_ms = None, rows_from_disk_mb = 256, memory_limit_mb = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn open(
     py: Python<'_>,
@@ -80,13 +85,21 @@ pub fn open(
     read_only: bool,
     slow_op_ms: Option<i64>,
     rows_from_disk_mb: u64,
+    memory_limit_mb: Option<u64>,
 ) -> PyResult<PyDatabase> {
     let slow_op_ms = crate::observe::parse_slow_op_ms(py, slow_op_ms)?;
+    if memory_limit_mb == Some(0) {
+        return Err(crate::errors::invalid(
+            py,
+            "memory_limit_mb must be at least 1 (None: no limit)",
+        ));
+    }
     let durability = Durability::parse(durability, fsync_interval_ms).map_err(|e| to_py(py, e))?;
     let options = StorageOptions {
         durability,
         read_only,
         rows_from_disk_bytes: rows_from_disk_mb.saturating_mul(1 << 20),
+        memory_limit_bytes: memory_limit_mb.map(|mb| mb.saturating_mul(1 << 20)),
         ..StorageOptions::default()
     };
     if read_only && log_archive.is_some() {

@@ -49,6 +49,7 @@ pub fn to_py(py: Python<'_>, err: Error) -> PyErr {
         Error::LogFailed { path, .. } => raise(py, "LogFailedError", message, &path_attr(&path)),
         Error::Closed(_) => raise(py, "ClosedError", message, &[]),
         Error::ReadOnly(_) => raise(py, "ReadOnlyError", message, &[]),
+        Error::MemoryLimit(_) => raise(py, "MemoryLimitError", message, &[]),
         Error::UnsupportedVersion {
             path, found, reads, ..
         } => {

@@ -15,6 +15,7 @@
 //! `lifecycle` (flush, optimize, close, drop) and `copy` (what snapshots, backups and the log
 //! archive need).
 
+mod budget;
 mod copy;
 mod explain;
 mod filtered;
@@ -48,6 +49,7 @@ use crate::io::FileSystem;
 use crate::observe::metrics::CollectionMetrics;
 use crate::shared::{Lease, Shared, WriteLock};
 use crate::wal::Wal;
+pub use budget::{MemoryBudget, Need};
 pub use manifest::{Manifest, PayloadIndexDef, SegmentMeta};
 use optimize::Optimizer;
 pub use query::{Group, Lookups};
@@ -97,6 +99,8 @@ pub struct Collection {
     frozen_at: Mutex<Option<u64>>,
     /// What this process counts of the collection's calls, checkpoints and merges.
     metrics: CollectionMetrics,
+    /// The store's memory budget, once the store has admitted the collection under it.
+    budget: std::sync::OnceLock<Arc<MemoryBudget>>,
 }
 
 /// Held by a write from before it reads the log's end to after it appended: this process's

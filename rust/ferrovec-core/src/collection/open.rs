@@ -56,6 +56,7 @@ impl Collection {
             pid: std::process::id(),
             frozen_at: Mutex::new(None),
             metrics: Default::default(),
+            budget: std::sync::OnceLock::new(),
         });
         if col.dir.is_some() && options.background_optimizer {
             optimize::start(&col);

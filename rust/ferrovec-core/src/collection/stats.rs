@@ -124,7 +124,9 @@ impl Collection {
                 "disk_bytes_per_point": disk_total as f64 / points,
                 "resident_bytes_per_point": resident_total as f64 / points,
                 "serving_bytes_per_point": serving as f64 / points,
+                "resident_need_bytes": self.resident_need().total(),
             },
+            "memory_budget": self.budget_stats(),
             "processes": self.processes()?,
         }))
     }

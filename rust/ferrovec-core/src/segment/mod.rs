@@ -47,7 +47,7 @@ pub use write::{
     absent_counts, absent_rows, space_values, write_deleted, write_segment, GraphData, SegmentData,
 };
 
-const ID_ENTRY: usize = 16;
+pub(crate) const ID_ENTRY: usize = 16;
 
 pub fn vec_name(id: u64) -> String {
     format!("{id:016}.vec")
@@ -138,6 +138,9 @@ pub struct Segment {
     indexes: Mutex<BTreeMap<u32, Option<Arc<FieldIndex>>>>,
     /// One per sparse vector of the collection.
     sparse: Vec<SparseFiles>,
+    /// Bytes of the id map, graphs and codes: what serving keeps resident besides rows read
+    /// through the mapping (`collection::budget`).
+    index_bytes: u64,
     fs: Arc<dyn FileSystem>,
 }
 
@@ -261,6 +264,16 @@ impl Segment {
         let sparse = (0..shape.sparse)
             .map(|k| SparseFiles::open(fs.as_ref(), dir, id, k, rows))
             .collect::<Result<Vec<_>>>()?;
+        // Sizes for the memory budget only: a graph or code file that cannot be read is
+        // reported as what it is at its first use (they are mapped then), not here.
+        let size = |name: String| fs.file_len(&dir.join(name)).unwrap_or(0);
+        let mut index_bytes = ids.len() as u64;
+        for (k, code_kind) in codes.iter().enumerate() {
+            index_bytes += size(graph_name(id, k));
+            if let Some(kind) = code_kind {
+                index_bytes += size(codes_name(id, k, *kind));
+            }
+        }
         let graphs = spaces
             .iter()
             .zip(codes)
@@ -284,8 +297,24 @@ impl Segment {
             absent: absent.iter().map(|&a| (a, OnceLock::new())).collect(),
             indexes: Mutex::new(BTreeMap::new()),
             sparse,
+            index_bytes,
             fs,
         }))
+    }
+
+    /// Bytes of the id map, graphs and codes (see `index_bytes`).
+    pub fn resident_index_bytes(&self) -> u64 {
+        self.index_bytes
+    }
+
+    /// Bytes of f32 rows a search reads through the mapping: all of them, unless rescoring
+    /// reads them from disk.
+    pub fn resident_row_bytes(&self) -> u64 {
+        if self.row_file.is_some() {
+            0
+        } else {
+            (self.vectors.len() - HEADER_LEN.min(self.vectors.len())) as u64
+        }
     }
 
     /// Per vector, how many rows lack it (empty: none do), as the manifest records it.
