@@ -40,16 +40,7 @@ pub const BACKUP_VERSION: u32 = 1;
 const MANIFEST: &str = "BACKUP.json";
 const STATUS: &str = "STATUS.json";
 
-/// Where a long copy reports its bytes done and bytes in all.
-pub trait Report: Sync {
-    fn report(&self, done: u64, total: u64);
-}
-
-impl<F: Fn(u64, u64) + Sync> Report for F {
-    fn report(&self, done: u64, total: u64) {
-        self(done, total);
-    }
-}
+pub use crate::cancel::Report;
 
 /// A long copy's reports, and the request that stops it.
 #[derive(Clone, Copy)]

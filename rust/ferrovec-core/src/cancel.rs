@@ -1,9 +1,22 @@
-//! Stopping a long call early: the Python bindings set a [`Cancel`] when Ctrl-C arrives while
-//! the call runs on another thread.
+//! Stopping a long call early, and hearing how far it has got: the Python bindings set a
+//! [`Cancel`] when Ctrl-C arrives while the call runs on another thread, and pass a [`Report`]
+//! that calls the caller's progress callback.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
+
+/// Where a long call reports how far it has got: a copy its bytes, an optimization its graph
+/// insertions, done and in all.
+pub trait Report: Sync {
+    fn report(&self, done: u64, total: u64);
+}
+
+impl<F: Fn(u64, u64) + Sync> Report for F {
+    fn report(&self, done: u64, total: u64) {
+        self(done, total);
+    }
+}
 
 /// A request to stop a long call (an optimization, a large write, a copy) early. The call
 /// checks it at points where stopping leaves nothing half-done, and then fails with

@@ -2,15 +2,15 @@
 //! plain dicts (JSON-shaped); long copies report progress to an optional callable.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use ferrovec_core::backup::{self, BackupInfo};
 use ferrovec_core::wal::Target;
-use ferrovec_core::{Cancel, Store};
+use ferrovec_core::Store;
 use pyo3::prelude::*;
 use serde_json::json;
 
 use crate::gil::{run_detached, run_interruptible};
+use crate::progress::Reporter;
 
 /// A backup's summary: its manifest without the per-file list.
 fn summary(b: &BackupInfo) -> serde_json::Value {
@@ -38,49 +38,6 @@ fn summary(b: &BackupInfo) -> serde_json::Value {
 pub fn to_python(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
     let json = py.import("json")?;
     Ok(json.call_method1("loads", (v.to_string(),))?.unbind())
-}
-
-/// Calls `callback(done, total)` from the core's threads, at most about 100 times per copy.
-pub struct Reporter {
-    callback: Option<Py<PyAny>>,
-    last: Mutex<u64>,
-}
-
-impl Reporter {
-    pub fn new(callback: Option<Py<PyAny>>) -> Self {
-        Reporter {
-            callback,
-            last: Mutex::new(0),
-        }
-    }
-
-    /// The core's view: reports through this, stopped by `cancel`.
-    pub fn progress<'a>(&'a self, cancel: &'a Cancel) -> backup::Progress<'a> {
-        backup::Progress {
-            report: self,
-            cancel,
-        }
-    }
-}
-
-impl backup::Report for Reporter {
-    fn report(&self, done: u64, total: u64) {
-        let Some(cb) = &self.callback else { return };
-        {
-            let Ok(mut last) = self.last.lock() else {
-                return;
-            };
-            if done < total && done.saturating_sub(*last) < total / 100 {
-                return;
-            }
-            *last = done;
-        }
-        Python::attach(|py| {
-            if let Err(e) = cb.call1(py, (done, total)) {
-                e.write_unraisable(py, None);
-            }
-        });
-    }
 }
 
 /// Restore backup `backup_id` (default: the newest) from `dest` into the store at `path`

@@ -657,14 +657,55 @@ impl PyCollection {
     /// collection smaller than max_segment_points as one indexed segment; Ctrl-C stops it
     /// between steps, keeping what is done. With wait=False it asks the background optimizer
     /// and returns at once.
-    #[pyo3(signature = (wait = true))]
-    fn optimize(&self, py: Python<'_>, wait: bool) -> PyResult<()> {
+    ///
+    /// progress: True draws a progress bar with the time left on stderr; a callable is called
+    /// as progress(done, total) with the graph insertions made and planned, about every 1%.
+    /// stats()["optimizer"]["progress"] shows the same for any optimization under way.
+    #[pyo3(signature = (wait = true, *, progress = None))]
+    fn optimize(
+        &self,
+        py: Python<'_>,
+        wait: bool,
+        progress: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         let col = &self.col;
-        if wait {
-            run_interruptible(py, |cancel| col.optimize(cancel))
-        } else {
-            run_detached(py, || col.optimize_in_background())
+        let (callback, bar) = match progress {
+            None => (None, None),
+            Some(p) if p.is_instance_of::<pyo3::types::PyBool>() => {
+                if p.is_truthy()? {
+                    let bar = py
+                        .import("ferrovec._progress")?
+                        .getattr("Bar")?
+                        .call1(("optimize", "insertions"))?;
+                    (Some(bar.clone().unbind()), Some(bar))
+                } else {
+                    (None, None)
+                }
+            }
+            Some(p) if p.is_callable() => (Some(p.unbind()), None),
+            Some(p) => {
+                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "progress must be True, False or a callable taking (done, total), not {}",
+                    p.get_type().name()?
+                )))
+            }
+        };
+        if !wait {
+            if callback.is_some() {
+                return Err(invalid(
+                    py,
+                    "progress needs wait=True; stats()[\"optimizer\"][\"progress\"] shows how \
+                     far a background optimization has got",
+                ));
+            }
+            return run_detached(py, || col.optimize_in_background());
         }
+        let reporter = crate::progress::Reporter::new(callback);
+        let result = run_interruptible(py, |cancel| col.optimize_reporting(cancel, &reporter));
+        if let Some(bar) = bar {
+            bar.call_method0("finish")?;
+        }
+        result
     }
 
     /// Check every checksum of the collection's sealed files; raises CorruptionError if any fails.

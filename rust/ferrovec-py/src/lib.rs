@@ -10,6 +10,7 @@ mod errors;
 mod gil;
 mod observe;
 mod out;
+mod progress;
 mod query;
 mod snapshot;
 mod sparse;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::optimize;
 use super::{Collection, CLOSED, DROPPED, OPEN};
-use crate::cancel::Cancel;
+use crate::cancel::{Cancel, Report};
 use crate::error::Result;
 use crate::observe::Op;
 use crate::shared::Shared;
@@ -31,6 +31,12 @@ impl Collection {
     /// `full_scan_threshold` points). `cancel` stops it early (with `Interrupted`), keeping
     /// every merge finished by then.
     pub fn optimize(&self, cancel: &Cancel) -> Result<()> {
+        self.optimize_reporting(cancel, &|_, _| {})
+    }
+
+    /// `optimize`, telling `report` the graph insertions done of those planned as it goes
+    /// (`stats()["optimizer"]["progress"]` shows the same to other callers).
+    pub fn optimize_reporting(&self, cancel: &Cancel, report: &dyn Report) -> Result<()> {
         self.observed(
             Op::Optimize,
             || json!({}),
@@ -39,7 +45,7 @@ impl Collection {
                 self.expire()?;
                 let _s = self.structure.lock();
                 let _lease = self.lease(true)?;
-                optimize::optimize_all(self, cancel)
+                optimize::optimize_all(self, cancel, report)
             },
         )
     }

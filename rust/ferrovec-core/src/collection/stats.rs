@@ -117,6 +117,7 @@ impl Collection {
                     "points": l.points,
                 })),
                 "next": next,
+                "progress": self.optimizer.progress(),
                 "checkpoints": self.metrics.checkpoints.load(Relaxed),
                 "merges": self.metrics.merges.load(Relaxed),
             },

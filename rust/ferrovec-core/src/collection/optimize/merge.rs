@@ -38,6 +38,11 @@ pub(super) fn merge_as(
         .iter()
         .map(|(seg, deleted)| seg.rows - deleted.count_ones())
         .sum();
+    // Counted here unless a full optimization counts all its merges.
+    let _running = col
+        .optimizer
+        .progress
+        .begin((points * col.config.vectors.len()) as u64);
     let built = build(col, &plan, stop)?;
     switch(col, inputs, &plan, built)?;
     // The inputs' maps go before their files: a file is removed only once no map of it is left
@@ -278,7 +283,13 @@ fn build_graphs(
             None => Rows::of(vectors, sp),
         };
         let metric = sp.distance;
-        let stopped = || stop.stopped();
+        let stopped = || {
+            stop.inserted(1);
+            stop.stopped()
+        };
+        if let Some(bg) = &plan.base_graphs {
+            stop.inserted(bg[sp.index].n as u64); // kept, not inserted again
+        }
         let graph = match &plan.base_graphs {
             Some(bg) => hnsw::extend(rows, metric, &bg[sp.index], id, &stopped),
             None => hnsw::build(rows, metric, &hcfg, id, &stopped),

@@ -19,6 +19,7 @@
 //! merging in `merge.rs`; this file holds the background thread and what it decides to do.
 
 mod merge;
+mod progress;
 mod seal;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +33,7 @@ pub(crate) use seal::{build_index, seal, write_index_file};
 
 use super::state::Source;
 use super::{Collection, OPEN};
-use crate::cancel::{Cancel, NEVER};
+use crate::cancel::{Cancel, Report, NEVER};
 use crate::error::{Error, Result};
 
 /// A segment with more than this fraction of deleted rows is rebuilt without them.
@@ -46,6 +47,7 @@ const MAX_INDEXED_SEGMENTS: usize = 4;
 pub struct Optimizer {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    progress: progress::Progress,
 }
 
 #[derive(Default)]
@@ -84,6 +86,11 @@ impl Optimizer {
             .unwrap_or_else(|| "idle".into())
     }
 
+    /// How far the optimization under way has got (`Progress::snapshot`).
+    pub fn progress(&self) -> Option<serde_json::Value> {
+        self.progress.snapshot()
+    }
+
     fn set_status(&self, s: Option<String>) {
         self.shared.flags.lock().status = s;
     }
@@ -97,9 +104,17 @@ impl Optimizer {
 pub(super) struct Stop<'a> {
     col: &'a Collection,
     cancel: &'a Cancel,
+    /// Told the insertions done of those planned (`Progress`).
+    report: &'a dyn Report,
 }
 
 impl Stop<'_> {
+    /// Count `n` graph insertions made, and report the count.
+    fn inserted(&self, n: u64) {
+        let (done, total) = self.col.optimizer.progress.add(n);
+        self.report.report(done, total);
+    }
+
     fn stopped(&self) -> bool {
         self.col.optimizer.cancelled() || self.cancel.is_cancelled()
     }
@@ -160,7 +175,7 @@ fn run(weak: Weak<Collection>, shared: Arc<Shared>) {
             // Only the process holding the lease optimizes; the others just keep up (so that
             // an idle process does not hold back the removal of old files).
             Some(_s) => match col.lease(false)? {
-                Some(_lease) if full => optimize_all(&col, &NEVER),
+                Some(_lease) if full => optimize_all(&col, &NEVER, &|_, _| {}),
                 Some(_lease) => background_step(&col),
                 None => Ok(()),
             },
@@ -209,6 +224,7 @@ fn background_step(col: &Collection) -> Result<()> {
     let stop = Stop {
         col,
         cancel: &NEVER,
+        report: &|_, _| {},
     };
     if col.expiry_due() {
         col.expire()?;
@@ -364,18 +380,22 @@ fn index_unindexed(col: &Collection, stop: &Stop<'_>) -> Result<()> {
 
 /// Seal, then merge all segments into as few indexed ones as `max_segment_points` allows.
 /// `cancel` stops it between merges or inside one (what is merged by then stays merged).
-pub fn optimize_all(col: &Collection, cancel: &Cancel) -> Result<()> {
-    rebuild(col, cancel, false)
+pub fn optimize_all(col: &Collection, cancel: &Cancel, report: &dyn Report) -> Result<()> {
+    rebuild(col, cancel, report, false)
 }
 
 /// `optimize_all`, but every segment is rewritten with its graphs and payload indexes built
 /// anew from its rows (`ferrovec reindex`).
 pub fn reindex_all(col: &Collection, cancel: &Cancel) -> Result<()> {
-    rebuild(col, cancel, true)
+    rebuild(col, cancel, &|_, _| {}, true)
 }
 
-fn rebuild(col: &Collection, cancel: &Cancel, fresh: bool) -> Result<()> {
-    let stop = Stop { col, cancel };
+fn rebuild(col: &Collection, cancel: &Cancel, report: &dyn Report, fresh: bool) -> Result<()> {
+    let stop = Stop {
+        col,
+        cancel,
+        report,
+    };
     if col.dir.is_none() {
         return Ok(());
     }
@@ -416,6 +436,14 @@ fn rebuild(col: &Collection, cancel: &Cancel, fresh: bool) -> Result<()> {
             .collect()
     };
     col.optimizer.set_status(Some("merging".into()));
+    let planned: usize = {
+        let st = col.state.read();
+        groups.iter().flatten().map(|&i| st.sources[i].live()).sum()
+    };
+    let _running = col
+        .optimizer
+        .progress
+        .begin((planned * col.config.vectors.len()) as u64);
     // Each merge removes its inputs and appends the new segment at the end: shift the indices
     // of the groups still to merge past the removed ones.
     let mut groups = groups;
