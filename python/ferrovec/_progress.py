@@ -7,7 +7,7 @@ import time
 from typing import TextIO
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     s = int(seconds + 0.5)
     if s >= 3600:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
@@ -33,12 +33,14 @@ class Bar:
     def line(self, done: int, total: int) -> str:
         elapsed = time.monotonic() - self.started
         share = done / total if total else 1.0
-        left = f", {_duration(elapsed * (total - done) / done)} left" if 0 < done < total else ""
+        left = ""
+        if 0 < done < total:
+            left = f", {format_duration(elapsed * (total - done) / done)} left"
         width = 24
         filled = int(share * width)
         return (
             f"{self.what} [{'#' * filled}{'.' * (width - filled)}] {share:4.0%} "
-            f"{done:,}/{total:,} {self.unit}, {_duration(elapsed)}{left}"
+            f"{done:,}/{total:,} {self.unit}, {format_duration(elapsed)}{left}"
         )
 
     def __call__(self, done: int, total: int) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import ferrovec
+from ferrovec._progress import format_duration
 
 
 def _size(n: float) -> str:
@@ -144,13 +145,20 @@ def _with_progress(col: ferrovec.Collection, work: Callable[[], object]) -> floa
 
 
 def _watch(col: ferrovec.Collection, started: float, done: threading.Event) -> None:
-    """Show an optimization's progress on stderr every half second until `done`."""
+    """Show an optimization's progress on stderr every half second until `done`: its step,
+    the graph insertions made of those planned and the time left at the rate so far."""
     while not done.wait(0.5):
-        i = col.info()
+        s = col.stats()
+        p = s["optimizer"]["progress"]
+        built = ""
+        if p is not None and p["total"]:
+            built = f", graphs {p['done'] / p['total']:.0%}"
+            if p["eta_s"] is not None:
+                built += f", {format_duration(p['eta_s'])} left"
         sys.stderr.write(
-            f"\r  {col.name}: {i['optimizer_status']:<10} {len(i['segments'])} segment(s),"
-            f" {i['indexed_points']:,}/{i['points']:,} indexed"
-            f" ({time.perf_counter() - started:.0f} s)"
+            f"\r  {col.name}: {s['optimizer']['status']:<10} {len(s['segments'])} segment(s),"
+            f" {s['indexed_points']:,}/{s['points']:,} indexed{built}"
+            f" ({time.perf_counter() - started:.0f} s)\x1b[K"
         )
         sys.stderr.flush()
 
