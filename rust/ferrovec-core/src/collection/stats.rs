@@ -120,6 +120,8 @@ impl Collection {
                 "progress": self.optimizer.progress(),
                 "checkpoints": self.metrics.checkpoints.load(Relaxed),
                 "merges": self.metrics.merges.load(Relaxed),
+                "write_stalls": self.metrics.write_stalls.load(Relaxed),
+                "write_stall_s": self.metrics.write_stall_ns.load(Relaxed) as f64 / 1e9,
             },
             "capacity": {
                 "disk_bytes_per_point": disk_total as f64 / points,

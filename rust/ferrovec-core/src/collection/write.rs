@@ -21,6 +21,11 @@ use crate::point::{Payload, PointId, SparseVector};
 use crate::query::Selector;
 use crate::wal::record::OpRef;
 
+/// With the background optimizer, a write that finds the log this many times
+/// `checkpoint_log_bytes` seals it itself, waiting for a build under way: what is held in
+/// memory before a checkpoint is bounded by about this many times `checkpoint_log_bytes`.
+const STALL_FACTOR: u64 = 4;
+
 impl Collection {
     /// Insert or replace points. `vectors` holds `ids.len()` rows, row-major, each with all of
     /// a point's vectors concatenated in the collection's order (`CollectionConfig::width`
@@ -377,13 +382,26 @@ impl Collection {
             let _s = span(Phase::Fsync);
             wal.commit(seq)?;
         }
-        if self.log_bytes() > self.options.checkpoint_log_bytes {
-            if self.options.background_optimizer {
+        let checkpoint = self.options.checkpoint_log_bytes;
+        let log = self.log_bytes();
+        if log > checkpoint {
+            if self.options.background_optimizer && log <= checkpoint.saturating_mul(STALL_FACTOR) {
                 self.optimizer.wake();
             } else {
+                // No background optimizer, or it is busy in a long build (it holds `structure`
+                // for minutes at 10M points) while the log outgrows it: seal here, after that
+                // build, so the rows held in memory stay bounded (a write stall, as in LSM
+                // stores). Past the bound, wait for another process's build too.
+                let stalled = self.options.background_optimizer;
+                let waited = std::time::Instant::now();
                 let _s = self.structure.lock();
-                if let Some(_lease) = self.lease(false)? {
-                    optimize::seal(self)?;
+                if self.log_bytes() > checkpoint {
+                    if let Some(_lease) = self.lease(stalled)? {
+                        optimize::seal(self)?;
+                    }
+                }
+                if stalled {
+                    self.metrics.note_write_stall(waited.elapsed());
                 }
             }
         }

@@ -190,6 +190,10 @@ pub struct CollectionMetrics {
     pub optimizer_ns: AtomicU64,
     /// Time calls spent waiting for the collection's locks.
     pub lock_wait_ns: AtomicU64,
+    /// Writes that sealed the log themselves because the background optimizer was busy (see
+    /// `collection::write`), and the time they spent at it.
+    pub write_stalls: AtomicU64,
+    pub write_stall_ns: AtomicU64,
     pub last_run: Mutex<Option<LastRun>>,
 }
 
@@ -206,6 +210,13 @@ impl CollectionMetrics {
             s.errors.fetch_add(1, Relaxed);
         }
         s.latency.observe(took);
+    }
+
+    /// A write that waited `took` to seal the log itself.
+    pub fn note_write_stall(&self, took: Duration) {
+        self.write_stalls.fetch_add(1, Relaxed);
+        self.write_stall_ns
+            .fetch_add(took.as_nanos().min(u64::MAX as u128) as u64, Relaxed);
     }
 
     /// A seal or merge that took `took` and wrote `points` points.
