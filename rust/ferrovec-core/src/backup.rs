@@ -53,7 +53,7 @@ impl Progress<'_> {
     /// Nothing reported, never stopped.
     pub fn none() -> Progress<'static> {
         Progress {
-            report: &|_, _| {},
+            report: crate::cancel::SILENT,
             cancel: &crate::cancel::NEVER,
         }
     }

@@ -18,6 +18,9 @@ impl<F: Fn(u64, u64) + Sync> Report for F {
     }
 }
 
+/// A report nobody reads, for calls nobody watches.
+pub static SILENT: &dyn Report = &|_, _| {};
+
 /// A request to stop a long call (an optimization, a large write, a copy) early. The call
 /// checks it at points where stopping leaves nothing half-done, and then fails with
 /// [`Error::Interrupted`]; once it has passed its last such point it finishes.

@@ -13,10 +13,11 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use super::state::SourceKind;
+use super::state::{Loc, SourceKind};
 use super::Collection;
 use crate::error::{Error, Result};
 use crate::index::quant;
+use crate::point::PointId;
 
 const MIB: f64 = (1 << 20) as f64;
 
@@ -77,7 +78,11 @@ impl MemoryBudget {
     /// Take a collection just loaded (or created) under the budget: refused with
     /// `MemoryLimit` if serving it beside the others would pass the limit.
     pub fn admit(self: &Arc<Self>, col: &Arc<Collection>) -> Result<()> {
-        if let Some(limit) = self.limit {
+        // Without a limit nothing is counted: writes and stats skip the budget altogether.
+        let Some(limit) = self.limit else {
+            return Ok(());
+        };
+        {
             let need = col.resident_need();
             let others = self.others(col);
             if others + need.total() > limit {
@@ -101,7 +106,7 @@ impl MemoryBudget {
 
     /// Refuse a write adding `new_points` to `col` if the store's need would then pass the
     /// limit (the points counted at what they will take once indexed).
-    pub fn check_write(&self, col: &Collection, new_points: usize) -> Result<()> {
+    fn check_write(&self, col: &Collection, new_points: usize) -> Result<()> {
         let Some(limit) = self.limit else {
             return Ok(());
         };
@@ -194,11 +199,20 @@ impl Collection {
         self.budget.get().and_then(|b| b.stats(self))
     }
 
-    /// Refuse a write of `new_points` that would pass the store's memory budget.
-    pub(super) fn check_budget(&self, new_points: usize) -> Result<()> {
-        match self.budget.get() {
-            Some(b) => b.check_write(self, new_points),
-            None => Ok(()),
-        }
+    /// Refuse an upsert of `ids` (`found`: where each is now) whose new points would pass the
+    /// store's memory budget. Without a budget nothing is counted.
+    pub(super) fn check_budget(&self, ids: &[PointId], found: &[Option<Loc>]) -> Result<()> {
+        let Some(budget) = self.budget.get() else {
+            return Ok(());
+        };
+        let new_points = {
+            let st = self.state.read();
+            // Rows in memory are replaced in place (`locate_all` leaves them out).
+            ids.iter()
+                .zip(found)
+                .filter(|(id, f)| f.is_none() && !st.mem.index.contains_key(*id))
+                .count()
+        };
+        budget.check_write(self, new_points)
     }
 }

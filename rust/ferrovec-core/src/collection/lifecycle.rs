@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::optimize;
 use super::{Collection, CLOSED, DROPPED, OPEN};
-use crate::cancel::{Cancel, Report};
+use crate::cancel::{Cancel, Report, SILENT};
 use crate::error::Result;
 use crate::observe::Op;
 use crate::shared::Shared;
@@ -31,7 +31,7 @@ impl Collection {
     /// `full_scan_threshold` points). `cancel` stops it early (with `Interrupted`), keeping
     /// every merge finished by then.
     pub fn optimize(&self, cancel: &Cancel) -> Result<()> {
-        self.optimize_reporting(cancel, &|_, _| {})
+        self.optimize_reporting(cancel, SILENT)
     }
 
     /// `optimize`, telling `report` the graph insertions done of those planned as it goes

@@ -100,18 +100,8 @@ impl Collection {
                 let sparse: Vec<Vec<Option<SparseVector>>> =
                     laid.sparse.into_iter().map(|(_, column)| column).collect();
                 let guard = self.begin_write()?;
-                let (found, new_points) = {
-                    let st = self.state.read();
-                    let found = st.locate_all(ids)?;
-                    // Rows in memory are replaced in place (`locate_all` leaves them out).
-                    let new = ids
-                        .iter()
-                        .zip(&found)
-                        .filter(|(id, f)| f.is_none() && !st.mem.index.contains_key(*id))
-                        .count();
-                    (found, new)
-                };
-                self.check_budget(new_points)?;
+                let found = self.state.read().locate_all(ids)?;
+                self.check_budget(ids, &found)?;
                 let seq = self.log_upsert(&guard, ids, &laid.rows, &sparse, &payload_bytes)?;
                 {
                     let _s = span(Phase::Apply);

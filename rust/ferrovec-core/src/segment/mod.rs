@@ -139,8 +139,8 @@ pub struct Segment {
     /// One per sparse vector of the collection.
     sparse: Vec<SparseFiles>,
     /// Bytes of the id map, graphs and codes: what serving keeps resident besides rows read
-    /// through the mapping (`collection::budget`).
-    index_bytes: u64,
+    /// through the mapping (`collection::budget`); measured when a budget first asks.
+    index_bytes: OnceLock<u64>,
     fs: Arc<dyn FileSystem>,
 }
 
@@ -264,16 +264,6 @@ impl Segment {
         let sparse = (0..shape.sparse)
             .map(|k| SparseFiles::open(fs.as_ref(), dir, id, k, rows))
             .collect::<Result<Vec<_>>>()?;
-        // Sizes for the memory budget only: a graph or code file that cannot be read is
-        // reported as what it is at its first use (they are mapped then), not here.
-        let size = |name: String| fs.file_len(&dir.join(name)).unwrap_or(0);
-        let mut index_bytes = ids.len() as u64;
-        for (k, code_kind) in codes.iter().enumerate() {
-            index_bytes += size(graph_name(id, k));
-            if let Some(kind) = code_kind {
-                index_bytes += size(codes_name(id, k, *kind));
-            }
-        }
         let graphs = spaces
             .iter()
             .zip(codes)
@@ -297,14 +287,26 @@ impl Segment {
             absent: absent.iter().map(|&a| (a, OnceLock::new())).collect(),
             indexes: Mutex::new(BTreeMap::new()),
             sparse,
-            index_bytes,
+            index_bytes: OnceLock::new(),
             fs,
         }))
     }
 
     /// Bytes of the id map, graphs and codes (see `index_bytes`).
     pub fn resident_index_bytes(&self) -> u64 {
-        self.index_bytes
+        *self.index_bytes.get_or_init(|| {
+            // Sizes for the memory budget only: a graph or code file that cannot be read is
+            // reported as what it is at its first use (they are mapped then), not here.
+            let size = |name: String| self.fs.file_len(&self.dir.join(name)).unwrap_or(0);
+            let mut bytes = self.ids.len() as u64;
+            for (k, g) in self.graphs.iter().enumerate() {
+                bytes += size(graph_name(self.id, k));
+                if let Some(kind) = g.code_kind {
+                    bytes += size(codes_name(self.id, k, kind));
+                }
+            }
+            bytes
+        })
     }
 
     /// Bytes of f32 rows a search reads through the mapping: all of them, unless rescoring
@@ -313,7 +315,7 @@ impl Segment {
         if self.row_file.is_some() {
             0
         } else {
-            (self.vectors.len() - HEADER_LEN.min(self.vectors.len())) as u64
+            std::mem::size_of_val(self.vectors()) as u64
         }
     }
 

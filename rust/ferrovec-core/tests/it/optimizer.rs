@@ -317,15 +317,7 @@ fn writes_during_a_long_build_keep_the_log_bounded() {
     let mut rng = Rng::new(5);
     let n = 30_000u64;
     let data = clustered(&mut rng, n as usize);
-    for b in 0..30u64 {
-        let s = (b * 1000) as usize;
-        col.upsert(
-            &ids(b * 1000..(b + 1) * 1000),
-            &data[s * DIM..(s + 1000) * DIM],
-            None,
-        )
-        .expect("upsert");
-    }
+    col.upsert(&ids(0..n), &data, None).expect("upsert");
     // A full optimization in the background: one long graph build.
     col.optimize_in_background().expect("request");
     let started = std::time::Instant::now();

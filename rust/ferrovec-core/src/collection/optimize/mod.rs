@@ -33,7 +33,7 @@ pub(crate) use seal::{build_index, seal, write_index_file};
 
 use super::state::Source;
 use super::{Collection, OPEN};
-use crate::cancel::{Cancel, Report, NEVER};
+use crate::cancel::{Cancel, Report, NEVER, SILENT};
 use crate::error::{Error, Result};
 
 /// A segment with more than this fraction of deleted rows is rebuilt without them.
@@ -175,7 +175,7 @@ fn run(weak: Weak<Collection>, shared: Arc<Shared>) {
             // Only the process holding the lease optimizes; the others just keep up (so that
             // an idle process does not hold back the removal of old files).
             Some(_s) => match col.lease(false)? {
-                Some(_lease) if full => optimize_all(&col, &NEVER, &|_, _| {}),
+                Some(_lease) if full => optimize_all(&col, &NEVER, SILENT),
                 Some(_lease) => background_step(&col),
                 None => Ok(()),
             },
@@ -224,7 +224,7 @@ fn background_step(col: &Collection) -> Result<()> {
     let stop = Stop {
         col,
         cancel: &NEVER,
-        report: &|_, _| {},
+        report: SILENT,
     };
     if col.expiry_due() {
         col.expire()?;
@@ -387,7 +387,7 @@ pub fn optimize_all(col: &Collection, cancel: &Cancel, report: &dyn Report) -> R
 /// `optimize_all`, but every segment is rewritten with its graphs and payload indexes built
 /// anew from its rows (`ferrovec reindex`).
 pub fn reindex_all(col: &Collection, cancel: &Cancel) -> Result<()> {
-    rebuild(col, cancel, &|_, _| {}, true)
+    rebuild(col, cancel, SILENT, true)
 }
 
 fn rebuild(col: &Collection, cancel: &Cancel, report: &dyn Report, fresh: bool) -> Result<()> {
