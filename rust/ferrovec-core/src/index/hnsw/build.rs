@@ -211,10 +211,7 @@ impl<'a> Builder<'a> {
         for l in (0..=level.min(max_level)).rev() {
             let found = search_level(self, &space, &eps, self.ef_construct, l, &|_| true, false);
             let chosen = select_heuristic(self.rows, self.metric, &found, self.m);
-            {
-                let mut upper = self.upper[q as usize].lock();
-                self.set_links(q, l, &mut upper, chosen.iter().map(|c| c.id));
-            }
+            self.link_new(q, l, &chosen);
             for c in &chosen {
                 self.connect(c.id, q, c.d, l);
             }
@@ -223,6 +220,29 @@ impl<'a> Builder<'a> {
         if level > max_level {
             *self.top.write() = (q, level);
         }
+    }
+
+    /// Give the new node `q` its `chosen` links at `level`, keeping the links that concurrent
+    /// insertions added to it meanwhile (they reached `q` through a level above). Overwriting
+    /// them left those nodes linked to `q` with no way back: clusters of equal vectors split
+    /// into parts no search could cross.
+    fn link_new(&self, q: u32, level: usize, chosen: &[Item]) {
+        let cap = if level == 0 { self.m0 } else { self.m };
+        let mut upper = self.upper[q as usize].lock();
+        let added = self.links_of(q, level, &upper);
+        let mut links = chosen.to_vec();
+        let qv = self.rows.get(q);
+        for id in added {
+            if !chosen.iter().any(|c| c.id == id) {
+                let d = dist(self.metric, qv, self.rows.get(id));
+                links.push(Item { d, id });
+            }
+        }
+        if links.len() > cap {
+            links.sort_unstable();
+            links = select_heuristic(self.rows, self.metric, &links, cap);
+        }
+        self.set_links(q, level, &mut upper, links.iter().map(|c| c.id));
     }
 
     /// Add `q` to `node`'s links at `level`, pruning with the heuristic when the list is full.

@@ -195,3 +195,39 @@ fn damaged_graph_files_are_rejected_not_trusted() {
         );
     }
 }
+
+/// Groups of equal vectors inserted in parallel into a graph (dot metric, where a random node
+/// keeps a link to one member of a group only): every member stays reachable. Before the new
+/// node's links merged those added to it meanwhile, a group split in two in 8 of 20 builds.
+#[test]
+fn equal_vectors_inserted_together_stay_connected() {
+    let dim = 8;
+    let mut x: u64 = 12345;
+    let mut uniform = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let mut data: Vec<f32> = (0..2000 * dim)
+        .map(|_| (0..4).map(|_| uniform()).sum::<f32>() * 1.7)
+        .collect();
+    for group in 1..=4 {
+        for _ in 0..10 {
+            data.extend(std::iter::repeat_n(group as f32, dim));
+        }
+    }
+    let first = Rows::dense(&data[..2000 * dim], dim);
+    let all = Rows::dense(&data, dim);
+    let q = vec![1.0f32; dim];
+    for seed in 0..40 {
+        let base = build(first, Distance::Dot, &HnswConfig::default(), seed, &|| {
+            false
+        });
+        let g = extend(all, Distance::Dot, &base, seed + 7, &|| false);
+        let got = g.search(all, Distance::Dot, &q, 10, 100, &|_| true, false);
+        let ids: Vec<u32> = got.iter().map(|i| i.id).collect();
+        // The ten rows of 4s are the ten best.
+        assert!(ids.iter().all(|&i| i >= 2030), "seed {seed}: {ids:?}");
+    }
+}
