@@ -358,3 +358,50 @@ fn writes_during_a_long_build_keep_the_log_bounded() {
     assert_eq!(col.count().expect("count"), (n + 100 * batch) as usize);
     col.close().expect("close");
 }
+
+/// Points indexed piece by piece fill one segment up to `max_segment_points` before starting
+/// the next: each piece is inserted into the growing segment's graph, once. Before, a segment
+/// twice the size of the piece stopped absorbing, and every later piece became a segment of
+/// its own for `optimize()` to insert again.
+#[test]
+fn pieces_indexed_in_turn_fill_one_segment_before_the_next() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("c");
+    let mut cfg = config(50, 100);
+    cfg.optimizer.max_segment_points = 1_000;
+    let col = open(&dir, &cfg, true);
+    let mut rng = Rng::new(5);
+    let indexed_rows = |col: &Collection| -> Vec<usize> {
+        let info = col.info().expect("info");
+        info.segments
+            .iter()
+            .filter(|s| s.indexed)
+            .map(|s| s.rows)
+            .collect()
+    };
+    for piece in 0..6u64 {
+        let data = clustered(&mut rng, 200);
+        col.upsert(&ids(piece * 200..(piece + 1) * 200), &data, None)
+            .expect("upsert");
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let info = col.info().expect("info");
+            if info.unindexed_points == 0 && info.optimizer_status == "idle" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not indexed: {info:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut rows = indexed_rows(&col);
+        rows.sort_unstable();
+        let want = if piece < 5 {
+            vec![(piece as usize + 1) * 200]
+        } else {
+            vec![200, 1_000]
+        };
+        assert_eq!(rows, want, "after piece {piece}");
+    }
+}

@@ -335,8 +335,15 @@ pub(crate) fn next_work(col: &Collection) -> Work {
     Work::Wait("nothing to do".into())
 }
 
-/// Seal the appendable rows, then index every unindexed segment (with the largest indexed
-/// segment, when that one is not much larger than what it would absorb).
+/// An indexed segment absorbs new points only if it holds at most this many times as many:
+/// absorbing rewrites it, so a trickle of points must not rewrite a large segment each time.
+const ABSORB_FACTOR: usize = 8;
+
+/// Seal the appendable rows, then index every unindexed segment, into the largest indexed
+/// segment that has room for them (`max_segment_points`) and is at most `ABSORB_FACTOR` times
+/// their number. A long ingest so fills one segment after another: its points are inserted
+/// into a graph once, and `optimize()` finds little left to merge (before, each piece became a
+/// segment of its own once the first was large, and the final merge inserted most points again).
 fn index_unindexed(col: &Collection, stop: &Stop<'_>) -> Result<()> {
     seal(col)?;
     let max = col.config.optimizer.max_segment_points;
@@ -359,16 +366,16 @@ fn index_unindexed(col: &Collection, stop: &Stop<'_>) -> Result<()> {
             total += live;
             inputs.push(i);
         }
-        let largest = st
+        let target = st
             .sources
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.has_graph())
+            .filter(|(_, s)| {
+                s.has_graph() && s.live() + total <= max && s.live() <= ABSORB_FACTOR * total
+            })
             .max_by_key(|(_, s)| s.live());
-        if let Some((i, s)) = largest {
-            if s.live() <= 2 * total && s.live() + total <= max {
-                inputs.push(i);
-            }
+        if let Some((i, _)) = target {
+            inputs.push(i);
         }
         inputs
     };
