@@ -82,22 +82,20 @@ impl MemoryBudget {
         let Some(limit) = self.limit else {
             return Ok(());
         };
-        {
-            let need = col.resident_need();
-            let others = self.others(col);
-            if others + need.total() > limit {
-                return Err(Error::MemoryLimit(format!(
-                    "opening collection {:?} would pass the store's memory_limit_mb of {:.0}: \
-                     serving it keeps {:.0} MiB resident ({}), and the collections already \
-                     open keep {:.0} MiB; raise the limit, or use smaller codes (int4, binary; \
-                     docs/SCALE.md)",
-                    col.name,
-                    limit as f64 / MIB,
-                    need.total() as f64 / MIB,
-                    need.describe(),
-                    others as f64 / MIB
-                )));
-            }
+        let need = col.resident_need();
+        let others = self.others(col);
+        if others + need.total() > limit {
+            return Err(Error::MemoryLimit(format!(
+                "opening collection {:?} would pass the store's memory_limit_mb of {:.0}: \
+                 serving it keeps {:.0} MiB resident ({}), and the collections already \
+                 open keep {:.0} MiB; raise the limit, or use smaller codes (int4, binary; \
+                 docs/SCALE.md)",
+                col.name,
+                limit as f64 / MIB,
+                need.total() as f64 / MIB,
+                need.describe(),
+                others as f64 / MIB
+            )));
         }
         let _ = col.budget.set(self.clone());
         self.members.lock().push(Arc::downgrade(col));

@@ -74,6 +74,23 @@ fn top_ids(col: &Collection, q: &[f32], k: usize, exact: bool) -> Vec<PointId> {
         .collect()
 }
 
+/// Poll until the background optimizer is idle with `done` true of the collection (a slow
+/// build may take a while).
+fn wait_for_optimizer(col: &Collection, done: impl Fn(&ferrovec_core::CollectionInfo) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let info = col.info().expect("info");
+        if info.optimizer_status == "idle" && done(&info) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the background optimizer did not index: {info:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn optimize_builds_one_indexed_segment_with_high_recall() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -266,24 +283,11 @@ fn writes_racing_the_background_optimizer_lose_nothing() {
     };
     check(&col);
     // Idle now: the background optimizer indexes what is left, down to fewer points than its
-    // indexing threshold (it leaves those to the next writes, as documented), and goes idle
-    // (poll; a slow build may take a while).
+    // indexing threshold (it leaves those to the next writes, as documented), and goes idle.
     let threshold = cfg.optimizer.indexing_threshold;
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let info = col.info().expect("info");
-        if info.unindexed_points < threshold
-            && info.optimizer_status == "idle"
-            && info.segments.iter().any(|s| s.indexed)
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the background optimizer did not index: {info:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_optimizer(&col, |info| {
+        info.unindexed_points < threshold && info.segments.iter().any(|s| s.indexed)
+    });
     check(&col);
     // Crash (no close) and reopen: the log and manifests agree.
     drop(col);
@@ -383,18 +387,7 @@ fn pieces_indexed_in_turn_fill_one_segment_before_the_next() {
         let data = clustered(&mut rng, 200);
         col.upsert(&ids(piece * 200..(piece + 1) * 200), &data, None)
             .expect("upsert");
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let info = col.info().expect("info");
-            if info.unindexed_points == 0 && info.optimizer_status == "idle" {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "not indexed: {info:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_optimizer(&col, |info| info.unindexed_points == 0);
         let mut rows = indexed_rows(&col);
         rows.sort_unstable();
         let want = if piece < 5 {

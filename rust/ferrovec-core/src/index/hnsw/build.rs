@@ -230,6 +230,11 @@ impl<'a> Builder<'a> {
         let cap = if level == 0 { self.m0 } else { self.m };
         let mut upper = self.upper[q as usize].lock();
         let added = self.links_of(q, level, &upper);
+        if added.is_empty() {
+            // The common case: nobody reached `q` yet.
+            self.set_links(q, level, &mut upper, chosen.iter().map(|c| c.id));
+            return;
+        }
         let mut links = chosen.to_vec();
         let qv = self.rows.get(q);
         for id in added {
