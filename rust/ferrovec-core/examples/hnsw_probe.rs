@@ -1,12 +1,15 @@
 //! Build and sweep our HNSW on raw f32 files (a development probe; the real benchmark is
 //! benches/bench_ann.py). Usage: hnsw_probe BASE.f32 QUERIES.f32 GT.i32 DIM M EF_CONSTRUCT
+//! [f32|int8]: the graph is built on the f32 rows (the default) or on their int8 codes, as a
+//! merge builds it; either way it is searched on the f32 rows.
 
 #![allow(clippy::print_stdout)] // a command-line probe: printing is its job
 
 use std::time::Instant;
 
-use ferrovec_core::index::hnsw::{self, Rows};
-use ferrovec_core::{Distance, HnswConfig};
+use ferrovec_core::index::hnsw::{self, CodeSpace, RowSpace, Rows};
+use ferrovec_core::index::quant::{self, Codes};
+use ferrovec_core::{CodeKind, Distance, HnswConfig};
 
 fn read_f32(p: &str) -> Vec<f32> {
     let b = std::fs::read(p).expect("read");
@@ -29,17 +32,24 @@ fn main() {
         .collect();
     let rows = Rows::dense(&base, dim);
     let t = Instant::now();
-    let g = hnsw::build(
-        rows,
-        Distance::Cosine,
-        &HnswConfig {
-            m,
-            ef_construct: efc,
-            ..HnswConfig::default()
-        },
-        1,
-        &|| false,
-    );
+    let params = HnswConfig {
+        m,
+        ef_construct: efc,
+        ..HnswConfig::default()
+    };
+    let on_codes = a.get(7).is_some_and(|s| s == "int8");
+    let g = if on_codes {
+        let body = quant::encode(CodeKind::Int8, &base, dim);
+        let n = base.len() / dim;
+        let codes = Codes::parse(CodeKind::Int8, dim, n, &body).expect("codes");
+        let rows_at = quant::prefix_len(CodeKind::Int8, dim);
+        let space = CodeSpace::new(&body[rows_at..], dim, Distance::Cosine, codes.params.scale);
+        hnsw::build(&space, &params, 1, &|| false)
+    } else {
+        hnsw::build(&RowSpace::new(rows, Distance::Cosine), &params, 1, &|| {
+            false
+        })
+    };
     println!("build {:.2}s", t.elapsed().as_secs_f64());
     let nq = qs.len() / dim;
     for ef in [16, 24, 32, 48, 64, 96, 128] {

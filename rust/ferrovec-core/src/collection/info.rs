@@ -62,10 +62,11 @@ impl Collection {
         let (mut disk_bytes, mut log_bytes) = (0, 0);
         if let Some(dir) = &self.dir {
             disk_bytes += self.fs.file_len(&dir.join(manifest::MANIFEST))?;
-            let seg_dir = dir.join(SEGMENTS_DIR);
-            for name in self.fs.list_dir(&seg_dir)? {
-                disk_bytes += self.fs.file_len(&seg_dir.join(name))?;
-            }
+            disk_bytes += self
+                .segment_files()?
+                .iter()
+                .map(|(_, len)| len)
+                .sum::<u64>();
             log_bytes = self
                 .wal
                 .as_ref()

@@ -3,6 +3,7 @@
 //! sample of its figures that `metrics` exports.
 
 use std::collections::BTreeMap;
+use std::io::ErrorKind;
 use std::sync::atomic::Ordering::Relaxed;
 
 use serde_json::{json, Value};
@@ -10,7 +11,7 @@ use serde_json::{json, Value};
 use super::optimize::next_work;
 use super::state::SourceKind;
 use super::{Collection, SEGMENTS_DIR};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::observe::memory::{self, part_of, Residency};
 use crate::observe::metrics::Op;
 use crate::observe::now_epoch;
@@ -25,15 +26,28 @@ struct Disk {
 }
 
 impl Collection {
+    /// Each file under `segments/` and its size. A file removed between the listing and its
+    /// `stat` (by a merge or a checkpoint letting go of its inputs) is left out; any other
+    /// error is returned.
+    pub(super) fn segment_files(&self) -> Result<Vec<(String, u64)>> {
+        let Some(dir) = &self.dir else {
+            return Ok(Vec::new());
+        };
+        let seg_dir = dir.join(SEGMENTS_DIR);
+        let mut files = Vec::new();
+        for name in self.fs.list_dir(&seg_dir)? {
+            match self.fs.file_len(&seg_dir.join(&name)) {
+                Ok(len) => files.push((name, len)),
+                Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(files)
+    }
+
     fn disk(&self) -> Result<Disk> {
         let mut d = Disk::default();
-        let Some(dir) = &self.dir else { return Ok(d) };
-        let seg_dir = dir.join(SEGMENTS_DIR);
-        for name in self.fs.list_dir(&seg_dir)? {
-            let len = match self.fs.file_len(&seg_dir.join(&name)) {
-                Ok(len) => len,
-                Err(_) => continue, // removed meanwhile by a checkpoint
-            };
+        for (name, len) in self.segment_files()? {
             *d.parts.entry(part_of(&name)).or_default() += len;
             if let Some(id) = name.get(..16).and_then(|s| s.parse::<u64>().ok()) {
                 *d.per_segment.entry(id).or_default() += len;

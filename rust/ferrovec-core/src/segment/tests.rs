@@ -1,6 +1,6 @@
 use super::*;
 use crate::config::{CodeKind, Distance, HnswConfig};
-use crate::index::hnsw::{self, Rows};
+use crate::index::hnsw::{self, RowSpace, Rows};
 use crate::io::OsFs;
 
 /// A large segment with codes reads the rows it rescores with pread (no mapping); the
@@ -32,7 +32,7 @@ fn rescorer_reads_rows_with_pread_exactly() {
     let payloads = vec![None; rows];
     let data = SegmentData {
         ids: &ids,
-        vectors: &vectors,
+        vectors: Some(&vectors),
         payloads: &payloads,
         sparse: &[],
     };
@@ -40,8 +40,7 @@ fn rescorer_reads_rows_with_pread_exactly() {
         .iter()
         .map(|&sp| {
             hnsw::build(
-                Rows::of(&vectors, sp),
-                sp.distance,
+                &RowSpace::new(Rows::of(&vectors, sp), sp.distance),
                 &HnswConfig {
                     m: 8,
                     ef_construct: 32,

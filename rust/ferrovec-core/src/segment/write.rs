@@ -14,7 +14,9 @@ use crate::point::{PointId, SparseRef};
 /// Rows to write into a new segment.
 pub struct SegmentData<'a> {
     pub ids: &'a [PointId],
-    pub vectors: &'a [f32],
+    /// Every row's values, or `None` when the caller wrote the vectors file and the code files
+    /// itself (a merge streams them from its inputs: `start_vectors`, `write_code_body`).
+    pub vectors: Option<&'a [f32]>,
     pub payloads: &'a [Option<&'a [u8]>],
     /// Per sparse vector of the collection, one entry per row.
     pub sparse: &'a [Vec<Option<SparseRef<'a>>>],
@@ -38,14 +40,17 @@ pub fn write_segment(
     graphs: &[GraphData<'_>],
 ) -> Result<u64> {
     let rows = data.ids.len() as u64;
-    let mut total = write_file(
-        fs,
-        &dir.join(vec_name(id)),
-        FileKind::Vectors,
-        rows,
-        width,
-        &[bytemuck::cast_slice(data.vectors)],
-    )?;
+    let mut total = match data.vectors {
+        Some(vectors) => write_file(
+            fs,
+            &dir.join(vec_name(id)),
+            FileKind::Vectors,
+            rows,
+            width,
+            &[bytemuck::cast_slice(vectors)],
+        )?,
+        None => 0,
+    };
 
     let mut entries = Vec::with_capacity(data.ids.len() * ID_ENTRY);
     let mut heap = Vec::new();
@@ -109,8 +114,14 @@ pub fn write_segment(
             sp.dim as u32,
             &[g.graph.as_bytes()],
         )?;
-        if let Some(kind) = g.codes {
-            total += write_codes(fs, dir, id, data.vectors, sp, kind)?;
+        match (g.codes, data.vectors) {
+            (Some(kind), Some(vectors)) => total += write_codes(fs, dir, id, vectors, sp, kind)?,
+            (Some(_), None) => {
+                return Err(crate::error::Error::internal(
+                    "codes to write without the rows to code",
+                ))
+            }
+            (None, _) => {}
         }
     }
     Ok(total)
@@ -187,6 +198,48 @@ pub fn write_codes(
     quant::encode_pieces(kind, &values, sp.dim, &mut |piece| file.write_all(piece))?;
     file.sync_data()?;
     Ok(crate::format::HEADER_LEN as u64 + body_len)
+}
+
+/// Create segment `id`'s vectors file for `rows` rows of `width` values whose bytes have the
+/// CRC32C `crc`; the caller writes them, then syncs.
+pub fn start_vectors(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    id: u64,
+    rows: usize,
+    width: usize,
+    crc: u32,
+) -> Result<Box<dyn crate::io::WriteFile>> {
+    start_file(
+        fs,
+        &dir.join(vec_name(id)),
+        FileKind::Vectors,
+        rows as u64,
+        width as u32,
+        (rows * width * 4) as u64,
+        crc,
+    )
+}
+
+/// Write the code file of kind `kind` for vector `sp` of segment `id`, its body (prefix, then
+/// `rows` rows) in `parts`. Returns its size.
+pub fn write_code_body(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    id: u64,
+    sp: Space,
+    kind: CodeKind,
+    rows: usize,
+    parts: &[&[u8]],
+) -> Result<u64> {
+    write_file(
+        fs,
+        &dir.join(codes_name(id, sp.index, kind)),
+        FileKind::Codes,
+        rows as u64,
+        sp.dim as u32,
+        parts,
+    )
 }
 
 pub fn write_deleted(

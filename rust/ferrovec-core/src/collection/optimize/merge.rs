@@ -10,8 +10,10 @@ use super::{Stop, SELF_CHECK_SAMPLES, VACUUM_FRACTION};
 use crate::collection::manifest::{GraphMeta, SegmentMeta};
 use crate::collection::state::{Source, SourceKind};
 use crate::collection::{Collection, SEGMENTS_DIR};
+use crate::config::{is_absent, CodeKind, Space};
 use crate::error::{Error, Result};
-use crate::index::hnsw::{self, Graph, Rows};
+use crate::index::hnsw::{self, BuildSpace, CodeSpace, Graph};
+use crate::index::quant::{self, Coder};
 use crate::observe::metrics::RunKind;
 use crate::point::{PointId, SparseRef};
 use crate::segment::{self, Bitmap, GraphData, Segment, SegmentData, Shape};
@@ -114,19 +116,22 @@ struct Built {
     mapping: Vec<Vec<u32>>,
 }
 
-/// Rows of an input a merge copies before it lets their pages go (`Segment::release_rows`):
-/// the copy, not the inputs, is what the build reads, so holding both would double the
-/// merge's memory (measured: a 1M x 384 merge peaked at 2.2 times hnswlib's build).
+/// Rows of an input a merge reads before it lets their pages go (`Segment::release_rows`):
+/// the merge streams its inputs' f32 rows (to the new vectors file, and into codes), so they
+/// never sit in memory together (measured: a 1M x 384 merge that held them peaked at 2.2 times
+/// hnswlib's build).
 const RELEASE_ROWS: usize = 16_384;
 
 /// The rows of a merge, gathered from its inputs (the base first, whole, so its graph's node
-/// numbers stay valid; the others without their deleted rows).
+/// numbers stay valid; the others without their deleted rows): all but their vectors, which
+/// `for_each_piece` streams.
 struct Gathered<'a> {
     ids: Vec<PointId>,
-    vectors: Vec<f32>,
     payloads: Vec<Option<&'a [u8]>>,
     /// Per sparse vector of the collection, one entry per row.
     sparse: Vec<Vec<Option<SparseRef<'a>>>>,
+    /// Inputs in the merged order.
+    order: Vec<usize>,
     mapping: Vec<Vec<u32>>,
 }
 
@@ -139,9 +144,9 @@ fn gather<'a>(plan: &'a Plan, stop: &Stop<'_>) -> Result<Gathered<'a>> {
     let fields = plan.inputs.first().map_or(0, |(s, _)| s.sparse_count());
     let mut g = Gathered {
         ids: Vec::new(),
-        vectors: Vec::new(),
         payloads: Vec::new(),
         sparse: vec![Vec::new(); fields],
+        order: order.clone(),
         mapping: vec![Vec::new(); plan.inputs.len()],
     };
     for &k in &order {
@@ -149,15 +154,11 @@ fn gather<'a>(plan: &'a Plan, stop: &Stop<'_>) -> Result<Gathered<'a>> {
         let keep_all = Some(k) == plan.base && plan.base_graphs.is_some();
         let mut map = vec![u32::MAX; seg.rows];
         for (row, slot) in map.iter_mut().enumerate() {
-            if row % RELEASE_ROWS == 0 && row > 0 {
-                seg.release_rows(row - RELEASE_ROWS..row);
-            }
             if !keep_all && deleted.get(row) {
                 continue;
             }
             *slot = g.ids.len() as u32;
             g.ids.push(seg.id(row)?);
-            g.vectors.extend_from_slice(seg.vector(row));
             g.payloads.push(seg.payload(row)?);
             for (k, column) in g.sparse.iter_mut().enumerate() {
                 column.push(match seg.sparse(k) {
@@ -166,11 +167,168 @@ fn gather<'a>(plan: &'a Plan, stop: &Stop<'_>) -> Result<Gathered<'a>> {
                 });
             }
         }
-        seg.release_rows(seg.rows / RELEASE_ROWS * RELEASE_ROWS..seg.rows);
         g.mapping[k] = map;
         stop.check()?;
     }
     Ok(g)
+}
+
+/// Hand the merged rows' values to `f` in the merged order, `RELEASE_ROWS` rows (of `width`
+/// values) at a time, letting each input's pages go behind the reader.
+fn for_each_piece(
+    plan: &Plan,
+    g: &Gathered<'_>,
+    width: usize,
+    stop: &Stop<'_>,
+    f: &mut dyn FnMut(&[f32]) -> Result<()>,
+) -> Result<()> {
+    let full = RELEASE_ROWS * width.max(1);
+    let mut piece: Vec<f32> = Vec::with_capacity(full);
+    for &k in &g.order {
+        let seg = &plan.inputs[k].0;
+        for (row, &new_row) in g.mapping[k].iter().enumerate() {
+            if row % RELEASE_ROWS == 0 && row > 0 {
+                seg.release_rows(row - RELEASE_ROWS..row);
+            }
+            if new_row == u32::MAX {
+                continue;
+            }
+            piece.extend_from_slice(seg.vector(row));
+            if piece.len() >= full {
+                f(&piece)?;
+                piece.clear();
+            }
+        }
+        seg.release_rows(seg.rows / RELEASE_ROWS * RELEASE_ROWS..seg.rows);
+        stop.check()?;
+    }
+    if !piece.is_empty() {
+        f(&piece)?;
+    }
+    Ok(())
+}
+
+/// Vector `sp` of each row of `piece` (rows of `width` values), absent ones as zeros: what
+/// codes are made of (`segment::space_values`, a piece at a time).
+fn space_piece(piece: &[f32], sp: Space, out: &mut Vec<f32>) {
+    out.clear();
+    for row in piece.chunks_exact(sp.stride) {
+        let v = &row[sp.offset..sp.offset + sp.dim];
+        if is_absent(v) {
+            out.extend(std::iter::repeat_n(0.0, sp.dim));
+        } else {
+            out.extend_from_slice(v);
+        }
+    }
+}
+
+/// The codes of one vector of the merged rows: int8 codes, which its graph is built on, and
+/// the codes of the collection's kind for it when that is not int8.
+struct SpaceCodes {
+    int8: Coder,
+    /// The int8 codes' rows (no prefix).
+    int8_rows: Vec<u8>,
+    /// The kind's coder and code file body (prefix and rows), for int4 and binary.
+    other: Option<(CodeKind, Coder, Vec<u8>)>,
+}
+
+/// What the first pass over the merged rows finds: the vectors file's checksum, the rows
+/// lacking each vector, and the codes' parameters.
+struct Survey {
+    crc: u32,
+    absent: Vec<u64>,
+    int8: Vec<quant::Survey>,
+    other: Vec<Option<(CodeKind, quant::Survey)>>,
+}
+
+/// Write the merged segment's vectors file from its inputs, and code each vector's rows, in
+/// two passes over the inputs (the first for the file's checksum and the codes' parameters):
+/// the f32 rows are never all in memory. Codes are made only when `coded` (the segment gets
+/// graphs).
+fn write_vectors_and_code(
+    col: &Collection,
+    plan: &Plan,
+    g: &Gathered<'_>,
+    seg_dir: &std::path::Path,
+    id: u64,
+    coded: bool,
+    stop: &Stop<'_>,
+) -> Result<(Vec<u64>, Vec<SpaceCodes>)> {
+    let spaces = col.config.spaces();
+    let width = col.config.width();
+    let rows = g.ids.len();
+    let mut survey = Survey {
+        crc: 0,
+        absent: vec![0; spaces.len()],
+        int8: Vec::new(),
+        other: Vec::new(),
+    };
+    if coded {
+        for sp in &spaces {
+            survey
+                .int8
+                .push(quant::Survey::new(CodeKind::Int8, sp.dim, rows));
+            survey.other.push(
+                col.config
+                    .codes_for(*sp)
+                    .filter(|&k| k != CodeKind::Int8)
+                    .map(|k| (k, quant::Survey::new(k, sp.dim, rows))),
+            );
+        }
+    }
+    let mut values = Vec::new();
+    for_each_piece(plan, g, width, stop, &mut |piece| {
+        survey.crc = crc32c::crc32c_append(survey.crc, bytemuck::cast_slice(piece));
+        for (sp, absent) in spaces.iter().zip(&mut survey.absent) {
+            *absent += piece
+                .chunks_exact(sp.stride)
+                .filter(|row| is_absent(&row[sp.offset..sp.offset + sp.dim]))
+                .count() as u64;
+        }
+        for ((sp, int8), other) in spaces.iter().zip(&mut survey.int8).zip(&mut survey.other) {
+            space_piece(piece, *sp, &mut values);
+            int8.add(&values);
+            if let Some((_, s)) = other {
+                s.add(&values);
+            }
+        }
+        Ok(())
+    })?;
+    let mut codes: Vec<SpaceCodes> = survey
+        .int8
+        .into_iter()
+        .zip(survey.other)
+        .zip(&spaces)
+        .map(|((int8, other), sp)| SpaceCodes {
+            int8: int8.finish(),
+            int8_rows: Vec::with_capacity(rows * sp.dim),
+            other: other.map(|(kind, s)| {
+                let coder = s.finish();
+                let mut body = coder.prefix();
+                body.reserve(rows * quant::row_bytes(kind, sp.dim));
+                (kind, coder, body)
+            }),
+        })
+        .collect();
+    let file = segment::start_vectors(col.fs.as_ref(), seg_dir, id, rows, width, survey.crc)?;
+    for_each_piece(plan, g, width, stop, &mut |piece| {
+        file.write_all(bytemuck::cast_slice(piece))?;
+        for (sp, c) in spaces.iter().zip(&mut codes) {
+            space_piece(piece, *sp, &mut values);
+            c.int8.encode(&values, &mut c.int8_rows);
+            if let Some((_, coder, body)) = &mut c.other {
+                coder.encode(&values, body);
+            }
+        }
+        Ok(())
+    })?;
+    file.sync_data()?;
+    let absent = if survey.absent.iter().all(|&n| n == 0) {
+        Vec::new()
+    } else {
+        survey.absent
+    };
+    Ok((absent, codes))
 }
 
 fn build(col: &Collection, plan: &Plan, stop: &Stop<'_>) -> Result<Built> {
@@ -185,7 +343,6 @@ fn build(col: &Collection, plan: &Plan, stop: &Stop<'_>) -> Result<Built> {
     let started = Instant::now();
     let g = gather(plan, stop)?;
     let rows_total = g.ids.len();
-    let gathered = started.elapsed();
     log::info!(
         "collection {}: merging {} segment(s) into one of {rows_total} points{}",
         col.name,
@@ -197,20 +354,37 @@ fn build(col: &Collection, plan: &Plan, stop: &Stop<'_>) -> Result<Built> {
         }
     );
     let id = col.writer.lock().take_segment_id();
-    let absent = segment::absent_counts(&g.vectors, &spaces);
-    let (graphs, metas) = if rows_total >= hcfg.full_scan_threshold {
-        build_graphs(col, plan, &g.vectors, id, &absent, gathered, stop)?
+    let indexed = rows_total >= hcfg.full_scan_threshold;
+    let (absent, codes) = write_vectors_and_code(col, plan, &g, &seg_dir, id, indexed, stop)?;
+    let gathered = started.elapsed();
+    let (graphs, metas) = if indexed {
+        build_graphs(col, plan, &codes, id, gathered, stop)?
     } else {
         (Vec::new(), Vec::new())
     };
+    for ((sp, c), meta) in spaces.iter().zip(&codes).zip(&metas) {
+        let fs = col.fs.as_ref();
+        match (&c.other, meta.codes) {
+            (Some((kind, _, body)), _) => {
+                segment::write_code_body(fs, &seg_dir, id, *sp, *kind, rows_total, &[body])?;
+            }
+            (None, Some(kind)) => {
+                let prefix = c.int8.prefix();
+                let parts: [&[u8]; 2] = [&prefix, &c.int8_rows];
+                segment::write_code_body(fs, &seg_dir, id, *sp, kind, rows_total, &parts)?;
+            }
+            (None, None) => {}
+        }
+    }
+    drop(codes);
+    // The vectors file and the code files are written; the graphs go with the other files.
     let graph_data: Vec<GraphData<'_>> = spaces
         .iter()
         .zip(&graphs)
-        .zip(&metas)
-        .map(|((&space, graph), meta)| GraphData {
+        .map(|(&space, graph)| GraphData {
             space,
             graph,
-            codes: meta.codes,
+            codes: None,
         })
         .collect();
     segment::write_segment(
@@ -220,7 +394,7 @@ fn build(col: &Collection, plan: &Plan, stop: &Stop<'_>) -> Result<Built> {
         col.config.width() as u32,
         &SegmentData {
             ids: &g.ids,
-            vectors: &g.vectors,
+            vectors: None,
             payloads: &g.payloads,
             sparse: &g.sparse,
         },
@@ -255,34 +429,25 @@ fn build(col: &Collection, plan: &Plan, stop: &Stop<'_>) -> Result<Built> {
     })
 }
 
-/// One graph per vector over the gathered rows (extending the base's, if the plan keeps one),
-/// each self-checked; stopped between insertions by `stop`.
+/// One graph per vector of the merged rows, built on their int8 codes (extending the base's,
+/// if the plan keeps one), each self-checked on them; stopped between insertions by `stop`.
 fn build_graphs(
     col: &Collection,
     plan: &Plan,
-    vectors: &[f32],
+    codes: &[SpaceCodes],
     id: u64,
-    absent: &[u64],
     gathered: Duration,
     stop: &Stop<'_>,
 ) -> Result<(Vec<Graph>, Vec<GraphMeta>)> {
     let hcfg = col.config.hnsw;
-    let rows_total = vectors.len() / col.config.width().max(1);
     let mut graphs = Vec::new();
     let mut metas = Vec::new();
-    for sp in col.config.spaces() {
+    for (sp, c) in col.config.spaces().into_iter().zip(codes) {
         let build_started = Instant::now();
-        // Rows lacking this vector join the graph as zeros (never accepted as results), so
-        // a graph has a node per row; otherwise the rows are read in place.
-        let finite = match absent.get(sp.index) {
-            Some(&n) if n > 0 => Some(segment::space_values(vectors, sp)),
-            _ => None,
-        };
-        let rows = match &finite {
-            Some(values) => Rows::dense(values, sp.dim),
-            None => Rows::of(vectors, sp),
-        };
-        let metric = sp.distance;
+        // Rows lacking this vector were coded as zeros (never accepted as results), so a graph
+        // has a node per row.
+        let space = CodeSpace::new(&c.int8_rows, sp.dim, sp.distance, c.int8.scale());
+        let rows_total = space.len();
         let stopped = || {
             stop.inserted(1);
             stop.stopped()
@@ -291,15 +456,16 @@ fn build_graphs(
             stop.inserted(bg[sp.index].n as u64); // kept, not inserted again
         }
         let graph = match &plan.base_graphs {
-            Some(bg) => hnsw::extend(rows, metric, &bg[sp.index], id, &stopped),
-            None => hnsw::build(rows, metric, &hcfg, id, &stopped),
+            Some(bg) => hnsw::extend(&space, &bg[sp.index], id, &stopped),
+            None => hnsw::build(&space, &hcfg, id, &stopped),
         };
         stop.check()?;
         let built = build_started.elapsed();
-        let recall = graph.self_check(rows, metric, hcfg.ef_construct, SELF_CHECK_SAMPLES, id);
+        let recall = graph.self_check(&space, hcfg.ef_construct, SELF_CHECK_SAMPLES, id);
         log::info!(
-            "collection {}: graph{} over {rows_total} points built in {:.1} s (rows gathered in {:.1} s); \
-             self-check recall@10 {recall:.3} at ef {} ({:.1} s)",
+            "collection {}: graph{} over {rows_total} points built on int8 codes in {:.1} s \
+             (rows written and coded in {:.1} s); self-check recall@10 {recall:.3} at ef {} \
+             ({:.1} s)",
             col.name,
             match col.config.vectors[sp.index].name.as_str() {
                 "" => String::new(),

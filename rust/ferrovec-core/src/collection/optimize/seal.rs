@@ -139,7 +139,7 @@ fn write_frozen(col: &Collection, seg_dir: &Path, id: u64, rows: &MemRows) -> Re
         col.config.width() as u32,
         &SegmentData {
             ids: &rows.ids,
-            vectors: &rows.vectors,
+            vectors: Some(&rows.vectors),
             payloads: &payloads,
             sparse: &sparse,
         },

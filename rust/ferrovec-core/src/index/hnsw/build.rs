@@ -8,16 +8,17 @@ use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 use parking_lot::{Mutex, RwLock};
 use rayon::prelude::*;
 
-use super::search::{greedy, search_level, Distances, Exact};
-use super::{dist, Graph, Item, Links, Rows, Words, MAX_LEVEL, NONE, PARAM_WORDS};
-use crate::config::{Distance, HnswConfig};
+use super::search::{greedy, search_level, Distances};
+use super::space::{BuildSpace, FromNode};
+use super::{Graph, Item, Links, Words, MAX_LEVEL, NONE, PARAM_WORDS};
+use crate::config::HnswConfig;
 
 /// Asked between insertions: true ends the build early.
 pub type Stop<'a> = dyn Fn() -> bool + Sync + 'a;
 
 /// hnswlib's neighbour-selection heuristic: walk candidates nearest first and keep one only if
 /// it is closer to the base than to every neighbour kept so far.
-fn select_heuristic(rows: Rows<'_>, metric: Distance, sorted: &[Item], m: usize) -> Vec<Item> {
+fn select_heuristic<S: BuildSpace>(space: &S, sorted: &[Item], m: usize) -> Vec<Item> {
     if sorted.len() <= m {
         return sorted.to_vec();
     }
@@ -26,17 +27,15 @@ fn select_heuristic(rows: Rows<'_>, metric: Distance, sorted: &[Item], m: usize)
         if kept.len() >= m {
             break;
         }
-        let cv = rows.get(c.id);
-        if kept.iter().all(|k| dist(metric, cv, rows.get(k.id)) >= c.d) {
+        if kept.iter().all(|k| space.between(c.id, k.id) >= c.d) {
             kept.push(c);
         }
     }
     kept
 }
 
-struct Builder<'a> {
-    rows: Rows<'a>,
-    metric: Distance,
+struct Builder<'a, S> {
+    space: &'a S,
     m: usize,
     m0: usize,
     ef_construct: usize,
@@ -53,7 +52,7 @@ struct Builder<'a> {
     raising: Mutex<()>,
 }
 
-impl Links for Builder<'_> {
+impl<S: BuildSpace> Links for Builder<'_, S> {
     #[inline]
     fn for_each_neighbor(&self, node: u32, level: usize, mut f: impl FnMut(u32)) {
         let guard = self.upper[node as usize].lock();
@@ -69,7 +68,7 @@ impl Links for Builder<'_> {
     }
 }
 
-impl Builder<'_> {
+impl<S> Builder<'_, S> {
     /// Replace `node`'s links at `level`. The caller holds the node's lock.
     fn set_links(
         &self,
@@ -122,14 +121,8 @@ fn random_levels(n: usize, m: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-impl<'a> Builder<'a> {
-    fn new(
-        rows: Rows<'a>,
-        metric: Distance,
-        m: usize,
-        ef_construct: usize,
-        levels: Vec<u8>,
-    ) -> Self {
+impl<'a, S: BuildSpace> Builder<'a, S> {
+    fn new(space: &'a S, m: usize, ef_construct: usize, levels: Vec<u8>) -> Self {
         let m0 = m * 2;
         let upper = levels
             .iter()
@@ -139,8 +132,7 @@ impl<'a> Builder<'a> {
             .map(|_| AtomicU32::new(0))
             .collect();
         Builder {
-            rows,
-            metric,
+            space,
             m,
             m0,
             ef_construct,
@@ -153,11 +145,11 @@ impl<'a> Builder<'a> {
     }
 
     /// Start from an existing graph; nodes beyond it get fresh random levels.
-    fn extend(rows: Rows<'a>, metric: Distance, base: &Graph, seed: u64) -> Self {
-        let n = rows.len();
+    fn extend(space: &'a S, base: &Graph, seed: u64) -> Self {
+        let n = space.len();
         let mut levels: Vec<u8> = (0..base.n).map(|i| base.level(i as u32) as u8).collect();
         levels.extend(random_levels(n - base.n, base.m, seed));
-        let b = Builder::new(rows, metric, base.m, base.ef_construct, levels);
+        let b = Builder::new(space, base.m, base.ef_construct, levels);
         let mut buf = Vec::new();
         for i in 0..base.n {
             let mut upper = b.upper[i].lock();
@@ -171,7 +163,7 @@ impl<'a> Builder<'a> {
     }
 
     fn insert_all(&self, start: u32, stop: &Stop<'_>) {
-        let n = self.rows.len() as u32;
+        let n = self.space.len() as u32;
         crate::pool::install(|| {
             (start..n).into_par_iter().for_each(|i| {
                 if !stop() {
@@ -195,10 +187,9 @@ impl<'a> Builder<'a> {
             *self.top.write() = (q, level);
             return;
         }
-        let space = Exact {
-            rows: self.rows,
-            metric: self.metric,
-            q: self.rows.get(q),
+        let space = FromNode {
+            space: self.space,
+            q,
         };
         let mut cur = Item {
             d: space.dist(entry),
@@ -210,7 +201,7 @@ impl<'a> Builder<'a> {
         let mut eps = vec![cur];
         for l in (0..=level.min(max_level)).rev() {
             let found = search_level(self, &space, &eps, self.ef_construct, l, &|_| true, false);
-            let chosen = select_heuristic(self.rows, self.metric, &found, self.m);
+            let chosen = select_heuristic(self.space, &found, self.m);
             self.link_new(q, l, &chosen);
             for c in &chosen {
                 self.connect(c.id, q, c.d, l);
@@ -236,16 +227,15 @@ impl<'a> Builder<'a> {
             return;
         }
         let mut links = chosen.to_vec();
-        let qv = self.rows.get(q);
         for id in added {
             if !chosen.iter().any(|c| c.id == id) {
-                let d = dist(self.metric, qv, self.rows.get(id));
+                let d = self.space.between(q, id);
                 links.push(Item { d, id });
             }
         }
         if links.len() > cap {
             links.sort_unstable();
-            links = select_heuristic(self.rows, self.metric, &links, cap);
+            links = select_heuristic(self.space, &links, cap);
         }
         self.set_links(q, level, &mut upper, links.iter().map(|c| c.id));
     }
@@ -265,22 +255,21 @@ impl<'a> Builder<'a> {
             self.set_links(node, level, &mut upper, list.into_iter().chain([q]));
             return;
         }
-        let nv = self.rows.get(node);
         let mut cands: Vec<Item> = list
             .iter()
             .map(|&x| Item {
-                d: dist(self.metric, nv, self.rows.get(x)),
+                d: self.space.between(node, x),
                 id: x,
             })
             .collect();
         cands.push(Item { d, id: q });
         cands.sort_unstable();
-        let kept = select_heuristic(self.rows, self.metric, &cands, cap);
+        let kept = select_heuristic(self.space, &cands, cap);
         self.set_links(node, level, &mut upper, kept.iter().map(|c| c.id));
     }
 
     fn finish(self) -> Graph {
-        let n = self.rows.len();
+        let n = self.space.len();
         let (entry, max_level) = *self.top.read();
         let stride0 = 1 + self.m0;
         let stride = 1 + self.m;
@@ -341,25 +330,19 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// Build a graph over all rows, in parallel on the core's thread pool. Once `stop` answers true
-/// the remaining insertions return at once (the caller then discards the graph).
-pub fn build(
-    rows: Rows<'_>,
-    metric: Distance,
-    params: &HnswConfig,
-    seed: u64,
-    stop: &Stop<'_>,
-) -> Graph {
-    let levels = random_levels(rows.len(), params.m, seed);
-    let b = Builder::new(rows, metric, params.m, params.ef_construct, levels);
+/// Build a graph over all nodes of `space`, in parallel on the core's thread pool. Once `stop`
+/// answers true the remaining insertions return at once (the caller then discards the graph).
+pub fn build<S: BuildSpace>(space: &S, params: &HnswConfig, seed: u64, stop: &Stop<'_>) -> Graph {
+    let levels = random_levels(space.len(), params.m, seed);
+    let b = Builder::new(space, params.m, params.ef_construct, levels);
     b.insert_all(0, stop);
     b.finish()
 }
 
-/// A graph over `rows` whose first `base.n` rows are `base`'s nodes: `base`'s links are kept
-/// and the new rows inserted.
-pub fn extend(rows: Rows<'_>, metric: Distance, base: &Graph, seed: u64, stop: &Stop<'_>) -> Graph {
-    let b = Builder::extend(rows, metric, base, seed);
+/// A graph over `space` whose first `base.n` nodes are `base`'s: `base`'s links are kept and
+/// the new nodes inserted.
+pub fn extend<S: BuildSpace>(space: &S, base: &Graph, seed: u64, stop: &Stop<'_>) -> Graph {
+    let b = Builder::extend(space, base, seed);
     b.insert_all(base.n as u32, stop);
     b.finish()
 }

@@ -2,21 +2,21 @@
 
 use rayon::prelude::*;
 
-use super::{dist, Graph, Item, Rows};
-use crate::config::Distance;
+use super::space::{BuildSpace, FromNode};
+use super::{Graph, Item};
 
 impl Graph {
-    /// Estimated recall@10 of searches at `ef`, leave-one-out: the neighbours of sampled rows
-    /// (the row itself excluded) against an exact scan. The self-check after every build.
-    pub fn self_check(
+    /// Estimated recall@10 of searches at `ef`, leave-one-out: the neighbours of sampled nodes
+    /// (the node itself excluded) against an exact scan, both in the `space` the graph was built
+    /// on. The self-check after every build.
+    pub fn self_check<S: BuildSpace>(
         &self,
-        rows: Rows<'_>,
-        metric: Distance,
+        space: &S,
         ef: usize,
         samples: usize,
         seed: u64,
     ) -> f32 {
-        let n = self.n.min(rows.len());
+        let n = self.n.min(space.len());
         if n < 20 {
             return 1.0;
         }
@@ -34,18 +34,21 @@ impl Graph {
             picks
                 .par_iter()
                 .map(|&a| {
-                    let q = rows.get(a);
                     let mut exact: Vec<Item> = (0..n as u32)
                         .filter(|&i| i != a)
                         .map(|i| Item {
-                            d: dist(metric, q, rows.get(i)),
+                            d: space.between(a, i),
                             id: i,
                         })
                         .collect();
                     exact.select_nth_unstable(k - 1);
                     let truth: Vec<u32> = exact[..k].iter().map(|i| i.id).collect();
-                    let got = self.search(rows, metric, q, k, ef, &|i| i != a, true);
-                    got.iter().filter(|g| truth.contains(&g.id)).count()
+                    let from = FromNode { space, q: a };
+                    let got = self.search_in(&from, ef.max(k), &|i| i != a, true);
+                    got[..got.len().min(k)]
+                        .iter()
+                        .filter(|g| truth.contains(&g.id))
+                        .count()
                 })
                 .sum()
         });

@@ -5,6 +5,7 @@
 //! Build: nodes get random levels up front; insertions run in parallel (rayon), each node's link
 //! lists behind its own mutex, with hnswlib's neighbour-selection heuristic applied both to the
 //! new node's links and, when a neighbour's list is full, to that neighbour's reverse links.
+//! The build measures distances in a `BuildSpace`: a merge builds on int8 codes (`space.rs`).
 //! Search: greedy descent through the upper levels, then a best-first search of level 0 with a
 //! reusable epoch-tagged visited array per thread. Nodes the caller rejects (deleted, filtered
 //! out) still route the search but are never returned.
@@ -12,6 +13,7 @@
 mod build;
 mod check;
 mod search;
+mod space;
 #[cfg(test)]
 mod tests;
 
@@ -23,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::io::Mapped;
 
 pub use build::{build, extend, Stop};
+pub use space::{BuildSpace, CodeSpace, RowSpace};
 
 /// Highest level a node may get (hnswlib caps levels the same way in practice).
 const MAX_LEVEL: usize = 16;
@@ -156,7 +159,7 @@ impl<'a> Rows<'a> {
 
     /// Ask the CPU to start loading row `i` (its first cache lines) before it is needed.
     #[inline]
-    fn prefetch(&self, i: u32) {
+    pub(super) fn prefetch(&self, i: u32) {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};

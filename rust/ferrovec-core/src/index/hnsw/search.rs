@@ -284,7 +284,7 @@ impl Graph {
     }
 
     /// Up to `ef` accepted nodes nearest in `space`, nearest first.
-    fn search_in<S: Distances, F: Fn(u32) -> bool>(
+    pub(super) fn search_in<S: Distances, F: Fn(u32) -> bool>(
         &self,
         space: &S,
         ef: usize,

@@ -28,7 +28,7 @@ fn graph(rows: Rows<'_>, metric: Distance, m: usize, ef_construct: usize) -> Gra
         ef_construct,
         ..HnswConfig::default()
     };
-    build(rows, metric, &params, 1, &|| false)
+    build(&RowSpace::new(rows, metric), &params, 1, &|| false)
 }
 
 #[test]
@@ -37,7 +37,7 @@ fn recall_is_high_and_rejected_nodes_are_never_returned() {
     let data = clustered(5000, dim, 7);
     let rows = Rows::dense(&data, dim);
     let g = graph(rows, Distance::Cosine, 16, 100);
-    let recall = g.self_check(rows, Distance::Cosine, 64, 100, 3);
+    let recall = g.self_check(&RowSpace::new(rows, Distance::Cosine), 64, 100, 3);
     assert!(recall >= 0.95, "recall {recall}");
     let q = rows.get(17);
     let even = |i: u32| i.is_multiple_of(2);
@@ -155,9 +155,10 @@ fn extending_a_graph_keeps_recall() {
     let first = Rows::dense(&data[..2000 * dim], dim);
     let all = Rows::dense(&data, dim);
     let base = graph(first, Distance::Dot, 12, 80);
-    let g = extend(all, Distance::Dot, &base, 2, &|| false);
+    let space = RowSpace::new(all, Distance::Dot);
+    let g = extend(&space, &base, 2, &|| false);
     assert_eq!(g.n, 4000);
-    let recall = g.self_check(all, Distance::Dot, 64, 100, 5);
+    let recall = g.self_check(&space, 64, 100, 5);
     assert!(recall >= 0.95, "recall {recall}");
 }
 
@@ -221,13 +222,73 @@ fn equal_vectors_inserted_together_stay_connected() {
     let all = Rows::dense(&data, dim);
     let q = vec![1.0f32; dim];
     for seed in 0..40 {
-        let base = build(first, Distance::Dot, &HnswConfig::default(), seed, &|| {
+        let first = RowSpace::new(first, Distance::Dot);
+        let base = build(&first, &HnswConfig::default(), seed, &|| false);
+        let g = extend(&RowSpace::new(all, Distance::Dot), &base, seed + 7, &|| {
             false
         });
-        let g = extend(all, Distance::Dot, &base, seed + 7, &|| false);
         let got = g.search(all, Distance::Dot, &q, 10, 100, &|_| true, false);
         let ids: Vec<u32> = got.iter().map(|i| i.id).collect();
         // The ten rows of 4s are the ten best.
         assert!(ids.iter().all(|&i| i >= 2030), "seed {seed}: {ids:?}");
+    }
+}
+
+/// A graph built on int8 codes (as a merge builds it) and searched on the f32 rows finds what
+/// one built on the f32 rows finds, for every metric; and the codes' distances order pairs of
+/// nodes as the f32 distances do.
+#[test]
+fn a_graph_built_on_int8_codes_is_as_good_as_one_built_on_f32() {
+    let dim = 48;
+    let data = clustered(4000, dim, 11);
+    // Scaled and shifted for Euclid and Manhattan: codes must not assume unit vectors.
+    let wide: Vec<f32> = data.iter().map(|x| 3.0 * x + 0.5).collect();
+    for (metric, values) in [
+        (Distance::Cosine, &data),
+        (Distance::Dot, &data),
+        (Distance::Euclid, &wide),
+        (Distance::Manhattan, &wide),
+    ] {
+        let rows = Rows::dense(values, dim);
+        let body = quant::encode(CodeKind::Int8, values, dim);
+        let codes = Codes::parse(CodeKind::Int8, dim, 4000, &body).expect("codes");
+        let at = quant::prefix_len(CodeKind::Int8, dim);
+        let on_codes = CodeSpace::new(&body[at..], dim, metric, codes.params.scale);
+        let on_rows = RowSpace::new(rows, metric);
+        let params = HnswConfig {
+            m: 12,
+            ef_construct: 80,
+            ..HnswConfig::default()
+        };
+        // Pairs ordered alike: d(0, i) < d(0, j) on codes iff on f32, but for near ties.
+        let (mut agree, mut pairs) = (0, 0);
+        for i in (1..4000u32).step_by(37) {
+            for j in (2..4000u32).step_by(41) {
+                let exact = on_rows.between(0, i) - on_rows.between(0, j);
+                if exact.abs() > 0.02 * on_rows.between(0, i).abs().max(0.1) {
+                    pairs += 1;
+                    agree += usize::from(
+                        (on_codes.between(0, i) < on_codes.between(0, j)) == (exact < 0.0),
+                    );
+                }
+            }
+        }
+        assert!(
+            agree * 100 >= pairs * 99,
+            "{metric:?}: {agree} of {pairs} pairs ordered alike"
+        );
+        let g_codes = build(&on_codes, &params, 1, &|| false);
+        let g_rows = build(&on_rows, &params, 1, &|| false);
+        // Searched on the f32 rows, against an exact scan.
+        let recall = |g: &Graph| g.self_check(&on_rows, 64, 100, 3);
+        let (by_codes, by_rows) = (recall(&g_codes), recall(&g_rows));
+        assert!(
+            by_codes >= 0.95,
+            "{metric:?}: recall {by_codes} built on codes"
+        );
+        assert!(
+            by_codes >= by_rows - 0.02,
+            "{metric:?}: recall {by_codes} built on codes, {by_rows} on f32"
+        );
     }
 }

@@ -23,26 +23,6 @@ pub fn row_bytes(dim: usize) -> usize {
     8 * words(dim) + 8
 }
 
-/// The mean of `values` (rows of `dim`), which the codes are centred on.
-pub fn mean_of(values: &[f32], dim: usize) -> Vec<f32> {
-    let rows = values.len() / dim.max(1);
-    let mut mean = vec![0f64; dim];
-    for row in values.chunks_exact(dim) {
-        for (m, &x) in mean.iter_mut().zip(row) {
-            *m += f64::from(x);
-        }
-    }
-    mean.iter()
-        .map(|&m| {
-            if rows > 0 {
-                (m / rows as f64) as f32
-            } else {
-                0.0
-            }
-        })
-        .collect()
-}
-
 /// Append the codes of `values` (rows of `dim`) centred on `mean` to `out`.
 pub fn encode_rows(values: &[f32], dim: usize, mean: &[f32], out: &mut Vec<u8>) {
     let mut bits = vec![0u64; words(dim)];

@@ -6,19 +6,17 @@
 use super::{Estimator, Params};
 
 /// Components beyond this quantile of |x| are clipped: one outlier must not waste the range.
-const CLIP_QUANTILE: f64 = 0.9999;
+pub const CLIP_QUANTILE: f64 = 0.9999;
 /// At most this many components are sampled to find the scale.
 const SCALE_SAMPLE: usize = 1 << 20;
 
-/// The scale of `data`: the `CLIP_QUANTILE` quantile of |x| over a strided sample.
-pub fn scale_of(data: &[f32]) -> f32 {
-    scale_at(data, CLIP_QUANTILE)
+/// The scale is found on every `sample_step(len)`-th of `len` components.
+pub fn sample_step(len: usize) -> usize {
+    len.div_ceil(SCALE_SAMPLE).max(1)
 }
 
-/// The `quantile` quantile of |x| over a strided sample of `data` (1 if that is not positive).
-pub fn scale_at(data: &[f32], quantile: f64) -> f32 {
-    let step = data.len().div_ceil(SCALE_SAMPLE).max(1);
-    let mut sample: Vec<f32> = data.iter().step_by(step).map(|x| x.abs()).collect();
+/// The `quantile` quantile of `sample` (values of |x|), or 1 if that is not positive.
+pub fn quantile_of(mut sample: Vec<f32>, quantile: f64) -> f32 {
     if sample.is_empty() {
         return 1.0;
     }
@@ -197,7 +195,8 @@ mod tests {
         let q: Vec<f32> = (0..64).map(|i| (i as f32 * 0.3).sin()).collect();
         let near: Vec<f32> = q.iter().map(|x| x * 0.9 + 0.01).collect();
         let far: Vec<f32> = q.iter().rev().copied().collect();
-        let s = scale_of(&[near.clone(), far.clone()].concat());
+        let both = [near.clone(), far.clone()].concat();
+        let s = quantile_of(both.iter().map(|x| x.abs()).collect(), CLIP_QUANTILE);
         let (mut cn, mut cf) = (Vec::new(), Vec::new());
         encode_into(&near, s, &mut cn);
         encode_into(&far, s, &mut cf);

@@ -71,33 +71,135 @@ pub fn encode_pieces(
     dim: usize,
     sink: &mut dyn FnMut(&[u8]) -> crate::error::Result<()>,
 ) -> crate::error::Result<()> {
-    let mut prefix = vec![0u8; PREFIX];
-    prefix[KIND_AT] = kind_byte(kind);
-    let scale = match kind {
-        CodeKind::Int8 => int8::scale_of(values),
-        CodeKind::Int4 => int8::scale_at(values, int4::CLIP_QUANTILE),
-        CodeKind::Binary => 0.0,
-    };
-    let mean = match kind {
-        CodeKind::Binary => binary::mean_of(values, dim),
-        _ => Vec::new(),
-    };
-    if kind != CodeKind::Binary {
-        prefix[..4].copy_from_slice(&scale.to_le_bytes());
-    }
-    prefix.extend(mean.iter().flat_map(|m| m.to_le_bytes()));
-    sink(&prefix)?;
+    let rows = values.len() / dim.max(1);
+    let mut survey = Survey::new(kind, dim, rows);
+    survey.add(values);
+    let coder = survey.finish();
+    sink(&coder.prefix())?;
     let mut piece = Vec::with_capacity(PIECE_ROWS * row_bytes(kind, dim));
     for rows in values.chunks(PIECE_ROWS * dim.max(1)) {
         piece.clear();
-        match kind {
-            CodeKind::Int8 => int8::encode_rows(rows, scale, &mut piece),
-            CodeKind::Int4 => int4::encode_rows(rows, dim, scale, &mut piece),
-            CodeKind::Binary => binary::encode_rows(rows, dim, &mean, &mut piece),
-        }
+        coder.encode(rows, &mut piece);
         sink(&piece)?;
     }
     Ok(())
+}
+
+/// The first of two passes over rows that are coded as they stream by (a merge reads them from
+/// its inputs' files, never holding them all): it gathers what the kind's parameters are made
+/// of, a strided sample of |x| for the scale of int8 and int4, the sum of the rows for the mean
+/// of binary codes. `finish` makes the `Coder` of the second pass.
+pub struct Survey {
+    kind: CodeKind,
+    dim: usize,
+    rows: usize,
+    /// Every `step`-th value is sampled (by its index among all the rows' values).
+    step: usize,
+    /// Values seen so far.
+    seen: usize,
+    sample: Vec<f32>,
+    /// Binary codes only: the rows' sum.
+    sum: Vec<f64>,
+}
+
+impl Survey {
+    /// A survey of `rows` rows of `dim` values, handed over in order, whole rows at a time.
+    pub fn new(kind: CodeKind, dim: usize, rows: usize) -> Self {
+        Survey {
+            kind,
+            dim,
+            rows,
+            step: int8::sample_step(rows * dim),
+            seen: 0,
+            sample: Vec::new(),
+            sum: match kind {
+                CodeKind::Binary => vec![0.0; dim],
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    /// The next whole rows.
+    pub fn add(&mut self, values: &[f32]) {
+        if self.kind == CodeKind::Binary {
+            for row in values.chunks_exact(self.dim.max(1)) {
+                for (m, &x) in self.sum.iter_mut().zip(row) {
+                    *m += f64::from(x);
+                }
+            }
+        } else {
+            let first = self.seen.next_multiple_of(self.step) - self.seen;
+            self.sample.extend(
+                values
+                    .iter()
+                    .skip(first)
+                    .step_by(self.step)
+                    .map(|x| x.abs()),
+            );
+        }
+        self.seen += values.len();
+    }
+
+    pub fn finish(self) -> Coder {
+        let rows = self.rows;
+        let scale = match self.kind {
+            CodeKind::Int8 => int8::quantile_of(self.sample, int8::CLIP_QUANTILE),
+            CodeKind::Int4 => int8::quantile_of(self.sample, int4::CLIP_QUANTILE),
+            CodeKind::Binary => 0.0,
+        };
+        let mean = self
+            .sum
+            .iter()
+            .map(|&m| {
+                if rows > 0 {
+                    (m / rows as f64) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Coder {
+            kind: self.kind,
+            dim: self.dim,
+            scale,
+            mean,
+        }
+    }
+}
+
+/// Codes rows of one kind under parameters a `Survey` found.
+pub struct Coder {
+    kind: CodeKind,
+    dim: usize,
+    scale: f32,
+    mean: Vec<f32>,
+}
+
+impl Coder {
+    /// The code file's prefix: the parameters.
+    pub fn prefix(&self) -> Vec<u8> {
+        let mut prefix = vec![0u8; PREFIX];
+        prefix[KIND_AT] = kind_byte(self.kind);
+        if self.kind != CodeKind::Binary {
+            prefix[..4].copy_from_slice(&self.scale.to_le_bytes());
+        }
+        prefix.extend(self.mean.iter().flat_map(|m| m.to_le_bytes()));
+        prefix
+    }
+
+    /// The scale of int8 and int4 codes.
+    pub fn scale(&self) -> f32 {
+        self.scale
+    }
+
+    /// Append the codes of `values` (whole rows) to `out`.
+    pub fn encode(&self, values: &[f32], out: &mut Vec<u8>) {
+        match self.kind {
+            CodeKind::Int8 => int8::encode_rows(values, self.scale, out),
+            CodeKind::Int4 => int4::encode_rows(values, self.dim, self.scale, out),
+            CodeKind::Binary => binary::encode_rows(values, self.dim, &self.mean, out),
+        }
+    }
 }
 
 /// Bytes of a code file's body for `rows` rows.
@@ -342,5 +444,27 @@ mod tests {
         assert!(Codes::parse(CodeKind::Int8, 64, 10, &body).is_err());
         assert!(Codes::parse(CodeKind::Int4, 64, 11, &body).is_err());
         assert!(Codes::parse(CodeKind::Int4, 64, 10, &body).is_ok());
+    }
+
+    /// Rows surveyed and coded a few at a time, as a merge streams them from its inputs, give
+    /// the code file that coding them all at once gives (enough values that the scale's sample
+    /// takes every second one, and pieces of an odd number of values).
+    #[test]
+    fn codes_made_piece_by_piece_equal_codes_made_at_once() {
+        let (n, dim) = (40_000, 33);
+        let data = clustered(n, dim, 5);
+        for kind in [CodeKind::Int8, CodeKind::Int4, CodeKind::Binary] {
+            let whole = encode(kind, &data, dim);
+            let mut survey = Survey::new(kind, dim, n);
+            for rows in data.chunks(7 * dim) {
+                survey.add(rows);
+            }
+            let coder = survey.finish();
+            let mut body = coder.prefix();
+            for rows in data.chunks(13 * dim) {
+                coder.encode(rows, &mut body);
+            }
+            assert_eq!(body, whole, "{kind:?}");
+        }
     }
 }
