@@ -135,7 +135,14 @@ pub fn space_values(vectors: &[f32], sp: Space) -> std::borrow::Cow<'_, [f32]> {
         return std::borrow::Cow::Borrowed(vectors);
     }
     let mut out = Vec::with_capacity(vectors.len() / sp.stride * sp.dim);
-    for row in vectors.chunks_exact(sp.stride) {
+    push_space_values(vectors, sp, &mut out);
+    std::borrow::Cow::Owned(out)
+}
+
+/// Append vector `sp` of each of `rows` to `out`, absent vectors as zeros (`space_values`, for
+/// rows that come a piece at a time).
+pub fn push_space_values(rows: &[f32], sp: Space, out: &mut Vec<f32>) {
+    for row in rows.chunks_exact(sp.stride) {
         let v = &row[sp.offset..sp.offset + sp.dim];
         if is_absent(v) {
             out.extend(std::iter::repeat_n(0.0, sp.dim));
@@ -143,7 +150,6 @@ pub fn space_values(vectors: &[f32], sp: Space) -> std::borrow::Cow<'_, [f32]> {
             out.extend_from_slice(v);
         }
     }
-    std::borrow::Cow::Owned(out)
 }
 
 /// Rows lacking vector `sp` (a named vector a point does not have; see `config::is_absent`).

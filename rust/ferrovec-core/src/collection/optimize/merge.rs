@@ -10,7 +10,7 @@ use super::{Stop, SELF_CHECK_SAMPLES, VACUUM_FRACTION};
 use crate::collection::manifest::{GraphMeta, SegmentMeta};
 use crate::collection::state::{Source, SourceKind};
 use crate::collection::{Collection, SEGMENTS_DIR};
-use crate::config::{is_absent, CodeKind, Space};
+use crate::config::CodeKind;
 use crate::error::{Error, Result};
 use crate::index::hnsw::{self, BuildSpace, CodeSpace, Graph};
 use crate::index::quant::{self, Coder};
@@ -208,20 +208,6 @@ fn for_each_piece(
     Ok(())
 }
 
-/// Vector `sp` of each row of `piece` (rows of `width` values), absent ones as zeros: what
-/// codes are made of (`segment::space_values`, a piece at a time).
-fn space_piece(piece: &[f32], sp: Space, out: &mut Vec<f32>) {
-    out.clear();
-    for row in piece.chunks_exact(sp.stride) {
-        let v = &row[sp.offset..sp.offset + sp.dim];
-        if is_absent(v) {
-            out.extend(std::iter::repeat_n(0.0, sp.dim));
-        } else {
-            out.extend_from_slice(v);
-        }
-    }
-}
-
 /// The codes of one vector of the merged rows: int8 codes, which its graph is built on, and
 /// the codes of the collection's kind for it when that is not int8.
 struct SpaceCodes {
@@ -280,13 +266,11 @@ fn write_vectors_and_code(
     for_each_piece(plan, g, width, stop, &mut |piece| {
         survey.crc = crc32c::crc32c_append(survey.crc, bytemuck::cast_slice(piece));
         for (sp, absent) in spaces.iter().zip(&mut survey.absent) {
-            *absent += piece
-                .chunks_exact(sp.stride)
-                .filter(|row| is_absent(&row[sp.offset..sp.offset + sp.dim]))
-                .count() as u64;
+            *absent += segment::absent_rows(piece, *sp) as u64;
         }
         for ((sp, int8), other) in spaces.iter().zip(&mut survey.int8).zip(&mut survey.other) {
-            space_piece(piece, *sp, &mut values);
+            values.clear();
+            segment::push_space_values(piece, *sp, &mut values);
             int8.add(&values);
             if let Some((_, s)) = other {
                 s.add(&values);
@@ -314,7 +298,8 @@ fn write_vectors_and_code(
     for_each_piece(plan, g, width, stop, &mut |piece| {
         file.write_all(bytemuck::cast_slice(piece))?;
         for (sp, c) in spaces.iter().zip(&mut codes) {
-            space_piece(piece, *sp, &mut values);
+            values.clear();
+            segment::push_space_values(piece, *sp, &mut values);
             c.int8.encode(&values, &mut c.int8_rows);
             if let Some((_, coder, body)) = &mut c.other {
                 coder.encode(&values, body);
