@@ -44,8 +44,8 @@ use crate::point::PointId;
 pub use bitmap::Bitmap;
 use sparse::SparseFiles;
 pub use write::{
-    absent_counts, absent_rows, push_space_values, space_values, start_vectors, write_code_body,
-    write_deleted, write_segment, GraphData, SegmentData,
+    absent_counts, absent_rows, push_space_values, start_vectors, write_code_body, write_deleted,
+    write_segment, GraphData, SegmentData,
 };
 
 pub(crate) const ID_ENTRY: usize = 16;

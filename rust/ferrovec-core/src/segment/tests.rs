@@ -54,14 +54,24 @@ fn rescorer_reads_rows_with_pread_exactly() {
     let graphs: Vec<GraphData<'_>> = spaces
         .iter()
         .zip(&built)
-        .map(|(&space, graph)| GraphData {
-            space,
-            graph,
-            codes: (space.index == 0).then_some(CodeKind::Int8),
-        })
+        .map(|(&space, graph)| GraphData { space, graph })
         .collect();
     let fs: Arc<dyn FileSystem> = Arc::new(OsFs);
     write_segment(&*fs, dir.path(), 1, width as u32, &data, &graphs).expect("write segment");
+    // Vector 0's graph is walked on int8 codes.
+    let mut values = Vec::new();
+    push_space_values(&vectors, spaces[0], &mut values);
+    let body = crate::index::quant::encode(CodeKind::Int8, &values, spaces[0].dim);
+    write_code_body(
+        &*fs,
+        dir.path(),
+        1,
+        spaces[0],
+        CodeKind::Int8,
+        rows,
+        &[&body],
+    )
+    .expect("write codes");
     let mut seg = Segment::open(
         fs.clone(),
         dir.path(),

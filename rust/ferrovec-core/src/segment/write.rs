@@ -7,30 +7,29 @@ use crate::config::{is_absent, CodeKind, Space};
 use crate::error::Result;
 use crate::format::{start_file, write_file, FileKind};
 use crate::index::hnsw::Graph;
-use crate::index::quant;
 use crate::io::FileSystem;
 use crate::point::{PointId, SparseRef};
 
 /// Rows to write into a new segment.
 pub struct SegmentData<'a> {
     pub ids: &'a [PointId],
-    /// Every row's values, or `None` when the caller wrote the vectors file and the code files
-    /// itself (a merge streams them from its inputs: `start_vectors`, `write_code_body`).
+    /// Every row's values, or `None` when the caller wrote the vectors file itself (a merge
+    /// streams it from its inputs: `start_vectors`).
     pub vectors: Option<&'a [f32]>,
     pub payloads: &'a [Option<&'a [u8]>],
     /// Per sparse vector of the collection, one entry per row.
     pub sparse: &'a [Vec<Option<SparseRef<'a>>>],
 }
 
-/// The graph of one vector of a segment being written, and the codes to write for it.
+/// The graph of one vector of a segment being written (its codes are written by the merge
+/// that built it: `write_code_body`).
 pub struct GraphData<'a> {
     pub space: Space,
     pub graph: &'a Graph,
-    pub codes: Option<CodeKind>,
 }
 
-/// Write the immutable files of segment `id` (rows of `width` values), with a graph (and
-/// codes) per vector when `graphs` has them. Returns their size.
+/// Write the immutable files of segment `id` (rows of `width` values), with a graph per vector
+/// when `graphs` has them. Returns their size.
 pub fn write_segment(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -114,33 +113,12 @@ pub fn write_segment(
             sp.dim as u32,
             &[g.graph.as_bytes()],
         )?;
-        match (g.codes, data.vectors) {
-            (Some(kind), Some(vectors)) => total += write_codes(fs, dir, id, vectors, sp, kind)?,
-            (Some(_), None) => {
-                return Err(crate::error::Error::internal(
-                    "codes to write without the rows to code",
-                ))
-            }
-            (None, _) => {}
-        }
     }
     Ok(total)
 }
 
-/// Vector `sp` of every row, contiguous, with absent vectors (NaN) as zeros: what a graph is
-/// built and codes are made on (absent rows are never results; `Segment::absent`). Borrowed
-/// when the rows hold nothing else and none is absent.
-pub fn space_values(vectors: &[f32], sp: Space) -> std::borrow::Cow<'_, [f32]> {
-    if sp.stride == sp.dim && absent_rows(vectors, sp) == 0 {
-        return std::borrow::Cow::Borrowed(vectors);
-    }
-    let mut out = Vec::with_capacity(vectors.len() / sp.stride * sp.dim);
-    push_space_values(vectors, sp, &mut out);
-    std::borrow::Cow::Owned(out)
-}
-
-/// Append vector `sp` of each of `rows` to `out`, absent vectors as zeros (`space_values`, for
-/// rows that come a piece at a time).
+/// Append vector `sp` of each of `rows` to `out`, absent vectors (NaN) as zeros: what a graph
+/// is built and codes are made on (absent rows are never results; `Segment::absent`).
 pub fn push_space_values(rows: &[f32], sp: Space, out: &mut Vec<f32>) {
     for row in rows.chunks_exact(sp.stride) {
         let v = &row[sp.offset..sp.offset + sp.dim];
@@ -171,39 +149,6 @@ pub fn absent_counts(vectors: &[f32], spaces: &[Space]) -> Vec<u64> {
     } else {
         counts
     }
-}
-
-/// Write the code file of kind `kind` for vector `sp` of segment `id`'s rows, coding them a
-/// piece at a time twice (once for the checksum the header carries, once to write): a large
-/// segment's codes are never all in memory. Returns its size.
-pub fn write_codes(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    id: u64,
-    vectors: &[f32],
-    sp: Space,
-    kind: CodeKind,
-) -> Result<u64> {
-    let values = space_values(vectors, sp);
-    let rows = values.len() / sp.dim.max(1);
-    let mut crc = 0u32;
-    quant::encode_pieces(kind, &values, sp.dim, &mut |piece| {
-        crc = crc32c::crc32c_append(crc, piece);
-        Ok(())
-    })?;
-    let body_len = quant::body_len(kind, sp.dim, rows);
-    let file = start_file(
-        fs,
-        &dir.join(codes_name(id, sp.index, kind)),
-        FileKind::Codes,
-        rows as u64,
-        sp.dim as u32,
-        body_len,
-        crc,
-    )?;
-    quant::encode_pieces(kind, &values, sp.dim, &mut |piece| file.write_all(piece))?;
-    file.sync_data()?;
-    Ok(crate::format::HEADER_LEN as u64 + body_len)
 }
 
 /// Create segment `id`'s vectors file for `rows` rows of `width` values whose bytes have the

@@ -366,11 +366,7 @@ fn build(col: &Collection, plan: &Plan, stop: &Stop<'_>) -> Result<Built> {
     let graph_data: Vec<GraphData<'_>> = spaces
         .iter()
         .zip(&graphs)
-        .map(|(&space, graph)| GraphData {
-            space,
-            graph,
-            codes: None,
-        })
+        .map(|(&space, graph)| GraphData { space, graph })
         .collect();
     segment::write_segment(
         col.fs.as_ref(),

@@ -49,40 +49,14 @@ pub fn row_bytes(kind: CodeKind, dim: usize) -> usize {
     }
 }
 
-/// Rows coded per piece by `encode_pieces`.
-const PIECE_ROWS: usize = 16_384;
-
 /// The body of a code file of `kind` for `values` (rows of `dim` values, row-major).
 pub fn encode(kind: CodeKind, values: &[f32], dim: usize) -> Vec<u8> {
-    let mut body = Vec::new();
-    encode_pieces(kind, values, dim, &mut |piece| {
-        body.extend_from_slice(piece);
-        Ok(())
-    })
-    .map(|()| body)
-    .unwrap_or_default()
-}
-
-/// The body of a code file, handed to `sink` a piece at a time (the prefix, then the rows
-/// `PIECE_ROWS` at a time), so that a large segment's codes are never all in memory at once.
-pub fn encode_pieces(
-    kind: CodeKind,
-    values: &[f32],
-    dim: usize,
-    sink: &mut dyn FnMut(&[u8]) -> crate::error::Result<()>,
-) -> crate::error::Result<()> {
-    let rows = values.len() / dim.max(1);
-    let mut survey = Survey::new(kind, dim, rows);
+    let mut survey = Survey::new(kind, dim, values.len() / dim.max(1));
     survey.add(values);
     let coder = survey.finish();
-    sink(&coder.prefix())?;
-    let mut piece = Vec::with_capacity(PIECE_ROWS * row_bytes(kind, dim));
-    for rows in values.chunks(PIECE_ROWS * dim.max(1)) {
-        piece.clear();
-        coder.encode(rows, &mut piece);
-        sink(&piece)?;
-    }
-    Ok(())
+    let mut body = coder.prefix();
+    coder.encode(values, &mut body);
+    body
 }
 
 /// The first of two passes over rows that are coded as they stream by (a merge reads them from
@@ -200,11 +174,6 @@ impl Coder {
             CodeKind::Binary => binary::encode_rows(values, self.dim, &self.mean, out),
         }
     }
-}
-
-/// Bytes of a code file's body for `rows` rows.
-pub fn body_len(kind: CodeKind, dim: usize, rows: usize) -> u64 {
-    prefix_len(kind, dim) as u64 + rows as u64 * row_bytes(kind, dim) as u64
 }
 
 /// What a segment's rows were coded with.
