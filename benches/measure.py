@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -38,6 +39,20 @@ def warm_page_cache(path: Path) -> None:
             with open(f, "rb") as fh:
                 while fh.read(16 << 20):
                     pass
+
+
+def evict_page_cache(path: Path) -> None:
+    """Drop every file under `path` from the page cache (posix_fadvise DONTNEED, which needs
+    no privileges; the files are clean once written and synced), so the next open reads them
+    from disk: a cold-cache figure."""
+    for f in path.rglob("*"):
+        if f.is_file():
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
 
 
 def timed(fn: Callable[[], T]) -> tuple[T, float]:
