@@ -16,7 +16,9 @@ Query: open, first query, then an ef sweep on one thread, and filtered searches 
 and 10% of the points (ferrovec only). Open + first query is measured twice, each in a fresh
 process: cold (the index's files dropped from the page cache first, with
 posix_fadvise(DONTNEED)) and warm (right after the sweep, which leaves them cached).
-Writes benches/results/scale-<n>-<dim>.{md,json}.
+Writes benches/results/scale-<n>-<dim>.{md,json}. Environment: SCALE_CACHE (the data's
+directory, default benches/.cache), SCALE_RESULTS (the results', default benches/results),
+SCALE_TMP (where the indexes are built, default the system's temporary directory).
 """
 
 from __future__ import annotations
@@ -58,8 +60,8 @@ MEMORY_LIMIT_MB = 0
 
 
 def data_files(n: int, dim: int) -> dict[str, Path]:
-    cache = HERE / ".cache"
-    cache.mkdir(exist_ok=True)
+    cache = Path(os.environ.get("SCALE_CACHE", HERE / ".cache"))
+    cache.mkdir(parents=True, exist_ok=True)
     stem = f"scale-{n}-{dim}"
     return {
         "base": cache / f"{stem}.f32",
@@ -449,8 +451,8 @@ def report(n: int, dim: int, results: dict) -> str:
             parts.append(f"({(w['open_s'] + w['first_query_s']) * 1e3:.1f} ms warm)")
         lines.append(" ".join(parts))
     text = "\n".join(lines) + "\n"
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    out = Path(os.environ.get("SCALE_RESULTS", HERE / "results"))
+    out.mkdir(parents=True, exist_ok=True)
     (out / f"scale-{n}-{dim}.md").write_text(text)
     (out / f"scale-{n}-{dim}.json").write_text(json.dumps(results, indent=1))
     return text
@@ -485,7 +487,8 @@ def main() -> None:
         print("faiss-hnsw: skipped, it would not fit in memory")
         names.remove("faiss-hnsw")
     results: dict = {}
-    previous = HERE / "results" / f"scale-{args.n}-{args.dim}.json"
+    previous = Path(os.environ.get("SCALE_RESULTS", HERE / "results"))
+    previous /= f"scale-{args.n}-{args.dim}.json"
     if args.keep and previous.exists():
         # A run of some systems updates their rows and keeps the others' from the last run.
         results = {k: v for k, v in json.loads(previous.read_text()).items() if k not in names}
