@@ -33,8 +33,8 @@ def test_bench_scale_runs_end_to_end(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "results" / f"scale-{n}-384.json").read_text())
     assert sorted(results) == [f"ferrovec-{k}" for k in sorted(kinds)]
     for name, r in results.items():
-        b, q, w = r["build"], r["query"], r["warm"]
-        assert "error" not in b and "error" not in q and "error" not in w, (name, r)
+        b, q, c = r["build"], r["query"], r["cold"]
+        assert "error" not in b and "error" not in q and "error" not in c, (name, r)
         # Indexed: one segment with a graph whose self-check was recorded.
         assert b["segments"] >= 1 and all(c is not None for c in b["self_check"])
         assert b["peak_rss_mib"] > 0 and b["disk_mib"] > n * 384 * 4 / 2**20
@@ -44,7 +44,7 @@ def test_bench_scale_runs_end_to_end(tmp_path: Path) -> None:
         # Rescored results on this small, easy collection are near exact at the top of the sweep.
         assert q["sweep"][-1]["recall"] >= 0.95, (name, q["sweep"])
         assert q["filtered"]["1%"]["recall"] >= 0.95 and q["filtered"]["10%"]["recall"] >= 0.9
-        for fig in (q["open_s"], q["first_query_s"], w["open_s"], w["first_query_s"]):
+        for fig in (q["open_s"], q["first_query_s"], c["open_s"], c["first_query_s"]):
             assert fig > 0
     # Binary codes are seven times smaller than int8's, and so is what serving must hold.
     need = {k: results[f"ferrovec-{k}"]["query"]["capacity"]["resident_need_bytes"] for k in kinds}
