@@ -12,7 +12,8 @@ It holds every kind of file the engine writes:
   "text" with modifier idf, made from documents by BM25): a segment with its sparse files
   (vectors and inverted index), and sparse log records after the checkpoint. From format 7 on,
   "int4" and "binary" (32-d cosine, 400 points each): a segment with a graph and int4 or binary
-  codes (with the collection's quantization settings).
+  codes (with the collection's quantization settings). From format 8 on, "int4" keeps its f32
+  rows resident and "binary" reads them from disk (`vectors_on_disk` False and True).
   `store/snapshots/`: a snapshot of the collections;
 - `backups/`: a full backup of them;
 - `expected.json`: what searches, counts and reads returned in the writing process.
@@ -86,12 +87,13 @@ def main(out: Path) -> None:
     hybrid.optimize()
 
     coded = {}
-    for kind, oversampling in (("int4", 3.0), ("binary", 6.0)):
+    for kind, oversampling, on_disk in (("int4", 3.0, False), ("binary", 6.0, True)):
         col = db.create_collection(
             kind,
             dim=32,
             hnsw=hnsw,
             quantization={"codes": kind, "oversampling": oversampling, "rescore": True},
+            vectors_on_disk=on_disk,
         )
         col.upsert(list(range(400)), rng.standard_normal((400, 32), dtype=np.float32))
         col.optimize()
@@ -154,6 +156,7 @@ def main(out: Path) -> None:
     expected["query32"] = q32.tolist()
     for kind, col in coded.items():
         expected[f"{kind}_quantization"] = col.info()["quantization"]
+        expected[f"{kind}_vectors_on_disk"] = col.info()["vectors_on_disk"]
         expected[f"{kind}_top5"] = [h.id for h in col.search(q32, k=5)]
     (out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
     # Die without closing: the records above stay in the log, as after a crash.

@@ -28,6 +28,7 @@ def old(request, tmp_path: Path) -> tuple[Path, dict]:
 
 
 def test_there_is_a_fixture_of_the_current_format() -> None:
+    assert any(p.name == "v8" for p in FIXTURES)
     assert any(p.name == "v7" for p in FIXTURES)
     assert any(p.name == "v6" for p in FIXTURES)
     assert any(p.name == "v5" for p in FIXTURES)
@@ -73,6 +74,8 @@ def test_an_old_store_opens_answers_and_takes_writes(old: tuple[Path, dict]) -> 
         sealed = [s for s in plain.stats()["segments"] if s["indexed"]]
         assert sealed and all(s["codes"] == "int8" for s in sealed)
         assert plain.info()["quantization"] is None
+        # Before format 8 no collection chose its tier: the store's rows_from_disk_mb decides.
+        assert plain.info()["vectors_on_disk"] is None
         if "hybrid_count" in want:
             check_hybrid(db.collection("hybrid"), want)
         for kind in ("int4", "binary"):
@@ -94,6 +97,7 @@ def test_an_old_store_opens_answers_and_takes_writes(old: tuple[Path, dict]) -> 
 def check_coded(col: ferrovec.Collection, kind: str, want: dict) -> None:
     """A graph walked on int4 or binary codes, and the collection's settings (format 7 on)."""
     assert col.info()["quantization"] == want[f"{kind}_quantization"]
+    assert col.info()["vectors_on_disk"] is want.get(f"{kind}_vectors_on_disk")  # format 8 on
     assert col.stats()["segments"][0]["codes"] == kind
     q = np.asarray(want["query32"], dtype=np.float32)
     assert [h.id for h in col.search(q, k=5)] == want[f"{kind}_top5"]

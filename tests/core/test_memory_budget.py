@@ -143,3 +143,73 @@ def test_an_in_memory_store_counts_its_rows() -> None:
     with pytest.raises(MemoryLimitError):
         col.upsert(np.arange(1_000, 10_000, dtype=np.uint64), rows(9_000, 2))
     assert col.count() == 1_000
+
+
+def test_vectors_on_disk_chooses_the_tier_per_collection(tmp_path: Path) -> None:
+    """A collection's vectors_on_disk (Qdrant's VectorParams.on_disk) decides where its indexed
+    segments keep their f32 rows, over the store's rows_from_disk_mb, and is kept with it."""
+    n, rare = 20_000, {"must": [{"key": "i", "range": {"lt": 200}}]}
+    tiers = {"disk": True, "ram": False, "default": None}
+    with ferrovec.open(tmp_path / "s") as db:
+        for name, on_disk in tiers.items():
+            col = db.create_collection(
+                name, dim=DIM, hnsw={"full_scan_threshold": 1_000}, vectors_on_disk=on_disk
+            )
+            col.upsert(np.arange(n, dtype=np.uint64), rows(n, 3), [{"i": i} for i in range(n)])
+            col.optimize(wait=True)
+            del col
+    row_bytes = n * DIM * 4
+
+    def needs(**kw: int) -> dict[str, int]:
+        with ferrovec.open(tmp_path / "s", **kw) as db:
+            out = {}
+            for name, on_disk in tiers.items():
+                col = db.collection(name)
+                assert col.info()["vectors_on_disk"] is on_disk  # kept with the collection
+                (plan,) = col.explain(rows(1, 3)[0], 10, filter=rare)["sources"]
+                from_disk = plan["method"] == "int8 codes over matching rows, rescored"
+                out[name] = (col.stats()["capacity"]["resident_need_bytes"], from_disk)
+                # Either way the rows are rescored exactly: a stored vector finds itself.
+                assert col.search(rows(n, 3)[77], 1)[0].id == 77
+                del col
+            return out
+
+    # The store's default (256 MiB): a 5 MiB segment keeps its rows, unless told otherwise.
+    by_default = needs()
+    assert [by_default[t][1] for t in tiers] == [True, False, False]
+    assert abs(by_default["default"][0] - by_default["disk"][0] - row_bytes) < 64 * 1024
+    # (Graphs of the same points differ a little in their upper levels.)
+    assert abs(by_default["ram"][0] - by_default["default"][0]) < 64 * 1024
+    # Every segment from disk for the store: the collection that keeps its rows still does.
+    all_disk = needs(rows_from_disk_mb=0)
+    assert [all_disk[t][1] for t in tiers] == [True, False, True]
+    assert all_disk["ram"][0] == by_default["ram"][0]
+    assert all_disk["disk"][0] == by_default["disk"][0]
+    assert abs(all_disk["default"][0] - all_disk["disk"][0]) < 64 * 1024
+
+
+def test_new_points_count_their_rows_where_they_stay_resident(tmp_path: Path) -> None:
+    """Under a budget, a new point of a collection that keeps its rows resident counts its f32
+    row beside its codes and graph: the same write fits one tier and not the other."""
+    with ferrovec.open(tmp_path / "s") as db:
+        for name, on_disk in (("disk", True), ("ram", False)):
+            db.create_collection(name, dim=DIM, vectors_on_disk=on_disk)
+    new = np.arange(30_000, dtype=np.uint64)  # 7.3 MiB of f32 rows; ~6.5 MiB of the rest
+    for name, fits in (("disk", True), ("ram", False)):
+        with ferrovec.open(tmp_path / "s", memory_limit_mb=10) as db:
+            col = db.collection(name)
+            if fits:
+                col.upsert(new, rows(len(new), 4))
+                assert col.count() == len(new)
+            else:
+                with pytest.raises(MemoryLimitError, match="nothing was written"):
+                    col.upsert(new, rows(len(new), 4))
+                assert col.count() == 0
+            del col
+
+
+def test_a_bad_vectors_on_disk_is_refused(tmp_path: Path) -> None:
+    with ferrovec.open(tmp_path / "s") as db:
+        with pytest.raises(TypeError):
+            db.create_collection("c", dim=DIM, vectors_on_disk="yes")  # type: ignore[arg-type]
+        assert db.list_collections() == []

@@ -143,3 +143,33 @@ def test_migrate_keeps_the_code_settings(client: ferrovec.QdrantClient, tmp_path
         dest._col(name).optimize()  # type: ignore[attr-defined]
         assert dest._col(name).stats()["segments"][0]["codes"] == codes  # type: ignore[attr-defined]
         assert dest.count(name).count == 50
+
+
+def test_vectors_on_disk_is_kept_and_reported_as_local_mode_does(
+    client: ferrovec.QdrantClient, tmp_path: Path
+) -> None:
+    reference = Reference(":memory:")
+    for on_disk in (True, False, None):
+        name = f"c{on_disk}"
+        params = m.VectorParams(size=32, distance=m.Distance.COSINE, on_disk=on_disk)
+        for c in (client, reference):
+            c.create_collection(name, vectors_config=params)
+        got = client.get_collection(name).config.params.vectors
+        want = reference.get_collection(name).config.params.vectors
+        assert got.on_disk == want.on_disk == on_disk  # type: ignore[union-attr]
+        assert client._col(name).info()["vectors_on_disk"] is on_disk  # type: ignore[attr-defined]
+    # A point's vectors are stored together: named vectors must agree.
+    mixed = {
+        "a": m.VectorParams(size=4, distance=m.Distance.DOT, on_disk=True),
+        "b": m.VectorParams(size=4, distance=m.Distance.DOT, on_disk=False),
+    }
+    with pytest.raises(UnsupportedError, match="on_disk"):
+        client.create_collection("mixed", vectors_config=mixed)
+    assert not client.collection_exists("mixed")
+    # migrate carries it.
+    from qdrant_client.migrate import migrate
+
+    dest = ferrovec.QdrantClient(path=tmp_path / "dest")
+    migrate(client, dest)
+    for on_disk in (True, False, None):
+        assert dest._col(f"c{on_disk}").info()["vectors_on_disk"] is on_disk  # type: ignore[attr-defined]

@@ -62,6 +62,7 @@ class _Collections(_Base):
             raise UnsupportedError("init_from is not supported; use qdrant_client.migrate")
         sparse = _sparse_params(sparse_vectors_config)
         specs = cv.vector_params(vectors_config, allow_none=bool(sparse))
+        on_disk = cv.vectors_on_disk(vectors_config)
         clash = [n for n, *_ in specs if n in sparse]
         if clash:
             raise InvalidInputError(f"vector name {clash[0]!r} is both dense and sparse")
@@ -109,6 +110,7 @@ class _Collections(_Base):
                     hnsw=hnsw or None,
                     optimizer=optimizer or None,
                     quantization=cast(Any, quantization),
+                    vectors_on_disk=on_disk,
                 )
             else:
                 self._db.create_collection(
@@ -119,6 +121,7 @@ class _Collections(_Base):
                     hnsw=hnsw or None,
                     optimizer=optimizer or None,
                     quantization=cast(Any, quantization),
+                    vectors_on_disk=on_disk,
                 )
         return True
 
@@ -201,7 +204,9 @@ class _Collections(_Base):
         size = max(1, sum(v["dim"] for v in specs.values()))  # bytes of a point / 4
         params = {
             name: out.VectorParams(
-                size=v["dim"], distance=out.Distance(cv.NATIVE_TO_DISTANCE[v["distance"]])
+                size=v["dim"],
+                distance=out.Distance(cv.NATIVE_TO_DISTANCE[v["distance"]]),
+                on_disk=info["vectors_on_disk"],
             )
             for name, v in specs.items()
         }

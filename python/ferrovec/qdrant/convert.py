@@ -211,6 +211,25 @@ def vector_params(config: Any, allow_none: bool = False) -> list[tuple[str, int,
     return specs
 
 
+def vectors_on_disk(config: Any) -> bool | None:
+    """The ``on_disk`` of a collection's VectorParams (ferrovec's `vectors_on_disk`): where
+    indexed segments keep the f32 vectors. Each point's vectors are stored together, so named
+    vectors must agree."""
+    if config is None:
+        return None
+    params = config.values() if isinstance(config, Mapping) else [config]
+    flags = {field(p, "on_disk") for p in params}
+    if len(flags) > 1:
+        raise UnsupportedError(
+            "named vectors with different on_disk are not supported: ferrovec stores a point's "
+            "vectors together, so they are all on disk or all resident"
+        )
+    flag = flags.pop() if flags else None
+    if flag is not None and not isinstance(flag, bool):
+        raise InvalidInputError(f"VectorParams.on_disk must be a bool, got {flag!r}")
+    return flag
+
+
 def payload_selector(with_payload: Any) -> Any:
     """The native selector for `with_payload`: a bool, a list of keys (paths such as `a.b`,
     `a[].b`), or ``{"exclude": [...]}``."""

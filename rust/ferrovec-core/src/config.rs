@@ -291,6 +291,13 @@ pub struct CollectionConfig {
     pub optimizer: OptimizerConfig,
     /// `None`: int8 codes for cosine and dot vectors, none for the others (format 6's choice).
     pub quantization: Option<Quantization>,
+    /// Where indexed segments keep their f32 rows (Qdrant's `VectorParams.on_disk`; format 8):
+    /// `Some(true)` reads them from disk in every segment walked on codes, whatever its size;
+    /// `Some(false)` keeps them resident (read through their mapping, counted in the memory
+    /// budget); `None` leaves it to the store's `rows_from_disk_bytes`. Rows a walk reads
+    /// (segments without codes) are always read through their mapping.
+    #[serde(default)]
+    pub vectors_on_disk: Option<bool>,
 }
 
 impl CollectionConfig {
@@ -316,9 +323,20 @@ impl CollectionConfig {
             hnsw: HnswConfig::default(),
             optimizer: OptimizerConfig::default(),
             quantization: None,
+            vectors_on_disk: None,
         };
         config.validate_vectors()?;
         Ok(config)
+    }
+
+    /// The size of f32 rows from which a segment walked on codes reads them from disk:
+    /// the collection's `vectors_on_disk` if set, else the store's `rows_from_disk_bytes`.
+    pub fn rows_from_disk_bytes(&self, store_default: u64) -> u64 {
+        match self.vectors_on_disk {
+            Some(true) => 0,
+            Some(false) => u64::MAX,
+            None => store_default,
+        }
     }
 
     fn validate_vectors(&self) -> Result<()> {

@@ -23,9 +23,9 @@ pub const HEADER_LEN: usize = 64;
 
 /// The format version this build writes. Bump it whenever any layout below changes, and keep
 /// reading the versions from `OLDEST_READ` on (docs/FORMAT.md, "Versions and old stores").
-pub const FORMAT_VERSION: u32 = 7;
-/// The oldest format version this build reads: files of versions 5 and 6 are read as they are
-/// (the layouts 7 kept), their manifests are upgraded as they are read
+pub const FORMAT_VERSION: u32 = 8;
+/// The oldest format version this build reads: files of versions 5 to 7 are read as they are
+/// (the layouts 8 kept), their manifests are upgraded as they are read
 /// (`collection/manifest.rs`).
 pub const OLDEST_READ: u32 = 5;
 

@@ -332,8 +332,11 @@ impl PyDatabase {
     /// dot), "int4", "binary" or "none", or {"codes": ..., "oversampling": float (candidates
     /// rescored on f32 per result wanted), "rescore": bool, "always_ram": bool}. Codes are for
     /// cosine and dot vectors only. See docs/SCALE.md.
+    /// vectors_on_disk: where indexed segments keep their f32 rows (Qdrant's
+    /// VectorParams.on_disk): True reads them from disk for rescoring, False keeps them
+    /// resident, None (default) leaves it to the store's rows_from_disk_mb. See docs/SCALE.md.
     /// With exist_ok=True an existing collection of the same vectors is returned.
-    #[pyo3(signature = (name, dim = None, distance = "cosine", exist_ok = false, *, vectors = None, sparse = None, hnsw = None, optimizer = None, retention = None, quantization = None))]
+    #[pyo3(signature = (name, dim = None, distance = "cosine", exist_ok = false, *, vectors = None, sparse = None, hnsw = None, optimizer = None, retention = None, quantization = None, vectors_on_disk = None))]
     #[allow(clippy::too_many_arguments)]
     fn create_collection(
         &self,
@@ -348,6 +351,7 @@ impl PyDatabase {
         optimizer: Option<&Bound<'_, PyDict>>,
         retention: Option<&Bound<'_, PyDict>>,
         quantization: Option<&Bound<'_, PyAny>>,
+        vectors_on_disk: Option<bool>,
     ) -> PyResult<PyCollection> {
         let store = self.store(py)?;
         let dim_of = |dim: i64| {
@@ -432,6 +436,7 @@ impl PyDatabase {
         if let Some(q) = quantization.filter(|q| !q.is_none()) {
             config.quantization = Some(quantization_from_py(py, q)?);
         }
+        config.vectors_on_disk = vectors_on_disk;
         config.validate().map_err(|e| to_py(py, e))?;
         let retention = retention.map(|r| retention_from_py(py, r)).transpose()?;
         let col = run_detached(py, || store.create_collection(name, config, exist_ok))?;

@@ -127,6 +127,7 @@ pub fn info_to_dict<'py>(py: Python<'py>, info: &CollectionInfo) -> PyResult<Bou
     o.set_item("idle_ms", c.optimizer.idle_ms)?;
     d.set_item("optimizer", o)?;
     d.set_item("quantization", quantization_to_dict(py, c)?)?;
+    d.set_item("vectors_on_disk", c.vectors_on_disk)?;
     d.set_item("disk_bytes", info.disk_bytes)?;
     d.set_item("log_bytes", info.log_bytes)?;
     let indexes = PyList::empty(py);

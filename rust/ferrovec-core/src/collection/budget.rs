@@ -4,7 +4,8 @@
 //!
 //! A collection's *resident need* is what a search over it touches on every query: the codes and
 //! graphs of indexed segments, their id maps, the f32 rows of segments that read them through
-//! their mapping (unindexed segments, and indexed ones below `rows_from_disk_bytes`), and the
+//! their mapping (unindexed segments, and indexed ones below `rows_from_disk_bytes` or of a
+//! collection with `vectors_on_disk=False`), and the
 //! rows still held in memory before a checkpoint seals them. Payloads are read for the results
 //! only and are not counted, nor are payload indexes and sparse vectors.
 
@@ -170,8 +171,9 @@ impl Collection {
     }
 
     /// About what a new point adds to the resident need once indexed: per vector its codes
-    /// (its f32 values when walked on them) and its share of the graph, plus its id. In memory
-    /// nothing is indexed: its f32 row.
+    /// and its share of the graph (its f32 values instead of codes when walked on them, and
+    /// beside them when the collection keeps its rows resident, `vectors_on_disk=False`), plus
+    /// its id. In memory nothing is indexed: its f32 row.
     fn bytes_per_new_point(&self) -> u64 {
         let id = crate::segment::ID_ENTRY as u64 + 4;
         if self.dir.is_none() {
@@ -180,11 +182,15 @@ impl Collection {
         let m = self.config.hnsw.m as u64;
         // Level 0 holds 2M links and a count; upper levels ~1/M of the points with M links.
         let graph = (2 * m + 1) * 4 + (m + 1) * 4 / m.max(1) + 4;
+        let rows_resident = self.config.vectors_on_disk == Some(false);
         let vectors: u64 = self
             .config
             .spaces()
             .into_iter()
             .map(|sp| match self.config.codes_for(sp) {
+                Some(kind) if rows_resident => {
+                    quant::row_bytes(kind, sp.dim) as u64 + sp.dim as u64 * 4 + graph
+                }
                 Some(kind) => quant::row_bytes(kind, sp.dim) as u64 + graph,
                 None => sp.dim as u64 * 4 + graph,
             })

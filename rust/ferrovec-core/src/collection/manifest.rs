@@ -130,6 +130,9 @@ impl Manifest {
             6 => postcard::from_bytes::<v6::Manifest>(body)
                 .map_err(bad)?
                 .into(),
+            7 => postcard::from_bytes::<v7::Manifest>(body)
+                .map_err(bad)?
+                .into(),
             _ => postcard::from_bytes(body).map_err(bad)?,
         };
         // A checksum only says the bytes are as written: the configuration must also be one
@@ -151,6 +154,60 @@ impl Manifest {
         crate::format::write_file(fs, &tmp, FileKind::Manifest, 0, 0, &[&body])?;
         fs.rename(&tmp, &dir.join(MANIFEST))?;
         fs.sync_dir(dir)
+    }
+}
+
+/// The manifest of format version 7, read and upgraded: its configuration had no
+/// `vectors_on_disk` (the store's `rows_from_disk_bytes` decided, which is what `None` means).
+mod v7 {
+    use serde::Deserialize;
+
+    use super::{PayloadIndexDef, SegmentMeta};
+    use crate::config::{
+        HnswConfig, OptimizerConfig, Quantization, Retention, SparseSpec, VectorSpec,
+    };
+
+    #[derive(Deserialize)]
+    pub struct Config {
+        vectors: Vec<VectorSpec>,
+        sparse: Vec<SparseSpec>,
+        hnsw: HnswConfig,
+        optimizer: OptimizerConfig,
+        quantization: Option<Quantization>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Manifest {
+        config: Config,
+        checkpoint_seq: u64,
+        generation: u64,
+        next_segment_id: u64,
+        segments: Vec<SegmentMeta>,
+        payload_indexes: Vec<PayloadIndexDef>,
+        next_index_number: u32,
+        retention: Option<Retention>,
+    }
+
+    impl From<Manifest> for super::Manifest {
+        fn from(m: Manifest) -> Self {
+            super::Manifest {
+                config: crate::config::CollectionConfig {
+                    vectors: m.config.vectors,
+                    sparse: m.config.sparse,
+                    hnsw: m.config.hnsw,
+                    optimizer: m.config.optimizer,
+                    quantization: m.config.quantization,
+                    vectors_on_disk: None,
+                },
+                checkpoint_seq: m.checkpoint_seq,
+                generation: m.generation,
+                next_segment_id: m.next_segment_id,
+                segments: m.segments,
+                payload_indexes: m.payload_indexes,
+                next_index_number: m.next_index_number,
+                retention: m.retention,
+            }
+        }
     }
 }
 
@@ -231,6 +288,7 @@ mod v6 {
                     hnsw: m.config.hnsw,
                     optimizer: m.config.optimizer,
                     quantization: None,
+                    vectors_on_disk: None,
                 },
                 checkpoint_seq: m.checkpoint_seq,
                 generation: m.generation,

@@ -154,14 +154,16 @@ impl Collection {
 
 /// The sealed part of a collection's state as `manifest` describes it: its segments mapped
 /// (those `reuse` has already are shared, with their loaded graphs and indexes) and their
-/// deletion bitmaps read.
+/// deletion bitmaps read. `store_rows_from_disk` is the store's `rows_from_disk_bytes`, which
+/// the collection's own setting overrides.
 pub(super) fn load_segments(
     fs: &Arc<dyn FileSystem>,
     dir: &Path,
     manifest: &Manifest,
     reuse: &State,
-    rows_from_disk: u64,
+    store_rows_from_disk: u64,
 ) -> Result<State> {
+    let rows_from_disk = manifest.config.rows_from_disk_bytes(store_rows_from_disk);
     let seg_dir = dir.join(SEGMENTS_DIR);
     let spaces = manifest.config.spaces();
     let sparse_fields = manifest.config.sparse.len();

@@ -396,7 +396,9 @@ fn build(col: &Collection, plan: &Plan, stop: &Stop<'_>) -> Result<Built> {
         codes: &codes,
         absent: &absent,
         sparse: col.config.sparse.len(),
-        rows_from_disk: col.options.rows_from_disk_bytes,
+        rows_from_disk: col
+            .config
+            .rows_from_disk_bytes(col.options.rows_from_disk_bytes),
     };
     let seg = Segment::open(col.fs.clone(), &seg_dir, id, rows_total, &shape)?;
     write_payload_indexes(col, &seg_dir, &seg)?;

@@ -152,7 +152,9 @@ fn write_frozen(col: &Collection, seg_dir: &Path, id: u64, rows: &MemRows) -> Re
         codes: &[],
         absent: &absent,
         sparse: col.config.sparse.len(),
-        rows_from_disk: col.options.rows_from_disk_bytes,
+        rows_from_disk: col
+            .config
+            .rows_from_disk_bytes(col.options.rows_from_disk_bytes),
     };
     let seg = Segment::open(col.fs.clone(), seg_dir, id, rows.len(), &shape)?;
     write_payload_indexes(col, seg_dir, &seg)?;
