@@ -4,10 +4,11 @@
 //!
 //! A collection's *resident need* is what a search over it touches on every query: the codes and
 //! graphs of indexed segments, their id maps, the f32 rows of segments that read them through
-//! their mapping (unindexed segments, and indexed ones below `rows_from_disk_bytes` or of a
-//! collection with `vectors_on_disk=False`), and the
-//! rows still held in memory before a checkpoint seals them. Payloads are read for the results
-//! only and are not counted, nor are payload indexes and sparse vectors.
+//! their mapping (unindexed segments, indexed ones of a collection with `vectors_on_disk=False`,
+//! and, where the collection leaves it to the store, indexed ones below
+//! `rows_from_disk_bytes`), and the rows still held in memory before a checkpoint seals them.
+//! Payloads are read for the results only and are not counted, nor are payload indexes and
+//! sparse vectors.
 
 use std::sync::{Arc, Weak};
 
