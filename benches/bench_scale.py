@@ -24,7 +24,6 @@ SCALE_TMP (where the indexes are built, default the system's temporary directory
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +64,10 @@ MEMORY_LIMIT_MB = 0
 
 
 # ----- data -----------------------------------------------------------------------------------
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("SCALE_RESULTS", HERE / "results"))
 
 
 def data_files(n: int, dim: int) -> dict[str, Path]:
@@ -183,20 +187,27 @@ def ferrovec_build(path: Path, f: dict, n: int, dim: int, kind: str) -> dict:
     return out
 
 
-def ferrovec_query(path: Path, f: dict, queries: np.ndarray, gt: np.ndarray) -> dict:
-    ferrovec, _ = timed(lambda: importlib.import_module("ferrovec"))
+def ferrovec_first(path: Path, queries: np.ndarray) -> tuple[Any, dict]:
+    """Open the store (under --memory-limit-mb's budget, docs/SCALE.md) and answer one query
+    on one thread, as an application starting up would: the collection and the figures."""
+    import ferrovec
+
     ferrovec.set_num_threads(1)
-    # --memory-limit-mb: serve under the store's memory budget (docs/SCALE.md).
     limit = int(os.environ.get("SCALE_MEMORY_LIMIT_MB", "0")) or None
     col, t_open = timed(
         lambda: ferrovec.open(path / "store", memory_limit_mb=limit).collection("bench")
     )
+    _, t_first = timed(lambda: col.search(queries[0], k=K, with_payload=False))
+    return col, {"open_s": t_open, "first_query_s": t_first, "memory_limit_mb": limit}
+
+
+def ferrovec_query(path: Path, f: dict, queries: np.ndarray, gt: np.ndarray) -> dict:
+    col, first = ferrovec_first(path, queries)
     box: dict = {"ef": None}
 
     def one(q, **kw):
         return [h.id for h in col.search(q, k=K, ef=box["ef"], with_payload=False, **kw)]
 
-    _, t_first = timed(lambda: one(queries[0]))
     rows = sweep(one, lambda ef: box.update(ef=ef), queries, gt)
     # The same sweep rescoring four times as many candidates as the kind's default (at most
     # 100, Qdrant's and ferrovec's bound on oversampling).
@@ -220,8 +231,7 @@ def ferrovec_query(path: Path, f: dict, queries: np.ndarray, gt: np.ndarray) -> 
         filtered[name] = {"recall": recall(got, np.array(gtf[name])), "qps": len(queries) / dt}
     stats = col.stats()
     return {
-        "open_s": t_open,
-        "first_query_s": t_first,
+        **first,
         "sweep": rows,
         "oversampling": default,
         "more_oversampling": more_oversampling,
@@ -229,21 +239,7 @@ def ferrovec_query(path: Path, f: dict, queries: np.ndarray, gt: np.ndarray) -> 
         "codes_alone_recall": alone,
         "filtered": filtered,
         "capacity": stats.get("capacity"),
-        "memory_limit_mb": limit,
     }
-
-
-def ferrovec_first(path: Path, queries: np.ndarray) -> dict:
-    """Open and first query alone, as an application starting up would."""
-    import ferrovec
-
-    ferrovec.set_num_threads(1)
-    limit = int(os.environ.get("SCALE_MEMORY_LIMIT_MB", "0")) or None
-    col, t_open = timed(
-        lambda: ferrovec.open(path / "store", memory_limit_mb=limit).collection("bench")
-    )
-    _, t_first = timed(lambda: col.search(queries[0], k=K, with_payload=False))
-    return {"open_s": t_open, "first_query_s": t_first}
 
 
 def hnswlib_build(path: Path, f: dict, n: int, dim: int) -> dict:
@@ -315,7 +311,7 @@ def child(role: str, system: str, path: Path, n: int, dim: int) -> None:
         elif role == "first":
             queries = np.load(f["queries"])
             if system.startswith("ferrovec-"):
-                out = ferrovec_first(path, queries)
+                _, out = ferrovec_first(path, queries)
             elif system == "hnswlib":
                 out = hnswlib_query(path, f, queries, None)
             else:
@@ -468,7 +464,7 @@ def report(n: int, dim: int, results: dict) -> str:
         )
         lines.append(" ".join(parts))
     text = "\n".join(lines) + "\n"
-    out = Path(os.environ.get("SCALE_RESULTS", HERE / "results"))
+    out = results_dir()
     out.mkdir(parents=True, exist_ok=True)
     (out / f"scale-{n}-{dim}.md").write_text(text)
     (out / f"scale-{n}-{dim}.json").write_text(json.dumps(results, indent=1))
@@ -504,8 +500,7 @@ def main() -> None:
         print("faiss-hnsw: skipped, it would not fit in memory")
         names.remove("faiss-hnsw")
     results: dict = {}
-    previous = Path(os.environ.get("SCALE_RESULTS", HERE / "results"))
-    previous /= f"scale-{args.n}-{args.dim}.json"
+    previous = results_dir() / f"scale-{args.n}-{args.dim}.json"
     if args.keep and previous.exists():
         # A run of some systems updates their rows and keeps the others' from the last run.
         results = {k: v for k, v in json.loads(previous.read_text()).items() if k not in names}

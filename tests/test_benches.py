@@ -36,7 +36,7 @@ def test_bench_scale_runs_end_to_end(tmp_path: Path) -> None:
         b, q, c = r["build"], r["query"], r["cold"]
         assert "error" not in b and "error" not in q and "error" not in c, (name, r)
         # Indexed: one segment with a graph whose self-check was recorded.
-        assert b["segments"] >= 1 and all(c is not None for c in b["self_check"])
+        assert b["segments"] >= 1 and all(x is not None for x in b["self_check"])
         assert b["peak_rss_mib"] > 0 and b["disk_mib"] > n * 384 * 4 / 2**20
         assert [row["ef"] for row in q["sweep"]] == [16, 32, 64, 96, 128, 192, 256, 384]
         assert q["memory_limit_mb"] == 512

@@ -124,15 +124,18 @@ impl Manifest {
         let bad =
             |e: postcard::Error| Error::corrupt(&path, format!("manifest does not decode: {e}"));
         let manifest: Manifest = match header.version {
-            5 => {
-                v6::Manifest::from(postcard::from_bytes::<v5::Manifest>(body).map_err(bad)?).into()
-            }
-            6 => postcard::from_bytes::<v6::Manifest>(body)
+            5 => postcard::from_bytes::<Old<v5::Config, v6::SegmentMeta>>(body)
                 .map_err(bad)?
-                .into(),
-            7 => postcard::from_bytes::<v7::Manifest>(body)
+                .upgrade(
+                    |c| v7::Config::from(v6::Config::from(c)).into(),
+                    v6::segment,
+                ),
+            6 => postcard::from_bytes::<Old<v6::Config, v6::SegmentMeta>>(body)
                 .map_err(bad)?
-                .into(),
+                .upgrade(|c| v7::Config::from(c).into(), v6::segment),
+            7 => postcard::from_bytes::<Old<v7::Config, SegmentMeta>>(body)
+                .map_err(bad)?
+                .upgrade(CollectionConfig::from, |s| s),
             _ => postcard::from_bytes(body).map_err(bad)?,
         };
         // A checksum only says the bytes are as written: the configuration must also be one
@@ -157,68 +160,49 @@ impl Manifest {
     }
 }
 
-/// The manifest of format version 7, read and upgraded: its configuration had no
-/// `vectors_on_disk` (the store's `rows_from_disk_bytes` decided, which is what `None` means).
-mod v7 {
-    use serde::Deserialize;
+/// A manifest of an older format version: the current layout around the version's own
+/// configuration `C` and segment metadata `S`, the parts that changed since.
+#[derive(Deserialize)]
+struct Old<C, S> {
+    config: C,
+    checkpoint_seq: u64,
+    generation: u64,
+    next_segment_id: u64,
+    segments: Vec<S>,
+    payload_indexes: Vec<PayloadIndexDef>,
+    next_index_number: u32,
+    retention: Option<Retention>,
+}
 
-    use super::{PayloadIndexDef, SegmentMeta};
-    use crate::config::{
-        HnswConfig, OptimizerConfig, Quantization, Retention, SparseSpec, VectorSpec,
-    };
-
-    #[derive(Deserialize)]
-    pub struct Config {
-        vectors: Vec<VectorSpec>,
-        sparse: Vec<SparseSpec>,
-        hnsw: HnswConfig,
-        optimizer: OptimizerConfig,
-        quantization: Option<Quantization>,
-    }
-
-    #[derive(Deserialize)]
-    pub struct Manifest {
-        config: Config,
-        checkpoint_seq: u64,
-        generation: u64,
-        next_segment_id: u64,
-        segments: Vec<SegmentMeta>,
-        payload_indexes: Vec<PayloadIndexDef>,
-        next_index_number: u32,
-        retention: Option<Retention>,
-    }
-
-    impl From<Manifest> for super::Manifest {
-        fn from(m: Manifest) -> Self {
-            super::Manifest {
-                config: crate::config::CollectionConfig {
-                    vectors: m.config.vectors,
-                    sparse: m.config.sparse,
-                    hnsw: m.config.hnsw,
-                    optimizer: m.config.optimizer,
-                    quantization: m.config.quantization,
-                    vectors_on_disk: None,
-                },
-                checkpoint_seq: m.checkpoint_seq,
-                generation: m.generation,
-                next_segment_id: m.next_segment_id,
-                segments: m.segments,
-                payload_indexes: m.payload_indexes,
-                next_index_number: m.next_index_number,
-                retention: m.retention,
-            }
+impl<C, S> Old<C, S> {
+    /// The current manifest, its configuration and segments upgraded by the given steps; it is
+    /// written in the current version at the next checkpoint.
+    fn upgrade(
+        self,
+        config: impl FnOnce(C) -> CollectionConfig,
+        segment: impl FnMut(S) -> SegmentMeta,
+    ) -> Manifest {
+        Manifest {
+            config: config(self.config),
+            checkpoint_seq: self.checkpoint_seq,
+            generation: self.generation,
+            next_segment_id: self.next_segment_id,
+            segments: self.segments.into_iter().map(segment).collect(),
+            payload_indexes: self.payload_indexes,
+            next_index_number: self.next_index_number,
+            retention: self.retention,
         }
     }
 }
 
-/// The manifest of format version 6, read and upgraded: its configuration had no
-/// quantization (int8 codes for cosine and dot, which is what `None` still means), and a
-/// graph's codes were a flag (int8 or none).
-mod v6 {
+/// Format version 7's configuration had no `vectors_on_disk` (the store's
+/// `rows_from_disk_bytes` decided, which is what `None` means).
+mod v7 {
     use serde::Deserialize;
 
-    use super::{GraphMeta as Current, PayloadIndexDef, SegmentMeta as CurrentSegment};
-    use crate::config::{CodeKind, HnswConfig, OptimizerConfig, Retention, SparseSpec, VectorSpec};
+    use crate::config::{
+        CollectionConfig, HnswConfig, OptimizerConfig, Quantization, SparseSpec, VectorSpec,
+    };
 
     #[derive(Deserialize)]
     pub struct Config {
@@ -226,6 +210,49 @@ mod v6 {
         pub sparse: Vec<SparseSpec>,
         pub hnsw: HnswConfig,
         pub optimizer: OptimizerConfig,
+        pub quantization: Option<Quantization>,
+    }
+
+    impl From<Config> for CollectionConfig {
+        fn from(c: Config) -> Self {
+            CollectionConfig {
+                vectors: c.vectors,
+                sparse: c.sparse,
+                hnsw: c.hnsw,
+                optimizer: c.optimizer,
+                quantization: c.quantization,
+                vectors_on_disk: None,
+            }
+        }
+    }
+}
+
+/// Format version 6's configuration had no quantization (int8 codes for cosine and dot, which
+/// is what `None` still means), and a graph's codes were a flag (int8 or none).
+mod v6 {
+    use serde::Deserialize;
+
+    use super::{GraphMeta as Current, SegmentMeta as CurrentSegment};
+    use crate::config::{CodeKind, HnswConfig, OptimizerConfig, SparseSpec, VectorSpec};
+
+    #[derive(Deserialize)]
+    pub struct Config {
+        pub vectors: Vec<VectorSpec>,
+        pub sparse: Vec<SparseSpec>,
+        pub hnsw: HnswConfig,
+        pub optimizer: OptimizerConfig,
+    }
+
+    impl From<Config> for super::v7::Config {
+        fn from(c: Config) -> Self {
+            super::v7::Config {
+                vectors: c.vectors,
+                sparse: c.sparse,
+                hnsw: c.hnsw,
+                optimizer: c.optimizer,
+                quantization: None,
+            }
+        }
     }
 
     #[derive(Deserialize)]
@@ -246,70 +273,33 @@ mod v6 {
         absent: Vec<u64>,
     }
 
-    #[derive(Deserialize)]
-    pub struct Manifest {
-        pub config: Config,
-        pub checkpoint_seq: u64,
-        pub generation: u64,
-        pub next_segment_id: u64,
-        pub segments: Vec<SegmentMeta>,
-        pub payload_indexes: Vec<PayloadIndexDef>,
-        pub next_index_number: u32,
-        pub retention: Option<Retention>,
-    }
-
-    impl From<Manifest> for super::Manifest {
-        fn from(m: Manifest) -> Self {
-            let segments = m
-                .segments
+    /// A segment's metadata of versions 5 and 6, its codes flag read as int8 codes.
+    pub fn segment(s: SegmentMeta) -> CurrentSegment {
+        CurrentSegment {
+            id: s.id,
+            rows: s.rows,
+            deleted: s.deleted,
+            graphs: s
+                .graphs
                 .into_iter()
-                .map(|s| CurrentSegment {
-                    id: s.id,
-                    rows: s.rows,
-                    deleted: s.deleted,
-                    graphs: s
-                        .graphs
-                        .into_iter()
-                        .map(|g| Current {
-                            m: g.m,
-                            ef_construct: g.ef_construct,
-                            self_check_recall: g.self_check_recall,
-                            codes: g.codes.then_some(CodeKind::Int8),
-                        })
-                        .collect(),
-                    indexes: s.indexes,
-                    absent: s.absent,
+                .map(|g| Current {
+                    m: g.m,
+                    ef_construct: g.ef_construct,
+                    self_check_recall: g.self_check_recall,
+                    codes: g.codes.then_some(CodeKind::Int8),
                 })
-                .collect();
-            super::Manifest {
-                config: crate::config::CollectionConfig {
-                    vectors: m.config.vectors,
-                    sparse: m.config.sparse,
-                    hnsw: m.config.hnsw,
-                    optimizer: m.config.optimizer,
-                    quantization: None,
-                    vectors_on_disk: None,
-                },
-                checkpoint_seq: m.checkpoint_seq,
-                generation: m.generation,
-                next_segment_id: m.next_segment_id,
-                segments,
-                payload_indexes: m.payload_indexes,
-                next_index_number: m.next_index_number,
-                retention: m.retention,
-            }
+                .collect(),
+            indexes: s.indexes,
+            absent: s.absent,
         }
     }
 }
 
-/// The manifest of format version 5, read and upgraded (through version 6): its collection
-/// configuration had no sparse vectors; everything else is laid out as in version 6.
+/// Format version 5's configuration had no sparse vectors; its segment metadata is version 6's.
 mod v5 {
     use serde::Deserialize;
 
-    use super::v6::SegmentMeta;
-    use super::PayloadIndexDef;
-    use crate::config::{HnswConfig, OptimizerConfig, Retention, VectorSpec};
+    use crate::config::{HnswConfig, OptimizerConfig, VectorSpec};
 
     #[derive(Deserialize)]
     pub struct Config {
@@ -318,34 +308,13 @@ mod v5 {
         optimizer: OptimizerConfig,
     }
 
-    #[derive(Deserialize)]
-    pub struct Manifest {
-        config: Config,
-        checkpoint_seq: u64,
-        generation: u64,
-        next_segment_id: u64,
-        segments: Vec<SegmentMeta>,
-        payload_indexes: Vec<PayloadIndexDef>,
-        next_index_number: u32,
-        retention: Option<Retention>,
-    }
-
-    impl From<Manifest> for super::v6::Manifest {
-        fn from(m: Manifest) -> Self {
-            super::v6::Manifest {
-                config: super::v6::Config {
-                    vectors: m.config.vectors,
-                    sparse: Vec::new(),
-                    hnsw: m.config.hnsw,
-                    optimizer: m.config.optimizer,
-                },
-                checkpoint_seq: m.checkpoint_seq,
-                generation: m.generation,
-                next_segment_id: m.next_segment_id,
-                segments: m.segments,
-                payload_indexes: m.payload_indexes,
-                next_index_number: m.next_index_number,
-                retention: m.retention,
+    impl From<Config> for super::v6::Config {
+        fn from(c: Config) -> Self {
+            super::v6::Config {
+                vectors: c.vectors,
+                sparse: Vec::new(),
+                hnsw: c.hnsw,
+                optimizer: c.optimizer,
             }
         }
     }
