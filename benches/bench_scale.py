@@ -5,6 +5,8 @@ not a test:
     python benches/bench_scale.py --n 1000000                      # 1M x 384, ~40 min
     python benches/bench_scale.py --n 1000000 --dim 768 --kinds int8,binary --systems hnswlib
     python benches/bench_scale.py --n 10000000 --systems hnswlib   # needs 16+ GB for hnswlib
+    python benches/bench_scale.py --n 5000000 --kinds int8 --systems hnswlib \
+        --efs 16,32,64,96,128,192,256,384,512,768,1024              # a longer sweep at 5M
 
 Data (benches/workload.py's mixture: unit vectors around 1,000 centres) is drawn once into
 `benches/.cache/scale-<n>-<dim>.f32` and read back in batches, so no process holds it whole:
@@ -50,6 +52,7 @@ from measure import (  # noqa: E402
     warm_page_cache,
 )
 
+# The ef sweep (--efs): at 5M and more, recall 0.95 needs more than 384.
 EFS = [16, 32, 64, 96, 128, 192, 256, 384]
 N_QUERIES = 1000
 KINDS = ["int8", "int4", "binary"]
@@ -335,6 +338,7 @@ def run_child(role: str, system: str, path: Path, n: int, dim: int, timeout: flo
     if MEMORY_LIMIT_MB:
         env["SCALE_MEMORY_LIMIT_MB"] = str(MEMORY_LIMIT_MB)
     cmd = [sys.executable, __file__, "--child", role, system, str(path), "--n", str(n)]
+    cmd += ["--efs", ",".join(map(str, EFS))]
     try:
         p = subprocess.run(
             [*cmd, "--dim", str(dim)], capture_output=True, text=True, timeout=timeout, env=env
@@ -471,7 +475,18 @@ def report(n: int, dim: int, results: dict) -> str:
     return text
 
 
+def parse_efs(text: str) -> list[int]:
+    try:
+        efs = sorted({int(e) for e in text.split(",") if e.strip()})
+    except ValueError:
+        efs = []
+    if not efs or efs[0] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: positive integers, comma-separated")
+    return efs
+
+
 def main() -> None:
+    global MEMORY_LIMIT_MB, EFS
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=384)
@@ -486,9 +501,15 @@ def main() -> None:
         default=0,
         help="serve ferrovec under this memory_limit_mb (its peak RSS is reported beside it)",
     )
+    ap.add_argument(
+        "--efs",
+        type=parse_efs,
+        default=EFS,
+        help="the ef values of the sweep, comma-separated",
+    )
     args = ap.parse_args()
-    global MEMORY_LIMIT_MB
     MEMORY_LIMIT_MB = args.memory_limit_mb
+    EFS = args.efs
     if args.child:
         child(args.child[0], args.child[1], Path(args.child[2]), args.n, args.dim)
         return
