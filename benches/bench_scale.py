@@ -448,6 +448,15 @@ def report(n: int, dim: int, results: dict) -> str:
                 parts.append(
                     f"recall {level} not reached (best {max(x['recall'] for x in fv):.3f});"
                 )
+        if ps:
+            # Where neither reaches 0.95 (5M and more): compare at the best recall both reach.
+            level = int(min(max(x["recall"] for x in fv), max(x["recall"] for x in ps)) * 100) / 100
+            a, b = qps_at(fv, level), qps_at(ps, level)
+            if a and b and level < 0.95:
+                parts.append(
+                    f"QPS at recall {level:.2f}, the best both reach, {a / b:.2f}x hnswlib "
+                    f"({a:,.0f} vs {b:,.0f});"
+                )
         if pb.get("build_s") and fb.get("build_s"):
             parts.append(
                 f"build time {fb['build_s'] / pb['build_s']:.2f}x, build peak RSS "
